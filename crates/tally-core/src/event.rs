@@ -1,0 +1,162 @@
+//! What clients ask for (events, grouped into requests) and what they are told (outcomes).
+
+use crate::amount::Decimal;
+use crate::id::{AssetCode, Id};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewAsset {
+    pub code: AssetCode,
+    pub scale: u8,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewAccount {
+    pub id: Id,
+    pub asset: AssetCode,
+    pub parent: Option<Id>,
+    /// `None` means unbounded below.
+    pub min_balance: Option<Decimal>,
+    /// `None` means unbounded above.
+    pub max_balance: Option<Decimal>,
+    /// A serialized JSON object, at most `METADATA_BYTES_MAX` bytes.
+    pub metadata: Option<Box<str>>,
+}
+
+/// A change to an account's bounds or metadata. An outer `None` leaves the field as it is.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct AccountPatch {
+    pub min_balance: Option<Option<Decimal>>,
+    pub max_balance: Option<Option<Decimal>>,
+    pub metadata: Option<Option<Box<str>>>,
+    pub if_version: Option<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccountUpdate {
+    pub id: Id,
+    pub patch: AccountPatch,
+}
+
+/// The four things a transfer event can do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TransferKind {
+    /// Moves `amount` at once.
+    Direct { debit: Id, credit: Id, amount: Decimal },
+    /// Places a hold: `amount` counts as pending until it is posted, voided or expires.
+    Pending { debit: Id, credit: Id, amount: Decimal, timeout_ms: Option<u64> },
+    /// Settles a hold, for its whole amount or less; the rest is released. `debit` and
+    /// `credit`, when given, must name the hold's accounts.
+    Post { pending_id: Id, debit: Option<Id>, credit: Option<Id>, amount: Option<Decimal> },
+    /// Releases a hold.
+    Void { pending_id: Id, debit: Option<Id>, credit: Option<Id> },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewTransfer {
+    pub id: Id,
+    pub kind: TransferKind,
+    /// When given, must be the asset of both accounts.
+    pub asset: Option<AssetCode>,
+    /// Joins this event with the next one: they succeed or fail together.
+    pub linked: bool,
+    pub metadata: Option<Box<str>>,
+    pub if_debit_version: Option<u64>,
+    pub if_credit_version: Option<u64>,
+}
+
+/// One client submission. Linked chains never cross request boundaries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Request {
+    CreateAssets(Vec<NewAsset>),
+    CreateAccounts(Vec<NewAccount>),
+    UpdateAccounts(Vec<AccountUpdate>),
+    CreateTransfers(Vec<NewTransfer>),
+}
+
+impl Request {
+    pub fn len(&self) -> usize {
+        match self {
+            Request::CreateAssets(events) => events.len(),
+            Request::CreateAccounts(events) => events.len(),
+            Request::UpdateAccounts(events) => events.len(),
+            Request::CreateTransfers(events) => events.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+macro_rules! result_codes {
+    ($($variant:ident => $name:literal,)*) => {
+        /// The result of one event. The names are the wire names.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[repr(u8)]
+        pub enum ResultCode { $($variant,)* }
+
+        impl ResultCode {
+            pub const ALL: &'static [ResultCode] = &[$(ResultCode::$variant,)*];
+
+            pub fn name(self) -> &'static str {
+                match self { $(ResultCode::$variant => $name,)* }
+            }
+
+            pub fn from_name(name: &str) -> Option<ResultCode> {
+                match name { $($name => Some(ResultCode::$variant),)* _ => None }
+            }
+        }
+    };
+}
+
+result_codes! {
+    Created => "created",
+    Exists => "exists",
+    Updated => "updated",
+    ExistsWithDifferentFields => "exists_with_different_fields",
+    AssetNotFound => "asset_not_found",
+    AccountNotFound => "account_not_found",
+    ParentNotFound => "parent_not_found",
+    AssetMismatch => "asset_mismatch",
+    SameAccount => "same_account",
+    InvalidAmount => "invalid_amount",
+    InvalidScale => "invalid_scale",
+    DepthExceeded => "depth_exceeded",
+    ExceedsMinBalance => "exceeds_min_balance",
+    ExceedsMaxBalance => "exceeds_max_balance",
+    PendingNotFound => "pending_not_found",
+    PendingAlreadyPosted => "pending_already_posted",
+    PendingAlreadyVoided => "pending_already_voided",
+    PendingExpired => "pending_expired",
+    PendingAccountMismatch => "pending_account_mismatch",
+    AmountExceedsPending => "amount_exceeds_pending",
+    VersionMismatch => "version_mismatch",
+    LinkedEventFailed => "linked_event_failed",
+    LinkedChainOpen => "linked_chain_open",
+    Overflow => "overflow",
+}
+
+impl ResultCode {
+    pub fn is_success(self) -> bool {
+        matches!(self, ResultCode::Created | ResultCode::Exists | ResultCode::Updated)
+    }
+
+    pub fn from_u8(value: u8) -> Option<ResultCode> {
+        ResultCode::ALL.get(usize::from(value)).copied()
+    }
+}
+
+/// What happened to one event. `seq` and `timestamp` are those of the journal entry that
+/// decided it (the original one for `exists`), or 0 when nothing was recorded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    pub result: ResultCode,
+    pub seq: u64,
+    pub timestamp: u64,
+}
+
+impl Outcome {
+    pub fn unrecorded(result: ResultCode) -> Outcome {
+        Outcome { result, seq: 0, timestamp: 0 }
+    }
+}

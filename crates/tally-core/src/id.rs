@@ -1,0 +1,108 @@
+//! Validated names. An `Id` or `AssetCode` can only be built by parsing, so the state machine
+//! never sees an empty, oversized or oddly spelled key.
+
+use crate::limits::{ASSET_CODE_LENGTH_MAX, ID_LENGTH_MAX};
+use std::fmt;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NameError {
+    Empty,
+    TooLong { max: usize },
+    InvalidCharacter { allowed: &'static str },
+}
+
+impl fmt::Display for NameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NameError::Empty => f.write_str("must not be empty"),
+            NameError::TooLong { max } => write!(f, "must be at most {max} characters"),
+            NameError::InvalidCharacter { allowed } => write!(f, "may contain only {allowed}"),
+        }
+    }
+}
+
+fn check(text: &str, max: usize, allowed: &'static str, is_allowed: fn(u8) -> bool) -> Result<(), NameError> {
+    if text.is_empty() {
+        return Err(NameError::Empty);
+    }
+    if text.len() > max {
+        return Err(NameError::TooLong { max });
+    }
+    if !text.bytes().all(is_allowed) {
+        return Err(NameError::InvalidCharacter { allowed });
+    }
+    Ok(())
+}
+
+/// An account or transfer id: 1 to 128 characters of `A-Za-z0-9._:@-`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Id(Box<str>);
+
+impl Id {
+    pub const ALLOWED: &'static str = "A-Z a-z 0-9 . _ : @ -";
+
+    pub fn parse(text: &str) -> Result<Id, NameError> {
+        check(text, ID_LENGTH_MAX, Self::ALLOWED, |b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'@' | b'-')
+        })?;
+        Ok(Id(text.into()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An asset code: 1 to 32 characters of `A-Za-z0-9_-`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct AssetCode(Box<str>);
+
+impl AssetCode {
+    pub const ALLOWED: &'static str = "A-Z a-z 0-9 _ -";
+
+    pub fn parse(text: &str) -> Result<AssetCode, NameError> {
+        check(text, ASSET_CODE_LENGTH_MAX, Self::ALLOWED, |b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'))?;
+        Ok(AssetCode(text.into()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Id {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Display for AssetCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_accept_the_documented_charset_only() {
+        assert!(Id::parse("world:usd").is_ok());
+        assert!(Id::parse("user@example.com").is_ok());
+        assert!(Id::parse(&"a".repeat(128)).is_ok());
+        assert_eq!(Id::parse(&"a".repeat(129)), Err(NameError::TooLong { max: 128 }));
+        assert_eq!(Id::parse(""), Err(NameError::Empty));
+        assert!(Id::parse("a b").is_err());
+        assert!(Id::parse("a/b").is_err());
+        assert!(Id::parse("é").is_err());
+    }
+
+    #[test]
+    fn asset_codes_are_narrower_than_ids() {
+        assert!(AssetCode::parse("USD").is_ok());
+        assert!(AssetCode::parse("job-slots_2").is_ok());
+        assert!(AssetCode::parse("a:b").is_err());
+        assert!(AssetCode::parse(&"A".repeat(33)).is_err());
+    }
+}

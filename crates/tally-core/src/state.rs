@@ -1,0 +1,961 @@
+//! The ledger state and the one function that changes it: `State::apply`.
+//!
+//! Everything here is deterministic: the same requests applied with the same timestamps to
+//! the same state give the same outcomes and the same state, byte for byte. That is what
+//! lets the embedded engine recover by replaying its journal, and lets the PostgreSQL engine
+//! share these rules. Hash maps are used for lookups only, never iterated into results.
+//!
+//! Every decided event gets the next `seq` (its position in the journal) and a timestamp
+//! that strictly increases. Failed transfers are decided events too: a transfer id is
+//! decided once, and a retry can never turn a failure into a success.
+
+use crate::amount::Decimal;
+use crate::event::{
+    AccountPatch, AccountUpdate, NewAccount, NewAsset, NewTransfer, Outcome, Request, ResultCode, TransferKind,
+};
+use crate::id::{AssetCode, Id};
+use crate::limits::{ACCOUNT_DEPTH_MAX, HOLD_TIMEOUT_MS_MAX, METADATA_BYTES_MAX};
+use hashbrown::HashTable;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// Every running total stays at or below this, so that balances and available amounts
+/// (differences and sums of totals) always fit in an `i128`.
+pub const TOTAL_MAX: u128 = (i128::MAX / 2) as u128;
+
+const NONE: u32 = u32::MAX;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Asset {
+    pub code: AssetCode,
+    pub scale: u8,
+    pub seq: u64,
+    pub timestamp: u64,
+}
+
+/// The running totals of an account. For an account with children they cover its whole
+/// subtree, except transfers between two members of that subtree, which net out there.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub debits_posted: u128,
+    pub credits_posted: u128,
+    pub debits_pending: u128,
+    pub credits_pending: u128,
+}
+
+impl Totals {
+    pub fn balance(&self) -> i128 {
+        self.credits_posted as i128 - self.debits_posted as i128
+    }
+
+    /// What can still be debited: the balance less what holds have reserved.
+    pub fn available(&self) -> i128 {
+        self.balance() - self.debits_pending as i128
+    }
+
+    /// The highest the balance can reach once every incoming hold is posted.
+    pub fn ceiling(&self) -> i128 {
+        self.balance() + self.credits_pending as i128
+    }
+
+    fn within(&self, settings: &Settings) -> Result<(), ResultCode> {
+        if settings.min_balance.is_some_and(|min| self.available() < min) {
+            return Err(ResultCode::ExceedsMinBalance);
+        }
+        if settings.max_balance.is_some_and(|max| self.ceiling() > max) {
+            return Err(ResultCode::ExceedsMaxBalance);
+        }
+        Ok(())
+    }
+}
+
+/// The parts of an account that `UpdateAccounts` may change.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Settings {
+    pub min_balance: Option<i128>,
+    pub max_balance: Option<i128>,
+    pub metadata: Option<Box<str>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Account {
+    pub id: Id,
+    pub asset: u32,
+    pub parent: Option<u32>,
+    /// 1 for a root account.
+    pub depth: u8,
+    pub settings: Settings,
+    /// The settings given at creation, kept so the journal can show the creation as it was.
+    pub created_settings: Settings,
+    pub totals: Totals,
+    pub created_seq: u64,
+    pub timestamp: u64,
+    /// The seq of every event that changed this account, its creation first. Its length is
+    /// the account's version; walking it backwards gives balances as of any seq.
+    pub history: Vec<u64>,
+}
+
+impl Account {
+    pub fn version(&self) -> u64 {
+        self.history.len() as u64
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum RecordKind {
+    Direct = 0,
+    Pending = 1,
+    Post = 2,
+    Void = 3,
+}
+
+/// Where a hold stands. Only `Pending` records carry a meaningful state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum HoldState {
+    Pending = 0,
+    Posted = 1,
+    Voided = 2,
+    Expired = 3,
+}
+
+/// A span of `State::strings`: 48 bits of offset, 16 of length. Ids and metadata of millions
+/// of transfers live in one buffer instead of millions of small allocations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Span(u64);
+
+impl Span {
+    fn new(offset: usize, len: usize) -> Span {
+        assert!(offset < (1 << 48) && len < (1 << 16));
+        Span(((offset as u64) << 16) | len as u64)
+    }
+    pub(crate) fn offset(self) -> usize {
+        (self.0 >> 16) as usize
+    }
+    pub(crate) fn len(self) -> usize {
+        (self.0 & 0xffff) as usize
+    }
+}
+
+/// One decided transfer event, kept compact because there are many millions of them.
+/// Failed transfers keep only their id, result, fingerprint, seq and timestamp.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TransferRecord {
+    pub amount: u128,
+    pub(crate) id: Span,
+    pub(crate) metadata: Span,
+    pub seq: u64,
+    pub timestamp: u64,
+    /// For a hold with a timeout: when it expires (ns). 0 otherwise.
+    pub expires_at: u64,
+    /// Hash of every field as submitted, to answer `exists` or `exists_with_different_fields`.
+    pub fingerprint: u64,
+    pub debit: u32,
+    pub credit: u32,
+    /// For a post or void: the hold's record index. For a hold: the record that resolved it.
+    pub related: u32,
+    pub kind: RecordKind,
+    pub result: ResultCode,
+    pub hold_state: HoldState,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UpdateRecord {
+    pub account: u32,
+    pub before: Settings,
+    pub after: Settings,
+    pub seq: u64,
+    pub timestamp: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExpiryRecord {
+    pub hold: u32,
+    pub seq: u64,
+    pub timestamp: u64,
+}
+
+/// One journal position. `seq` is the index in `State::log` plus one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogEntry {
+    Asset(u32),
+    Account(u32),
+    Update(u32),
+    Transfer(u32),
+    Expiry(u32),
+}
+
+/// How a transfer event moves one side's totals.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Movement {
+    Direct(u128),
+    Hold(u128),
+    Settle { held: u128, posted: u128 },
+    Release(u128),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Side {
+    Debit,
+    Credit,
+}
+
+impl Movement {
+    /// The totals after (or, with `forward == false`, before) this movement; `None` when a
+    /// total would leave `0..=TOTAL_MAX`.
+    pub(crate) fn shift(self, totals: Totals, side: Side, forward: bool) -> Option<Totals> {
+        let (posted_change, pending_change): (i128, i128) = match self {
+            Movement::Direct(amount) => (amount as i128, 0),
+            Movement::Hold(amount) => (0, amount as i128),
+            Movement::Settle { held, posted } => (posted as i128, -(held as i128)),
+            Movement::Release(held) => (0, -(held as i128)),
+        };
+        let sign = if forward { 1 } else { -1 };
+        let adjust = |total: u128, change: i128| -> Option<u128> {
+            let next = (total as i128).checked_add(change * sign)?;
+            (0..=TOTAL_MAX as i128).contains(&next).then_some(next as u128)
+        };
+        let mut next = totals;
+        match side {
+            Side::Debit => {
+                next.debits_posted = adjust(totals.debits_posted, posted_change)?;
+                next.debits_pending = adjust(totals.debits_pending, pending_change)?;
+            }
+            Side::Credit => {
+                next.credits_posted = adjust(totals.credits_posted, posted_change)?;
+                next.credits_pending = adjust(totals.credits_pending, pending_change)?;
+            }
+        }
+        Some(next)
+    }
+}
+
+/// What must be put back if a linked chain fails part way.
+#[derive(Debug)]
+enum Undo {
+    Totals { account: u32, before: Totals },
+    Recorded,
+    HoldResolved { hold: u32 },
+    HoldScheduled { hold: u32 },
+    Clock { before: u64 },
+}
+
+/// The accounts a transfer changes: each side's path up to, not including, the first
+/// ancestor the two sides share, where the transfer nets out.
+struct Paths {
+    debit: Vec<u32>,
+    credit: Vec<u32>,
+}
+
+/// The result of trying one transfer event.
+enum Attempt {
+    /// Newly applied and recorded.
+    Applied(Outcome),
+    /// The id was decided before: the original outcome (`exists` for a success), or
+    /// `exists_with_different_fields`.
+    Known(Outcome),
+    /// Fails now; the caller records the failure.
+    Rejected(ResultCode),
+}
+
+#[derive(Default)]
+pub struct State {
+    pub(crate) assets: Vec<Asset>,
+    pub(crate) asset_index: HashMap<AssetCode, u32>,
+    pub(crate) accounts: Vec<Account>,
+    pub(crate) account_index: HashMap<Id, u32>,
+    /// Account ids in order, for listings by prefix; and (parent, id) for listings by parent.
+    pub(crate) accounts_ordered: BTreeMap<Id, u32>,
+    pub(crate) children: BTreeSet<(u32, Id)>,
+    pub(crate) transfers: Vec<TransferRecord>,
+    transfer_index: HashTable<u32>,
+    strings: Vec<u8>,
+    pub(crate) updates: Vec<UpdateRecord>,
+    pub(crate) expiries: Vec<ExpiryRecord>,
+    pub(crate) log: Vec<LogEntry>,
+    /// Holds with a timeout, by expiry time then record index (a deterministic order).
+    holds_by_expiry: BTreeSet<(u64, u32)>,
+    last_timestamp: u64,
+}
+
+fn hash_id(id: &[u8]) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(id)
+}
+
+impl State {
+    pub fn new() -> State {
+        State::default()
+    }
+
+    /// The seq of the last decided event; 0 for an empty ledger.
+    pub fn last_seq(&self) -> u64 {
+        self.log.len() as u64
+    }
+
+    pub fn last_timestamp(&self) -> u64 {
+        self.last_timestamp
+    }
+
+    /// Applies one request at `timestamp` (nanoseconds; the state keeps its own clock strictly
+    /// increasing, so a clock that steps back never reorders the journal). Returns one
+    /// outcome per event, in order.
+    pub fn apply(&mut self, request: &Request, timestamp: u64) -> Vec<Outcome> {
+        let outcomes = match request {
+            Request::CreateAssets(events) => events.iter().map(|e| self.create_asset(e, timestamp)).collect(),
+            Request::CreateAccounts(events) => events.iter().map(|e| self.create_account(e, timestamp)).collect(),
+            Request::UpdateAccounts(events) => events.iter().map(|e| self.update_account(e, timestamp)).collect(),
+            Request::CreateTransfers(events) => self.create_transfers(events, timestamp),
+        };
+        debug_assert!(self.check_invariants().is_ok(), "{:?}", self.check_invariants());
+        outcomes
+    }
+
+    /// Expires every hold whose timeout has passed at `timestamp`, each as its own journal
+    /// entry. Returns how many expired.
+    pub fn expire(&mut self, timestamp: u64) -> usize {
+        let mut expired = 0;
+        while let Some(&(expires_at, hold)) = self.holds_by_expiry.first() {
+            if expires_at > timestamp {
+                break;
+            }
+            self.holds_by_expiry.pop_first();
+            let record = &self.transfers[hold as usize];
+            assert_eq!(record.hold_state, HoldState::Pending);
+            let (debit, credit, amount) = (record.debit, record.credit, record.amount);
+            let seq = self.last_seq() + 1;
+            let paths = self.paths(debit, credit);
+            for (side, accounts) in [(Side::Debit, &paths.debit), (Side::Credit, &paths.credit)] {
+                for &account in accounts {
+                    let account = &mut self.accounts[account as usize];
+                    account.totals = Movement::Release(amount)
+                        .shift(account.totals, side, true)
+                        .expect("releasing a hold keeps totals in range");
+                    account.history.push(seq);
+                }
+            }
+            let stamp = self.tick(timestamp);
+            self.transfers[hold as usize].hold_state = HoldState::Expired;
+            self.expiries.push(ExpiryRecord { hold, seq, timestamp: stamp });
+            self.log.push(LogEntry::Expiry(self.expiries.len() as u32 - 1));
+            expired += 1;
+        }
+        expired
+    }
+
+    /// The earliest time at which `expire` has work to do.
+    pub fn next_expiry(&self) -> Option<u64> {
+        self.holds_by_expiry.first().map(|&(at, _)| at)
+    }
+
+    fn tick(&mut self, timestamp: u64) -> u64 {
+        self.last_timestamp = timestamp.max(self.last_timestamp + 1);
+        self.last_timestamp
+    }
+
+    fn record(&mut self, entry: LogEntry, timestamp: u64) -> Outcome {
+        self.log.push(entry);
+        Outcome { result: ResultCode::Created, seq: self.last_seq(), timestamp: self.tick(timestamp) }
+    }
+
+    fn create_asset(&mut self, event: &NewAsset, timestamp: u64) -> Outcome {
+        if let Some(&index) = self.asset_index.get(&event.code) {
+            let asset = &self.assets[index as usize];
+            let result =
+                if asset.scale == event.scale { ResultCode::Exists } else { ResultCode::ExistsWithDifferentFields };
+            return Outcome { result, seq: asset.seq, timestamp: asset.timestamp };
+        }
+        if event.scale > crate::limits::SCALE_MAX {
+            return Outcome::unrecorded(ResultCode::InvalidScale);
+        }
+        let index = self.assets.len() as u32;
+        let outcome = self.record(LogEntry::Asset(index), timestamp);
+        self.assets.push(Asset {
+            code: event.code.clone(),
+            scale: event.scale,
+            seq: outcome.seq,
+            timestamp: outcome.timestamp,
+        });
+        self.asset_index.insert(event.code.clone(), index);
+        outcome
+    }
+
+    fn bound(decimal: &Option<Decimal>, scale: u8) -> Result<Option<i128>, ResultCode> {
+        match decimal {
+            None => Ok(None),
+            Some(value) => value.to_minor(scale).map(Some).map_err(|_| ResultCode::InvalidAmount),
+        }
+    }
+
+    fn create_account(&mut self, event: &NewAccount, timestamp: u64) -> Outcome {
+        let Some(&asset) = self.asset_index.get(&event.asset) else {
+            return self.existing_account(event).unwrap_or(Outcome::unrecorded(ResultCode::AssetNotFound));
+        };
+        let scale = self.assets[asset as usize].scale;
+        let settings = match (Self::bound(&event.min_balance, scale), Self::bound(&event.max_balance, scale)) {
+            (Ok(min_balance), Ok(max_balance)) => {
+                Settings { min_balance, max_balance, metadata: event.metadata.clone() }
+            }
+            _ => return self.existing_account(event).unwrap_or(Outcome::unrecorded(ResultCode::InvalidAmount)),
+        };
+        if let Some(&index) = self.account_index.get(&event.id) {
+            let account = &self.accounts[index as usize];
+            let parent = account.parent.map(|p| &self.accounts[p as usize].id);
+            let same = account.asset == asset && parent == event.parent.as_ref() && account.created_settings == settings;
+            let result = if same { ResultCode::Exists } else { ResultCode::ExistsWithDifferentFields };
+            return Outcome { result, seq: account.created_seq, timestamp: account.timestamp };
+        }
+        let (parent, depth) = match &event.parent {
+            None => (None, 1),
+            Some(parent_id) => {
+                let Some(&parent) = self.account_index.get(parent_id) else {
+                    return Outcome::unrecorded(ResultCode::ParentNotFound);
+                };
+                let parent_account = &self.accounts[parent as usize];
+                if parent_account.asset != asset {
+                    return Outcome::unrecorded(ResultCode::AssetMismatch);
+                }
+                if usize::from(parent_account.depth) >= ACCOUNT_DEPTH_MAX {
+                    return Outcome::unrecorded(ResultCode::DepthExceeded);
+                }
+                (Some(parent), parent_account.depth + 1)
+            }
+        };
+        if let Err(code) = Totals::default().within(&settings) {
+            return Outcome::unrecorded(code);
+        }
+        assert!(event.metadata.as_ref().is_none_or(|m| m.len() <= METADATA_BYTES_MAX));
+        let index = self.accounts.len() as u32;
+        let outcome = self.record(LogEntry::Account(index), timestamp);
+        self.accounts.push(Account {
+            id: event.id.clone(),
+            asset,
+            parent,
+            depth,
+            created_settings: settings.clone(),
+            settings,
+            totals: Totals::default(),
+            created_seq: outcome.seq,
+            timestamp: outcome.timestamp,
+            history: vec![outcome.seq],
+        });
+        self.account_index.insert(event.id.clone(), index);
+        self.accounts_ordered.insert(event.id.clone(), index);
+        if let Some(parent) = parent {
+            self.children.insert((parent, event.id.clone()));
+        }
+        outcome
+    }
+
+    /// For a creation that cannot be checked field by field (its asset or bounds are
+    /// invalid): an existing account with that id differs from it by definition.
+    fn existing_account(&self, event: &NewAccount) -> Option<Outcome> {
+        let account = &self.accounts[*self.account_index.get(&event.id)? as usize];
+        Some(Outcome {
+            result: ResultCode::ExistsWithDifferentFields,
+            seq: account.created_seq,
+            timestamp: account.timestamp,
+        })
+    }
+
+    fn update_account(&mut self, event: &AccountUpdate, timestamp: u64) -> Outcome {
+        let Some(&index) = self.account_index.get(&event.id) else {
+            return Outcome::unrecorded(ResultCode::AccountNotFound);
+        };
+        let account = &self.accounts[index as usize];
+        let AccountPatch { min_balance, max_balance, metadata, if_version } = &event.patch;
+        if if_version.is_some_and(|v| v != account.version()) {
+            return Outcome::unrecorded(ResultCode::VersionMismatch);
+        }
+        let scale = self.assets[account.asset as usize].scale;
+        let mut after = account.settings.clone();
+        match (min_balance.as_ref().map(|m| Self::bound(m, scale)), max_balance.as_ref().map(|m| Self::bound(m, scale))) {
+            (Some(Err(code)), _) | (_, Some(Err(code))) => return Outcome::unrecorded(code),
+            (min, max) => {
+                if let Some(Ok(min)) = min {
+                    after.min_balance = min;
+                }
+                if let Some(Ok(max)) = max {
+                    after.max_balance = max;
+                }
+            }
+        }
+        if let Some(metadata) = metadata {
+            after.metadata = metadata.clone();
+        }
+        if let Err(code) = account.totals.within(&after) {
+            return Outcome::unrecorded(code);
+        }
+        let update = self.updates.len() as u32;
+        let outcome = self.record(LogEntry::Update(update), timestamp);
+        let account = &mut self.accounts[index as usize];
+        let before = std::mem::replace(&mut account.settings, after.clone());
+        account.history.push(outcome.seq);
+        self.updates.push(UpdateRecord { account: index, before, after, seq: outcome.seq, timestamp: outcome.timestamp });
+        Outcome { result: ResultCode::Updated, ..outcome }
+    }
+
+    fn create_transfers(&mut self, events: &[NewTransfer], timestamp: u64) -> Vec<Outcome> {
+        let mut outcomes = Vec::with_capacity(events.len());
+        let mut undo = Vec::new();
+        let mut start = 0;
+        while start < events.len() {
+            // A chain runs to the first event without `linked`, or to the end of the request,
+            // in which case it is open and fails.
+            let (end, open) = match events[start..].iter().position(|e| !e.linked) {
+                Some(offset) => (start + offset, false),
+                None => (events.len() - 1, true),
+            };
+            undo.clear();
+            let mut failure = None;
+            let mut applied = Vec::new();
+            for (index, event) in events.iter().enumerate().take(end + 1).skip(start) {
+                if open && index == end {
+                    failure = Some((index, ResultCode::LinkedChainOpen));
+                    break;
+                }
+                match self.attempt(event, timestamp, &mut undo) {
+                    Attempt::Applied(outcome) => applied.push(outcome),
+                    Attempt::Known(outcome) if outcome.result == ResultCode::Exists => applied.push(outcome),
+                    Attempt::Known(outcome) if start == end => applied.push(outcome),
+                    Attempt::Known(outcome) => {
+                        failure = Some((index, outcome.result));
+                        break;
+                    }
+                    Attempt::Rejected(code) => {
+                        failure = Some((index, code));
+                        break;
+                    }
+                }
+            }
+            match failure {
+                None => outcomes.extend(applied),
+                Some((failed, code)) => {
+                    self.roll_back(&mut undo);
+                    for (index, event) in events.iter().enumerate().take(end + 1).skip(start) {
+                        let code = if index == failed { code } else { ResultCode::LinkedEventFailed };
+                        outcomes.push(self.record_failure(event, code, timestamp));
+                    }
+                }
+            }
+            start = end + 1;
+        }
+        outcomes
+    }
+
+    pub(crate) fn find_transfer(&self, id: &str) -> Option<u32> {
+        self.transfer_index
+            .find(hash_id(id.as_bytes()), |&index| self.transfer_id(index) == id)
+            .copied()
+    }
+
+    pub(crate) fn span_str(&self, span: Span) -> &str {
+        let bytes = &self.strings[span.offset()..span.offset() + span.len()];
+        std::str::from_utf8(bytes).expect("spans hold validated UTF-8")
+    }
+
+    fn transfer_id(&self, index: u32) -> &str {
+        self.span_str(self.transfers[index as usize].id)
+    }
+
+    fn push_string(&mut self, text: &str) -> Span {
+        let span = Span::new(self.strings.len(), text.len());
+        self.strings.extend_from_slice(text.as_bytes());
+        span
+    }
+
+    /// Records a failed transfer, unless its id is already decided (a repeat within a failed
+    /// chain): then the failure is reported but nothing is recorded.
+    fn record_failure(&mut self, event: &NewTransfer, code: ResultCode, timestamp: u64) -> Outcome {
+        if let Some(existing) = self.find_transfer(event.id.as_str()) {
+            let record = &self.transfers[existing as usize];
+            if record.fingerprint == fingerprint(event) && record.result == code {
+                return Outcome { result: code, seq: record.seq, timestamp: record.timestamp };
+            }
+            return Outcome::unrecorded(code);
+        }
+        let id = self.push_string(event.id.as_str());
+        let index = self.transfers.len() as u32;
+        let outcome = self.record(LogEntry::Transfer(index), timestamp);
+        self.transfers.push(TransferRecord {
+            amount: 0,
+            id,
+            metadata: Span::default(),
+            seq: outcome.seq,
+            timestamp: outcome.timestamp,
+            expires_at: 0,
+            fingerprint: fingerprint(event),
+            debit: NONE,
+            credit: NONE,
+            related: NONE,
+            kind: record_kind(&event.kind),
+            result: code,
+            hold_state: HoldState::Pending,
+        });
+        self.index_transfer(index);
+        Outcome { result: code, ..outcome }
+    }
+
+    fn index_transfer(&mut self, index: u32) {
+        let hash = hash_id(self.transfer_id(index).as_bytes());
+        let Self { transfer_index, transfers, strings, .. } = self;
+        transfer_index.insert_unique(hash, index, |&i| {
+            let span = transfers[i as usize].id;
+            hash_id(&strings[span.offset()..span.offset() + span.len()])
+        });
+    }
+
+    fn account_for(&self, id: &Id) -> Result<u32, ResultCode> {
+        self.account_index.get(id).copied().ok_or(ResultCode::AccountNotFound)
+    }
+
+    fn attempt(&mut self, event: &NewTransfer, timestamp: u64, undo: &mut Vec<Undo>) -> Attempt {
+        if let Some(existing) = self.find_transfer(event.id.as_str()) {
+            let record = &self.transfers[existing as usize];
+            let result = if record.fingerprint != fingerprint(event) {
+                ResultCode::ExistsWithDifferentFields
+            } else if record.result == ResultCode::Created {
+                ResultCode::Exists
+            } else {
+                record.result
+            };
+            return Attempt::Known(Outcome { result, seq: record.seq, timestamp: record.timestamp });
+        }
+        match self.plan(event, timestamp) {
+            Ok(plan) => Attempt::Applied(self.commit(event, plan, timestamp, undo)),
+            Err(code) => Attempt::Rejected(code),
+        }
+    }
+
+    /// Checks a new transfer against the state without changing anything.
+    fn plan(&self, event: &NewTransfer, timestamp: u64) -> Result<Plan, ResultCode> {
+        let (debit, credit, movement, hold, amount, kind) = match &event.kind {
+            TransferKind::Direct { debit, credit, amount } | TransferKind::Pending { debit, credit, amount, .. } => {
+                if debit == credit {
+                    return Err(ResultCode::SameAccount);
+                }
+                let (debit, credit) = (self.account_for(debit)?, self.account_for(credit)?);
+                let scale = self.check_assets(debit, credit, &event.asset)?;
+                let amount = positive_minor(amount, scale)?;
+                match &event.kind {
+                    TransferKind::Pending { .. } => (debit, credit, Movement::Hold(amount), NONE, amount, RecordKind::Pending),
+                    _ => (debit, credit, Movement::Direct(amount), NONE, amount, RecordKind::Direct),
+                }
+            }
+            TransferKind::Post { pending_id, debit, credit, amount } => {
+                let (hold, record) = self.open_hold(pending_id, debit, credit, timestamp)?;
+                let scale = self.check_assets(record.debit, record.credit, &event.asset)?;
+                let posted = match amount {
+                    None => record.amount,
+                    Some(amount) => positive_minor(amount, scale)?,
+                };
+                if posted > record.amount {
+                    return Err(ResultCode::AmountExceedsPending);
+                }
+                let movement = Movement::Settle { held: record.amount, posted };
+                (record.debit, record.credit, movement, hold, posted, RecordKind::Post)
+            }
+            TransferKind::Void { pending_id, debit, credit } => {
+                let (hold, record) = self.open_hold(pending_id, debit, credit, timestamp)?;
+                self.check_assets(record.debit, record.credit, &event.asset)?;
+                (record.debit, record.credit, Movement::Release(record.amount), hold, record.amount, RecordKind::Void)
+            }
+        };
+        let version_ok = |account: u32, expected: Option<u64>| {
+            expected.is_none_or(|v| v == self.accounts[account as usize].version())
+        };
+        if !version_ok(debit, event.if_debit_version) || !version_ok(credit, event.if_credit_version) {
+            return Err(ResultCode::VersionMismatch);
+        }
+        let paths = self.paths(debit, credit);
+        let mut changes = Vec::with_capacity(paths.debit.len() + paths.credit.len());
+        for (side, accounts) in [(Side::Debit, &paths.debit), (Side::Credit, &paths.credit)] {
+            for &index in accounts {
+                let account = &self.accounts[index as usize];
+                let after = movement.shift(account.totals, side, true).ok_or(ResultCode::Overflow)?;
+                // The debit side may not fall below its floor and the credit side may not rise
+                // above its ceiling; the other bound cannot be crossed by this side's change.
+                let bound = match side {
+                    Side::Debit => Settings { max_balance: None, ..account.settings.clone() },
+                    Side::Credit => Settings { min_balance: None, ..account.settings.clone() },
+                };
+                after.within(&bound)?;
+                changes.push((index, after));
+            }
+        }
+        let expires_at = match &event.kind {
+            TransferKind::Pending { timeout_ms: Some(timeout_ms), .. } => {
+                assert!(*timeout_ms <= HOLD_TIMEOUT_MS_MAX);
+                // Holds expire relative to their own timestamp, the one `commit` will assign.
+                let stamp = timestamp.max(self.last_timestamp + 1);
+                stamp.checked_add(timeout_ms * 1_000_000).ok_or(ResultCode::Overflow)?
+            }
+            _ => 0,
+        };
+        Ok(Plan { debit, credit, amount, kind, hold, changes, expires_at })
+    }
+
+    fn check_assets(&self, debit: u32, credit: u32, asset: &Option<AssetCode>) -> Result<u8, ResultCode> {
+        let debit_asset = self.accounts[debit as usize].asset;
+        if self.accounts[credit as usize].asset != debit_asset {
+            return Err(ResultCode::AssetMismatch);
+        }
+        if let Some(code) = asset {
+            let index = *self.asset_index.get(code).ok_or(ResultCode::AssetNotFound)?;
+            if index != debit_asset {
+                return Err(ResultCode::AssetMismatch);
+            }
+        }
+        Ok(self.assets[debit_asset as usize].scale)
+    }
+
+    /// The hold a post or void refers to, if it can still be resolved now.
+    fn open_hold(
+        &self,
+        pending_id: &Id,
+        debit: &Option<Id>,
+        credit: &Option<Id>,
+        timestamp: u64,
+    ) -> Result<(u32, &TransferRecord), ResultCode> {
+        let hold = self.find_transfer(pending_id.as_str()).ok_or(ResultCode::PendingNotFound)?;
+        let record = &self.transfers[hold as usize];
+        if record.kind != RecordKind::Pending || record.result != ResultCode::Created {
+            return Err(ResultCode::PendingNotFound);
+        }
+        match record.hold_state {
+            HoldState::Posted => return Err(ResultCode::PendingAlreadyPosted),
+            HoldState::Voided => return Err(ResultCode::PendingAlreadyVoided),
+            HoldState::Expired => return Err(ResultCode::PendingExpired),
+            HoldState::Pending => {}
+        }
+        let now = timestamp.max(self.last_timestamp + 1);
+        if record.expires_at != 0 && record.expires_at <= now {
+            return Err(ResultCode::PendingExpired);
+        }
+        let matches = |given: &Option<Id>, account: u32| given.as_ref().is_none_or(|id| *id == self.accounts[account as usize].id);
+        if !matches(debit, record.debit) || !matches(credit, record.credit) {
+            return Err(ResultCode::PendingAccountMismatch);
+        }
+        Ok((hold, record))
+    }
+
+    fn commit(&mut self, event: &NewTransfer, plan: Plan, timestamp: u64, undo: &mut Vec<Undo>) -> Outcome {
+        undo.push(Undo::Clock { before: self.last_timestamp });
+        let index = self.transfers.len() as u32;
+        let outcome = self.record(LogEntry::Transfer(index), timestamp);
+        undo.push(Undo::Recorded);
+        for &(account, after) in &plan.changes {
+            let account_ref = &mut self.accounts[account as usize];
+            undo.push(Undo::Totals { account, before: account_ref.totals });
+            account_ref.totals = after;
+            account_ref.history.push(outcome.seq);
+        }
+        if plan.hold != NONE {
+            let hold = &mut self.transfers[plan.hold as usize];
+            hold.hold_state = if plan.kind == RecordKind::Post { HoldState::Posted } else { HoldState::Voided };
+            hold.related = index;
+            if hold.expires_at != 0 {
+                self.holds_by_expiry.remove(&(hold.expires_at, plan.hold));
+            }
+            undo.push(Undo::HoldResolved { hold: plan.hold });
+        }
+        if plan.expires_at != 0 {
+            assert_eq!(outcome.timestamp + (plan.expires_at - outcome.timestamp), plan.expires_at);
+            self.holds_by_expiry.insert((plan.expires_at, index));
+            undo.push(Undo::HoldScheduled { hold: index });
+        }
+        let id = self.push_string(event.id.as_str());
+        let metadata = match &event.metadata {
+            Some(metadata) => self.push_string(metadata),
+            None => Span::default(),
+        };
+        self.transfers.push(TransferRecord {
+            amount: plan.amount,
+            id,
+            metadata,
+            seq: outcome.seq,
+            timestamp: outcome.timestamp,
+            expires_at: plan.expires_at,
+            fingerprint: fingerprint(event),
+            debit: plan.debit,
+            credit: plan.credit,
+            related: plan.hold,
+            kind: plan.kind,
+            result: ResultCode::Created,
+            hold_state: HoldState::Pending,
+        });
+        self.index_transfer(index);
+        outcome
+    }
+
+    fn roll_back(&mut self, undo: &mut Vec<Undo>) {
+        while let Some(step) = undo.pop() {
+            match step {
+                Undo::Clock { before } => self.last_timestamp = before,
+                Undo::Recorded => {
+                    let entry = self.log.pop().expect("undo matches the log");
+                    let LogEntry::Transfer(index) = entry else { unreachable!("chains record transfers only") };
+                    assert_eq!(index as usize, self.transfers.len() - 1);
+                    let hash = hash_id(self.transfer_id(index).as_bytes());
+                    self.transfer_index
+                        .find_entry(hash, |&i| i == index)
+                        .expect("recorded transfers are indexed")
+                        .remove();
+                    let record = self.transfers.pop().expect("undo matches the records");
+                    self.strings.truncate(record.id.offset());
+                }
+                Undo::Totals { account, before } => {
+                    let account = &mut self.accounts[account as usize];
+                    account.totals = before;
+                    account.history.pop();
+                }
+                Undo::HoldResolved { hold } => {
+                    let record = &mut self.transfers[hold as usize];
+                    record.hold_state = HoldState::Pending;
+                    record.related = NONE;
+                    if record.expires_at != 0 {
+                        self.holds_by_expiry.insert((record.expires_at, hold));
+                    }
+                }
+                Undo::HoldScheduled { hold } => {
+                    let expires_at = self.transfers[hold as usize].expires_at;
+                    self.holds_by_expiry.remove(&(expires_at, hold));
+                }
+            }
+        }
+    }
+
+    /// The ancestors-or-self of `account`, the account first.
+    pub(crate) fn lineage(&self, account: u32) -> Vec<u32> {
+        let mut lineage = Vec::with_capacity(ACCOUNT_DEPTH_MAX);
+        let mut next = Some(account);
+        while let Some(index) = next {
+            lineage.push(index);
+            next = self.accounts[index as usize].parent;
+        }
+        lineage
+    }
+
+    fn paths(&self, debit: u32, credit: u32) -> Paths {
+        let mut debit_path = self.lineage(debit);
+        let mut credit_path = self.lineage(credit);
+        // Both lineages end at their roots; drop the shared tail, where the transfer nets out.
+        while !debit_path.is_empty() && debit_path.last() == credit_path.last() {
+            debit_path.pop();
+            credit_path.pop();
+        }
+        Paths { debit: debit_path, credit: credit_path }
+    }
+
+    /// Checks what must hold after every batch: per asset, the sum of root balances is zero
+    /// and pending debits equal pending credits; no account is outside its bounds; every
+    /// account's version matches its history.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let mut sums = vec![(0i128, 0u128, 0u128); self.assets.len()];
+        for account in &self.accounts {
+            if account.totals.within(&account.settings).is_err() {
+                return Err(format!("account {} is outside its bounds: {:?}", account.id, account.totals));
+            }
+            if account.parent.is_none() {
+                let sum = &mut sums[account.asset as usize];
+                sum.0 += account.totals.balance();
+                sum.1 += account.totals.debits_pending;
+                sum.2 += account.totals.credits_pending;
+            }
+        }
+        for (asset, (balance, debits_pending, credits_pending)) in sums.into_iter().enumerate() {
+            if balance != 0 || debits_pending != credits_pending {
+                return Err(format!(
+                    "asset {} is not conserved: balances sum to {balance}, pending debits {debits_pending}, pending credits {credits_pending}",
+                    self.assets[asset].code
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+struct Plan {
+    debit: u32,
+    credit: u32,
+    amount: u128,
+    kind: RecordKind,
+    hold: u32,
+    changes: Vec<(u32, Totals)>,
+    expires_at: u64,
+}
+
+fn record_kind(kind: &TransferKind) -> RecordKind {
+    match kind {
+        TransferKind::Direct { .. } => RecordKind::Direct,
+        TransferKind::Pending { .. } => RecordKind::Pending,
+        TransferKind::Post { .. } => RecordKind::Post,
+        TransferKind::Void { .. } => RecordKind::Void,
+    }
+}
+
+fn positive_minor(amount: &Decimal, scale: u8) -> Result<u128, ResultCode> {
+    match amount.to_minor(scale) {
+        Ok(minor) if minor > 0 => Ok(minor as u128),
+        _ => Err(ResultCode::InvalidAmount),
+    }
+}
+
+/// A hash of every field of a transfer event as submitted, with amounts normalized so that
+/// "1.50" and "1.5" are the same field. Two events with the same id and fingerprint are
+/// treated as the same event; 64 bits make an accidental match of two different events
+/// that share an id about 1 in 10^19.
+pub fn fingerprint(event: &NewTransfer) -> u64 {
+    let mut bytes = Vec::with_capacity(256);
+    let text = |bytes: &mut Vec<u8>, value: Option<&str>| match value {
+        None => bytes.push(0),
+        Some(value) => {
+            bytes.push(1);
+            bytes.extend_from_slice(&(value.len() as u32).to_le_bytes());
+            bytes.extend_from_slice(value.as_bytes());
+        }
+    };
+    let amount = |bytes: &mut Vec<u8>, value: Option<&Decimal>| match value.map(Decimal::normalized) {
+        None => bytes.push(0),
+        Some(d) => {
+            bytes.push(1 + u8::from(d.negative));
+            bytes.extend_from_slice(&d.digits.to_le_bytes());
+            bytes.push(d.fraction_digits);
+        }
+    };
+    let number = |bytes: &mut Vec<u8>, value: Option<u64>| {
+        bytes.push(u8::from(value.is_some()));
+        bytes.extend_from_slice(&value.unwrap_or(0).to_le_bytes());
+    };
+    bytes.push(record_kind(&event.kind) as u8);
+    text(&mut bytes, Some(event.id.as_str()));
+    match &event.kind {
+        TransferKind::Direct { debit, credit, amount: value } => {
+            text(&mut bytes, Some(debit.as_str()));
+            text(&mut bytes, Some(credit.as_str()));
+            amount(&mut bytes, Some(value));
+        }
+        TransferKind::Pending { debit, credit, amount: value, timeout_ms } => {
+            text(&mut bytes, Some(debit.as_str()));
+            text(&mut bytes, Some(credit.as_str()));
+            amount(&mut bytes, Some(value));
+            number(&mut bytes, *timeout_ms);
+        }
+        TransferKind::Post { pending_id, debit, credit, amount: value } => {
+            text(&mut bytes, Some(pending_id.as_str()));
+            text(&mut bytes, debit.as_ref().map(Id::as_str));
+            text(&mut bytes, credit.as_ref().map(Id::as_str));
+            amount(&mut bytes, value.as_ref());
+        }
+        TransferKind::Void { pending_id, debit, credit } => {
+            text(&mut bytes, Some(pending_id.as_str()));
+            text(&mut bytes, debit.as_ref().map(Id::as_str));
+            text(&mut bytes, credit.as_ref().map(Id::as_str));
+        }
+    }
+    text(&mut bytes, event.asset.as_ref().map(AssetCode::as_str));
+    bytes.push(u8::from(event.linked));
+    text(&mut bytes, event.metadata.as_deref());
+    number(&mut bytes, event.if_debit_version);
+    number(&mut bytes, event.if_credit_version);
+    xxhash_rust::xxh3::xxh3_64(&bytes)
+}

@@ -1,0 +1,305 @@
+//! Read-only questions to the state: accounts (now or as of a seq), transfers, listings and
+//! the journal feed. Every listing takes a limit, so no answer is unbounded.
+
+use crate::event::ResultCode;
+use crate::id::{AssetCode, Id};
+use crate::limits::PAGE_LIMIT_MAX;
+use crate::state::{HoldState, LogEntry, Movement, RecordKind, Settings, Side, State, Totals, TransferRecord};
+use std::ops::Bound;
+
+/// An account as it stands (or stood, for `as_of`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccountView {
+    pub id: Id,
+    pub asset: AssetCode,
+    pub scale: u8,
+    pub parent: Option<Id>,
+    pub settings: Settings,
+    pub totals: Totals,
+    pub version: u64,
+    pub created_seq: u64,
+    pub timestamp: u64,
+}
+
+/// The state of a transfer as a whole, for reading.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransferState {
+    Posted,
+    Pending,
+    Voided,
+    Expired,
+    Failed,
+}
+
+impl TransferState {
+    pub fn name(self) -> &'static str {
+        match self {
+            TransferState::Posted => "posted",
+            TransferState::Pending => "pending",
+            TransferState::Voided => "voided",
+            TransferState::Expired => "expired",
+            TransferState::Failed => "failed",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TransferView {
+    pub id: String,
+    pub result: ResultCode,
+    pub state: TransferState,
+    pub seq: u64,
+    pub timestamp: u64,
+    /// Absent for a failed transfer, which keeps only its id and outcome.
+    pub detail: Option<TransferDetail>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TransferDetail {
+    pub kind: RecordKind,
+    pub debit: Id,
+    pub credit: Id,
+    pub amount: u128,
+    pub asset: AssetCode,
+    pub scale: u8,
+    /// For a post or void: the hold it resolves.
+    pub pending_id: Option<String>,
+    /// For a hold: the post or void that resolved it.
+    pub resolved_by: Option<String>,
+    pub expires_at: Option<u64>,
+    pub metadata: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum JournalEntry {
+    Asset { code: AssetCode, scale: u8, seq: u64, timestamp: u64 },
+    Account { view: AccountView, created_settings: Settings },
+    Update { id: Id, settings: Settings, seq: u64, timestamp: u64 },
+    Transfer(TransferView),
+    Expiry { pending_id: String, debit: Id, credit: Id, amount: u128, scale: u8, seq: u64, timestamp: u64 },
+}
+
+impl JournalEntry {
+    pub fn seq(&self) -> u64 {
+        match self {
+            JournalEntry::Asset { seq, .. } | JournalEntry::Update { seq, .. } | JournalEntry::Expiry { seq, .. } => *seq,
+            JournalEntry::Account { view, .. } => view.created_seq,
+            JournalEntry::Transfer(view) => view.seq,
+        }
+    }
+}
+
+impl State {
+    fn view_account(&self, index: u32) -> AccountView {
+        let account = &self.accounts[index as usize];
+        let asset = &self.assets[account.asset as usize];
+        AccountView {
+            id: account.id.clone(),
+            asset: asset.code.clone(),
+            scale: asset.scale,
+            parent: account.parent.map(|p| self.accounts[p as usize].id.clone()),
+            settings: account.settings.clone(),
+            totals: account.totals,
+            version: account.version(),
+            created_seq: account.created_seq,
+            timestamp: account.timestamp,
+        }
+    }
+
+    pub fn asset(&self, code: &AssetCode) -> Option<(AssetCode, u8, u64)> {
+        let asset = &self.assets[*self.asset_index.get(code)? as usize];
+        Some((asset.code.clone(), asset.scale, asset.seq))
+    }
+
+    pub fn account(&self, id: &Id) -> Option<AccountView> {
+        self.account_index.get(id).map(|&index| self.view_account(index))
+    }
+
+    /// The account exactly as it was right after journal position `seq`: `None` if it did
+    /// not exist then. Walks back over the account's changes after `seq`, so its cost is the
+    /// number of those changes.
+    pub fn account_as_of(&self, id: &Id, seq: u64) -> Option<AccountView> {
+        let index = *self.account_index.get(id)?;
+        let account = &self.accounts[index as usize];
+        if account.created_seq > seq {
+            return None;
+        }
+        let mut view = self.view_account(index);
+        let lineage_of = |account: u32| self.lineage(account);
+        for &change in account.history.iter().rev().take_while(|&&change| change > seq) {
+            view.version -= 1;
+            match self.log[change as usize - 1] {
+                LogEntry::Update(update) => view.settings = self.updates[update as usize].before.clone(),
+                LogEntry::Transfer(transfer) => {
+                    let record = &self.transfers[transfer as usize];
+                    let side = if lineage_of(record.debit).contains(&index) { Side::Debit } else { Side::Credit };
+                    view.totals = self.movement(record).shift(view.totals, side, false).expect("history reverts");
+                }
+                LogEntry::Expiry(expiry) => {
+                    let hold = &self.transfers[self.expiries[expiry as usize].hold as usize];
+                    let side = if lineage_of(hold.debit).contains(&index) { Side::Debit } else { Side::Credit };
+                    view.totals = Movement::Release(hold.amount).shift(view.totals, side, false).expect("history reverts");
+                }
+                LogEntry::Asset(_) | LogEntry::Account(_) => unreachable!("an account's history after its creation holds changes only"),
+            }
+        }
+        Some(view)
+    }
+
+    fn movement(&self, record: &TransferRecord) -> Movement {
+        match record.kind {
+            RecordKind::Direct => Movement::Direct(record.amount),
+            RecordKind::Pending => Movement::Hold(record.amount),
+            RecordKind::Post => Movement::Settle { held: self.transfers[record.related as usize].amount, posted: record.amount },
+            RecordKind::Void => Movement::Release(self.transfers[record.related as usize].amount),
+        }
+    }
+
+    /// Accounts in id order, after `after`, whose id starts with `prefix` and, if given, whose
+    /// parent is `parent`. At most `limit` (capped at `PAGE_LIMIT_MAX`).
+    pub fn accounts_page(&self, prefix: &str, parent: Option<&Id>, after: Option<&Id>, limit: usize) -> Option<Vec<AccountView>> {
+        let limit = limit.min(PAGE_LIMIT_MAX);
+        let lower = |after: Option<&Id>| after.map_or(Bound::Unbounded, |a| Bound::Excluded(a.clone()));
+        let page = match parent {
+            None => self
+                .accounts_ordered
+                .range((lower(after), Bound::Unbounded))
+                .skip_while(|(id, _)| id.as_str() < prefix)
+                .take_while(|(id, _)| id.as_str().starts_with(prefix))
+                .take(limit)
+                .map(|(_, &index)| self.view_account(index))
+                .collect(),
+            Some(parent) => {
+                let parent = *self.account_index.get(parent)?;
+                let start = after.map_or(Bound::Included((parent, Id::parse("-").expect("\"-\" sorts before every valid id"))), |a| {
+                    Bound::Excluded((parent, a.clone()))
+                });
+                self.children
+                    .range((start, Bound::Unbounded))
+                    .take_while(|(p, _)| *p == parent)
+                    .filter(|(_, id)| id.as_str().starts_with(prefix))
+                    .take(limit)
+                    .map(|(_, id)| self.view_account(self.account_index[id]))
+                    .collect()
+            }
+        };
+        Some(page)
+    }
+
+    pub fn transfer(&self, id: &str) -> Option<TransferView> {
+        self.find_transfer(id).map(|index| self.view_transfer(index))
+    }
+
+    fn view_transfer(&self, index: u32) -> TransferView {
+        let record = &self.transfers[index as usize];
+        let id = self.span_str(record.id).to_owned();
+        if record.result != ResultCode::Created {
+            return TransferView {
+                id,
+                result: record.result,
+                state: TransferState::Failed,
+                seq: record.seq,
+                timestamp: record.timestamp,
+                detail: None,
+            };
+        }
+        let state = match (record.kind, record.hold_state) {
+            (RecordKind::Void, _) => TransferState::Voided,
+            (RecordKind::Pending, HoldState::Pending) => TransferState::Pending,
+            (RecordKind::Pending, HoldState::Voided) => TransferState::Voided,
+            (RecordKind::Pending, HoldState::Expired) => TransferState::Expired,
+            _ => TransferState::Posted,
+        };
+        let related = (record.related != u32::MAX).then(|| self.span_str(self.transfers[record.related as usize].id).to_owned());
+        let debit = &self.accounts[record.debit as usize];
+        let asset = &self.assets[debit.asset as usize];
+        let detail = TransferDetail {
+            kind: record.kind,
+            debit: debit.id.clone(),
+            credit: self.accounts[record.credit as usize].id.clone(),
+            amount: record.amount,
+            asset: asset.code.clone(),
+            scale: asset.scale,
+            pending_id: if record.kind == RecordKind::Pending { None } else { related.clone() },
+            resolved_by: if record.kind == RecordKind::Pending { related } else { None },
+            expires_at: (record.expires_at != 0).then_some(record.expires_at),
+            metadata: (record.metadata.len() > 0).then(|| self.span_str(record.metadata).to_owned()),
+        };
+        TransferView {
+            id,
+            result: record.result,
+            state,
+            seq: record.seq,
+            timestamp: record.timestamp,
+            detail: Some(detail),
+        }
+    }
+
+    /// The transfers (including posts and voids) that changed `id`'s totals, in seq order,
+    /// with seq above `after_seq`. `None` if there is no such account.
+    pub fn account_transfers(&self, id: &Id, after_seq: u64, limit: usize) -> Option<Vec<TransferView>> {
+        let account = &self.accounts[*self.account_index.get(id)? as usize];
+        let start = account.history.partition_point(|&seq| seq <= after_seq);
+        Some(
+            account.history[start..]
+                .iter()
+                .filter_map(|&seq| match self.log[seq as usize - 1] {
+                    LogEntry::Transfer(index) => Some(self.view_transfer(index)),
+                    _ => None,
+                })
+                .take(limit.min(PAGE_LIMIT_MAX))
+                .collect(),
+        )
+    }
+
+    /// Journal entries with seq in `after_seq + 1 ..= until_seq`, at most `limit`.
+    pub fn journal(&self, after_seq: u64, until_seq: u64, limit: usize) -> Vec<JournalEntry> {
+        let until = until_seq.min(self.last_seq());
+        (after_seq.saturating_add(1)..=until)
+            .take(limit.min(PAGE_LIMIT_MAX))
+            .map(|seq| self.journal_entry(seq))
+            .collect()
+    }
+
+    fn journal_entry(&self, seq: u64) -> JournalEntry {
+        match self.log[seq as usize - 1] {
+            LogEntry::Asset(index) => {
+                let asset = &self.assets[index as usize];
+                JournalEntry::Asset { code: asset.code.clone(), scale: asset.scale, seq: asset.seq, timestamp: asset.timestamp }
+            }
+            LogEntry::Account(index) => JournalEntry::Account {
+                view: AccountView { totals: Totals::default(), version: 1, ..self.view_account(index) },
+                created_settings: self.accounts[index as usize].created_settings.clone(),
+            },
+            LogEntry::Update(index) => {
+                let update = &self.updates[index as usize];
+                JournalEntry::Update {
+                    id: self.accounts[update.account as usize].id.clone(),
+                    settings: update.after.clone(),
+                    seq: update.seq,
+                    timestamp: update.timestamp,
+                }
+            }
+            LogEntry::Transfer(index) => JournalEntry::Transfer(self.view_transfer(index)),
+            LogEntry::Expiry(index) => {
+                let expiry = self.expiries[index as usize];
+                let hold = &self.transfers[expiry.hold as usize];
+                let debit = &self.accounts[hold.debit as usize];
+                JournalEntry::Expiry {
+                    pending_id: self.span_str(hold.id).to_owned(),
+                    debit: debit.id.clone(),
+                    credit: self.accounts[hold.credit as usize].id.clone(),
+                    amount: hold.amount,
+                    scale: self.assets[debit.asset as usize].scale,
+                    seq: expiry.seq,
+                    timestamp: expiry.timestamp,
+                }
+            }
+        }
+    }
+
+    /// How many accounts and transfer records the state holds (for metrics and verify).
+    pub fn counts(&self) -> (usize, usize) {
+        (self.accounts.len(), self.transfers.len())
+    }
+}

@@ -1,0 +1,5 @@
+//! Tests of the ledger state machine, one module per concern.
+
+mod model;
+mod results;
+mod support;
