@@ -122,7 +122,7 @@ pub enum HoldState {
 /// A span of `State::strings`: 48 bits of offset, 16 of length. Ids and metadata of millions
 /// of transfers live in one buffer instead of millions of small allocations.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub struct Span(u64);
+pub struct Span(pub(crate) u64);
 
 impl Span {
     fn new(offset: usize, len: usize) -> Span {
@@ -269,12 +269,12 @@ pub struct State {
     pub(crate) children: BTreeSet<(u32, Id)>,
     pub(crate) transfers: Vec<TransferRecord>,
     transfer_index: HashTable<u32>,
-    strings: Vec<u8>,
+    pub(crate) strings: Vec<u8>,
     pub(crate) updates: Vec<UpdateRecord>,
     pub(crate) expiries: Vec<ExpiryRecord>,
     pub(crate) log: Vec<LogEntry>,
     /// Holds with a timeout, by expiry time then record index (a deterministic order).
-    holds_by_expiry: BTreeSet<(u64, u32)>,
+    pub(crate) holds_by_expiry: BTreeSet<(u64, u32)>,
     last_timestamp: u64,
 }
 
@@ -345,6 +345,10 @@ impl State {
     /// The earliest time at which `expire` has work to do.
     pub fn next_expiry(&self) -> Option<u64> {
         self.holds_by_expiry.first().map(|&(at, _)| at)
+    }
+
+    pub(crate) fn restore_clock(&mut self, last_timestamp: u64) {
+        self.last_timestamp = last_timestamp;
     }
 
     fn tick(&mut self, timestamp: u64) -> u64 {
@@ -595,7 +599,7 @@ impl State {
         Outcome { result: code, ..outcome }
     }
 
-    fn index_transfer(&mut self, index: u32) {
+    pub(crate) fn index_transfer(&mut self, index: u32) {
         let hash = hash_id(self.transfer_id(index).as_bytes());
         let Self { transfer_index, transfers, strings, .. } = self;
         transfer_index.insert_unique(hash, index, |&i| {

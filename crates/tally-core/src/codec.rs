@@ -1,0 +1,393 @@
+//! The binary encoding of batches (what the journal stores) and of whole states (what a
+//! snapshot stores). Fixed widths, little-endian, described byte by byte in
+//! `docs/journal.md`. Decoding never panics: bytes from disk are checked, and every id is
+//! parsed again, so even data with a valid checksum cannot smuggle in a malformed value.
+
+use crate::amount::Decimal;
+use crate::event::{AccountPatch, AccountUpdate, NewAccount, NewAsset, NewTransfer, Request, ResultCode, TransferKind};
+use crate::id::{AssetCode, Id};
+use crate::limits::{BATCH_EVENTS_MAX, METADATA_BYTES_MAX};
+use std::fmt;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DecodeError(pub String);
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+fn fail<T>(what: impl Into<String>) -> Result<T, DecodeError> {
+    Err(DecodeError(what.into()))
+}
+
+/// Appends fixed-width little-endian values to a buffer.
+#[derive(Default)]
+pub struct Encoder {
+    pub bytes: Vec<u8>,
+}
+
+impl Encoder {
+    pub fn u8(&mut self, value: u8) {
+        self.bytes.push(value);
+    }
+    pub fn u16(&mut self, value: u16) {
+        self.bytes.extend_from_slice(&value.to_le_bytes());
+    }
+    pub fn u32(&mut self, value: u32) {
+        self.bytes.extend_from_slice(&value.to_le_bytes());
+    }
+    pub fn u64(&mut self, value: u64) {
+        self.bytes.extend_from_slice(&value.to_le_bytes());
+    }
+    pub fn u128(&mut self, value: u128) {
+        self.bytes.extend_from_slice(&value.to_le_bytes());
+    }
+    pub fn i128(&mut self, value: i128) {
+        self.bytes.extend_from_slice(&value.to_le_bytes());
+    }
+    pub fn bool(&mut self, value: bool) {
+        self.u8(u8::from(value));
+    }
+    /// A string of at most 65,535 bytes: u16 length, then the bytes.
+    pub fn str(&mut self, value: &str) {
+        let len = u16::try_from(value.len()).expect("encoded strings are bounded by the limits");
+        self.u16(len);
+        self.bytes.extend_from_slice(value.as_bytes());
+    }
+    pub fn option<T>(&mut self, value: Option<T>, mut write: impl FnMut(&mut Self, T)) {
+        match value {
+            None => self.u8(0),
+            Some(value) => {
+                self.u8(1);
+                write(self, value);
+            }
+        }
+    }
+    pub fn decimal(&mut self, value: &Decimal) {
+        self.u128(value.digits);
+        self.u8(value.fraction_digits);
+        self.bool(value.negative);
+    }
+}
+
+/// Reads what `Encoder` wrote, failing cleanly on short or malformed input.
+pub struct Decoder<'a> {
+    bytes: &'a [u8],
+    position: usize,
+}
+
+impl<'a> Decoder<'a> {
+    pub fn new(bytes: &'a [u8]) -> Decoder<'a> {
+        Decoder { bytes, position: 0 }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.position == self.bytes.len()
+    }
+
+    pub fn take(&mut self, len: usize) -> Result<&'a [u8], DecodeError> {
+        let end = self.position.checked_add(len).filter(|&end| end <= self.bytes.len());
+        let Some(end) = end else {
+            return fail(format!("unexpected end of data at byte {} (wanted {len} more)", self.position));
+        };
+        let slice = &self.bytes[self.position..end];
+        self.position = end;
+        Ok(slice)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
+        Ok(self.take(N)?.try_into().expect("take returns exactly N bytes"))
+    }
+    pub fn u8(&mut self) -> Result<u8, DecodeError> {
+        Ok(self.array::<1>()?[0])
+    }
+    pub fn u16(&mut self) -> Result<u16, DecodeError> {
+        Ok(u16::from_le_bytes(self.array()?))
+    }
+    pub fn u32(&mut self) -> Result<u32, DecodeError> {
+        Ok(u32::from_le_bytes(self.array()?))
+    }
+    pub fn u64(&mut self) -> Result<u64, DecodeError> {
+        Ok(u64::from_le_bytes(self.array()?))
+    }
+    pub fn u128(&mut self) -> Result<u128, DecodeError> {
+        Ok(u128::from_le_bytes(self.array()?))
+    }
+    pub fn i128(&mut self) -> Result<i128, DecodeError> {
+        Ok(i128::from_le_bytes(self.array()?))
+    }
+    pub fn bool(&mut self) -> Result<bool, DecodeError> {
+        match self.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            other => fail(format!("invalid boolean {other} at byte {}", self.position - 1)),
+        }
+    }
+    pub fn str(&mut self) -> Result<&'a str, DecodeError> {
+        let len = usize::from(self.u16()?);
+        let at = self.position;
+        std::str::from_utf8(self.take(len)?).or_else(|_| fail(format!("invalid UTF-8 at byte {at}")))
+    }
+    pub fn option<T>(&mut self, mut read: impl FnMut(&mut Self) -> Result<T, DecodeError>) -> Result<Option<T>, DecodeError> {
+        match self.u8()? {
+            0 => Ok(None),
+            1 => Ok(Some(read(self)?)),
+            other => fail(format!("invalid option tag {other} at byte {}", self.position - 1)),
+        }
+    }
+    pub fn id(&mut self) -> Result<Id, DecodeError> {
+        let text = self.str()?;
+        Id::parse(text).or_else(|e| fail(format!("invalid id {text:?}: {e}")))
+    }
+    pub fn asset_code(&mut self) -> Result<AssetCode, DecodeError> {
+        let text = self.str()?;
+        AssetCode::parse(text).or_else(|e| fail(format!("invalid asset code {text:?}: {e}")))
+    }
+    pub fn metadata(&mut self) -> Result<Box<str>, DecodeError> {
+        let text = self.str()?;
+        if text.len() > METADATA_BYTES_MAX {
+            return fail("metadata longer than the limit");
+        }
+        Ok(text.into())
+    }
+    pub fn decimal(&mut self) -> Result<Decimal, DecodeError> {
+        let digits = self.u128()?;
+        let fraction_digits = self.u8()?;
+        let negative = self.bool()?;
+        if fraction_digits > crate::limits::SCALE_MAX {
+            return fail("decimal with too many fraction digits");
+        }
+        Ok(Decimal { digits, fraction_digits, negative })
+    }
+    pub fn result_code(&mut self) -> Result<ResultCode, DecodeError> {
+        let value = self.u8()?;
+        ResultCode::from_u8(value).ok_or_else(|| DecodeError(format!("unknown result code {value}")))
+    }
+}
+
+const REQUEST_ASSETS: u8 = 1;
+const REQUEST_ACCOUNTS: u8 = 2;
+const REQUEST_UPDATES: u8 = 3;
+const REQUEST_TRANSFERS: u8 = 4;
+
+const KIND_DIRECT: u8 = 0;
+const KIND_PENDING: u8 = 1;
+const KIND_POST: u8 = 2;
+const KIND_VOID: u8 = 3;
+
+/// One journal record's payload: the writer's clock and the requests it applied, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Batch {
+    pub timestamp: u64,
+    pub requests: Vec<Request>,
+}
+
+pub fn encode_batch(timestamp: u64, requests: &[&Request], out: &mut Encoder) {
+    out.u64(timestamp);
+    out.u32(requests.len() as u32);
+    for request in requests {
+        encode_request(request, out);
+    }
+}
+
+fn encode_request(request: &Request, out: &mut Encoder) {
+    match request {
+        Request::CreateAssets(events) => {
+            out.u8(REQUEST_ASSETS);
+            out.u32(events.len() as u32);
+            for event in events {
+                out.str(event.code.as_str());
+                out.u8(event.scale);
+            }
+        }
+        Request::CreateAccounts(events) => {
+            out.u8(REQUEST_ACCOUNTS);
+            out.u32(events.len() as u32);
+            for event in events {
+                out.str(event.id.as_str());
+                out.str(event.asset.as_str());
+                out.option(event.parent.as_ref(), |o, p| o.str(p.as_str()));
+                out.option(event.min_balance.as_ref(), Encoder::decimal);
+                out.option(event.max_balance.as_ref(), Encoder::decimal);
+                out.option(event.metadata.as_deref(), Encoder::str);
+            }
+        }
+        Request::UpdateAccounts(events) => {
+            out.u8(REQUEST_UPDATES);
+            out.u32(events.len() as u32);
+            for event in events {
+                out.str(event.id.as_str());
+                let patch = &event.patch;
+                out.option(patch.min_balance.as_ref(), |o, m| o.option(m.as_ref(), Encoder::decimal));
+                out.option(patch.max_balance.as_ref(), |o, m| o.option(m.as_ref(), Encoder::decimal));
+                out.option(patch.metadata.as_ref(), |o, m| o.option(m.as_deref(), Encoder::str));
+                out.option(patch.if_version, Encoder::u64);
+            }
+        }
+        Request::CreateTransfers(events) => {
+            out.u8(REQUEST_TRANSFERS);
+            out.u32(events.len() as u32);
+            for event in events {
+                encode_transfer(event, out);
+            }
+        }
+    }
+}
+
+fn encode_transfer(event: &NewTransfer, out: &mut Encoder) {
+    out.str(event.id.as_str());
+    let optional_id = |o: &mut Encoder, id: &Option<Id>| o.option(id.as_ref(), |o, id| o.str(id.as_str()));
+    match &event.kind {
+        TransferKind::Direct { debit, credit, amount } => {
+            out.u8(KIND_DIRECT);
+            out.str(debit.as_str());
+            out.str(credit.as_str());
+            out.decimal(amount);
+        }
+        TransferKind::Pending { debit, credit, amount, timeout_ms } => {
+            out.u8(KIND_PENDING);
+            out.str(debit.as_str());
+            out.str(credit.as_str());
+            out.decimal(amount);
+            out.option(*timeout_ms, Encoder::u64);
+        }
+        TransferKind::Post { pending_id, debit, credit, amount } => {
+            out.u8(KIND_POST);
+            out.str(pending_id.as_str());
+            optional_id(out, debit);
+            optional_id(out, credit);
+            out.option(amount.as_ref(), Encoder::decimal);
+        }
+        TransferKind::Void { pending_id, debit, credit } => {
+            out.u8(KIND_VOID);
+            out.str(pending_id.as_str());
+            optional_id(out, debit);
+            optional_id(out, credit);
+        }
+    }
+    out.option(event.asset.as_ref(), |o, a| o.str(a.as_str()));
+    out.bool(event.linked);
+    out.option(event.metadata.as_deref(), Encoder::str);
+    out.option(event.if_debit_version, Encoder::u64);
+    out.option(event.if_credit_version, Encoder::u64);
+}
+
+pub fn decode_batch(bytes: &[u8]) -> Result<Batch, DecodeError> {
+    let mut input = Decoder::new(bytes);
+    let timestamp = input.u64()?;
+    let count = input.u32()? as usize;
+    // Each request takes at least 5 bytes, so a count beyond that is corrupt, not a reason
+    // to reserve memory.
+    if count > bytes.len() / 5 {
+        return fail(format!("request count {count} exceeds what the record can hold"));
+    }
+    let mut requests = Vec::with_capacity(count);
+    for _ in 0..count {
+        requests.push(decode_request(&mut input)?);
+    }
+    if !input.is_empty() {
+        return fail("trailing bytes after the last request");
+    }
+    Ok(Batch { timestamp, requests })
+}
+
+fn decode_request(input: &mut Decoder<'_>) -> Result<Request, DecodeError> {
+    let kind = input.u8()?;
+    let count = input.u32()? as usize;
+    if count > BATCH_EVENTS_MAX {
+        return fail(format!("request with {count} events exceeds the batch limit"));
+    }
+    let mut decode_all = |read: &mut dyn FnMut(&mut Decoder<'_>) -> Result<(), DecodeError>| {
+        (0..count).try_for_each(|_| read(input))
+    };
+    Ok(match kind {
+        REQUEST_ASSETS => {
+            let mut events = Vec::with_capacity(count);
+            decode_all(&mut |i| {
+                events.push(NewAsset { code: i.asset_code()?, scale: i.u8()? });
+                Ok(())
+            })?;
+            Request::CreateAssets(events)
+        }
+        REQUEST_ACCOUNTS => {
+            let mut events = Vec::with_capacity(count);
+            decode_all(&mut |i| {
+                events.push(NewAccount {
+                    id: i.id()?,
+                    asset: i.asset_code()?,
+                    parent: i.option(Decoder::id)?,
+                    min_balance: i.option(Decoder::decimal)?,
+                    max_balance: i.option(Decoder::decimal)?,
+                    metadata: i.option(Decoder::metadata)?,
+                });
+                Ok(())
+            })?;
+            Request::CreateAccounts(events)
+        }
+        REQUEST_UPDATES => {
+            let mut events = Vec::with_capacity(count);
+            decode_all(&mut |i| {
+                let id = i.id()?;
+                let patch = AccountPatch {
+                    min_balance: i.option(|i| i.option(Decoder::decimal))?,
+                    max_balance: i.option(|i| i.option(Decoder::decimal))?,
+                    metadata: i.option(|i| i.option(Decoder::metadata))?,
+                    if_version: i.option(Decoder::u64)?,
+                };
+                events.push(AccountUpdate { id, patch });
+                Ok(())
+            })?;
+            Request::UpdateAccounts(events)
+        }
+        REQUEST_TRANSFERS => {
+            let mut events = Vec::with_capacity(count);
+            decode_all(&mut |i| {
+                events.push(decode_transfer(i)?);
+                Ok(())
+            })?;
+            Request::CreateTransfers(events)
+        }
+        other => return fail(format!("unknown request kind {other}")),
+    })
+}
+
+fn decode_transfer(input: &mut Decoder<'_>) -> Result<NewTransfer, DecodeError> {
+    let id = input.id()?;
+    let kind = match input.u8()? {
+        KIND_DIRECT => TransferKind::Direct { debit: input.id()?, credit: input.id()?, amount: input.decimal()? },
+        KIND_PENDING => TransferKind::Pending {
+            debit: input.id()?,
+            credit: input.id()?,
+            amount: input.decimal()?,
+            timeout_ms: match input.option(Decoder::u64)? {
+                Some(ms) if ms > crate::limits::HOLD_TIMEOUT_MS_MAX => return fail(format!("hold timeout {ms} ms exceeds the limit")),
+                timeout => timeout,
+            },
+        },
+        KIND_POST => TransferKind::Post {
+            pending_id: input.id()?,
+            debit: input.option(Decoder::id)?,
+            credit: input.option(Decoder::id)?,
+            amount: input.option(Decoder::decimal)?,
+        },
+        KIND_VOID => TransferKind::Void {
+            pending_id: input.id()?,
+            debit: input.option(Decoder::id)?,
+            credit: input.option(Decoder::id)?,
+        },
+        other => return fail(format!("unknown transfer kind {other}")),
+    };
+    Ok(NewTransfer {
+        id,
+        kind,
+        asset: input.option(Decoder::asset_code)?,
+        linked: input.bool()?,
+        metadata: input.option(Decoder::metadata)?,
+        if_debit_version: input.option(Decoder::u64)?,
+        if_credit_version: input.option(Decoder::u64)?,
+    })
+}
