@@ -1,0 +1,434 @@
+//! The embedded engine: one bounded queue, one writer thread, group commit.
+//!
+//! Clients put requests on the queue. The writer takes everything queued (up to a byte
+//! budget), applies each request to the state under a short write lock, appends one journal
+//! record holding the requests that changed anything, fsyncs once, and only then answers
+//! every client in the batch. So "created" always means durable, and the cost of an fsync
+//! is shared by everything that arrived while the previous one ran.
+//!
+//! Readers take the read lock only to copy out what they need; they never wait behind I/O.
+//! The state may briefly run ahead of the disk (applied, fsync under way), so a reader that
+//! saw seq N waits until N is durable before answering: no one ever sees data that a crash
+//! could take back.
+
+use crate::journal::{Journal, JournalError, Position};
+use crate::storage::{FileStorage, Storage};
+use crate::{snapshot, AccountQuery, Ledger, LedgerError, LedgerFuture, Status};
+use std::fs::File;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, RwLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tally_core::codec::{decode_batch, encode_batch, Encoder};
+use tally_core::limits::BATCH_EVENTS_MAX;
+use tally_core::{AccountView, Id, JournalEntry, Outcome, Request, State, TransferView};
+use tokio::sync::{oneshot, watch};
+
+/// Requests waiting for the writer. A full queue answers at once ("retry later") instead of
+/// letting latency and memory grow without bound.
+pub const QUEUE_REQUESTS_MAX: usize = 1_024;
+
+/// The writer stops taking more requests into one commit once their encoding reaches this.
+pub const COMMIT_BYTES_TARGET: usize = 64 << 20;
+
+/// After replaying this many records at start, write a snapshot so the next start is quick.
+pub const SNAPSHOT_AFTER_REPLAY_RECORDS: u64 = 64;
+
+/// The longest the writer sleeps when idle; it wakes earlier for the next hold expiry.
+const IDLE_WAKE_MS: u64 = 1_000;
+
+pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+pub fn system_clock() -> Clock {
+    Arc::new(|| SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64))
+}
+
+pub struct Config {
+    pub queue_requests_max: usize,
+    pub clock: Clock,
+    /// Write a snapshot when the engine stops cleanly.
+    pub snapshot_on_shutdown: bool,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config { queue_requests_max: QUEUE_REQUESTS_MAX, clock: system_clock(), snapshot_on_shutdown: true }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("data directory {path} is in use by another Tally process (lock held on {path}/tally.lock)")]
+    InUse { path: String },
+    #[error("cannot open data directory {path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error("journal record {record} in {file} at offset {offset} {reason}")]
+    Replay { record: u64, file: String, offset: u64, reason: String },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Durable {
+    seq: u64,
+    failed: bool,
+}
+
+struct Shared {
+    state: RwLock<State>,
+    durable: watch::Sender<Durable>,
+    failure: Mutex<Option<String>>,
+    accepting: AtomicBool,
+    queue_depth: AtomicUsize,
+}
+
+enum Job {
+    Submit { request: Request, reply: oneshot::Sender<Result<Vec<Outcome>, LedgerError>> },
+    Shutdown,
+}
+
+pub struct Engine {
+    shared: Arc<Shared>,
+    queue: SyncSender<Job>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    _lock: Option<File>,
+}
+
+/// What start-up found, for logs and progress output.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Recovery {
+    pub snapshot_record: u64,
+    pub replayed_records: u64,
+    pub last_seq: u64,
+}
+
+/// Replays journal records after `start` into `state`, checking that each record ends at
+/// the seq it says it does (a mismatch means this build's rules differ from the writer's).
+pub fn replay<S: Storage>(
+    storage: &mut S,
+    state: &mut State,
+    start: Position,
+    on_progress: impl FnMut(u64, u64),
+    mut after_record: impl FnMut(&State) -> Result<(), String>,
+) -> Result<(Journal, u64), OpenError> {
+    let mut replayed = 0;
+    let journal = Journal::recover(
+        storage,
+        start,
+        |read| {
+            let fail = |reason: String| OpenError::Replay { record: read.record, file: read.file.to_owned(), offset: read.offset, reason };
+            let batch = decode_batch(read.payload).map_err(|e| fail(format!("does not decode: {e}")))?;
+            state.expire(batch.timestamp);
+            for request in &batch.requests {
+                state.apply(request, batch.timestamp);
+            }
+            if state.last_seq() != read.last_seq {
+                return Err(fail(format!("replays to seq {}, but was written at seq {}", state.last_seq(), read.last_seq)));
+            }
+            after_record(state).map_err(fail)?;
+            replayed += 1;
+            Ok(())
+        },
+        on_progress,
+    )?;
+    Ok((journal, replayed))
+}
+
+impl Engine {
+    /// Opens (or creates) a data directory, taking its lock so no second process can.
+    pub fn open(directory: &Path, config: Config) -> Result<(Engine, Recovery), OpenError> {
+        let io = |source| OpenError::Io { path: directory.display().to_string(), source };
+        std::fs::create_dir_all(directory).map_err(io)?;
+        let lock = File::options().create(true).truncate(false).write(true).open(directory.join("tally.lock")).map_err(io)?;
+        if lock.try_lock().is_err() {
+            return Err(OpenError::InUse { path: directory.display().to_string() });
+        }
+        let storage = FileStorage::open(directory).map_err(io)?;
+        let (mut engine, recovery) = Engine::start(storage, config)?;
+        engine._lock = Some(lock);
+        Ok((engine, recovery))
+    }
+
+    /// Recovers from `storage` and starts the writer.
+    pub fn start<S: Storage>(mut storage: S, config: Config) -> Result<(Engine, Recovery), OpenError> {
+        let io = |source| OpenError::Io { path: "storage".into(), source };
+        let (mut state, start) = snapshot::load_latest(&storage).map_err(io)?.unwrap_or_default();
+        let started = Instant::now();
+        let (journal, replayed_records) = replay(&mut storage, &mut state, start, |_, _| {}, |_| Ok(()))?;
+        let recovery = Recovery { snapshot_record: start.record, replayed_records, last_seq: state.last_seq() };
+        tracing::info!(?recovery, elapsed_ms = started.elapsed().as_millis() as u64, "recovered");
+        if replayed_records >= SNAPSHOT_AFTER_REPLAY_RECORDS {
+            snapshot::write(&mut storage, &state, journal.position()).map_err(io)?;
+        }
+        let durable = watch::Sender::new(Durable { seq: state.last_seq(), failed: false });
+        let shared = Arc::new(Shared {
+            state: RwLock::new(state),
+            durable,
+            failure: Mutex::new(None),
+            accepting: AtomicBool::new(true),
+            queue_depth: AtomicUsize::new(0),
+        });
+        let (queue, receiver) = mpsc::sync_channel(config.queue_requests_max);
+        let writer = Writer { shared: shared.clone(), storage, journal, queue: receiver, config };
+        let handle = std::thread::Builder::new().name("tally-writer".into()).spawn(move || writer.run()).map_err(io)?;
+        Ok((Engine { shared, queue, writer: Mutex::new(Some(handle)), _lock: None }, recovery))
+    }
+
+    /// Stops taking requests, commits and answers everything already queued, writes a
+    /// snapshot (if configured) and stops the writer. Idempotent.
+    pub fn shutdown(&self) {
+        self.shared.accepting.store(false, Ordering::SeqCst);
+        let Some(handle) = self.writer.lock().expect("writer handle lock").take() else { return };
+        // A blocking send: the writer is alive until it has seen this, so it cannot block forever.
+        let _ = self.queue.send(Job::Shutdown);
+        let _ = handle.join();
+    }
+
+    fn check_failure(&self) -> Result<(), LedgerError> {
+        match &*self.shared.failure.lock().expect("failure lock") {
+            Some(reason) => Err(LedgerError::Failed(reason.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// Waits until `seq` is durable.
+    async fn durable(&self, seq: u64) -> Result<(), LedgerError> {
+        let mut durable = self.shared.durable.subscribe();
+        let reached = durable.wait_for(|d| d.failed || d.seq >= seq).await.map(|d| *d);
+        match reached {
+            Ok(Durable { failed: false, .. }) => Ok(()),
+            _ => Err(self.check_failure().err().unwrap_or(LedgerError::ShuttingDown)),
+        }
+    }
+
+    /// Runs `read` on the state and answers once what it saw is durable.
+    async fn read<T>(&self, read: impl FnOnce(&State) -> T) -> Result<T, LedgerError> {
+        self.check_failure()?;
+        let (value, seq) = {
+            let state = self.shared.state.read().expect("state lock");
+            (read(&state), state.last_seq())
+        };
+        self.durable(seq).await?;
+        Ok(value)
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+impl Ledger for Engine {
+    fn submit(&self, request: Request) -> LedgerFuture<'_, Vec<Outcome>> {
+        Box::pin(async move {
+            assert!(request.len() <= BATCH_EVENTS_MAX, "the edge bounds request sizes");
+            self.check_failure()?;
+            if !self.shared.accepting.load(Ordering::SeqCst) {
+                return Err(LedgerError::ShuttingDown);
+            }
+            let (reply, answer) = oneshot::channel();
+            match self.queue.try_send(Job::Submit { request, reply }) {
+                Ok(()) => {
+                    self.shared.queue_depth.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(TrySendError::Full(_)) => return Err(LedgerError::QueueFull),
+                Err(TrySendError::Disconnected(_)) => return Err(LedgerError::ShuttingDown),
+            }
+            answer.await.unwrap_or(Err(LedgerError::ShuttingDown))
+        })
+    }
+
+    fn account(&self, id: Id, as_of: Option<u64>) -> LedgerFuture<'_, Option<AccountView>> {
+        Box::pin(async move {
+            let durable = self.shared.durable.borrow().seq;
+            match as_of {
+                Some(seq) if seq > durable => Err(LedgerError::AsOfAhead { as_of: seq, latest: durable }),
+                Some(seq) => self.read(|state| state.account_as_of(&id, seq)).await,
+                None => self.read(|state| state.account(&id)).await,
+            }
+        })
+    }
+
+    fn accounts(&self, query: AccountQuery) -> LedgerFuture<'_, Option<Vec<AccountView>>> {
+        Box::pin(async move {
+            self.read(|state| state.accounts_page(&query.prefix, query.parent.as_ref(), query.after.as_ref(), query.limit)).await
+        })
+    }
+
+    fn transfer(&self, id: Id) -> LedgerFuture<'_, Option<TransferView>> {
+        Box::pin(async move { self.read(|state| state.transfer(id.as_str())).await })
+    }
+
+    fn account_transfers(&self, id: Id, after_seq: u64, limit: usize) -> LedgerFuture<'_, Option<Vec<TransferView>>> {
+        Box::pin(async move { self.read(|state| state.account_transfers(&id, after_seq, limit)).await })
+    }
+
+    fn journal(&self, after_seq: u64, limit: usize, wait: Duration) -> LedgerFuture<'_, Vec<JournalEntry>> {
+        Box::pin(async move {
+            self.check_failure()?;
+            let mut durable = self.shared.durable.subscribe();
+            // Long poll: wait (bounded) until something after `after_seq` is durable.
+            let _ = tokio::time::timeout(wait, durable.wait_for(|d| d.failed || d.seq > after_seq)).await;
+            let until = durable.borrow().seq;
+            self.check_failure()?;
+            let state = self.shared.state.read().expect("state lock");
+            Ok(state.journal(after_seq, until, limit))
+        })
+    }
+
+    fn status(&self) -> Status {
+        let (last_seq, accounts, transfers) = {
+            let state = self.shared.state.read().expect("state lock");
+            let (accounts, transfers) = state.counts();
+            (state.last_seq(), accounts, transfers)
+        };
+        Status {
+            last_seq,
+            durable_seq: self.shared.durable.borrow().seq,
+            failure: self.shared.failure.lock().expect("failure lock").clone(),
+            queue_depth: self.shared.queue_depth.load(Ordering::Relaxed),
+            accounts,
+            transfers,
+        }
+    }
+}
+
+struct Writer<S: Storage> {
+    shared: Arc<Shared>,
+    storage: S,
+    journal: Journal,
+    queue: Receiver<Job>,
+    config: Config,
+}
+
+type Reply = oneshot::Sender<Result<Vec<Outcome>, LedgerError>>;
+
+impl<S: Storage> Writer<S> {
+    fn run(mut self) {
+        loop {
+            let wait = self.idle_wait();
+            let first = match self.queue.recv_timeout(wait) {
+                Ok(job) => Some(job),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => return,
+            };
+            let mut jobs = Vec::new();
+            let mut shutdown = false;
+            let mut pending_bytes = 0usize;
+            let mut next = first;
+            while let Some(job) = next.take() {
+                match job {
+                    Job::Submit { request, reply } => {
+                        self.shared.queue_depth.fetch_sub(1, Ordering::Relaxed);
+                        // Rough size of the request's encoding: enough to bound one commit.
+                        pending_bytes += request.len() * 64;
+                        jobs.push((request, reply));
+                    }
+                    Job::Shutdown => shutdown = true,
+                }
+                if pending_bytes < COMMIT_BYTES_TARGET {
+                    next = self.queue.try_recv().ok();
+                }
+            }
+            self.commit(jobs);
+            if shutdown {
+                // Everything that reached the queue before the shutdown is answered.
+                while let Ok(job) = self.queue.try_recv() {
+                    if let Job::Submit { request, reply } = job {
+                        self.shared.queue_depth.fetch_sub(1, Ordering::Relaxed);
+                        self.commit(vec![(request, reply)]);
+                    }
+                }
+                self.stop();
+                return;
+            }
+        }
+    }
+
+    fn idle_wait(&self) -> Duration {
+        let next_expiry = self.shared.state.read().expect("state lock").next_expiry();
+        let now = (self.config.clock)();
+        let wait_ns = next_expiry.map_or(u64::MAX, |at| at.saturating_sub(now));
+        Duration::from_nanos(wait_ns.min(IDLE_WAKE_MS * 1_000_000)).max(Duration::from_millis(1))
+    }
+
+    fn failure(&self) -> Option<String> {
+        self.shared.failure.lock().expect("failure lock").clone()
+    }
+
+    fn commit(&mut self, jobs: Vec<(Request, Reply)>) {
+        if let Some(reason) = self.failure() {
+            for (_, reply) in jobs {
+                let _ = reply.send(Err(LedgerError::Failed(reason.clone())));
+            }
+            return;
+        }
+        let started = Instant::now();
+        let now = (self.config.clock)();
+        let mut changed: Vec<&Request> = Vec::with_capacity(jobs.len());
+        let mut answers = Vec::with_capacity(jobs.len());
+        let first_seq = {
+            let mut state = self.shared.state.write().expect("state lock");
+            let first_seq = state.last_seq();
+            state.expire(now);
+            first_seq
+        };
+        let mut events = 0;
+        for (request, _) in &jobs {
+            // One request at a time under the lock, so readers get in between requests.
+            let mut state = self.shared.state.write().expect("state lock");
+            let before = state.last_seq();
+            answers.push(state.apply(request, now));
+            if state.last_seq() != before {
+                changed.push(request);
+            }
+            events += request.len();
+        }
+        let last_seq = self.shared.state.read().expect("state lock").last_seq();
+        if last_seq != first_seq {
+            let mut payload = Encoder::default();
+            encode_batch(now, &changed, &mut payload);
+            let fsync_started = Instant::now();
+            let written = self
+                .journal
+                .append(&mut self.storage, last_seq, &payload.bytes)
+                .and_then(|()| self.journal.sync(&mut self.storage));
+            metrics::histogram!("tally_fsync_seconds").record(fsync_started.elapsed().as_secs_f64());
+            if let Err(error) = written {
+                // The state is now ahead of the disk and cannot be trusted to match it: stop
+                // accepting writes and reads, and tell no one that anything succeeded.
+                let reason = format!("journal write failed: {error}");
+                tracing::error!(%reason, "the ledger stops; restart to recover from the journal");
+                *self.shared.failure.lock().expect("failure lock") = Some(reason.clone());
+                self.shared.durable.send_modify(|d| d.failed = true);
+                for (_, reply) in jobs {
+                    let _ = reply.send(Err(LedgerError::Failed(reason.clone())));
+                }
+                return;
+            }
+            metrics::histogram!("tally_commit_bytes").record(payload.bytes.len() as f64);
+        }
+        self.shared.durable.send_modify(|d| d.seq = last_seq);
+        for ((_, reply), outcomes) in jobs.into_iter().zip(answers) {
+            let _ = reply.send(Ok(outcomes));
+        }
+        if events > 0 {
+            metrics::histogram!("tally_batch_events").record(events as f64);
+            metrics::histogram!("tally_commit_seconds").record(started.elapsed().as_secs_f64());
+        }
+        metrics::gauge!("tally_queue_depth").set(self.shared.queue_depth.load(Ordering::Relaxed) as f64);
+    }
+
+    fn stop(&mut self) {
+        if self.config.snapshot_on_shutdown && self.failure().is_none() {
+            let state = self.shared.state.read().expect("state lock");
+            if let Err(error) = snapshot::write(&mut self.storage, &state, self.journal.position()) {
+                tracing::warn!(%error, "could not write a snapshot at shutdown; the next start replays the journal");
+            }
+        }
+        self.shared.durable.send_modify(|d| d.failed = d.failed || self.failure().is_some());
+    }
+}

@@ -1,0 +1,277 @@
+//! The journal: append-only segment files of checksummed records, each chained to the one
+//! before it. The byte layout is in `docs/journal.md`; `tests/it/format.rs` fails if it or
+//! the checksum function ever changes.
+//!
+//! Recovery distinguishes a torn tail from corruption. A record that was being written when
+//! the process died was never acknowledged (acknowledgement waits for fsync), so a damaged
+//! final record that runs to the end of the last segment is cut off. A damaged record with
+//! data after it cannot be explained by a crash: recovery stops and names the file and
+//! offset, and never skips data.
+
+use crate::storage::Storage;
+use std::fmt;
+use std::io;
+use xxhash_rust::xxh3::{xxh3_64, Xxh3};
+
+pub const SEGMENT_MAGIC: &[u8; 8] = b"TALLYJNL";
+pub const FORMAT_VERSION: u32 = 1;
+pub const SEGMENT_HEADER_BYTES: usize = 48;
+pub const RECORD_HEADER_BYTES: usize = 40;
+
+/// A record's payload may not exceed this; the writer stops merging requests before it.
+pub const RECORD_PAYLOAD_BYTES_MAX: usize = 128 << 20;
+
+/// A segment is closed once it reaches this size, so no file grows without bound and
+/// recovery can skip whole segments that a snapshot covers.
+pub const SEGMENT_BYTES_TARGET: u64 = 256 << 20;
+
+pub fn segment_name(first_record: u64) -> String {
+    format!("journal-{first_record:020}.tj")
+}
+
+fn parse_segment_name(name: &str) -> Option<u64> {
+    name.strip_prefix("journal-")?.strip_suffix(".tj")?.parse().ok()
+}
+
+/// The checksum of a record: xxh3-128 over the previous record's checksum, the rest of this
+/// record's header, and its payload.
+pub fn record_checksum(previous: u128, header_tail: &[u8], payload: &[u8]) -> u128 {
+    let mut hasher = Xxh3::new();
+    hasher.update(&previous.to_le_bytes());
+    hasher.update(header_tail);
+    hasher.update(payload);
+    hasher.digest128()
+}
+
+pub fn encode_segment_header(first_record: u64, chain_seed: u128) -> [u8; SEGMENT_HEADER_BYTES] {
+    let mut header = [0u8; SEGMENT_HEADER_BYTES];
+    header[0..8].copy_from_slice(SEGMENT_MAGIC);
+    header[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    header[12..16].copy_from_slice(&(SEGMENT_HEADER_BYTES as u32).to_le_bytes());
+    header[16..24].copy_from_slice(&first_record.to_le_bytes());
+    header[24..40].copy_from_slice(&chain_seed.to_le_bytes());
+    let checksum = xxh3_64(&header[0..40]);
+    header[40..48].copy_from_slice(&checksum.to_le_bytes());
+    header
+}
+
+/// Frames a payload: returns the header and the record's checksum.
+pub fn encode_record_header(previous: u128, record: u64, last_seq: u64, payload: &[u8]) -> ([u8; RECORD_HEADER_BYTES], u128) {
+    assert!(payload.len() <= RECORD_PAYLOAD_BYTES_MAX, "the writer bounds record payloads");
+    let mut header = [0u8; RECORD_HEADER_BYTES];
+    header[16..20].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+    header[24..32].copy_from_slice(&record.to_le_bytes());
+    header[32..40].copy_from_slice(&last_seq.to_le_bytes());
+    let checksum = record_checksum(previous, &header[16..], payload);
+    header[0..16].copy_from_slice(&checksum.to_le_bytes());
+    (header, checksum)
+}
+
+#[derive(Debug)]
+pub enum JournalError {
+    Io { file: String, source: io::Error },
+    Corrupt { file: String, offset: u64, reason: String },
+}
+
+impl fmt::Display for JournalError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JournalError::Io { file, source } => write!(f, "I/O error on {file}: {source}"),
+            JournalError::Corrupt { file, offset, reason } => {
+                write!(f, "journal corrupt in {file} at offset {offset}: {reason}; refusing to start (no data is skipped)")
+            }
+        }
+    }
+}
+
+impl std::error::Error for JournalError {}
+
+fn io_error(file: &str) -> impl FnOnce(io::Error) -> JournalError + '_ {
+    move |source| JournalError::Io { file: file.to_owned(), source }
+}
+
+/// Where recovery should begin: after `record`, whose checksum is `checksum` (both 0 for
+/// a journal replayed from its start).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Position {
+    pub record: u64,
+    pub checksum: u128,
+    pub last_seq: u64,
+}
+
+/// A record read back during recovery.
+pub struct RecordRead<'a> {
+    pub record: u64,
+    pub last_seq: u64,
+    pub payload: &'a [u8],
+    pub file: &'a str,
+    pub offset: u64,
+}
+
+pub struct Journal {
+    segment: String,
+    segment_len: u64,
+    position: Position,
+}
+
+impl Journal {
+    /// Reads every record after `start` in order, handing each to `apply`, truncates a torn
+    /// tail, and returns a journal ready to append. `on_progress` hears bytes read so far and
+    /// in all, for progress bars.
+    pub fn recover<S: Storage, E: From<JournalError>>(
+        storage: &mut S,
+        start: Position,
+        mut apply: impl FnMut(RecordRead<'_>) -> Result<(), E>,
+        mut on_progress: impl FnMut(u64, u64),
+    ) -> Result<Journal, E> {
+        let mut segments: Vec<(u64, String)> = storage
+            .list()
+            .map_err(io_error("data directory"))?
+            .into_iter()
+            .filter_map(|name| parse_segment_name(&name).map(|first| (first, name)))
+            .collect();
+        segments.sort();
+        // Skip segments wholly covered by the starting position: those whose successor starts
+        // at or before the first record we need.
+        let first_needed = segments.iter().rposition(|(first, _)| *first <= start.record.max(1)).unwrap_or(0);
+        let segments = &segments[first_needed..];
+        let total_bytes: u64 = segments.iter().map(|(_, name)| storage.len(name).unwrap_or(0)).sum();
+        let mut read_bytes = 0u64;
+
+        let mut position = if segments.is_empty() { start } else { Position::default() };
+        let mut last_segment: Option<(String, u64)> = None;
+        let mut verified_start = start.record == 0;
+        let mut payload = Vec::new();
+        for (index, (first_record, name)) in segments.iter().enumerate() {
+            let is_last = index + 1 == segments.len();
+            let file_len = storage.len(name).map_err(io_error(name))?;
+            let corrupt = |offset: u64, reason: String| JournalError::Corrupt { file: name.clone(), offset, reason };
+            if file_len < SEGMENT_HEADER_BYTES as u64 {
+                if is_last {
+                    // The segment was being created when the process stopped: it holds no records.
+                    storage.remove(name).map_err(io_error(name))?;
+                    break;
+                }
+                return Err(corrupt(0, "segment header is incomplete".into()).into());
+            }
+            let mut header = [0u8; SEGMENT_HEADER_BYTES];
+            storage.read_exact_at(name, 0, &mut header).map_err(io_error(name))?;
+            if &header[0..8] != SEGMENT_MAGIC || u64::from_le_bytes(header[40..48].try_into().unwrap()) != xxh3_64(&header[0..40]) {
+                return Err(corrupt(0, "bad segment header".into()).into());
+            }
+            let version = u32::from_le_bytes(header[8..12].try_into().unwrap());
+            if version != FORMAT_VERSION {
+                return Err(corrupt(8, format!("format version {version}, this build reads {FORMAT_VERSION}")).into());
+            }
+            let header_first = u64::from_le_bytes(header[16..24].try_into().unwrap());
+            let seed = u128::from_le_bytes(header[24..40].try_into().unwrap());
+            if header_first != *first_record {
+                return Err(corrupt(16, format!("header says first record {header_first}, file name says {first_record}")).into());
+            }
+            if index == 0 {
+                position = Position { record: first_record - 1, checksum: seed, last_seq: position.last_seq };
+                if first_record - 1 > start.record {
+                    return Err(corrupt(0, format!("records {} to {} are missing", start.record + 1, first_record - 1)).into());
+                }
+            } else if header_first != position.record + 1 || seed != position.checksum {
+                return Err(corrupt(0, format!("segment does not continue record {}", position.record)).into());
+            }
+
+            let mut offset = SEGMENT_HEADER_BYTES as u64;
+            while offset < file_len {
+                let mut record_header = [0u8; RECORD_HEADER_BYTES];
+                let torn = |reason: &str| -> Result<(), JournalError> {
+                    if is_last {
+                        Ok(())
+                    } else {
+                        Err(corrupt(offset, format!("{reason} in a segment that is not the last")))
+                    }
+                };
+                if file_len - offset < RECORD_HEADER_BYTES as u64 {
+                    torn("incomplete record header")?;
+                    break;
+                }
+                storage.read_exact_at(name, offset, &mut record_header).map_err(io_error(name))?;
+                let payload_len = u32::from_le_bytes(record_header[16..20].try_into().unwrap()) as u64;
+                let end = offset + RECORD_HEADER_BYTES as u64 + payload_len;
+                if payload_len > RECORD_PAYLOAD_BYTES_MAX as u64 || end > file_len {
+                    torn("record runs past the end of the file")?;
+                    break;
+                }
+                payload.resize(payload_len as usize, 0);
+                storage.read_exact_at(name, offset + RECORD_HEADER_BYTES as u64, &mut payload).map_err(io_error(name))?;
+                let stored = u128::from_le_bytes(record_header[0..16].try_into().unwrap());
+                if stored != record_checksum(position.checksum, &record_header[16..], &payload) {
+                    if is_last && end == file_len {
+                        break;
+                    }
+                    return Err(corrupt(offset, "checksum mismatch".into()).into());
+                }
+                let record = u64::from_le_bytes(record_header[24..32].try_into().unwrap());
+                let last_seq = u64::from_le_bytes(record_header[32..40].try_into().unwrap());
+                if record != position.record + 1 || last_seq < position.last_seq {
+                    return Err(corrupt(offset, format!("record {record} follows record {}", position.record)).into());
+                }
+                position = Position { record, checksum: stored, last_seq };
+                if record == start.record {
+                    if stored != start.checksum {
+                        return Err(corrupt(offset, "record does not match the snapshot taken after it".into()).into());
+                    }
+                    verified_start = true;
+                }
+                if record > start.record {
+                    apply(RecordRead { record, last_seq, payload: &payload, file: name, offset })?;
+                }
+                offset = end;
+                on_progress(read_bytes + offset, total_bytes);
+            }
+            if offset < file_len {
+                tracing::warn!(file = %name, offset, cut = file_len - offset, "truncating a torn final record that was never acknowledged");
+                storage.truncate(name, offset).map_err(io_error(name))?;
+            }
+            read_bytes += file_len;
+            last_segment = Some((name.clone(), offset));
+        }
+        if !verified_start && position.record < start.record {
+            return Err(JournalError::Corrupt {
+                file: last_segment.map(|(name, _)| name).unwrap_or_else(|| "data directory".into()),
+                offset: 0,
+                reason: format!("the journal ends at record {} but the snapshot covers record {}", position.record, start.record),
+            }
+            .into());
+        }
+        let (segment, segment_len) = last_segment.unwrap_or_else(|| (String::new(), 0));
+        Ok(Journal { segment, segment_len, position })
+    }
+
+    pub fn position(&self) -> Position {
+        self.position
+    }
+
+    /// Appends one record (not yet durable: call `sync`). Opens a new segment when the
+    /// current one is full.
+    pub fn append<S: Storage>(&mut self, storage: &mut S, last_seq: u64, payload: &[u8]) -> io::Result<()> {
+        let record = self.position.record + 1;
+        if self.segment.is_empty() || self.segment_len >= SEGMENT_BYTES_TARGET {
+            if !self.segment.is_empty() {
+                storage.sync(&self.segment)?;
+            }
+            self.segment = segment_name(record);
+            storage.append(&self.segment, &encode_segment_header(record, self.position.checksum))?;
+            self.segment_len = SEGMENT_HEADER_BYTES as u64;
+        }
+        let (header, checksum) = encode_record_header(self.position.checksum, record, last_seq, payload);
+        storage.append(&self.segment, &header)?;
+        storage.append(&self.segment, payload)?;
+        self.segment_len += (header.len() + payload.len()) as u64;
+        self.position = Position { record, checksum, last_seq };
+        Ok(())
+    }
+
+    pub fn sync<S: Storage>(&mut self, storage: &mut S) -> io::Result<()> {
+        if self.segment.is_empty() {
+            return Ok(());
+        }
+        storage.sync(&self.segment)
+    }
+}

@@ -1,0 +1,117 @@
+//! All of the engine's I/O goes through `Storage`, a directory of named files. The file
+//! implementation is what runs in production; tests plug in storage that fails on cue, tears
+//! writes and forgets what was not synced, which simulates power loss as `kill -9` cannot.
+
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+pub trait Storage: Send + 'static {
+    /// The names of all files, sorted.
+    fn list(&self) -> io::Result<Vec<String>>;
+    fn len(&self, name: &str) -> io::Result<u64>;
+    /// Fills `buffer` from `offset`; fails if the file is shorter.
+    fn read_exact_at(&self, name: &str, offset: u64, buffer: &mut [u8]) -> io::Result<()>;
+    /// Appends to the file, creating it if needed. Nothing is durable before `sync`.
+    fn append(&mut self, name: &str, bytes: &[u8]) -> io::Result<()>;
+    /// Makes everything appended to `name` durable, and the file's existence with it.
+    fn sync(&mut self, name: &str) -> io::Result<()>;
+    /// Cuts the file to `len` bytes, durably.
+    fn truncate(&mut self, name: &str, len: u64) -> io::Result<()>;
+    /// Replaces the whole file durably: readers see the old or the new bytes, never a mix.
+    fn write_atomic(&mut self, name: &str, bytes: &[u8]) -> io::Result<()>;
+    fn remove(&mut self, name: &str) -> io::Result<()>;
+}
+
+/// Files in a directory. Append handles stay open; a created file's directory entry is made
+/// durable by syncing the directory once, on the file's first sync.
+pub struct FileStorage {
+    directory: PathBuf,
+    open: HashMap<String, (File, bool)>,
+}
+
+impl FileStorage {
+    pub fn open(directory: &Path) -> io::Result<FileStorage> {
+        fs::create_dir_all(directory)?;
+        Ok(FileStorage { directory: directory.to_path_buf(), open: HashMap::new() })
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        assert!(!name.contains('/') && !name.starts_with('.'), "storage names are plain file names");
+        self.directory.join(name)
+    }
+
+    fn sync_directory(&self) -> io::Result<()> {
+        File::open(&self.directory)?.sync_all()
+    }
+}
+
+impl Storage for FileStorage {
+    fn list(&self) -> io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in fs::read_dir(&self.directory)? {
+            let entry = entry?;
+            if entry.file_type()?.is_file() {
+                if let Some(name) = entry.file_name().to_str() {
+                    names.push(name.to_owned());
+                }
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    fn len(&self, name: &str) -> io::Result<u64> {
+        Ok(fs::metadata(self.path(name))?.len())
+    }
+
+    fn read_exact_at(&self, name: &str, offset: u64, buffer: &mut [u8]) -> io::Result<()> {
+        File::open(self.path(name))?.read_exact_at(buffer, offset)
+    }
+
+    fn append(&mut self, name: &str, bytes: &[u8]) -> io::Result<()> {
+        if !self.open.contains_key(name) {
+            let path = self.path(name);
+            let existed = path.exists();
+            let file = OpenOptions::new().create(true).append(true).open(path)?;
+            self.open.insert(name.to_owned(), (file, !existed));
+        }
+        let (file, _) = self.open.get_mut(name).expect("opened above");
+        file.write_all(bytes)
+    }
+
+    fn sync(&mut self, name: &str) -> io::Result<()> {
+        let Some((file, created)) = self.open.get_mut(name) else {
+            return File::open(self.path(name))?.sync_data();
+        };
+        file.sync_data()?;
+        if std::mem::take(created) {
+            self.sync_directory()?;
+        }
+        Ok(())
+    }
+
+    fn truncate(&mut self, name: &str, len: u64) -> io::Result<()> {
+        self.open.remove(name);
+        let file = OpenOptions::new().write(true).open(self.path(name))?;
+        file.set_len(len)?;
+        file.sync_all()
+    }
+
+    fn write_atomic(&mut self, name: &str, bytes: &[u8]) -> io::Result<()> {
+        let temporary = self.path(&format!("{name}.partial"));
+        let mut file = File::create(&temporary)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        fs::rename(&temporary, self.path(name))?;
+        self.sync_directory()
+    }
+
+    fn remove(&mut self, name: &str) -> io::Result<()> {
+        self.open.remove(name);
+        fs::remove_file(self.path(name))?;
+        self.sync_directory()
+    }
+}

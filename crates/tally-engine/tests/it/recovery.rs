@@ -1,0 +1,187 @@
+//! What survives a crash, and what start-up refuses. Power loss is simulated by a storage
+//! that forgets every unsynced byte; torn writes and corruption are made by hand.
+
+use crate::support::*;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tally_core::*;
+use tally_engine::engine::Clock;
+use tally_engine::journal::JournalError;
+use tally_engine::*;
+
+fn config() -> Config {
+    Config { snapshot_on_shutdown: false, ..Config::default() }
+}
+
+fn start(storage: &MemoryStorage, config: Config) -> Engine {
+    Engine::start(storage.clone(), config).expect("engine starts").0
+}
+
+fn submit(engine: &Engine, request: Request) -> Vec<ResultCode> {
+    block_on(engine.submit(request)).unwrap().into_iter().map(|o| o.result).collect()
+}
+
+fn alice(engine: &Engine) -> i128 {
+    block_on(engine.account(id("alice"), None)).unwrap().unwrap().totals.balance()
+}
+
+fn segment(storage: &MemoryStorage) -> String {
+    storage.names().into_iter().find(|n| n.starts_with("journal-")).unwrap()
+}
+
+fn funded(storage: &MemoryStorage, count: usize) {
+    let engine = start(storage, config());
+    for request in setup_requests() {
+        submit(&engine, request);
+    }
+    for n in 0..count {
+        assert_eq!(submit(&engine, fund(&format!("t{n}"), "1.25")), [ResultCode::Created]);
+    }
+    engine.shutdown();
+}
+
+#[test]
+fn acknowledged_writes_survive_power_loss() {
+    let storage = MemoryStorage::default();
+    funded(&storage, 20);
+    let engine = start(&storage.crash(0), config());
+    assert_eq!(alice(&engine), 2500);
+    assert_eq!(submit(&engine, fund("t3", "1.25")), [ResultCode::Exists], "ids stay decided across restarts");
+}
+
+#[test]
+fn a_torn_final_record_is_cut_off_and_writing_resumes() {
+    let storage = MemoryStorage::default();
+    funded(&storage, 3);
+    let name = segment(&storage);
+    let intact = storage.whole(&name).len();
+    // Half of a record that was being written when the power went.
+    let mut torn = storage.clone();
+    torn.append(&name, &[0x5a; 100]).unwrap();
+    let after_crash = torn.crash(60);
+    let engine = start(&after_crash, config());
+    assert_eq!(after_crash.whole(&name).len(), intact, "the torn bytes are truncated");
+    assert_eq!(submit(&engine, fund("t9", "1.00")), [ResultCode::Created]);
+    engine.shutdown();
+    let engine = start(&after_crash.crash(0), config());
+    assert_eq!(alice(&engine), 475);
+}
+
+#[test]
+fn corruption_before_the_tail_stops_start_up_and_names_the_place() {
+    let storage = MemoryStorage::default();
+    funded(&storage, 5);
+    let name = segment(&storage);
+    {
+        let mut disk = storage.disk.lock().unwrap();
+        let durable = &mut disk.files.get_mut(&name).unwrap().0;
+        let middle = 48 + 40 + 3;
+        durable[middle] ^= 0x01;
+    }
+    let error = Engine::start(storage.clone(), config()).err().expect("start is refused");
+    match error {
+        OpenError::Journal(JournalError::Corrupt { file, offset, .. }) => {
+            assert_eq!(file, name);
+            assert_eq!(offset, 48);
+        }
+        other => panic!("unexpected error: {other}"),
+    }
+}
+
+#[test]
+fn a_failed_fsync_is_never_reported_as_success() {
+    let storage = MemoryStorage::default();
+    let engine = start(&storage, config());
+    for request in setup_requests() {
+        submit(&engine, request);
+    }
+    storage.disk.lock().unwrap().fail_sync = true;
+    let failed = block_on(engine.submit(fund("lost", "5.00")));
+    assert!(matches!(failed, Err(LedgerError::Failed(_))), "{failed:?}");
+    assert!(matches!(block_on(engine.submit(fund("next", "5.00"))), Err(LedgerError::Failed(_))));
+    assert!(matches!(block_on(engine.account(id("alice"), None)), Err(LedgerError::Failed(_))));
+    assert!(engine.status().failure.is_some());
+    drop(engine);
+    let engine = start(&storage.crash(0), config());
+    assert_eq!(alice(&engine), 0);
+    assert!(block_on(engine.transfer(id("lost"))).unwrap().is_none());
+}
+
+#[test]
+fn a_snapshot_shortens_restart_and_the_journal_continues_after_it() {
+    let storage = MemoryStorage::default();
+    let engine = start(&storage, Config::default());
+    for request in setup_requests() {
+        submit(&engine, request);
+    }
+    submit(&engine, fund("a", "3.00"));
+    engine.shutdown();
+    assert!(storage.names().iter().any(|n| n.starts_with("snapshot-")));
+
+    let (engine, recovery) = Engine::start(storage.clone(), config()).unwrap();
+    assert_eq!((recovery.snapshot_record, recovery.replayed_records), (3, 0));
+    submit(&engine, fund("b", "4.00"));
+    drop(engine);
+    let (engine, recovery) = Engine::start(storage.crash(0), config()).unwrap();
+    assert_eq!(recovery.replayed_records, 1);
+    assert_eq!(alice(&engine), 700);
+    assert_eq!(block_on(engine.account(id("alice"), Some(recovery.last_seq - 1))).unwrap().unwrap().totals.balance(), 300);
+}
+
+#[test]
+fn a_corrupt_snapshot_is_passed_over_for_the_journal() {
+    let storage = MemoryStorage::default();
+    let engine = start(&storage, Config::default());
+    for request in setup_requests() {
+        submit(&engine, request);
+    }
+    submit(&engine, fund("a", "3.00"));
+    engine.shutdown();
+    let name = storage.names().into_iter().find(|n| n.starts_with("snapshot-")).unwrap();
+    storage.disk.lock().unwrap().files.get_mut(&name).unwrap().0[100] ^= 0xff;
+    let (engine, recovery) = Engine::start(storage.clone(), config()).unwrap();
+    assert_eq!((recovery.snapshot_record, recovery.replayed_records), (0, 3));
+    assert_eq!(alice(&engine), 300);
+}
+
+#[test]
+fn a_data_directory_is_used_by_one_process_at_a_time() {
+    let directory = tempfile::tempdir().unwrap();
+    let (first, _) = Engine::open(directory.path(), config()).unwrap();
+    let second = Engine::open(directory.path(), config());
+    assert!(matches!(second, Err(OpenError::InUse { .. })), "second open must be refused");
+    drop(first);
+    assert!(Engine::open(directory.path(), config()).is_ok(), "the lock is released with the engine");
+}
+
+#[test]
+fn holds_expire_through_the_journal() {
+    let storage = MemoryStorage::default();
+    let now = Arc::new(AtomicU64::new(1_000_000_000));
+    let clock_source = now.clone();
+    let clock: Clock = Arc::new(move || clock_source.load(Ordering::SeqCst));
+    let engine = start(&storage, Config { clock: clock.clone(), ..config() });
+    for request in setup_requests() {
+        submit(&engine, request);
+    }
+    submit(&engine, fund("f", "10.00"));
+    let hold = Request::CreateTransfers(vec![NewTransfer {
+        id: id("h"),
+        kind: TransferKind::Pending { debit: id("alice"), credit: id("world"), amount: Decimal::parse("4").unwrap(), timeout_ms: Some(5) },
+        asset: None,
+        linked: false,
+        metadata: None,
+        if_debit_version: None,
+        if_credit_version: None,
+    }]);
+    assert_eq!(submit(&engine, hold), [ResultCode::Created]);
+    let seq = engine.status().durable_seq;
+    now.fetch_add(10_000_000, Ordering::SeqCst);
+    // The writer wakes for the expiry by itself; the journal feed shows it when durable.
+    let entries = block_on(engine.journal(seq, 10, Duration::from_secs(30))).unwrap();
+    assert!(matches!(entries.as_slice(), [JournalEntry::Expiry { pending_id, .. }] if pending_id == "h"), "{entries:?}");
+    drop(engine);
+    let engine = start(&storage.crash(0), Config { clock, ..config() });
+    assert_eq!(block_on(engine.transfer(id("h"))).unwrap().unwrap().state, TransferState::Expired);
+}
