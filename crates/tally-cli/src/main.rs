@@ -1,1 +1,55 @@
-fn main(){}
+//! `tally`: the one binary. `serve` runs the ledger, `verify` checks a data directory offline,
+//! `bench` measures throughput over the real HTTP path, `openapi` prints the API document.
+
+mod bench;
+mod serve;
+mod verify;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "tally", version, about = "A ledger for money and limited resources that stays correct under concurrency")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP server on the embedded engine.
+    Serve(serve::Args),
+    /// Replay a data directory offline: checksums, every invariant, every balance.
+    Verify {
+        #[arg(long, default_value = "./tally-data", env = "TALLY_DATA_DIR")]
+        data_dir: PathBuf,
+    },
+    /// Measure durable transfers per second over HTTP.
+    Bench(bench::Args),
+    /// Print the OpenAPI document.
+    Openapi,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match Cli::parse().command {
+        Command::Serve(args) => serve::run(args),
+        Command::Verify { data_dir } => verify::run(&data_dir),
+        Command::Bench(args) => bench::run(args),
+        Command::Openapi => {
+            println!("{}", serde_json::to_string_pretty(&tally_server::openapi()).expect("the document serializes"));
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

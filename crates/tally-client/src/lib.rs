@@ -1,1 +1,144 @@
+//! An async Rust client for Tally's HTTP API. Amounts are decimal strings end to end (the
+//! same exact values the ledger stores), never floats. Request and response types are the
+//! server's own, from `tally-api`, so the two cannot disagree.
 
+pub use tally_api as api;
+
+use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::time::Duration;
+use tally_api::*;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The server answered with an error body.
+    #[error("HTTP {status}: {} ({})", .body.error.message, .body.error.code)]
+    Api { status: u16, body: ErrorBody },
+    /// The request may or may not have reached the ledger (connection refused, reset, timeout).
+    /// Retry with the same ids: the ledger applies an id at most once.
+    #[error("transport: {0}")]
+    Transport(#[from] reqwest::Error),
+    #[error("unexpected response (HTTP {status}): {detail}")]
+    Decode { status: u16, detail: String },
+}
+
+impl ClientError {
+    /// True when the outcome is unknown: the request may have been applied.
+    pub fn is_unknown_outcome(&self) -> bool {
+        matches!(self, ClientError::Transport(_))
+    }
+
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            ClientError::Api { body, .. } => Some(&body.error.code),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: Option<String>,
+}
+
+impl Client {
+    /// `base` is the server's address, such as `http://127.0.0.1:7420`.
+    pub fn new(base: &str) -> Client {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(120))
+            .pool_max_idle_per_host(64)
+            .build()
+            .expect("a client with these settings always builds");
+        Client { http, base: base.trim_end_matches('/').to_owned(), token: None }
+    }
+
+    pub fn with_token(mut self, token: impl Into<String>) -> Client {
+        self.token = Some(token.into());
+        self
+    }
+
+    async fn call<T: DeserializeOwned>(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> Result<T, ClientError> {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.header("content-type", "application/json").body(body);
+        }
+        let response = request.send().await?;
+        let status = response.status();
+        let bytes = response.bytes().await?;
+        if status.is_success() {
+            return serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode { status: status.as_u16(), detail: e.to_string() });
+        }
+        match serde_json::from_slice::<ErrorBody>(&bytes) {
+            Ok(body) => Err(ClientError::Api { status: status.as_u16(), body }),
+            Err(_) => Err(ClientError::Decode { status: status.as_u16(), detail: String::from_utf8_lossy(&bytes).into_owned() }),
+        }
+    }
+
+    async fn optional<T: DeserializeOwned>(&self, path: &str) -> Result<Option<T>, ClientError> {
+        match self.call(Method::GET, path, None).await {
+            Ok(value) => Ok(Some(value)),
+            Err(ClientError::Api { status, .. }) if status == StatusCode::NOT_FOUND.as_u16() => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
+    fn json(value: &impl Serialize) -> Option<Vec<u8>> {
+        Some(serde_json::to_vec(value).expect("wire types always serialize"))
+    }
+
+    pub async fn create_asset(&self, code: &str, scale: u8) -> Result<Results, ClientError> {
+        self.call(Method::POST, "/v1/assets", Self::json(&AssetInput { code: code.into(), scale })).await
+    }
+
+    pub async fn create_accounts(&self, accounts: Vec<AccountInput<'_>>) -> Result<Results, ClientError> {
+        self.call(Method::POST, "/v1/accounts", Self::json(&CreateAccounts { accounts })).await
+    }
+
+    pub async fn update_account(&self, id: &str, patch: &AccountPatchInput<'_>) -> Result<Results, ClientError> {
+        self.call(Method::PATCH, &format!("/v1/accounts/{id}"), Self::json(patch)).await
+    }
+
+    pub async fn create_transfers(&self, transfers: Vec<TransferInput<'_>>) -> Result<Results, ClientError> {
+        self.call(Method::POST, "/v1/transfers", Self::json(&CreateTransfers { transfers })).await
+    }
+
+    /// Sends an already encoded `{"transfers": [...]}` body, for load generators.
+    pub async fn create_transfers_raw(&self, body: Vec<u8>) -> Result<Results, ClientError> {
+        self.call(Method::POST, "/v1/transfers", Some(body)).await
+    }
+
+    pub async fn account(&self, id: &str) -> Result<Option<Account>, ClientError> {
+        self.optional(&format!("/v1/accounts/{id}")).await
+    }
+
+    pub async fn account_as_of(&self, id: &str, seq: u64) -> Result<Option<Account>, ClientError> {
+        self.optional(&format!("/v1/accounts/{id}?as_of={seq}")).await
+    }
+
+    pub async fn accounts(&self, prefix: &str, after: Option<&str>, limit: usize) -> Result<AccountsPage, ClientError> {
+        let after = after.map(|a| format!("&after={a}")).unwrap_or_default();
+        self.call(Method::GET, &format!("/v1/accounts?prefix={prefix}&limit={limit}{after}"), None).await
+    }
+
+    pub async fn transfer(&self, id: &str) -> Result<Option<Transfer>, ClientError> {
+        self.optional(&format!("/v1/transfers/{id}")).await
+    }
+
+    pub async fn account_transfers(&self, id: &str, after_seq: u64, limit: usize) -> Result<TransfersPage, ClientError> {
+        self.call(Method::GET, &format!("/v1/accounts/{id}/transfers?after_seq={after_seq}&limit={limit}"), None).await
+    }
+
+    pub async fn journal(&self, after_seq: u64, limit: usize, wait_ms: u64) -> Result<JournalPage, ClientError> {
+        self.call(Method::GET, &format!("/v1/journal?after_seq={after_seq}&limit={limit}&wait_ms={wait_ms}"), None).await
+    }
+
+    pub async fn health(&self) -> Result<Health, ClientError> {
+        self.call(Method::GET, "/healthz", None).await
+    }
+}

@@ -850,6 +850,52 @@ impl State {
         Paths { debit: debit_path, credit: credit_path }
     }
 
+    /// Recomputes every account's totals from scratch by walking the log in order, and
+    /// compares them with the totals kept incrementally. Slow (proportional to the whole
+    /// history); used by `tally verify`.
+    pub fn audit(&self) -> Result<(), String> {
+        let mut totals = vec![Totals::default(); self.accounts.len()];
+        let mut shift = |record: &TransferRecord, movement: Movement| -> Result<(), String> {
+            let paths = self.paths(record.debit, record.credit);
+            for (side, accounts) in [(Side::Debit, &paths.debit), (Side::Credit, &paths.credit)] {
+                for &account in accounts {
+                    let slot = &mut totals[account as usize];
+                    *slot = movement.shift(*slot, side, true).ok_or_else(|| format!("totals of {} leave their range", self.accounts[account as usize].id))?;
+                }
+            }
+            Ok(())
+        };
+        for entry in &self.log {
+            match *entry {
+                LogEntry::Transfer(index) => {
+                    let record = &self.transfers[index as usize];
+                    if record.result != ResultCode::Created {
+                        continue;
+                    }
+                    let held = |r: &TransferRecord| self.transfers[r.related as usize].amount;
+                    let movement = match record.kind {
+                        RecordKind::Direct => Movement::Direct(record.amount),
+                        RecordKind::Pending => Movement::Hold(record.amount),
+                        RecordKind::Post => Movement::Settle { held: held(record), posted: record.amount },
+                        RecordKind::Void => Movement::Release(held(record)),
+                    };
+                    shift(record, movement)?;
+                }
+                LogEntry::Expiry(index) => {
+                    let hold = &self.transfers[self.expiries[index as usize].hold as usize];
+                    shift(hold, Movement::Release(hold.amount))?;
+                }
+                LogEntry::Asset(_) | LogEntry::Account(_) | LogEntry::Update(_) => {}
+            }
+        }
+        for (account, recomputed) in self.accounts.iter().zip(totals) {
+            if account.totals != recomputed {
+                return Err(format!("account {} holds {:?} but its history sums to {:?}", account.id, account.totals, recomputed));
+            }
+        }
+        self.check_invariants()
+    }
+
     /// Checks what must hold after every batch: per asset, the sum of root balances is zero
     /// and pending debits equal pending credits; no account is outside its bounds; every
     /// account's version matches its history.

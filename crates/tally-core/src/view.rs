@@ -74,7 +74,7 @@ pub struct TransferDetail {
 pub enum JournalEntry {
     Asset { code: AssetCode, scale: u8, seq: u64, timestamp: u64 },
     Account { view: AccountView, created_settings: Settings },
-    Update { id: Id, settings: Settings, seq: u64, timestamp: u64 },
+    Update { id: Id, settings: Settings, scale: u8, seq: u64, timestamp: u64 },
     Transfer(TransferView),
     Expiry { pending_id: String, debit: Id, credit: Id, amount: u128, scale: u8, seq: u64, timestamp: u64 },
 }
@@ -273,8 +273,10 @@ impl State {
             },
             LogEntry::Update(index) => {
                 let update = &self.updates[index as usize];
+                let account = &self.accounts[update.account as usize];
                 JournalEntry::Update {
-                    id: self.accounts[update.account as usize].id.clone(),
+                    id: account.id.clone(),
+                    scale: self.assets[account.asset as usize].scale,
                     settings: update.after.clone(),
                     seq: update.seq,
                     timestamp: update.timestamp,

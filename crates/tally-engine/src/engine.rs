@@ -110,13 +110,15 @@ pub fn replay<S: Storage>(
     storage: &mut S,
     state: &mut State,
     start: Position,
+    repair: bool,
     on_progress: impl FnMut(u64, u64),
-    mut after_record: impl FnMut(&State) -> Result<(), String>,
+    mut after_record: impl FnMut(&State, u64) -> Result<(), String>,
 ) -> Result<(Journal, u64), OpenError> {
     let mut replayed = 0;
     let journal = Journal::recover(
         storage,
         start,
+        repair,
         |read| {
             let fail = |reason: String| OpenError::Replay { record: read.record, file: read.file.to_owned(), offset: read.offset, reason };
             let batch = decode_batch(read.payload).map_err(|e| fail(format!("does not decode: {e}")))?;
@@ -127,7 +129,7 @@ pub fn replay<S: Storage>(
             if state.last_seq() != read.last_seq {
                 return Err(fail(format!("replays to seq {}, but was written at seq {}", state.last_seq(), read.last_seq)));
             }
-            after_record(state).map_err(fail)?;
+            after_record(state, read.record).map_err(fail)?;
             replayed += 1;
             Ok(())
         },
@@ -156,7 +158,7 @@ impl Engine {
         let io = |source| OpenError::Io { path: "storage".into(), source };
         let (mut state, start) = snapshot::load_latest(&storage).map_err(io)?.unwrap_or_default();
         let started = Instant::now();
-        let (journal, replayed_records) = replay(&mut storage, &mut state, start, |_, _| {}, |_| Ok(()))?;
+        let (journal, replayed_records) = replay(&mut storage, &mut state, start, true, |_, _| {}, |_, _| Ok(()))?;
         let recovery = Recovery { snapshot_record: start.record, replayed_records, last_seq: state.last_seq() };
         tracing::info!(?recovery, elapsed_ms = started.elapsed().as_millis() as u64, "recovered");
         if replayed_records >= SNAPSHOT_AFTER_REPLAY_RECORDS {

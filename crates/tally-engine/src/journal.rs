@@ -112,15 +112,18 @@ pub struct Journal {
     segment: String,
     segment_len: u64,
     position: Position,
+    torn_bytes: u64,
 }
 
 impl Journal {
-    /// Reads every record after `start` in order, handing each to `apply`, truncates a torn
-    /// tail, and returns a journal ready to append. `on_progress` hears bytes read so far and
-    /// in all, for progress bars.
+    /// Reads every record after `start` in order, handing each to `apply`, and returns a
+    /// journal ready to append. With `repair`, a torn tail is cut off; without it (for
+    /// offline checks of a live directory) it is only measured, in `torn_bytes`.
+    /// `on_progress` hears bytes read so far and in all, for progress bars.
     pub fn recover<S: Storage, E: From<JournalError>>(
         storage: &mut S,
         start: Position,
+        repair: bool,
         mut apply: impl FnMut(RecordRead<'_>) -> Result<(), E>,
         mut on_progress: impl FnMut(u64, u64),
     ) -> Result<Journal, E> {
@@ -142,6 +145,7 @@ impl Journal {
         let mut last_segment: Option<(String, u64)> = None;
         let mut verified_start = start.record == 0;
         let mut payload = Vec::new();
+        let mut torn_bytes = 0;
         for (index, (first_record, name)) in segments.iter().enumerate() {
             let is_last = index + 1 == segments.len();
             let file_len = storage.len(name).map_err(io_error(name))?;
@@ -149,7 +153,10 @@ impl Journal {
             if file_len < SEGMENT_HEADER_BYTES as u64 {
                 if is_last {
                     // The segment was being created when the process stopped: it holds no records.
-                    storage.remove(name).map_err(io_error(name))?;
+                    torn_bytes += file_len;
+                    if repair {
+                        storage.remove(name).map_err(io_error(name))?;
+                    }
                     break;
                 }
                 return Err(corrupt(0, "segment header is incomplete".into()).into());
@@ -226,8 +233,11 @@ impl Journal {
                 on_progress(read_bytes + offset, total_bytes);
             }
             if offset < file_len {
-                tracing::warn!(file = %name, offset, cut = file_len - offset, "truncating a torn final record that was never acknowledged");
-                storage.truncate(name, offset).map_err(io_error(name))?;
+                torn_bytes += file_len - offset;
+                if repair {
+                    tracing::warn!(file = %name, offset, cut = file_len - offset, "truncating a torn final record that was never acknowledged");
+                    storage.truncate(name, offset).map_err(io_error(name))?;
+                }
             }
             read_bytes += file_len;
             last_segment = Some((name.clone(), offset));
@@ -241,7 +251,12 @@ impl Journal {
             .into());
         }
         let (segment, segment_len) = last_segment.unwrap_or_else(|| (String::new(), 0));
-        Ok(Journal { segment, segment_len, position })
+        Ok(Journal { segment, segment_len, position, torn_bytes })
+    }
+
+    /// Bytes of a torn tail found by `recover` (cut off if it repaired).
+    pub fn torn_bytes(&self) -> u64 {
+        self.torn_bytes
     }
 
     pub fn position(&self) -> Position {

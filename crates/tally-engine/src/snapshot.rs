@@ -23,6 +23,28 @@ fn parse_snapshot_name(name: &str) -> Option<u64> {
     name.strip_prefix("snapshot-")?.strip_suffix(".ts")?.parse().ok()
 }
 
+/// The checksum a snapshot of `state` would carry, to compare a replay with a snapshot
+/// without loading the snapshot.
+pub fn checksum(state: &State) -> u128 {
+    let mut body = Encoder::default();
+    state.encode_snapshot(&mut body);
+    xxh3_128(&body.bytes)
+}
+
+/// The record and body checksum of every snapshot, read from their headers only.
+pub fn headers<S: Storage>(storage: &S) -> io::Result<Vec<(u64, u128)>> {
+    let mut found = Vec::new();
+    for name in storage.list()? {
+        if parse_snapshot_name(&name).is_some() && storage.len(&name)? >= HEADER_BYTES as u64 {
+            let mut header = [0u8; HEADER_BYTES];
+            storage.read_exact_at(&name, 0, &mut header)?;
+            let record = u64::from_le_bytes(header[16..24].try_into().expect("8 bytes"));
+            found.push((record, u128::from_le_bytes(header[48..64].try_into().expect("16 bytes"))));
+        }
+    }
+    Ok(found)
+}
+
 pub fn write<S: Storage>(storage: &mut S, state: &State, position: Position) -> io::Result<()> {
     assert_eq!(state.last_seq(), position.last_seq, "a snapshot must match the record it follows");
     let mut body = Encoder::default();

@@ -1,1 +1,138 @@
+//! The Tally HTTP service as a library: routes, limits, authentication and metrics around
+//! any store that implements `tally_engine::Ledger`. The `tally serve` command and the
+//! tests both build the service from here.
 
+pub mod error;
+pub mod routes;
+
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::{BoxError, Router};
+use error::ApiError;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+use tally_api::REQUEST_BODY_BYTES_MAX;
+use tally_engine::Ledger;
+use tower::ServiceBuilder;
+use utoipa::openapi::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// Requests served at once; beyond this the server answers 503 at once instead of queueing
+/// without bound.
+pub const IN_FLIGHT_REQUESTS_MAX: usize = 4_096;
+
+/// The longest any request may take, long polls included.
+pub const REQUEST_TIMEOUT_MS: u64 = 60_000;
+
+#[derive(Clone)]
+pub struct App {
+    pub ledger: Arc<dyn Ledger>,
+    pub engine_name: &'static str,
+    pub metrics: PrometheusHandle,
+    /// When set, every `/v1` route requires `Authorization: Bearer <token>`.
+    pub api_token: Option<Arc<str>>,
+}
+
+/// The process-wide metrics recorder, installed once.
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let seconds = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
+            let sizes = [1.0, 8.0, 64.0, 512.0, 4096.0, 8190.0, 32768.0, 131072.0];
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &seconds)
+                .and_then(|b| b.set_buckets_for_metric(Matcher::Suffix("_events".into()), &sizes))
+                .expect("bucket lists are not empty")
+                .build_recorder();
+            let handle = recorder.handle();
+            // Another recorder may already be installed (several servers in one test process).
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+fn api() -> OpenApiRouter<App> {
+    OpenApiRouter::new()
+        .routes(routes!(routes::create_asset))
+        .routes(routes!(routes::create_accounts, routes::list_accounts))
+        .routes(routes!(routes::get_account, routes::update_account))
+        .routes(routes!(routes::account_transfers))
+        .routes(routes!(routes::create_transfers))
+        .routes(routes!(routes::get_transfer))
+        .routes(routes!(routes::journal))
+}
+
+/// The OpenAPI document, as committed in `docs/openapi.json`.
+pub fn openapi() -> OpenApi {
+    let (_, mut document) = api()
+        .routes(routes!(routes::health))
+        .routes(routes!(routes::metrics))
+        .split_for_parts();
+    document.info.title = "Tally".into();
+    document.info.version = env!("CARGO_PKG_VERSION").into();
+    document.info.description = Some("A ledger for money and limited resources that stays correct under concurrency. Amounts are decimal strings.".into());
+    document.info.license = None;
+    document.info.contact = None;
+    document
+}
+
+async fn authenticate(State(app): State<App>, request: Request, next: Next) -> Response {
+    if let Some(token) = &app.api_token {
+        let presented = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+        // Compare in constant time so the token cannot be guessed byte by byte from timing.
+        let matches = presented.is_some_and(|p| {
+            p.len() == token.len() && p.bytes().zip(token.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+        });
+        if !matches {
+            return ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "missing or wrong bearer token").into_response();
+        }
+    }
+    next.run(request).await
+}
+
+async fn record_metrics(request: Request, next: Next) -> Response {
+    let route = request.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = request.method().to_string();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let labels = [("route", route), ("method", method), ("status", response.status().as_u16().to_string())];
+    metrics::histogram!("tally_http_request_seconds", &labels).record(started.elapsed().as_secs_f64());
+    response
+}
+
+async fn overloaded(error: BoxError) -> ApiError {
+    if error.is::<tower::timeout::error::Elapsed>() {
+        return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the request took too long");
+    }
+    ApiError { retry_after: Some(1), ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "too many requests in flight; retry later") }
+}
+
+async fn fallback() -> ApiError {
+    ApiError::not_found("no such route; see /openapi.json")
+}
+
+pub fn router(app: App) -> Router {
+    let document = openapi();
+    let (v1, _) = api().split_for_parts();
+    let v1 = v1.layer(middleware::from_fn_with_state(app.clone(), authenticate));
+    let (operations, _) = OpenApiRouter::new().routes(routes!(routes::health)).routes(routes!(routes::metrics)).split_for_parts();
+    let limits = ServiceBuilder::new()
+        .layer(HandleErrorLayer::new(overloaded))
+        .load_shed()
+        .concurrency_limit(IN_FLIGHT_REQUESTS_MAX)
+        .timeout(Duration::from_millis(REQUEST_TIMEOUT_MS));
+    v1.merge(operations)
+        .route("/openapi.json", axum::routing::get(move || async move { axum::Json(document) }))
+        .fallback(fallback)
+        .layer(DefaultBodyLimit::max(REQUEST_BODY_BYTES_MAX))
+        .route_layer(middleware::from_fn(record_metrics))
+        .layer(limits)
+        .with_state(app)
+}

@@ -1,0 +1,316 @@
+//! `tally bench`: durable transfers per second over the real HTTP path. It starts a server
+//! (or targets one with `--url`), creates the accounts, encodes every request body before the
+//! clock starts (so the load generator measures the server, not its own JSON encoding),
+//! then sends batches from concurrent clients and reports throughput, batch latency and the
+//! server's peak resident memory.
+
+use anyhow::{bail, Context};
+use hdrhistogram::Histogram;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tally_client::api::AccountInput;
+use tally_client::Client;
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum Workload {
+    /// Debit and credit accounts drawn uniformly.
+    Uniform,
+    /// `--hot-percent` of transfers touch one of `--hot-accounts` accounts.
+    Hot,
+}
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Target a running server instead of starting one.
+    #[arg(long)]
+    pub url: Option<String>,
+    #[arg(long, default_value_t = 10_000)]
+    pub accounts: usize,
+    #[arg(long, default_value_t = 10_000_000)]
+    pub transfers: usize,
+    /// Transfers per request (at most 8,190).
+    #[arg(long, default_value_t = 8_190)]
+    pub batch: usize,
+    /// Concurrent clients, each with one request in flight.
+    #[arg(long, default_value_t = 4)]
+    pub clients: usize,
+    #[arg(long, value_enum, default_value = "uniform")]
+    pub workload: Workload,
+    #[arg(long, default_value_t = 10)]
+    pub hot_accounts: usize,
+    #[arg(long, default_value_t = 90)]
+    pub hot_percent: u64,
+    /// Data directory for the server the bench starts (default: a new temporary directory,
+    /// removed afterwards).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// After the run, stop the server and time restarts: from its snapshot, and from the
+    /// journal alone.
+    #[arg(long)]
+    pub measure_restart: bool,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+}
+
+/// A small deterministic generator (splitmix64), so a run can be repeated exactly.
+struct Random(u64);
+
+impl Random {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+struct Server {
+    child: Child,
+    url: String,
+    data_dir: PathBuf,
+    temporary: Option<tempfile::TempDir>,
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn spawn_server(data_dir: &std::path::Path) -> anyhow::Result<(Child, String)> {
+    let port = free_port()?;
+    let log = std::fs::File::create(data_dir.with_extension("log"))?;
+    let child = Command::new(std::env::current_exe()?)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .arg(data_dir)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .context("starting the server")?;
+    Ok((child, format!("http://127.0.0.1:{port}")))
+}
+
+async fn wait_healthy(client: &Client, within: Duration) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    while started.elapsed() < within {
+        if client.health().await.is_ok() {
+            return Ok(started.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    bail!("the server did not become healthy within {within:?}")
+}
+
+fn peak_rss_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+fn terminate(child: &mut Child) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status()?;
+    let status = child.wait()?;
+    if !status.success() {
+        bail!("the server exited with {status}");
+    }
+    Ok(started.elapsed())
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    if args.batch == 0 || args.batch > tally_core::limits::BATCH_EVENTS_MAX {
+        bail!("--batch must be between 1 and {}", tally_core::limits::BATCH_EVENTS_MAX);
+    }
+    if args.accounts < 2 || args.hot_accounts < 2 || args.hot_accounts > args.accounts || args.hot_percent > 100 {
+        bail!("need at least 2 accounts, 2 to --accounts hot accounts, and --hot-percent at most 100");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let mut server = match &args.url {
+        Some(_) => None,
+        None => {
+            let (data_dir, temporary) = match &args.data_dir {
+                Some(dir) => (dir.clone(), None),
+                None => {
+                    let temporary = tempfile::Builder::new().prefix("tally-bench").tempdir()?;
+                    (temporary.path().join("data"), Some(temporary))
+                }
+            };
+            let (child, url) = spawn_server(&data_dir)?;
+            Some(Server { child, url, data_dir, temporary })
+        }
+    };
+    let url = args.url.clone().or_else(|| server.as_ref().map(|s| s.url.clone())).expect("a url or a server");
+    let client = Client::new(&url);
+    let result = runtime.block_on(drive(&args, &client));
+    let peak_rss = server.as_ref().and_then(|s| peak_rss_bytes(s.child.id()));
+    if let Some(server) = &mut server {
+        let report = result.as_ref().ok();
+        let stop = terminate(&mut server.child)?;
+        if let Some(report) = report {
+            report.print(peak_rss);
+        }
+        println!("clean shutdown (drain + snapshot): {:.2} s", stop.as_secs_f64());
+        if args.measure_restart {
+            measure_restarts(&runtime, server)?;
+        }
+        if let Some(temporary) = server.temporary.take() {
+            temporary.close()?;
+        }
+    } else if let Ok(report) = &result {
+        report.print(None);
+    }
+    result.map(|_| ())
+}
+
+fn measure_restarts(runtime: &tokio::runtime::Runtime, server: &mut Server) -> anyhow::Result<()> {
+    let restart = |label: &str| -> anyhow::Result<()> {
+        let (mut child, url) = spawn_server(&server.data_dir)?;
+        let took = runtime.block_on(wait_healthy(&Client::new(&url), Duration::from_secs(600)))?;
+        println!("restart {label}: {:.2} s to healthy, peak RSS {:.0} MiB", took.as_secs_f64(), peak_rss_bytes(child.id()).unwrap_or(0) as f64 / 1048576.0);
+        terminate(&mut child)?;
+        Ok(())
+    };
+    restart("from the snapshot")?;
+    for entry in std::fs::read_dir(&server.data_dir)? {
+        let path = entry?.path();
+        if path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("snapshot-")) {
+            std::fs::remove_file(path)?;
+        }
+    }
+    restart("from the journal alone (snapshots removed)")
+}
+
+struct Report {
+    transfers: usize,
+    elapsed: Duration,
+    latency_us: Histogram<u64>,
+    failed: usize,
+    args_line: String,
+}
+
+impl Report {
+    fn print(&self, peak_rss: Option<u64>) {
+        let ms = |q: f64| self.latency_us.value_at_quantile(q) as f64 / 1000.0;
+        println!("{}", self.args_line);
+        println!("transfers: {} in {:.2} s = {:.0} transfers/s ({} not created)", self.transfers, self.elapsed.as_secs_f64(), self.transfers as f64 / self.elapsed.as_secs_f64(), self.failed);
+        println!("batch latency: p50 {:.1} ms, p99 {:.1} ms, p100 {:.1} ms", ms(0.5), ms(0.99), self.latency_us.max() as f64 / 1000.0);
+        match peak_rss {
+            Some(bytes) => println!("server peak RSS: {:.0} MiB", bytes as f64 / 1048576.0),
+            None => println!("server peak RSS: not measured (server not started by the bench)"),
+        }
+    }
+}
+
+async fn drive(args: &Args, client: &Client) -> anyhow::Result<Report> {
+    wait_healthy(client, Duration::from_secs(600)).await?;
+    let run = format!("b{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis());
+    let asset = format!("{run}-X");
+    client.create_asset(&asset, 2).await?;
+    let account_id = |index: usize| format!("{run}-a{index}");
+    for chunk in (0..args.accounts).collect::<Vec<_>>().chunks(tally_core::limits::BATCH_EVENTS_MAX) {
+        let ids: Vec<String> = chunk.iter().map(|&i| account_id(i)).collect();
+        let accounts = ids
+            .iter()
+            .map(|id| AccountInput { id: id.as_str().into(), asset: asset.as_str().into(), min_balance: Some(None), ..AccountInput::default() })
+            .collect();
+        let results = client.create_accounts(accounts).await?;
+        if let Some(bad) = results.results.iter().find(|r| r.result != "created") {
+            bail!("creating account {} failed: {}", bad.id, bad.result);
+        }
+    }
+
+    let batches = args.transfers.div_ceil(args.batch);
+    let encoding = ProgressBar::new(batches as u64)
+        .with_style(ProgressStyle::with_template("encoding requests [{bar:40}] {pos}/{len}").expect("valid template"));
+    let mut random = Random(args.seed);
+    let mut bodies = Vec::with_capacity(batches);
+    let mut next_id = 0usize;
+    for batch in 0..batches {
+        let size = args.batch.min(args.transfers - batch * args.batch);
+        let mut body = String::with_capacity(size * 80 + 16);
+        body.push_str("{\"transfers\":[");
+        for n in 0..size {
+            let pick = |random: &mut Random| match args.workload {
+                Workload::Hot if random.below(100) < args.hot_percent as usize => random.below(args.hot_accounts),
+                _ => random.below(args.accounts),
+            };
+            let debit = pick(&mut random);
+            let mut credit = pick(&mut random);
+            while credit == debit {
+                credit = random.below(args.accounts);
+            }
+            let amount = 1 + random.below(10_000);
+            if n > 0 {
+                body.push(',');
+            }
+            write!(
+                body,
+                "{{\"id\":\"{run}-t{next_id}\",\"debit\":\"{run}-a{debit}\",\"credit\":\"{run}-a{credit}\",\"amount\":\"{}.{:02}\"}}",
+                amount / 100,
+                amount % 100
+            )
+            .expect("writing to a String cannot fail");
+            next_id += 1;
+        }
+        body.push_str("]}");
+        bodies.push((size, body.into_bytes()));
+        encoding.inc(1);
+    }
+    encoding.finish_and_clear();
+
+    let bodies = Arc::new(Mutex::new(bodies.into_iter()));
+    let sent = ProgressBar::new(args.transfers as u64)
+        .with_style(ProgressStyle::with_template("transfers [{bar:40}] {pos}/{len} {per_sec}").expect("valid template"));
+    let failed = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..args.clients {
+        let (client, bodies, sent, failed) = (client.clone(), bodies.clone(), sent.clone(), failed.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut latency = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3).expect("valid bounds");
+            loop {
+                let Some((size, body)) = bodies.lock().expect("queue lock").next() else { break };
+                let began = Instant::now();
+                let results = loop {
+                    match client.create_transfers_raw(body.clone()).await {
+                        Err(error) if error.code() == Some("queue_full") => tokio::time::sleep(Duration::from_millis(5)).await,
+                        other => break other,
+                    }
+                }?;
+                latency.saturating_record(began.elapsed().as_micros() as u64);
+                let not_created = results.results.iter().filter(|r| r.result != "created").count();
+                failed.fetch_add(not_created + size - results.results.len(), Ordering::Relaxed);
+                sent.inc(size as u64);
+            }
+            anyhow::Ok(latency)
+        }));
+    }
+    let mut latency_us = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3).expect("valid bounds");
+    for task in tasks {
+        latency_us.add(task.await??)?;
+    }
+    let elapsed = started.elapsed();
+    sent.finish_and_clear();
+    let args_line = format!(
+        "tally bench: {} accounts, {} transfers, batches of {}, {} clients, {:?} workload{}",
+        args.accounts,
+        args.transfers,
+        args.batch,
+        args.clients,
+        args.workload,
+        match args.workload {
+            Workload::Hot => format!(" ({}% on {} accounts)", args.hot_percent, args.hot_accounts),
+            Workload::Uniform => String::new(),
+        }
+    );
+    Ok(Report { transfers: args.transfers, elapsed, latency_us, failed: failed.load(Ordering::Relaxed), args_line })
+}
