@@ -1,0 +1,114 @@
+//! Every limit answers clearly and applies nothing: oversized bodies and batches, a full
+//! write queue, a missing token.
+
+use crate::harness::TestServer;
+use serde_json::json;
+use std::io;
+use std::sync::{Arc, Condvar, Mutex};
+use tally_engine::{Config, Storage};
+
+#[tokio::test]
+async fn oversized_bodies_and_batches_are_refused() {
+    let server = TestServer::start().await;
+    server.usd().await;
+    let too_many: Vec<_> = (0..8_191).map(|n| json!({"id": format!("t{n}"), "debit": "world", "credit": "alice", "amount": "1"})).collect();
+    let (status, answer) = server.post("/v1/transfers", json!({"transfers": too_many})).await;
+    assert_eq!((status, answer["error"]["field"].as_str()), (400, Some("transfers")), "{answer}");
+    let huge = format!("{{\"transfers\": [{{\"id\": \"{}\"}}]}}", "x".repeat(tally_api::REQUEST_BODY_BYTES_MAX));
+    let (status, answer) = server.raw("POST", "/v1/transfers", &huge).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (413, Some("body_too_large")));
+    assert_eq!(server.balance("alice").await, "0.00");
+}
+
+#[tokio::test]
+async fn a_token_guards_the_api_but_not_health() {
+    let server = TestServer::with_token("s3cret").await;
+    let (status, answer) = server.post("/v1/assets", json!({"code": "USD", "scale": 2})).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (401, Some("unauthorized")));
+    let authorized = server.client.clone().with_token("s3cret");
+    assert_eq!(authorized.create_asset("USD", 2).await.unwrap().results[0].result, "created");
+    let (status, _) = server.get("/healthz").await;
+    assert_eq!(status, 200);
+}
+
+/// Storage whose fsync waits until released, to hold the writer still.
+#[derive(Clone, Default)]
+struct Gate {
+    inner: Arc<(Mutex<(bool, bool)>, Condvar)>,
+    files: Arc<Mutex<std::collections::BTreeMap<String, Vec<u8>>>>,
+}
+
+impl Gate {
+    fn wait_until_syncing(&self) {
+        let (lock, signal) = &*self.inner;
+        let _guard = signal.wait_while(lock.lock().unwrap(), |(syncing, _)| !*syncing).unwrap();
+    }
+    fn open(&self) {
+        let (lock, signal) = &*self.inner;
+        lock.lock().unwrap().1 = true;
+        signal.notify_all();
+    }
+}
+
+impl Storage for Gate {
+    fn list(&self) -> io::Result<Vec<String>> {
+        Ok(self.files.lock().unwrap().keys().cloned().collect())
+    }
+    fn len(&self, name: &str) -> io::Result<u64> {
+        Ok(self.files.lock().unwrap().get(name).map_or(0, |f| f.len() as u64))
+    }
+    fn read_exact_at(&self, _: &str, _: u64, _: &mut [u8]) -> io::Result<()> {
+        Err(io::ErrorKind::UnexpectedEof.into())
+    }
+    fn append(&mut self, name: &str, bytes: &[u8]) -> io::Result<()> {
+        self.files.lock().unwrap().entry(name.to_owned()).or_default().extend_from_slice(bytes);
+        Ok(())
+    }
+    fn sync(&mut self, _: &str) -> io::Result<()> {
+        let (lock, signal) = &*self.inner;
+        let mut state = lock.lock().unwrap();
+        state.0 = true;
+        signal.notify_all();
+        let _open = signal.wait_while(state, |(_, open)| !*open).unwrap();
+        Ok(())
+    }
+    fn truncate(&mut self, _: &str, _: u64) -> io::Result<()> {
+        Ok(())
+    }
+    fn write_atomic(&mut self, _: &str, _: &[u8]) -> io::Result<()> {
+        Ok(())
+    }
+    fn remove(&mut self, _: &str) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_write_queue_answers_503_with_retry_after_and_applies_nothing() {
+    let gate = Gate::default();
+    let server = TestServer::with_storage(gate.clone(), Config { queue_requests_max: 1, snapshot_on_shutdown: false, ..Config::default() }).await;
+    let first = {
+        let client = server.client.clone();
+        tokio::spawn(async move { client.create_asset("USD", 2).await })
+    };
+    gate.wait_until_syncing();
+    // The writer is inside fsync with the first request; one more fills the queue.
+    let second = {
+        let client = server.client.clone();
+        tokio::spawn(async move { client.create_asset("EUR", 2).await })
+    };
+    while tally_engine::Ledger::status(&*server.engine).queue_depth < 1 {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    let response = reqwest::Client::new().post(format!("{}/v1/assets", server.url)).body(r#"{"code":"GBP","scale":2}"#).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 503);
+    assert_eq!(response.headers()["retry-after"], "1");
+    let answer: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(answer["error"]["code"], "queue_full");
+    gate.open();
+    assert_eq!(first.await.unwrap().unwrap().results[0].result, "created");
+    assert_eq!(second.await.unwrap().unwrap().results[0].result, "created");
+    let (_, journal) = server.get("/v1/journal?limit=10").await;
+    let codes: Vec<_> = journal["entries"].as_array().unwrap().iter().map(|e| e["code"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(codes, ["USD", "EUR"], "the refused request left no trace");
+}
