@@ -322,11 +322,19 @@ impl<'a> TransferInput<'a> {
         };
         let optional_id = |value: Option<Cow<'a, str>>, name: &str| value.map(|v| id(|| field(name), &v)).transpose();
         let forbid = |present: bool, name: &str, reason: &str| {
-            if present { Err(FieldError::new(field(name), reason.to_owned())) } else { Ok(()) }
+            if present {
+                Err(FieldError::new(field(name), reason.to_owned()))
+            } else {
+                Ok(())
+            }
         };
         if let Some(timeout_ms) = self.timeout_ms {
             forbid(!self.pending, "timeout_ms", "is allowed only with \"pending\": true")?;
-            forbid(timeout_ms == 0 || timeout_ms > HOLD_TIMEOUT_MS_MAX, "timeout_ms", &format!("must be between 1 and {HOLD_TIMEOUT_MS_MAX}"))?;
+            forbid(
+                timeout_ms == 0 || timeout_ms > HOLD_TIMEOUT_MS_MAX,
+                "timeout_ms",
+                &format!("must be between 1 and {HOLD_TIMEOUT_MS_MAX}"),
+            )?;
         }
         let kind = match (self.post, self.void) {
             (Some(_), Some(_)) => return Err(FieldError::new(field("void"), "a transfer cannot both post and void")),
@@ -604,12 +612,41 @@ impl Bounds {
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum JournalItem {
-    AssetCreated { seq: u64, timestamp: u64, code: String, scale: u8 },
-    AccountCreated { seq: u64, timestamp: u64, id: String, asset: String, parent: Option<String>, #[serde(flatten)] bounds: Bounds },
-    AccountUpdated { seq: u64, timestamp: u64, id: String, #[serde(flatten)] bounds: Bounds },
+    AssetCreated {
+        seq: u64,
+        timestamp: u64,
+        code: String,
+        scale: u8,
+    },
+    AccountCreated {
+        seq: u64,
+        timestamp: u64,
+        id: String,
+        asset: String,
+        parent: Option<String>,
+        #[serde(flatten)]
+        bounds: Bounds,
+    },
+    AccountUpdated {
+        seq: u64,
+        timestamp: u64,
+        id: String,
+        #[serde(flatten)]
+        bounds: Bounds,
+    },
     /// A transfer event as decided (created or failed); `state` is where it stands now.
-    Transfer { #[serde(flatten)] transfer: Transfer },
-    HoldExpired { seq: u64, timestamp: u64, pending_id: String, debit: String, credit: String, amount: String },
+    Transfer {
+        #[serde(flatten)]
+        transfer: Transfer,
+    },
+    HoldExpired {
+        seq: u64,
+        timestamp: u64,
+        pending_id: String,
+        debit: String,
+        credit: String,
+        amount: String,
+    },
 }
 
 impl JournalItem {
@@ -626,12 +663,9 @@ impl JournalItem {
                 parent: view.parent.as_ref().map(Id::to_string),
                 bounds: Bounds::new(created_settings, view.scale),
             },
-            JournalEntry::Update { id, settings, seq, timestamp, scale } => JournalItem::AccountUpdated {
-                seq: *seq,
-                timestamp: *timestamp,
-                id: id.to_string(),
-                bounds: Bounds::new(settings, *scale),
-            },
+            JournalEntry::Update { id, settings, seq, timestamp, scale } => {
+                JournalItem::AccountUpdated { seq: *seq, timestamp: *timestamp, id: id.to_string(), bounds: Bounds::new(settings, *scale) }
+            }
             JournalEntry::Transfer(view) => JournalItem::Transfer { transfer: Transfer::new(view) },
             JournalEntry::Expiry { pending_id, debit, credit, amount, scale, seq, timestamp } => JournalItem::HoldExpired {
                 seq: *seq,

@@ -175,7 +175,11 @@ fn measure_restarts(runtime: &tokio::runtime::Runtime, server: &mut Server) -> a
     let restart = |label: &str| -> anyhow::Result<()> {
         let (mut child, url) = spawn_server(&server.data_dir)?;
         let took = runtime.block_on(wait_healthy(&Client::new(&url), Duration::from_secs(600)))?;
-        println!("restart {label}: {:.2} s to healthy, peak RSS {:.0} MiB", took.as_secs_f64(), peak_rss_bytes(child.id()).unwrap_or(0) as f64 / 1048576.0);
+        println!(
+            "restart {label}: {:.2} s to healthy, peak RSS {:.0} MiB",
+            took.as_secs_f64(),
+            peak_rss_bytes(child.id()).unwrap_or(0) as f64 / 1048576.0
+        );
         terminate(&mut child)?;
         Ok(())
     };
@@ -201,7 +205,13 @@ impl Report {
     fn print(&self, peak_rss: Option<u64>) {
         let ms = |q: f64| self.latency_us.value_at_quantile(q) as f64 / 1000.0;
         println!("{}", self.args_line);
-        println!("transfers: {} in {:.2} s = {:.0} transfers/s ({} not created)", self.transfers, self.elapsed.as_secs_f64(), self.transfers as f64 / self.elapsed.as_secs_f64(), self.failed);
+        println!(
+            "transfers: {} in {:.2} s = {:.0} transfers/s ({} not created)",
+            self.transfers,
+            self.elapsed.as_secs_f64(),
+            self.transfers as f64 / self.elapsed.as_secs_f64(),
+            self.failed
+        );
         println!("batch latency: p50 {:.1} ms, p99 {:.1} ms, p100 {:.1} ms", ms(0.5), ms(0.99), self.latency_us.max() as f64 / 1000.0);
         match peak_rss {
             Some(bytes) => println!("server peak RSS: {:.0} MiB", bytes as f64 / 1048576.0),
@@ -220,7 +230,12 @@ async fn drive(args: &Args, client: &Client) -> anyhow::Result<Report> {
         let ids: Vec<String> = chunk.iter().map(|&i| account_id(i)).collect();
         let accounts = ids
             .iter()
-            .map(|id| AccountInput { id: id.as_str().into(), asset: asset.as_str().into(), min_balance: Some(None), ..AccountInput::default() })
+            .map(|id| AccountInput {
+                id: id.as_str().into(),
+                asset: asset.as_str().into(),
+                min_balance: Some(None),
+                ..AccountInput::default()
+            })
             .collect();
         let results = client.create_accounts(accounts).await?;
         if let Some(bad) = results.results.iter().find(|r| r.result != "created") {

@@ -18,12 +18,16 @@ pub fn run(data_dir: &Path) -> anyhow::Result<()> {
     }
     let lock = std::fs::File::open(data_dir.join("tally.lock"));
     if lock.is_ok_and(|file| file.try_lock().is_err()) {
-        eprintln!("note: a server is using {}; checking what is durable now (a record being written is reported, not cut)", data_dir.display());
+        eprintln!(
+            "note: a server is using {}; checking what is durable now (a record being written is reported, not cut)",
+            data_dir.display()
+        );
     }
     let mut storage = FileStorage::open(data_dir).with_context(|| format!("opening {}", data_dir.display()))?;
     let snapshots = snapshot::headers(&storage)?;
     let progress = ProgressBar::new(0).with_style(
-        ProgressStyle::with_template("{spinner} replaying [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})").expect("valid template"),
+        ProgressStyle::with_template("{spinner} replaying [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})")
+            .expect("valid template"),
     );
     let started = Instant::now();
     let mut state = State::new();
@@ -51,7 +55,12 @@ pub fn run(data_dir: &Path) -> anyhow::Result<()> {
     progress.finish_and_clear();
     state.audit().map_err(|reason| anyhow::anyhow!("audit failed: {reason}"))?;
     let (accounts, transfers) = state.counts();
-    println!("ok: {} records, {} events (last seq {}), {accounts} accounts, {transfers} transfer records", records, state.last_seq(), state.last_seq());
+    println!(
+        "ok: {} records, {} events (last seq {}), {accounts} accounts, {transfers} transfer records",
+        records,
+        state.last_seq(),
+        state.last_seq()
+    );
     println!("    checksums and chain intact; conservation and bounds hold after every record; totals match their history");
     println!("    snapshots checked against the replay: {snapshots_checked} of {}", snapshots.len());
     if journal.torn_bytes() > 0 {

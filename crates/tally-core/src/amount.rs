@@ -58,7 +58,7 @@ impl Decimal {
             None => (unsigned, None),
         };
         let all_digits = |part: &str| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit());
-        if !all_digits(whole) || !fraction.map_or(true, all_digits) {
+        if !all_digits(whole) || !fraction.is_none_or(all_digits) {
             return Err(AmountError::InvalidCharacter);
         }
         let fraction = fraction.unwrap_or("");
@@ -67,10 +67,7 @@ impl Decimal {
         }
         let mut digits: u128 = 0;
         for byte in whole.bytes().chain(fraction.bytes()) {
-            digits = digits
-                .checked_mul(10)
-                .and_then(|d| d.checked_add(u128::from(byte - b'0')))
-                .ok_or(AmountError::TooLarge)?;
+            digits = digits.checked_mul(10).and_then(|d| d.checked_add(u128::from(byte - b'0'))).ok_or(AmountError::TooLarge)?;
         }
         Ok(Decimal { digits, fraction_digits: fraction.len() as u8, negative: negative && digits != 0 })
     }
@@ -83,7 +80,7 @@ impl Decimal {
     /// when deciding whether a resubmitted event has the same fields.
     pub fn normalized(&self) -> Decimal {
         let mut normal = *self;
-        while normal.fraction_digits > 0 && normal.digits % 10 == 0 {
+        while normal.fraction_digits > 0 && normal.digits.is_multiple_of(10) {
             normal.digits /= 10;
             normal.fraction_digits -= 1;
         }

@@ -301,9 +301,7 @@ fn decode_request(input: &mut Decoder<'_>) -> Result<Request, DecodeError> {
     if count > BATCH_EVENTS_MAX {
         return fail(format!("request with {count} events exceeds the batch limit"));
     }
-    let mut decode_all = |read: &mut dyn FnMut(&mut Decoder<'_>) -> Result<(), DecodeError>| {
-        (0..count).try_for_each(|_| read(input))
-    };
+    let mut decode_all = |read: &mut dyn FnMut(&mut Decoder<'_>) -> Result<(), DecodeError>| (0..count).try_for_each(|_| read(input));
     Ok(match kind {
         REQUEST_ASSETS => {
             let mut events = Vec::with_capacity(count);
@@ -374,11 +372,7 @@ fn decode_transfer(input: &mut Decoder<'_>) -> Result<NewTransfer, DecodeError> 
             credit: input.option(Decoder::id)?,
             amount: input.option(Decoder::decimal)?,
         },
-        KIND_VOID => TransferKind::Void {
-            pending_id: input.id()?,
-            debit: input.option(Decoder::id)?,
-            credit: input.option(Decoder::id)?,
-        },
+        KIND_VOID => TransferKind::Void { pending_id: input.id()?, debit: input.option(Decoder::id)?, credit: input.option(Decoder::id)? },
         other => return fail(format!("unknown transfer kind {other}")),
     };
     Ok(NewTransfer {

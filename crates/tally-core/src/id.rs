@@ -42,9 +42,7 @@ impl Id {
     pub const ALLOWED: &'static str = "A-Z a-z 0-9 . _ : @ -";
 
     pub fn parse(text: &str) -> Result<Id, NameError> {
-        check(text, ID_LENGTH_MAX, Self::ALLOWED, |b| {
-            b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'@' | b'-')
-        })?;
+        check(text, ID_LENGTH_MAX, Self::ALLOWED, |b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'@' | b'-'))?;
         Ok(Id(text.into()))
     }
 

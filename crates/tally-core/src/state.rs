@@ -10,9 +10,7 @@
 //! decided once, and a retry can never turn a failure into a success.
 
 use crate::amount::Decimal;
-use crate::event::{
-    AccountPatch, AccountUpdate, NewAccount, NewAsset, NewTransfer, Outcome, Request, ResultCode, TransferKind,
-};
+use crate::event::{AccountPatch, AccountUpdate, NewAccount, NewAsset, NewTransfer, Outcome, Request, ResultCode, TransferKind};
 use crate::id::{AssetCode, Id};
 use crate::limits::{ACCOUNT_DEPTH_MAX, HOLD_TIMEOUT_MS_MAX, METADATA_BYTES_MAX};
 use hashbrown::HashTable;
@@ -327,9 +325,8 @@ impl State {
             for (side, accounts) in [(Side::Debit, &paths.debit), (Side::Credit, &paths.credit)] {
                 for &account in accounts {
                     let account = &mut self.accounts[account as usize];
-                    account.totals = Movement::Release(amount)
-                        .shift(account.totals, side, true)
-                        .expect("releasing a hold keeps totals in range");
+                    account.totals =
+                        Movement::Release(amount).shift(account.totals, side, true).expect("releasing a hold keeps totals in range");
                     account.history.push(seq);
                 }
             }
@@ -364,8 +361,7 @@ impl State {
     fn create_asset(&mut self, event: &NewAsset, timestamp: u64) -> Outcome {
         if let Some(&index) = self.asset_index.get(&event.code) {
             let asset = &self.assets[index as usize];
-            let result =
-                if asset.scale == event.scale { ResultCode::Exists } else { ResultCode::ExistsWithDifferentFields };
+            let result = if asset.scale == event.scale { ResultCode::Exists } else { ResultCode::ExistsWithDifferentFields };
             return Outcome { result, seq: asset.seq, timestamp: asset.timestamp };
         }
         if event.scale > crate::limits::SCALE_MAX {
@@ -373,12 +369,7 @@ impl State {
         }
         let index = self.assets.len() as u32;
         let outcome = self.record(LogEntry::Asset(index), timestamp);
-        self.assets.push(Asset {
-            code: event.code.clone(),
-            scale: event.scale,
-            seq: outcome.seq,
-            timestamp: outcome.timestamp,
-        });
+        self.assets.push(Asset { code: event.code.clone(), scale: event.scale, seq: outcome.seq, timestamp: outcome.timestamp });
         self.asset_index.insert(event.code.clone(), index);
         outcome
     }
@@ -396,9 +387,7 @@ impl State {
         };
         let scale = self.assets[asset as usize].scale;
         let settings = match (Self::bound(&event.min_balance, scale), Self::bound(&event.max_balance, scale)) {
-            (Ok(min_balance), Ok(max_balance)) => {
-                Settings { min_balance, max_balance, metadata: event.metadata.clone() }
-            }
+            (Ok(min_balance), Ok(max_balance)) => Settings { min_balance, max_balance, metadata: event.metadata.clone() },
             _ => return self.existing_account(event).unwrap_or(Outcome::unrecorded(ResultCode::InvalidAmount)),
         };
         if let Some(&index) = self.account_index.get(&event.id) {
@@ -454,11 +443,7 @@ impl State {
     /// invalid): an existing account with that id differs from it by definition.
     fn existing_account(&self, event: &NewAccount) -> Option<Outcome> {
         let account = &self.accounts[*self.account_index.get(&event.id)? as usize];
-        Some(Outcome {
-            result: ResultCode::ExistsWithDifferentFields,
-            seq: account.created_seq,
-            timestamp: account.timestamp,
-        })
+        Some(Outcome { result: ResultCode::ExistsWithDifferentFields, seq: account.created_seq, timestamp: account.timestamp })
     }
 
     fn update_account(&mut self, event: &AccountUpdate, timestamp: u64) -> Outcome {
@@ -547,9 +532,7 @@ impl State {
     }
 
     pub(crate) fn find_transfer(&self, id: &str) -> Option<u32> {
-        self.transfer_index
-            .find(hash_id(id.as_bytes()), |&index| self.transfer_id(index) == id)
-            .copied()
+        self.transfer_index.find(hash_id(id.as_bytes()), |&index| self.transfer_id(index) == id).copied()
     }
 
     pub(crate) fn span_str(&self, span: Span) -> &str {
@@ -664,9 +647,7 @@ impl State {
                 (record.debit, record.credit, Movement::Release(record.amount), hold, record.amount, RecordKind::Void)
             }
         };
-        let version_ok = |account: u32, expected: Option<u64>| {
-            expected.is_none_or(|v| v == self.accounts[account as usize].version())
-        };
+        let version_ok = |account: u32, expected: Option<u64>| expected.is_none_or(|v| v == self.accounts[account as usize].version());
         if !version_ok(debit, event.if_debit_version) || !version_ok(credit, event.if_credit_version) {
             return Err(ResultCode::VersionMismatch);
         }
@@ -800,10 +781,7 @@ impl State {
                     let LogEntry::Transfer(index) = entry else { unreachable!("chains record transfers only") };
                     assert_eq!(index as usize, self.transfers.len() - 1);
                     let hash = hash_id(self.transfer_id(index).as_bytes());
-                    self.transfer_index
-                        .find_entry(hash, |&i| i == index)
-                        .expect("recorded transfers are indexed")
-                        .remove();
+                    self.transfer_index.find_entry(hash, |&i| i == index).expect("recorded transfers are indexed").remove();
                     let record = self.transfers.pop().expect("undo matches the records");
                     self.strings.truncate(record.id.offset());
                 }
@@ -860,7 +838,9 @@ impl State {
             for (side, accounts) in [(Side::Debit, &paths.debit), (Side::Credit, &paths.credit)] {
                 for &account in accounts {
                     let slot = &mut totals[account as usize];
-                    *slot = movement.shift(*slot, side, true).ok_or_else(|| format!("totals of {} leave their range", self.accounts[account as usize].id))?;
+                    *slot = movement
+                        .shift(*slot, side, true)
+                        .ok_or_else(|| format!("totals of {} leave their range", self.accounts[account as usize].id))?;
                 }
             }
             Ok(())

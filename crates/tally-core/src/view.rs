@@ -225,14 +225,7 @@ impl State {
             expires_at: (record.expires_at != 0).then_some(record.expires_at),
             metadata: (record.metadata.len() > 0).then(|| self.span_str(record.metadata).to_owned()),
         };
-        TransferView {
-            id,
-            result: record.result,
-            state,
-            seq: record.seq,
-            timestamp: record.timestamp,
-            detail: Some(detail),
-        }
+        TransferView { id, result: record.result, state, seq: record.seq, timestamp: record.timestamp, detail: Some(detail) }
     }
 
     /// The transfers (including posts and voids) that changed `id`'s totals, in seq order,
@@ -255,10 +248,7 @@ impl State {
     /// Journal entries with seq in `after_seq + 1 ..= until_seq`, at most `limit`.
     pub fn journal(&self, after_seq: u64, until_seq: u64, limit: usize) -> Vec<JournalEntry> {
         let until = until_seq.min(self.last_seq());
-        (after_seq.saturating_add(1)..=until)
-            .take(limit.min(PAGE_LIMIT_MAX))
-            .map(|seq| self.journal_entry(seq))
-            .collect()
+        (after_seq.saturating_add(1)..=until).take(limit.min(PAGE_LIMIT_MAX)).map(|seq| self.journal_entry(seq)).collect()
     }
 
     fn journal_entry(&self, seq: u64) -> JournalEntry {

@@ -394,10 +394,8 @@ impl<S: Storage> Writer<S> {
             let mut payload = Encoder::default();
             encode_batch(now, &changed, &mut payload);
             let fsync_started = Instant::now();
-            let written = self
-                .journal
-                .append(&mut self.storage, last_seq, &payload.bytes)
-                .and_then(|()| self.journal.sync(&mut self.storage));
+            let written =
+                self.journal.append(&mut self.storage, last_seq, &payload.bytes).and_then(|()| self.journal.sync(&mut self.storage));
             metrics::histogram!("tally_fsync_seconds").record(fsync_started.elapsed().as_secs_f64());
             if let Err(error) = written {
                 // The state is now ahead of the disk and cannot be trusted to match it: stop

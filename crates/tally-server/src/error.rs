@@ -44,7 +44,9 @@ impl From<LedgerError> for ApiError {
             LedgerError::QueueFull => {
                 ApiError { retry_after: Some(1), ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "queue_full", message) }
             }
-            LedgerError::AsOfAhead { .. } => ApiError { field: Some("as_of".into()), ..ApiError::new(StatusCode::BAD_REQUEST, "as_of_ahead", message) },
+            LedgerError::AsOfAhead { .. } => {
+                ApiError { field: Some("as_of".into()), ..ApiError::new(StatusCode::BAD_REQUEST, "as_of_ahead", message) }
+            }
             LedgerError::ShuttingDown | LedgerError::Unavailable(_) => {
                 ApiError { retry_after: Some(1), ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message) }
             }

@@ -71,13 +71,11 @@ fn api() -> OpenApiRouter<App> {
 
 /// The OpenAPI document, as committed in `docs/openapi.json`.
 pub fn openapi() -> OpenApi {
-    let (_, mut document) = api()
-        .routes(routes!(routes::health))
-        .routes(routes!(routes::metrics))
-        .split_for_parts();
+    let (_, mut document) = api().routes(routes!(routes::health)).routes(routes!(routes::metrics)).split_for_parts();
     document.info.title = "Tally".into();
     document.info.version = env!("CARGO_PKG_VERSION").into();
-    document.info.description = Some("A ledger for money and limited resources that stays correct under concurrency. Amounts are decimal strings.".into());
+    document.info.description =
+        Some("A ledger for money and limited resources that stays correct under concurrency. Amounts are decimal strings.".into());
     document.info.license = None;
     document.info.contact = None;
     document
@@ -87,9 +85,8 @@ async fn authenticate(State(app): State<App>, request: Request, next: Next) -> R
     if let Some(token) = &app.api_token {
         let presented = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
         // Compare in constant time so the token cannot be guessed byte by byte from timing.
-        let matches = presented.is_some_and(|p| {
-            p.len() == token.len() && p.bytes().zip(token.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
-        });
+        let matches =
+            presented.is_some_and(|p| p.len() == token.len() && p.bytes().zip(token.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0);
         if !matches {
             return ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "missing or wrong bearer token").into_response();
         }
@@ -111,7 +108,10 @@ async fn overloaded(error: BoxError) -> ApiError {
     if error.is::<tower::timeout::error::Elapsed>() {
         return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the request took too long");
     }
-    ApiError { retry_after: Some(1), ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "too many requests in flight; retry later") }
+    ApiError {
+        retry_after: Some(1),
+        ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "too many requests in flight; retry later")
+    }
 }
 
 async fn fallback() -> ApiError {

@@ -19,7 +19,11 @@ use utoipa::IntoParams;
 fn body(bytes: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
     bytes.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", format!("request bodies are limited to {REQUEST_BODY_BYTES_MAX} bytes"))
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("request bodies are limited to {REQUEST_BODY_BYTES_MAX} bytes"),
+            )
         } else {
             ApiError::invalid("body", rejection.body_text())
         }
@@ -111,7 +115,9 @@ pub async fn get_account(State(app): State<App>, Path(id): Path<String>, RawQuer
     let id = path_id(&id)?;
     match app.ledger.account(id.clone(), params.as_of).await? {
         Some(view) => Ok(Json(Account::new(&view, params.as_of))),
-        None if params.as_of.is_some() => Err(ApiError::not_found(format!("account {id} did not exist at seq {}", params.as_of.unwrap_or(0)))),
+        None if params.as_of.is_some() => {
+            Err(ApiError::not_found(format!("account {id} did not exist at seq {}", params.as_of.unwrap_or(0))))
+        }
         None => Err(ApiError::not_found(format!("account {id} not found"))),
     }
 }
@@ -176,7 +182,11 @@ pub struct SeqPageParams {
 #[utoipa::path(get, path = "/v1/accounts/{id}/transfers", tag = "accounts",
     params(("id" = String, Path, description = "Account id"), SeqPageParams),
     responses((status = 200, body = TransfersPage), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn account_transfers(State(app): State<App>, Path(id): Path<String>, RawQuery(raw): RawQuery) -> Result<Json<TransfersPage>, ApiError> {
+pub async fn account_transfers(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<TransfersPage>, ApiError> {
     let params: SeqPageParams = query(raw)?;
     let limit = limit(params.limit)?;
     let id = path_id(&id)?;

@@ -9,8 +9,10 @@ use std::collections::BTreeMap;
 use tally_core::ResultCode::*;
 use tally_core::*;
 
-/// The account tree: (id, parent, min_balance, max_balance) in minor units.
-const TREE: &[(&str, Option<&str>, Option<i128>, Option<i128>)] = &[
+/// One account of the tree: id, parent, min_balance and max_balance in minor units.
+type Node = (&'static str, Option<&'static str>, Option<i128>, Option<i128>);
+
+const TREE: &[Node] = &[
     ("world", None, None, None),
     ("alice", None, Some(0), None),
     ("bob", None, Some(0), Some(5_000)),
@@ -189,8 +191,7 @@ impl Model {
         };
         let before = self.clone();
         if let Some(hold) = &hold {
-            self.transfers.get_mut(hold).unwrap().hold_state =
-                if kind == RecordKind::Post { HoldState::Posted } else { HoldState::Voided };
+            self.transfers.get_mut(hold).unwrap().hold_state = if kind == RecordKind::Post { HoldState::Posted } else { HoldState::Voided };
         }
         self.seq += 1;
         let timestamp = self.tick(now);
@@ -304,14 +305,22 @@ fn name(index: usize) -> &'static str {
 fn transfer_strategy() -> impl Strategy<Value = NewTransfer> {
     let account = 0..TREE.len() + 1; // one past the end names an account that does not exist
     let account_name = |i: usize| if i < TREE.len() { name(i).to_owned() } else { "ghost".to_owned() };
-    (0u8..24, 0..4u8, account.clone(), account, 1i64..2_500, 0..8u8, prop::option::of(1u64..40), 0..5u8, 0..24u8)
-        .prop_map(move |(id, kind, debit, credit, cents, extra, timeout, linked, hold)| {
-            let amount = if extra == 0 { dec(&format!("{}.{:03}", cents / 100, cents % 1000)) } else { dec(&format!("{}.{:02}", cents / 100, cents % 100)) };
+    (0u8..24, 0..4u8, account.clone(), account, 1i64..2_500, 0..8u8, prop::option::of(1u64..40), 0..5u8, 0..24u8).prop_map(
+        move |(id, kind, debit, credit, cents, extra, timeout, linked, hold)| {
+            let amount = if extra == 0 {
+                dec(&format!("{}.{:03}", cents / 100, cents % 1000))
+            } else {
+                dec(&format!("{}.{:02}", cents / 100, cents % 100))
+            };
             let (debit, credit) = (account_name(debit), account_name(credit));
             let mut event = match kind {
                 0 => direct(&format!("t{id}"), &debit, &credit, "1"),
                 1 => pending(&format!("t{id}"), &debit, &credit, "1", timeout),
-                2 => post(&format!("t{id}"), &format!("t{hold}"), (extra < 3).then(|| format!("{}.{:02}", cents / 100, cents % 100)).as_deref()),
+                2 => post(
+                    &format!("t{id}"),
+                    &format!("t{hold}"),
+                    (extra < 3).then(|| format!("{}.{:02}", cents / 100, cents % 100)).as_deref(),
+                ),
                 _ => void(&format!("t{id}"), &format!("t{hold}")),
             };
             match &mut event.kind {
@@ -320,7 +329,8 @@ fn transfer_strategy() -> impl Strategy<Value = NewTransfer> {
             }
             event.linked = linked == 0;
             event
-        })
+        },
+    )
 }
 
 fn op_strategy() -> impl Strategy<Value = Op> {

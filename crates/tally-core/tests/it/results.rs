@@ -160,7 +160,10 @@ fn a_failed_chain_leaves_no_trace_and_the_rest_of_the_request_stands() {
     assert_eq!(state.next_expiry(), None, "the rolled back hold is not scheduled");
     // The chain's ids are decided as failed.
     assert_eq!(state.transfer("c1").unwrap().result, LinkedEventFailed);
-    assert_eq!(transfers(&mut state, vec![linked(direct("c1", "alice", "bob", "6.00")), direct("c4", "world", "bob", "1")]), [LinkedEventFailed, LinkedEventFailed]);
+    assert_eq!(
+        transfers(&mut state, vec![linked(direct("c1", "alice", "bob", "6.00")), direct("c4", "world", "bob", "1")]),
+        [LinkedEventFailed, LinkedEventFailed]
+    );
 }
 
 #[test]
@@ -183,10 +186,12 @@ fn versions_guard_against_lost_updates() {
     assert_eq!(transfers(&mut state, vec![guarded]), [Created]);
     assert_eq!(state.account(&id("alice")).unwrap().version, version + 1);
 
-    let patch = |if_version| Request::UpdateAccounts(vec![AccountUpdate {
-        id: id("alice"),
-        patch: AccountPatch { min_balance: Some(Some(dec("-5"))), if_version: Some(if_version), ..Default::default() },
-    }]);
+    let patch = |if_version| {
+        Request::UpdateAccounts(vec![AccountUpdate {
+            id: id("alice"),
+            patch: AccountPatch { min_balance: Some(Some(dec("-5"))), if_version: Some(if_version), ..Default::default() },
+        }])
+    };
     assert_eq!(state.apply(&patch(version), T0)[0].result, VersionMismatch);
     assert_eq!(state.apply(&patch(version + 1), T0)[0].result, Updated);
 }
@@ -195,10 +200,12 @@ fn versions_guard_against_lost_updates() {
 fn bounds_change_at_runtime_only_if_current_balances_allow() {
     let mut state = ledger();
     transfers(&mut state, vec![direct("fund", "world", "alice", "10.00")]);
-    let update = |min: Option<&str>, max: Option<&str>| Request::UpdateAccounts(vec![AccountUpdate {
-        id: id("alice"),
-        patch: AccountPatch { min_balance: min.map(|m| Some(dec(m))), max_balance: max.map(|m| Some(dec(m))), ..Default::default() },
-    }]);
+    let update = |min: Option<&str>, max: Option<&str>| {
+        Request::UpdateAccounts(vec![AccountUpdate {
+            id: id("alice"),
+            patch: AccountPatch { min_balance: min.map(|m| Some(dec(m))), max_balance: max.map(|m| Some(dec(m))), ..Default::default() },
+        }])
+    };
     assert_eq!(state.apply(&update(Some("10.01"), None), T0)[0].result, ExceedsMinBalance);
     assert_eq!(state.apply(&update(None, Some("9.99")), T0)[0].result, ExceedsMaxBalance);
     assert_eq!(state.apply(&update(None, Some("10.001")), T0)[0].result, InvalidAmount);
@@ -297,15 +304,18 @@ fn every_result_code_is_reachable() {
     note(state.apply(&asset("EUR", 2), T0));
     note(state.apply(&asset("EUR", 3), T0));
     note(state.apply(&asset("X", 19), T0));
-    note(state.apply(&Request::CreateAccounts(vec![
-        account("e1", "EUR"),
-        account("e2", "GBP"),
-        NewAccount { parent: Some(id("none")), ..account("e3", "EUR") },
-        NewAccount { parent: Some(id("alice")), ..account("e4", "EUR") },
-        NewAccount { min_balance: Some(dec("1")), ..account("e5", "EUR") },
-        NewAccount { max_balance: Some(dec("-1")), ..account("e6", "EUR") },
-        NewAccount { max_balance: Some(dec("0.001")), ..account("e7", "EUR") },
-    ]), T0));
+    note(state.apply(
+        &Request::CreateAccounts(vec![
+            account("e1", "EUR"),
+            account("e2", "GBP"),
+            NewAccount { parent: Some(id("none")), ..account("e3", "EUR") },
+            NewAccount { parent: Some(id("alice")), ..account("e4", "EUR") },
+            NewAccount { min_balance: Some(dec("1")), ..account("e5", "EUR") },
+            NewAccount { max_balance: Some(dec("-1")), ..account("e6", "EUR") },
+            NewAccount { max_balance: Some(dec("0.001")), ..account("e7", "EUR") },
+        ]),
+        T0,
+    ));
     let mut chain_of_depth = Vec::new();
     let mut parent = "e1".to_owned();
     for level in 2..=17 {
@@ -314,38 +324,44 @@ fn every_result_code_is_reachable() {
         parent = name;
     }
     note(state.apply(&Request::CreateAccounts(chain_of_depth), T0));
-    note(state.apply(&Request::UpdateAccounts(vec![
-        AccountUpdate { id: id("alice"), patch: AccountPatch { if_version: Some(99), ..Default::default() } },
-        AccountUpdate { id: id("alice"), patch: AccountPatch::default() },
-        AccountUpdate { id: id("ghost"), patch: AccountPatch::default() },
-    ]), T0));
+    note(state.apply(
+        &Request::UpdateAccounts(vec![
+            AccountUpdate { id: id("alice"), patch: AccountPatch { if_version: Some(99), ..Default::default() } },
+            AccountUpdate { id: id("alice"), patch: AccountPatch::default() },
+            AccountUpdate { id: id("ghost"), patch: AccountPatch::default() },
+        ]),
+        T0,
+    ));
     let mut versioned = direct("v", "world", "alice", "1");
     versioned.if_debit_version = Some(99);
     let mut held = pending("h", "world", "alice", "1", Some(1));
     held.metadata = Some("{}".into());
-    note(state.apply(&Request::CreateTransfers(vec![
-        direct("f", "world", "alice", "5"),
-        direct("f", "world", "alice", "5"),
-        direct("f", "world", "alice", "6"),
-        direct("s", "alice", "alice", "1"),
-        direct("n", "alice", "ghost", "1"),
-        direct("m", "alice", "e1", "1"),
-        direct("i", "world", "alice", "0.001"),
-        direct("x", "bob", "alice", "1"),
-        versioned,
-        pending("h0", "world", "bob", "1", None),
-        post("p0", "h0", Some("2")),
-        post("p1", "h0", None),
-        void("p2", "h0"),
-        pending("h1", "world", "bob", "1", None),
-        void("p3", "h1"),
-        post("p4", "h1", None),
-        void("p5", "nothing"),
-        held,
-        linked(direct("c1", "world", "bob", "1")),
-        direct("c2", "bob", "alice", "100"),
-        linked(direct("o1", "world", "bob", "1")),
-    ]), T0));
+    note(state.apply(
+        &Request::CreateTransfers(vec![
+            direct("f", "world", "alice", "5"),
+            direct("f", "world", "alice", "5"),
+            direct("f", "world", "alice", "6"),
+            direct("s", "alice", "alice", "1"),
+            direct("n", "alice", "ghost", "1"),
+            direct("m", "alice", "e1", "1"),
+            direct("i", "world", "alice", "0.001"),
+            direct("x", "bob", "alice", "1"),
+            versioned,
+            pending("h0", "world", "bob", "1", None),
+            post("p0", "h0", Some("2")),
+            post("p1", "h0", None),
+            void("p2", "h0"),
+            pending("h1", "world", "bob", "1", None),
+            void("p3", "h1"),
+            post("p4", "h1", None),
+            void("p5", "nothing"),
+            held,
+            linked(direct("c1", "world", "bob", "1")),
+            direct("c2", "bob", "alice", "100"),
+            linked(direct("o1", "world", "bob", "1")),
+        ]),
+        T0,
+    ));
     let mut wrong = post("w", "h", None);
     if let TransferKind::Post { credit, .. } = &mut wrong.kind {
         *credit = Some(id("bob"));
@@ -354,10 +370,13 @@ fn every_result_code_is_reachable() {
     note(state.apply(&Request::CreateTransfers(vec![post("late", "h", None)]), T0 * 5));
     let big = NewAccount { min_balance: None, ..account("big", "EUR") };
     state.apply(&Request::CreateAccounts(vec![big, NewAccount { min_balance: None, ..account("big2", "EUR") }]), T0);
-    note(state.apply(&Request::CreateTransfers(vec![
-        direct("b1", "big", "big2", &TOTAL_MAX.to_string()[..TOTAL_MAX.to_string().len() - 2]),
-        direct("b2", "big", "big2", &TOTAL_MAX.to_string()[..TOTAL_MAX.to_string().len() - 2]),
-    ]), T0));
+    note(state.apply(
+        &Request::CreateTransfers(vec![
+            direct("b1", "big", "big2", &TOTAL_MAX.to_string()[..TOTAL_MAX.to_string().len() - 2]),
+            direct("b2", "big", "big2", &TOTAL_MAX.to_string()[..TOTAL_MAX.to_string().len() - 2]),
+        ]),
+        T0,
+    ));
     let all: BTreeSet<_> = ResultCode::ALL.iter().copied().collect();
     let missing: Vec<_> = all.difference(&seen).collect();
     assert!(missing.is_empty(), "no story produces {missing:?}");

@@ -30,13 +30,22 @@ async fn bad_input_names_the_field_and_applies_nothing() {
         (json!({"transfers": [{"id": "a", "debit": "world", "credit": "alice", "amount": "-5"}]}), "transfers[0].amount"),
         (json!({"transfers": [{"id": "a", "debit": "world", "credit": "alice", "amount": "0"}]}), "transfers[0].amount"),
         (json!({"transfers": [{"id": "a", "debit": "world", "credit": "alice"}]}), "transfers[0].amount"),
-        (json!({"transfers": [{"id": "ok", "debit": "world", "credit": "alice", "amount": "1"}, {"id": "b c", "debit": "world", "credit": "alice", "amount": "1"}]}), "transfers[1].id"),
+        (
+            json!({"transfers": [{"id": "ok", "debit": "world", "credit": "alice", "amount": "1"}, {"id": "b c", "debit": "world", "credit": "alice", "amount": "1"}]}),
+            "transfers[1].id",
+        ),
         (json!({"transfers": [{"id": "a", "debit": "world", "credit": "alice", "amount": "1", "colour": "red"}]}), "transfers[0].colour"),
-        (json!({"transfers": [{"id": "a", "debit": "world", "credit": "alice", "amount": "1", "timeout_ms": 5}]}), "transfers[0].timeout_ms"),
+        (
+            json!({"transfers": [{"id": "a", "debit": "world", "credit": "alice", "amount": "1", "timeout_ms": 5}]}),
+            "transfers[0].timeout_ms",
+        ),
         (json!({"transfers": [{"id": "a", "void": "h", "amount": "1"}]}), "transfers[0].amount"),
         (json!({"transfers": [{"id": "a", "post": "h", "void": "h"}]}), "transfers[0].void"),
         (json!({"transfers": [{"id": "a", "debit": "world", "credit": "alice", "amount": "1", "metadata": [1]}]}), "transfers[0].metadata"),
-        (json!({"transfers": [{"id": "a", "debit": "world", "credit": "alice", "amount": "1", "metadata": {"k": "x".repeat(5000)}}]}), "transfers[0].metadata"),
+        (
+            json!({"transfers": [{"id": "a", "debit": "world", "credit": "alice", "amount": "1", "metadata": {"k": "x".repeat(5000)}}]}),
+            "transfers[0].metadata",
+        ),
         (json!({"transfers": []}), "transfers"),
         (json!({"transfer": []}), "transfer"),
     ];
@@ -97,7 +106,8 @@ async fn reads_page_through_accounts_and_their_transfers() {
     let (status, _) = server.get("/v1/accounts?parent=nobody").await;
     assert_eq!(status, 404);
 
-    let transfers: Vec<_> = (0..30).map(|n| json!({"id": format!("t{n}"), "debit": "world", "credit": "user:07", "amount": "1.10"})).collect();
+    let transfers: Vec<_> =
+        (0..30).map(|n| json!({"id": format!("t{n}"), "debit": "world", "credit": "user:07", "amount": "1.10"})).collect();
     server.results("/v1/transfers", json!({"transfers": transfers})).await;
     let mut total = 0u64;
     let mut after_seq = 0;
@@ -120,7 +130,8 @@ async fn reads_page_through_accounts_and_their_transfers() {
 async fn balances_as_of_a_seq_are_exact_and_the_future_is_refused() {
     let server = TestServer::start().await;
     server.usd().await;
-    let (_, answer) = server.post("/v1/transfers", json!({"transfers": [{"id": "a", "debit": "world", "credit": "alice", "amount": "5.00"}]})).await;
+    let (_, answer) =
+        server.post("/v1/transfers", json!({"transfers": [{"id": "a", "debit": "world", "credit": "alice", "amount": "5.00"}]})).await;
     let seq = answer["results"][0]["seq"].as_u64().unwrap();
     server.results("/v1/transfers", json!({"transfers": [{"id": "b", "debit": "world", "credit": "alice", "amount": "7.00"}]})).await;
     let (_, then) = server.get(&format!("/v1/accounts/alice?as_of={seq}")).await;
@@ -165,7 +176,10 @@ async fn bounds_change_at_runtime_with_an_optimistic_version_check() {
     assert_eq!(answer["results"][0]["result"], "version_mismatch");
     let (_, answer) = server.raw("PATCH", "/v1/accounts/alice", &patch(version)).await;
     assert_eq!(answer["results"][0]["result"], "updated");
-    assert_eq!(server.results("/v1/transfers", json!({"transfers": [{"id": "od", "debit": "alice", "credit": "bob", "amount": "50.00"}]})).await, ["created"]);
+    assert_eq!(
+        server.results("/v1/transfers", json!({"transfers": [{"id": "od", "debit": "alice", "credit": "bob", "amount": "50.00"}]})).await,
+        ["created"]
+    );
     let (_, answer) = server.raw("PATCH", "/v1/accounts/alice", "{\"min_balance\": \"0\"}").await;
     assert_eq!(answer["results"][0]["result"], "exceeds_min_balance");
     let (status, answer) = server.raw("PATCH", "/v1/accounts/nobody", "{}").await;
@@ -187,7 +201,10 @@ async fn transfers_read_back_with_their_state() {
     assert_eq!((fund["state"].as_str(), fund["amount"].as_str()), (Some("posted"), Some("10.00")));
     assert_eq!(fund["metadata"], json!({"a": 1, "b": 2}));
     let (_, hold) = server.get("/v1/transfers/hold").await;
-    assert_eq!((hold["state"].as_str(), hold["pending"].as_bool(), hold["resolved_by"].as_str()), (Some("posted"), Some(true), Some("settle")));
+    assert_eq!(
+        (hold["state"].as_str(), hold["pending"].as_bool(), hold["resolved_by"].as_str()),
+        (Some("posted"), Some(true), Some("settle"))
+    );
     let (_, settle) = server.get("/v1/transfers/settle").await;
     assert_eq!((settle["post"].as_str(), settle["amount"].as_str()), (Some("hold"), Some("3.50")));
     let (_, bad) = server.get("/v1/transfers/bad").await;

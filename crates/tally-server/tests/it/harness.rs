@@ -33,12 +33,22 @@ impl TestServer {
 
     async fn serve(engine: Engine, token: Option<&str>, directory: Option<tempfile::TempDir>) -> TestServer {
         let engine = Arc::new(engine);
-        let app = App { ledger: engine.clone(), engine_name: "embedded", metrics: tally_server::metrics_handle(), api_token: token.map(Into::into) };
+        let app = App {
+            ledger: engine.clone(),
+            engine_name: "embedded",
+            metrics: tally_server::metrics_handle(),
+            api_token: token.map(Into::into),
+        };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
-            axum::serve(listener, tally_server::router(app)).with_graceful_shutdown(async { stopped.await.ok(); }).await.unwrap();
+            axum::serve(listener, tally_server::router(app))
+                .with_graceful_shutdown(async {
+                    stopped.await.ok();
+                })
+                .await
+                .unwrap();
         });
         TestServer { client: Client::new(&url), url, engine, stop: Some(stop), _directory: directory }
     }

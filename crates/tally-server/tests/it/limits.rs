@@ -86,7 +86,8 @@ impl Storage for Gate {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_write_queue_answers_503_with_retry_after_and_applies_nothing() {
     let gate = Gate::default();
-    let server = TestServer::with_storage(gate.clone(), Config { queue_requests_max: 1, snapshot_on_shutdown: false, ..Config::default() }).await;
+    let server =
+        TestServer::with_storage(gate.clone(), Config { queue_requests_max: 1, snapshot_on_shutdown: false, ..Config::default() }).await;
     let first = {
         let client = server.client.clone();
         tokio::spawn(async move { client.create_asset("USD", 2).await })
@@ -100,7 +101,8 @@ async fn a_full_write_queue_answers_503_with_retry_after_and_applies_nothing() {
     while tally_engine::Ledger::status(&*server.engine).queue_depth < 1 {
         tokio::time::sleep(std::time::Duration::from_millis(1)).await;
     }
-    let response = reqwest::Client::new().post(format!("{}/v1/assets", server.url)).body(r#"{"code":"GBP","scale":2}"#).send().await.unwrap();
+    let response =
+        reqwest::Client::new().post(format!("{}/v1/assets", server.url)).body(r#"{"code":"GBP","scale":2}"#).send().await.unwrap();
     assert_eq!(response.status().as_u16(), 503);
     assert_eq!(response.headers()["retry-after"], "1");
     let answer: serde_json::Value = response.json().await.unwrap();

@@ -18,7 +18,8 @@ async fn fifty_concurrent_withdrawals_never_overdraw() {
     let server = TestServer::start().await;
     server.usd().await;
     server.results("/v1/transfers", json!({"transfers": [{"id": "fund", "debit": "world", "credit": "alice", "amount": "100.00"}]})).await;
-    let withdrawals = (0..50).map(|n| json!({"transfers": [{"id": format!("w{n}"), "debit": "alice", "credit": "world", "amount": "10.00"}]})).collect();
+    let withdrawals =
+        (0..50).map(|n| json!({"transfers": [{"id": format!("w{n}"), "debit": "alice", "credit": "world", "amount": "10.00"}]})).collect();
     let results = concurrently(&server, withdrawals).await;
     assert_eq!((count(&results, "created"), count(&results, "exceeds_min_balance")), (10, 40));
     assert_eq!(server.balance("alice").await, "0.00");
@@ -74,7 +75,9 @@ async fn teams_spend_concurrently_within_their_shared_budget() {
     ]});
     server.results("/v1/accounts", tree).await;
     let teams = ["org:design", "org:infra", "org:infra:ci"];
-    let spends = (0..30).map(|n| json!({"transfers": [{"id": format!("s{n}"), "debit": teams[n % 3], "credit": "world", "amount": "10.00"}]})).collect();
+    let spends = (0..30)
+        .map(|n| json!({"transfers": [{"id": format!("s{n}"), "debit": teams[n % 3], "credit": "world", "amount": "10.00"}]}))
+        .collect();
     let results = concurrently(&server, spends).await;
     assert_eq!(count(&results, "created"), 10, "the org's floor of -100 binds all teams together");
     assert_eq!(server.balance("org").await, "-100.00");
@@ -96,7 +99,10 @@ async fn a_withdrawal_holds_funds_until_the_bank_answers() {
     assert_eq!(server.results("/v1/transfers", json!({"transfers": [{"id": "wd-1-declined", "void": "wd-1"}]})).await, ["created"]);
     assert_eq!(server.results("/v1/transfers", hold("wd-3")).await, ["created"]);
     assert_eq!(server.results("/v1/transfers", json!({"transfers": [{"id": "wd-3-paid", "post": "wd-3"}]})).await, ["created"]);
-    assert_eq!(server.results("/v1/transfers", json!({"transfers": [{"id": "wd-3-again", "void": "wd-3"}]})).await, ["pending_already_posted"]);
+    assert_eq!(
+        server.results("/v1/transfers", json!({"transfers": [{"id": "wd-3-again", "void": "wd-3"}]})).await,
+        ["pending_already_posted"]
+    );
     assert_eq!(server.balance("alice").await, "20.00");
 }
 

@@ -1,0 +1,63 @@
+//! The binary's own promises: one process per data directory, a clean stop on SIGTERM, and
+//! `verify` that fails loudly on corruption.
+
+use crate::support::*;
+use tally_client::api::TransferInput;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_server_on_the_same_directory_is_refused() {
+    let directory = tempfile::tempdir().unwrap();
+    let data = directory.path().join("data");
+    let first = Server::start(&data, free_port()).healthy().await;
+    let second = tally(&["serve", "--listen", &format!("127.0.0.1:{}", free_port()), "--data-dir", data.to_str().unwrap()]);
+    assert!(!second.status.success());
+    assert!(
+        String::from_utf8_lossy(&second.stderr).contains("in use by another Tally process"),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    assert!(first.terminate().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_cleanly_and_verify_catches_corruption() {
+    let directory = tempfile::tempdir().unwrap();
+    let data = directory.path().join("data");
+    let port = free_port();
+    let server = Server::start(&data, port).healthy().await;
+    server.client.create_asset("USD", 2).await.unwrap();
+    let accounts = vec![
+        tally_client::api::AccountInput { id: "a".into(), asset: "USD".into(), min_balance: Some(None), ..Default::default() },
+        tally_client::api::AccountInput { id: "b".into(), asset: "USD".into(), ..Default::default() },
+    ];
+    server.client.create_accounts(accounts).await.unwrap();
+    for n in 0..5 {
+        let transfer = TransferInput {
+            id: format!("t{n}").into(),
+            debit: Some("a".into()),
+            credit: Some("b".into()),
+            amount: Some("1.00".into()),
+            ..Default::default()
+        };
+        server.client.create_transfers(vec![transfer]).await.unwrap();
+    }
+    assert!(server.terminate().success(), "SIGTERM stops with success");
+    let verify = tally(&["verify", "--data-dir", data.to_str().unwrap()]);
+    assert!(verify.status.success());
+    assert!(String::from_utf8_lossy(&verify.stdout).contains("ok: "), "{}", String::from_utf8_lossy(&verify.stdout));
+
+    let server = Server::start(&data, port).healthy().await;
+    assert_eq!(server.client.account("b").await.unwrap().unwrap().balance, "5.00");
+    assert!(server.terminate().success());
+
+    let segment = std::fs::read_dir(&data).unwrap().map(|e| e.unwrap().path()).find(|p| p.to_string_lossy().contains("journal-")).unwrap();
+    let mut bytes = std::fs::read(&segment).unwrap();
+    bytes[48 + 40 + 2] ^= 0x40;
+    std::fs::write(&segment, bytes).unwrap();
+    let verify = tally(&["verify", "--data-dir", data.to_str().unwrap()]);
+    assert!(!verify.status.success());
+    let message = String::from_utf8_lossy(&verify.stderr);
+    assert!(message.contains("journal-") && message.contains("offset 48"), "{message}");
+    let start = tally(&["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir", data.to_str().unwrap()]);
+    assert!(!start.status.success(), "a corrupt journal stops the start");
+}

@@ -1,0 +1,59 @@
+//! Starting and stopping real `tally serve` processes on private ports.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tally_client::Client;
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub struct Server {
+    pub child: Child,
+    pub client: Client,
+}
+
+impl Server {
+    pub fn start(data_dir: &Path, port: u16) -> Server {
+        let child = Command::new(env!("CARGO_BIN_EXE_tally"))
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+            .arg(data_dir)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        Server { child, client: Client::new(&format!("http://127.0.0.1:{port}")) }
+    }
+
+    pub async fn healthy(self) -> Server {
+        let started = Instant::now();
+        while self.client.health().await.is_err() {
+            assert!(started.elapsed() < Duration::from_secs(120), "the server did not start");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self
+    }
+
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn tally(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_tally")).args(args).output().unwrap()
+}
