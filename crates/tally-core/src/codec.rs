@@ -89,6 +89,11 @@ impl<'a> Decoder<'a> {
         self.position == self.bytes.len()
     }
 
+    /// Bytes read so far.
+    pub fn position(&self) -> usize {
+        self.position
+    }
+
     pub fn take(&mut self, len: usize) -> Result<&'a [u8], DecodeError> {
         let end = self.position.checked_add(len).filter(|&end| end <= self.bytes.len());
         let Some(end) = end else {

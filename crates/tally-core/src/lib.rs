@@ -9,11 +9,12 @@
 //! decimal strings with the asset's scale at the edges; there are no floats anywhere.
 
 pub mod amount;
+pub mod chunked;
 pub mod codec;
 pub mod event;
 pub mod id;
 pub mod limits;
-mod snapshot;
+pub mod snapshot;
 pub mod state;
 pub mod view;
 

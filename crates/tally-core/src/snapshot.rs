@@ -1,14 +1,26 @@
-//! A whole state as bytes, so a restart loads it instead of replaying the journal from the
-//! start. Only primary data is stored; every index (and the log, which is the union of all
-//! records ordered by seq) is rebuilt on load, which also proves the data consistent: each
-//! seq must be claimed by exactly one record.
+//! A whole state as a stream of bytes, so a restart loads it instead of replaying the journal
+//! from the start. The stream is cut into pieces of about `SNAPSHOT_PIECE_BYTES` at item
+//! boundaries, so neither writing nor reading ever holds a second copy of the state in memory.
+//!
+//! Only primary data is stored; every index (and the log, which is the union of all records
+//! ordered by seq) is rebuilt on load, which also proves the data consistent: each seq must be
+//! claimed by exactly one record.
 
+use crate::chunked::{Span, Strings, CHUNK_ITEMS};
 use crate::codec::{DecodeError, Decoder, Encoder};
-use crate::state::{
-    Account, Asset, ExpiryRecord, HoldState, LogEntry, RecordKind, Settings, Span, State, Totals, TransferRecord, UpdateRecord,
-};
+use crate::state::{Account, Asset, ExpiryRecord, HoldState, LogEntry, RecordKind, Settings, State, Totals, TransferRecord, UpdateRecord};
 
 const NONE: u32 = u32::MAX;
+
+/// The encoder hands over a piece once it holds at least this much.
+pub const SNAPSHOT_PIECE_BYTES: usize = 8 << 20;
+
+/// No single item (an account, a chunk of history, a chunk of strings) exceeds this, so no
+/// piece exceeds `SNAPSHOT_PIECE_BYTES + SNAPSHOT_ITEM_BYTES_MAX`.
+pub const SNAPSHOT_ITEM_BYTES_MAX: usize = 2 << 20;
+
+/// A log slot not yet claimed while loading.
+const UNCLAIMED: LogEntry = LogEntry::Asset(NONE);
 
 fn fail<T>(what: impl Into<String>) -> Result<T, DecodeError> {
     Err(DecodeError(what.into()))
@@ -28,161 +40,273 @@ fn decode_settings(input: &mut Decoder<'_>) -> Result<Settings, DecodeError> {
     })
 }
 
-/// Reads a count and refuses one larger than the bytes left could possibly hold.
-fn count(input: &mut Decoder<'_>, remaining: usize, min_item_bytes: usize) -> Result<usize, DecodeError> {
-    let count = input.u64()? as usize;
-    if count > remaining / min_item_bytes.max(1) {
-        return fail(format!("count {count} exceeds what the snapshot can hold"));
+/// Collects items and hands over a piece whenever enough has gathered.
+struct Pieces<'a, E> {
+    buffer: Encoder,
+    emit: &'a mut dyn FnMut(&[u8]) -> Result<(), E>,
+}
+
+impl<E> Pieces<'_, E> {
+    fn item(&mut self, write: impl FnOnce(&mut Encoder)) -> Result<(), E> {
+        let before = self.buffer.bytes.len();
+        write(&mut self.buffer);
+        assert!(self.buffer.bytes.len() - before <= SNAPSHOT_ITEM_BYTES_MAX, "snapshot items are bounded");
+        if self.buffer.bytes.len() >= SNAPSHOT_PIECE_BYTES {
+            self.flush()?;
+        }
+        Ok(())
     }
-    Ok(count)
+
+    fn flush(&mut self) -> Result<(), E> {
+        if !self.buffer.bytes.is_empty() {
+            (self.emit)(&self.buffer.bytes)?;
+            self.buffer.bytes.clear();
+        }
+        Ok(())
+    }
+}
+
+/// Reads items from pieces fetched one at a time.
+struct PieceReader<'a> {
+    piece: Vec<u8>,
+    position: usize,
+    next: &'a mut dyn FnMut() -> Result<Option<Vec<u8>>, DecodeError>,
+}
+
+impl PieceReader<'_> {
+    fn item<T>(&mut self, read: impl FnOnce(&mut Decoder<'_>) -> Result<T, DecodeError>) -> Result<T, DecodeError> {
+        if self.position == self.piece.len() {
+            match (self.next)()? {
+                Some(piece) => {
+                    self.piece = piece;
+                    self.position = 0;
+                }
+                None => return fail("the snapshot ends early"),
+            }
+        }
+        let mut decoder = Decoder::new(&self.piece[self.position..]);
+        let value = read(&mut decoder)?;
+        self.position += decoder.position();
+        Ok(value)
+    }
+
+    fn finish(&mut self) -> Result<(), DecodeError> {
+        if self.position != self.piece.len() || (self.next)()?.is_some() {
+            return fail("trailing data after the snapshot");
+        }
+        Ok(())
+    }
 }
 
 impl State {
-    pub fn encode_snapshot(&self, out: &mut Encoder) {
-        out.u64(self.last_timestamp());
-        out.u64(self.assets.len() as u64);
+    /// Writes the state as a sequence of pieces through `emit`.
+    pub fn encode_snapshot<E>(&self, emit: &mut dyn FnMut(&[u8]) -> Result<(), E>) -> Result<(), E> {
+        let mut out = Pieces { buffer: Encoder::default(), emit };
+        out.item(|o| {
+            o.u64(self.last_timestamp());
+            for count in [
+                self.assets.len(),
+                self.accounts.len(),
+                self.strings.chunks().len(),
+                self.transfers.len(),
+                self.updates.len(),
+                self.expiries.len(),
+            ] {
+                o.u64(count as u64);
+            }
+        })?;
         for asset in &self.assets {
-            out.str(asset.code.as_str());
-            out.u8(asset.scale);
-            out.u64(asset.seq);
-            out.u64(asset.timestamp);
+            out.item(|o| {
+                o.str(asset.code.as_str());
+                o.u8(asset.scale);
+                o.u64(asset.seq);
+                o.u64(asset.timestamp);
+            })?;
         }
-        out.u64(self.accounts.len() as u64);
         for account in &self.accounts {
-            out.str(account.id.as_str());
-            out.u32(account.asset);
-            out.u32(account.parent.unwrap_or(NONE));
-            encode_settings(out, &account.settings);
-            encode_settings(out, &account.created_settings);
-            let totals = &account.totals;
-            for total in [totals.debits_posted, totals.credits_posted, totals.debits_pending, totals.credits_pending] {
-                out.u128(total);
-            }
-            out.u64(account.created_seq);
-            out.u64(account.timestamp);
-            out.u64(account.history.len() as u64);
-            for &seq in &account.history {
-                out.u64(seq);
+            out.item(|o| {
+                o.str(account.id.as_str());
+                o.u32(account.asset);
+                o.u32(account.parent.unwrap_or(NONE));
+                encode_settings(o, &account.settings);
+                encode_settings(o, &account.created_settings);
+                let totals = &account.totals;
+                for total in [totals.debits_posted, totals.credits_posted, totals.debits_pending, totals.credits_pending] {
+                    o.u128(total);
+                }
+                o.u64(account.created_seq);
+                o.u64(account.timestamp);
+                o.u64(account.history.len() as u64);
+            })?;
+            for chunk in account.history.chunks(CHUNK_ITEMS) {
+                out.item(|o| chunk.iter().for_each(|&seq| o.u64(seq)))?;
             }
         }
-        out.u64(self.strings.len() as u64);
-        out.bytes.extend_from_slice(&self.strings);
-        out.u64(self.transfers.len() as u64);
-        for record in &self.transfers {
-            out.u128(record.amount);
-            out.u64(record.id.0);
-            out.u64(record.metadata.0);
-            out.u64(record.seq);
-            out.u64(record.timestamp);
-            out.u64(record.expires_at);
-            out.u64(record.fingerprint);
-            out.u32(record.debit);
-            out.u32(record.credit);
-            out.u32(record.related);
-            out.u8(record.kind as u8);
-            out.u8(record.result as u8);
-            out.u8(record.hold_state as u8);
+        for chunk in self.strings.chunks() {
+            out.item(|o| {
+                o.u32(chunk.len() as u32);
+                o.bytes.extend_from_slice(chunk);
+            })?;
         }
-        out.u64(self.updates.len() as u64);
+        for record in self.transfers.iter() {
+            out.item(|o| {
+                o.u128(record.amount);
+                o.u64(record.id.0);
+                o.u64(record.metadata.0);
+                o.u64(record.seq);
+                o.u64(record.timestamp);
+                o.u64(record.expires_at);
+                o.u64(record.fingerprint);
+                o.u32(record.debit);
+                o.u32(record.credit);
+                o.u32(record.related);
+                o.u8(record.kind as u8);
+                o.u8(record.result as u8);
+                o.u8(record.hold_state as u8);
+            })?;
+        }
         for update in &self.updates {
-            out.u32(update.account);
-            encode_settings(out, &update.before);
-            encode_settings(out, &update.after);
-            out.u64(update.seq);
-            out.u64(update.timestamp);
+            out.item(|o| {
+                o.u32(update.account);
+                encode_settings(o, &update.before);
+                encode_settings(o, &update.after);
+                o.u64(update.seq);
+                o.u64(update.timestamp);
+            })?;
         }
-        out.u64(self.expiries.len() as u64);
         for expiry in &self.expiries {
-            out.u32(expiry.hold);
-            out.u64(expiry.seq);
-            out.u64(expiry.timestamp);
+            out.item(|o| {
+                o.u32(expiry.hold);
+                o.u64(expiry.seq);
+                o.u64(expiry.timestamp);
+            })?;
         }
+        out.flush()
     }
 
-    pub fn decode_snapshot(bytes: &[u8]) -> Result<State, DecodeError> {
-        let mut input = Decoder::new(bytes);
+    /// Rebuilds a state from the pieces `encode_snapshot` wrote, fetched one at a time.
+    pub fn decode_snapshot(next: &mut dyn FnMut() -> Result<Option<Vec<u8>>, DecodeError>) -> Result<State, DecodeError> {
+        let mut input = PieceReader { piece: Vec::new(), position: 0, next };
         let mut state = State::new();
-        let last_timestamp = input.u64()?;
-        let mut claims: Vec<(u64, LogEntry)> = Vec::new();
+        let (last_timestamp, counts) = input.item(|i| {
+            let last_timestamp = i.u64()?;
+            let mut counts = [0usize; 6];
+            for count in &mut counts {
+                *count = usize::try_from(i.u64()?).or_else(|_| fail("count too large"))?;
+            }
+            Ok((last_timestamp, counts))
+        })?;
+        let [assets, accounts, string_chunks, transfers, updates, expiries] = counts;
+        let entries = assets
+            .checked_add(accounts)
+            .and_then(|n| n.checked_add(transfers))
+            .and_then(|n| n.checked_add(updates))
+            .and_then(|n| n.checked_add(expiries))
+            .filter(|&n| n < u32::MAX as usize * 4)
+            .ok_or_else(|| DecodeError("counts out of range".into()))?;
+        // The log is rebuilt by seq: every record claims its slot, and every slot must be claimed once.
+        for _ in 0..entries {
+            state.log.push(UNCLAIMED);
+        }
+        let claim = |state: &mut State, seq: u64, entry: LogEntry| -> Result<(), DecodeError> {
+            let slot = (seq as usize).wrapping_sub(1);
+            if slot >= entries || state.log[slot] != UNCLAIMED {
+                return fail(format!("seq {seq} is claimed twice or lies outside 1..={entries}"));
+            }
+            state.log[slot] = entry;
+            Ok(())
+        };
 
-        for index in 0..count(&mut input, bytes.len(), 19)? {
-            let asset = Asset { code: input.asset_code()?, scale: input.u8()?, seq: input.u64()?, timestamp: input.u64()? };
-            claims.push((asset.seq, LogEntry::Asset(index as u32)));
+        for index in 0..assets {
+            let asset = input.item(|i| Ok(Asset { code: i.asset_code()?, scale: i.u8()?, seq: i.u64()?, timestamp: i.u64()? }))?;
+            claim(&mut state, asset.seq, LogEntry::Asset(index as u32))?;
             state.asset_index.insert(asset.code.clone(), index as u32);
             state.assets.push(asset);
         }
-        for index in 0..count(&mut input, bytes.len(), 100)? {
-            let id = input.id()?;
-            let asset = input.u32()?;
-            let parent = match input.u32()? {
-                NONE => None,
-                parent if (parent as usize) < index => Some(parent),
-                parent => return fail(format!("account {id} names parent {parent}, which is not an earlier account")),
-            };
-            if asset as usize >= state.assets.len() {
-                return fail(format!("account {id} names unknown asset {asset}"));
-            }
-            let settings = decode_settings(&mut input)?;
-            let created_settings = decode_settings(&mut input)?;
-            let totals = Totals {
-                debits_posted: input.u128()?,
-                credits_posted: input.u128()?,
-                debits_pending: input.u128()?,
-                credits_pending: input.u128()?,
-            };
-            let created_seq = input.u64()?;
-            let timestamp = input.u64()?;
-            let history = (0..count(&mut input, bytes.len(), 8)?).map(|_| input.u64()).collect::<Result<Vec<_>, _>>()?;
-            if history.first() != Some(&created_seq) || !history.windows(2).all(|w| w[0] < w[1]) {
-                return fail(format!("account {id} has a history out of order"));
-            }
-            let depth = parent.map_or(1, |p: u32| state.accounts[p as usize].depth + 1);
-            claims.push((created_seq, LogEntry::Account(index as u32)));
-            state.account_index.insert(id.clone(), index as u32);
-            state.accounts_ordered.insert(id.clone(), index as u32);
-            if let Some(parent) = parent {
-                state.children.insert((parent, id.clone()));
-            }
-            state.accounts.push(Account { id, asset, parent, depth, settings, created_settings, totals, created_seq, timestamp, history });
-        }
-        let strings_len = count(&mut input, bytes.len(), 1)?;
-        state.strings = input.take(strings_len)?.to_vec();
-        let accounts = state.accounts.len() as u32;
-        let transfers = count(&mut input, bytes.len(), 79)?;
-        state.transfers.reserve_exact(transfers);
-        for index in 0..transfers {
-            let record = TransferRecord {
-                amount: input.u128()?,
-                id: Span(input.u64()?),
-                metadata: Span(input.u64()?),
-                seq: input.u64()?,
-                timestamp: input.u64()?,
-                expires_at: input.u64()?,
-                fingerprint: input.u64()?,
-                debit: input.u32()?,
-                credit: input.u32()?,
-                related: input.u32()?,
-                kind: match input.u8()? {
-                    0 => RecordKind::Direct,
-                    1 => RecordKind::Pending,
-                    2 => RecordKind::Post,
-                    3 => RecordKind::Void,
-                    other => return fail(format!("unknown transfer kind {other}")),
-                },
-                result: input.result_code()?,
-                hold_state: match input.u8()? {
-                    0 => HoldState::Pending,
-                    1 => HoldState::Posted,
-                    2 => HoldState::Voided,
-                    3 => HoldState::Expired,
-                    other => return fail(format!("unknown hold state {other}")),
-                },
-            };
-            for span in [record.id, record.metadata] {
-                let text = state.strings.get(span.offset()..span.offset() + span.len());
-                if text.is_none_or(|t| std::str::from_utf8(t).is_err()) {
-                    return fail(format!("transfer record {index} points outside the string table"));
+        for index in 0..accounts {
+            let mut account = input.item(|i| {
+                let id = i.id()?;
+                let asset = i.u32()?;
+                let parent = match i.u32()? {
+                    NONE => None,
+                    parent if (parent as usize) < index => Some(parent),
+                    parent => return fail(format!("account {id} names parent {parent}, which is not an earlier account")),
+                };
+                if asset as usize >= assets {
+                    return fail(format!("account {id} names unknown asset {asset}"));
                 }
+                let settings = decode_settings(i)?;
+                let created_settings = decode_settings(i)?;
+                let totals =
+                    Totals { debits_posted: i.u128()?, credits_posted: i.u128()?, debits_pending: i.u128()?, credits_pending: i.u128()? };
+                let created_seq = i.u64()?;
+                let timestamp = i.u64()?;
+                let history_len = i.u64()? as usize;
+                if history_len > entries {
+                    return fail(format!("account {id} has more history than the ledger has entries"));
+                }
+                let history = Vec::with_capacity(history_len);
+                Ok(Account { id, asset, parent, depth: 0, settings, created_settings, totals, created_seq, timestamp, history })
+            })?;
+            while account.history.len() < account.history.capacity() {
+                let take = (account.history.capacity() - account.history.len()).min(CHUNK_ITEMS);
+                input.item(|i| (0..take).try_for_each(|_| Ok(account.history.push(i.u64()?))))?;
+            }
+            if account.history.first() != Some(&account.created_seq) || !account.history.windows(2).all(|w| w[0] < w[1]) {
+                return fail(format!("account {} has a history out of order", account.id));
+            }
+            account.depth = account.parent.map_or(1, |p| state.accounts[p as usize].depth + 1);
+            claim(&mut state, account.created_seq, LogEntry::Account(index as u32))?;
+            state.account_index.insert(account.id.clone(), index as u32);
+            state.accounts_ordered.insert(account.id.clone(), index as u32);
+            if let Some(parent) = account.parent {
+                state.children.insert((parent, account.id.clone()));
+            }
+            state.accounts.push(account);
+        }
+        let mut chunks = Vec::with_capacity(string_chunks.min(1 << 20));
+        for _ in 0..string_chunks {
+            chunks.push(input.item(|i| {
+                let len = i.u32()? as usize;
+                Ok(i.take(len)?.to_vec())
+            })?);
+        }
+        state.strings = Strings::from_chunks(chunks).ok_or_else(|| DecodeError("a string chunk exceeds its size".into()))?;
+        state.reserve_transfers(transfers);
+        let accounts = accounts as u32;
+        for index in 0..transfers {
+            let record = input.item(|i| {
+                Ok(TransferRecord {
+                    amount: i.u128()?,
+                    id: Span(i.u64()?),
+                    metadata: Span(i.u64()?),
+                    seq: i.u64()?,
+                    timestamp: i.u64()?,
+                    expires_at: i.u64()?,
+                    fingerprint: i.u64()?,
+                    debit: i.u32()?,
+                    credit: i.u32()?,
+                    related: i.u32()?,
+                    kind: match i.u8()? {
+                        0 => RecordKind::Direct,
+                        1 => RecordKind::Pending,
+                        2 => RecordKind::Post,
+                        3 => RecordKind::Void,
+                        other => return fail(format!("unknown transfer kind {other}")),
+                    },
+                    result: i.result_code()?,
+                    hold_state: match i.u8()? {
+                        0 => HoldState::Pending,
+                        1 => HoldState::Posted,
+                        2 => HoldState::Voided,
+                        3 => HoldState::Expired,
+                        other => return fail(format!("unknown hold state {other}")),
+                    },
+                })
+            })?;
+            let text_ok = |span: Span| state.strings.get(span).is_some_and(|t| std::str::from_utf8(t).is_ok());
+            if !text_ok(record.id) || !text_ok(record.metadata) {
+                return fail(format!("transfer record {index} points outside the string table"));
             }
             let account_ok = |a: u32| a < accounts || (a == NONE && record.result != crate::ResultCode::Created);
             let related_ok = record.related == NONE || (record.related as usize) < transfers;
@@ -192,50 +316,51 @@ impl State {
             if record.kind == RecordKind::Pending && record.hold_state == HoldState::Pending && record.expires_at != 0 {
                 state.holds_by_expiry.insert((record.expires_at, index as u32));
             }
-            claims.push((record.seq, LogEntry::Transfer(index as u32)));
+            claim(&mut state, record.seq, LogEntry::Transfer(index as u32))?;
             state.transfers.push(record);
             state.index_transfer(index as u32);
         }
-        for index in 0..count(&mut input, bytes.len(), 30)? {
-            let account = input.u32()?;
-            if account >= accounts {
-                return fail(format!("update {index} names unknown account {account}"));
-            }
-            let update = UpdateRecord {
-                account,
-                before: decode_settings(&mut input)?,
-                after: decode_settings(&mut input)?,
-                seq: input.u64()?,
-                timestamp: input.u64()?,
-            };
-            claims.push((update.seq, LogEntry::Update(index as u32)));
+        for index in 0..updates {
+            let update = input.item(|i| {
+                let account = i.u32()?;
+                if account >= accounts {
+                    return fail(format!("update {index} names unknown account {account}"));
+                }
+                Ok(UpdateRecord { account, before: decode_settings(i)?, after: decode_settings(i)?, seq: i.u64()?, timestamp: i.u64()? })
+            })?;
+            claim(&mut state, update.seq, LogEntry::Update(index as u32))?;
             state.updates.push(update);
         }
-        for index in 0..count(&mut input, bytes.len(), 20)? {
-            let expiry = ExpiryRecord { hold: input.u32()?, seq: input.u64()?, timestamp: input.u64()? };
-            if expiry.hold as usize >= state.transfers.len() {
+        for index in 0..expiries {
+            let expiry = input.item(|i| Ok(ExpiryRecord { hold: i.u32()?, seq: i.u64()?, timestamp: i.u64()? }))?;
+            if expiry.hold as usize >= transfers {
                 return fail(format!("expiry {index} names unknown hold {}", expiry.hold));
             }
-            claims.push((expiry.seq, LogEntry::Expiry(index as u32)));
+            claim(&mut state, expiry.seq, LogEntry::Expiry(index as u32))?;
             state.expiries.push(expiry);
         }
-        if !input.is_empty() {
-            return fail("trailing bytes after the snapshot");
-        }
-        let mut log = vec![None; claims.len()];
-        for (seq, entry) in claims {
-            match log.get_mut((seq as usize).wrapping_sub(1)) {
-                Some(slot @ None) => *slot = Some(entry),
-                _ => return fail(format!("seq {seq} is claimed twice or lies outside 1..={}", state_len(&state))),
-            }
-        }
-        state.log = log.into_iter().map(|e| e.expect("every slot was claimed exactly once")).collect();
+        input.finish()?;
+        // `claim` refuses a second claim of a slot, and there are exactly as many records as
+        // slots, so every slot is now claimed once.
         state.restore_clock(last_timestamp);
         state.check_invariants().map_err(DecodeError)?;
         Ok(state)
     }
-}
 
-fn state_len(state: &State) -> usize {
-    state.assets.len() + state.accounts.len() + state.transfers.len() + state.updates.len() + state.expiries.len()
+    /// The whole snapshot in one buffer, for tests and small states.
+    pub fn snapshot_bytes(&self) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        self.encode_snapshot::<std::convert::Infallible>(&mut |piece| {
+            bytes.extend_from_slice(piece);
+            Ok(())
+        })
+        .unwrap_or_else(|never| match never {});
+        bytes
+    }
+
+    /// Decodes `snapshot_bytes` output.
+    pub fn from_snapshot_bytes(bytes: &[u8]) -> Result<State, DecodeError> {
+        let mut given = Some(bytes.to_vec());
+        State::decode_snapshot(&mut || Ok(given.take()))
+    }
 }

@@ -10,11 +10,13 @@
 //! decided once, and a retry can never turn a failure into a success.
 
 use crate::amount::Decimal;
+use crate::chunked::{Chunked, Span, Strings};
 use crate::event::{AccountPatch, AccountUpdate, NewAccount, NewAsset, NewTransfer, Outcome, Request, ResultCode, TransferKind};
 use crate::id::{AssetCode, Id};
 use crate::limits::{ACCOUNT_DEPTH_MAX, HOLD_TIMEOUT_MS_MAX, METADATA_BYTES_MAX};
-use hashbrown::HashTable;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use hashbrown::{HashMap, HashTable};
+use std::collections::{BTreeMap, BTreeSet};
+use xxhash_rust::xxh3::Xxh3;
 
 /// Every running total stays at or below this, so that balances and available amounts
 /// (differences and sums of totals) always fit in an `i128`.
@@ -115,24 +117,6 @@ pub enum HoldState {
     Posted = 1,
     Voided = 2,
     Expired = 3,
-}
-
-/// A span of `State::strings`: 48 bits of offset, 16 of length. Ids and metadata of millions
-/// of transfers live in one buffer instead of millions of small allocations.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub struct Span(pub(crate) u64);
-
-impl Span {
-    fn new(offset: usize, len: usize) -> Span {
-        assert!(offset < (1 << 48) && len < (1 << 16));
-        Span(((offset as u64) << 16) | len as u64)
-    }
-    pub(crate) fn offset(self) -> usize {
-        (self.0 >> 16) as usize
-    }
-    pub(crate) fn len(self) -> usize {
-        (self.0 & 0xffff) as usize
-    }
 }
 
 /// One decided transfer event, kept compact because there are many millions of them.
@@ -241,8 +225,44 @@ enum Undo {
 /// The accounts a transfer changes: each side's path up to, not including, the first
 /// ancestor the two sides share, where the transfer nets out.
 struct Paths {
-    debit: Vec<u32>,
-    credit: Vec<u32>,
+    debit: Path,
+    credit: Path,
+}
+
+/// Accounts along one branch of a tree: at most `ACCOUNT_DEPTH_MAX`, kept inline because
+/// every transfer computes two of these.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Path {
+    nodes: [u32; ACCOUNT_DEPTH_MAX],
+    len: usize,
+}
+
+impl Path {
+    fn push(&mut self, account: u32) {
+        assert!(self.len < ACCOUNT_DEPTH_MAX, "account trees are at most ACCOUNT_DEPTH_MAX deep");
+        self.nodes[self.len] = account;
+        self.len += 1;
+    }
+    fn pop(&mut self) {
+        self.len -= 1;
+    }
+    fn last(&self) -> Option<u32> {
+        self.len.checked_sub(1).map(|i| self.nodes[i])
+    }
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    pub(crate) fn contains(&self, account: &u32) -> bool {
+        self.nodes[..self.len].contains(account)
+    }
+}
+
+impl<'a> IntoIterator for &'a Path {
+    type Item = &'a u32;
+    type IntoIter = std::slice::Iter<'a, u32>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.nodes[..self.len].iter()
+    }
 }
 
 /// The result of trying one transfer event.
@@ -256,7 +276,6 @@ enum Attempt {
     Rejected(ResultCode),
 }
 
-#[derive(Default)]
 pub struct State {
     pub(crate) assets: Vec<Asset>,
     pub(crate) asset_index: HashMap<AssetCode, u32>,
@@ -265,12 +284,14 @@ pub struct State {
     /// Account ids in order, for listings by prefix; and (parent, id) for listings by parent.
     pub(crate) accounts_ordered: BTreeMap<Id, u32>,
     pub(crate) children: BTreeSet<(u32, Id)>,
-    pub(crate) transfers: Vec<TransferRecord>,
-    transfer_index: HashTable<u32>,
-    pub(crate) strings: Vec<u8>,
+    pub(crate) transfers: Chunked<TransferRecord>,
+    /// Transfer ids to record indexes, in shards so that growing one rehashes only a small
+    /// part: no pause proportional to the whole history.
+    transfer_index: Vec<HashTable<u32>>,
+    pub(crate) strings: Strings,
     pub(crate) updates: Vec<UpdateRecord>,
     pub(crate) expiries: Vec<ExpiryRecord>,
-    pub(crate) log: Vec<LogEntry>,
+    pub(crate) log: Chunked<LogEntry>,
     /// Holds with a timeout, by expiry time then record index (a deterministic order).
     pub(crate) holds_by_expiry: BTreeSet<(u64, u32)>,
     last_timestamp: u64,
@@ -278,6 +299,34 @@ pub struct State {
 
 fn hash_id(id: &[u8]) -> u64 {
     xxhash_rust::xxh3::xxh3_64(id)
+}
+
+/// Shards of the transfer index, chosen by the top bits of an id's hash.
+const INDEX_SHARDS: usize = 256;
+
+fn shard_of(hash: u64) -> usize {
+    (hash >> 56) as usize % INDEX_SHARDS
+}
+
+impl Default for State {
+    fn default() -> State {
+        State {
+            assets: Vec::new(),
+            asset_index: HashMap::default(),
+            accounts: Vec::new(),
+            account_index: HashMap::default(),
+            accounts_ordered: BTreeMap::new(),
+            children: BTreeSet::new(),
+            transfers: Chunked::default(),
+            transfer_index: (0..INDEX_SHARDS).map(|_| HashTable::new()).collect(),
+            strings: Strings::default(),
+            updates: Vec::new(),
+            expiries: Vec::new(),
+            log: Chunked::default(),
+            holds_by_expiry: BTreeSet::new(),
+            last_timestamp: 0,
+        }
+    }
 }
 
 impl State {
@@ -532,22 +581,17 @@ impl State {
     }
 
     pub(crate) fn find_transfer(&self, id: &str) -> Option<u32> {
-        self.transfer_index.find(hash_id(id.as_bytes()), |&index| self.transfer_id(index) == id).copied()
+        let hash = hash_id(id.as_bytes());
+        self.transfer_index[shard_of(hash)].find(hash, |&index| self.transfer_id(index) == id.as_bytes()).copied()
     }
 
     pub(crate) fn span_str(&self, span: Span) -> &str {
-        let bytes = &self.strings[span.offset()..span.offset() + span.len()];
+        let bytes = self.strings.get(span).expect("spans point into the strings");
         std::str::from_utf8(bytes).expect("spans hold validated UTF-8")
     }
 
-    fn transfer_id(&self, index: u32) -> &str {
-        self.span_str(self.transfers[index as usize].id)
-    }
-
-    fn push_string(&mut self, text: &str) -> Span {
-        let span = Span::new(self.strings.len(), text.len());
-        self.strings.extend_from_slice(text.as_bytes());
-        span
+    fn transfer_id(&self, index: u32) -> &[u8] {
+        self.strings.get(self.transfers[index as usize].id).expect("spans point into the strings")
     }
 
     /// Records a failed transfer, unless its id is already decided (a repeat within a failed
@@ -560,7 +604,7 @@ impl State {
             }
             return Outcome::unrecorded(code);
         }
-        let id = self.push_string(event.id.as_str());
+        let id = self.strings.push(event.id.as_str());
         let index = self.transfers.len() as u32;
         let outcome = self.record(LogEntry::Transfer(index), timestamp);
         self.transfers.push(TransferRecord {
@@ -583,12 +627,20 @@ impl State {
     }
 
     pub(crate) fn index_transfer(&mut self, index: u32) {
-        let hash = hash_id(self.transfer_id(index).as_bytes());
+        let hash = hash_id(self.transfer_id(index));
         let Self { transfer_index, transfers, strings, .. } = self;
-        transfer_index.insert_unique(hash, index, |&i| {
-            let span = transfers[i as usize].id;
-            hash_id(&strings[span.offset()..span.offset() + span.len()])
-        });
+        transfer_index[shard_of(hash)]
+            .insert_unique(hash, index, |&i| hash_id(strings.get(transfers[i as usize].id).expect("spans point into the strings")));
+    }
+
+    /// Makes room in the transfer index for `additional` more ids without rehashing.
+    pub(crate) fn reserve_transfers(&mut self, additional: usize) {
+        let Self { transfer_index, transfers, strings, .. } = self;
+        for shard in transfer_index.iter_mut() {
+            shard.reserve(additional / INDEX_SHARDS + 1, |&i| {
+                hash_id(strings.get(transfers[i as usize].id).expect("spans point into the strings"))
+            });
+        }
     }
 
     fn account_for(&self, id: &Id) -> Result<u32, ResultCode> {
@@ -652,7 +704,7 @@ impl State {
             return Err(ResultCode::VersionMismatch);
         }
         let paths = self.paths(debit, credit);
-        let mut changes = Vec::with_capacity(paths.debit.len() + paths.credit.len());
+        let mut changes = Changes::default();
         for (side, accounts) in [(Side::Debit, &paths.debit), (Side::Credit, &paths.credit)] {
             for &index in accounts {
                 let account = &self.accounts[index as usize];
@@ -664,7 +716,8 @@ impl State {
                     Side::Credit => Settings { min_balance: None, ..account.settings.clone() },
                 };
                 after.within(&bound)?;
-                changes.push((index, after));
+                changes.items[changes.len] = (index, after);
+                changes.len += 1;
             }
         }
         let expires_at = match &event.kind {
@@ -728,7 +781,7 @@ impl State {
         let index = self.transfers.len() as u32;
         let outcome = self.record(LogEntry::Transfer(index), timestamp);
         undo.push(Undo::Recorded);
-        for &(account, after) in &plan.changes {
+        for &(account, after) in &plan.changes.items[..plan.changes.len] {
             let account_ref = &mut self.accounts[account as usize];
             undo.push(Undo::Totals { account, before: account_ref.totals });
             account_ref.totals = after;
@@ -748,9 +801,9 @@ impl State {
             self.holds_by_expiry.insert((plan.expires_at, index));
             undo.push(Undo::HoldScheduled { hold: index });
         }
-        let id = self.push_string(event.id.as_str());
+        let id = self.strings.push(event.id.as_str());
         let metadata = match &event.metadata {
-            Some(metadata) => self.push_string(metadata),
+            Some(metadata) => self.strings.push(metadata),
             None => Span::default(),
         };
         self.transfers.push(TransferRecord {
@@ -780,10 +833,10 @@ impl State {
                     let entry = self.log.pop().expect("undo matches the log");
                     let LogEntry::Transfer(index) = entry else { unreachable!("chains record transfers only") };
                     assert_eq!(index as usize, self.transfers.len() - 1);
-                    let hash = hash_id(self.transfer_id(index).as_bytes());
-                    self.transfer_index.find_entry(hash, |&i| i == index).expect("recorded transfers are indexed").remove();
+                    let hash = hash_id(self.transfer_id(index));
+                    self.transfer_index[shard_of(hash)].find_entry(hash, |&i| i == index).expect("recorded transfers are indexed").remove();
                     let record = self.transfers.pop().expect("undo matches the records");
-                    self.strings.truncate(record.id.offset());
+                    self.strings.truncate_to(record.id);
                 }
                 Undo::Totals { account, before } => {
                     let account = &mut self.accounts[account as usize];
@@ -807,8 +860,8 @@ impl State {
     }
 
     /// The ancestors-or-self of `account`, the account first.
-    pub(crate) fn lineage(&self, account: u32) -> Vec<u32> {
-        let mut lineage = Vec::with_capacity(ACCOUNT_DEPTH_MAX);
+    pub(crate) fn lineage(&self, account: u32) -> Path {
+        let mut lineage = Path::default();
         let mut next = Some(account);
         while let Some(index) = next {
             lineage.push(index);
@@ -845,7 +898,7 @@ impl State {
             }
             Ok(())
         };
-        for entry in &self.log {
+        for entry in self.log.iter() {
             match *entry {
                 LogEntry::Transfer(index) => {
                     let record = &self.transfers[index as usize];
@@ -910,8 +963,15 @@ struct Plan {
     amount: u128,
     kind: RecordKind,
     hold: u32,
-    changes: Vec<(u32, Totals)>,
+    changes: Changes,
     expires_at: u64,
+}
+
+/// The new totals of every account a transfer changes: both sides of a tree, inline.
+#[derive(Default)]
+struct Changes {
+    items: [(u32, Totals); 2 * ACCOUNT_DEPTH_MAX],
+    len: usize,
 }
 
 fn record_kind(kind: &TransferKind) -> RecordKind {
@@ -935,57 +995,57 @@ fn positive_minor(amount: &Decimal, scale: u8) -> Result<u128, ResultCode> {
 /// treated as the same event; 64 bits make an accidental match of two different events
 /// that share an id about 1 in 10^19.
 pub fn fingerprint(event: &NewTransfer) -> u64 {
-    let mut bytes = Vec::with_capacity(256);
-    let text = |bytes: &mut Vec<u8>, value: Option<&str>| match value {
-        None => bytes.push(0),
+    let mut hasher = Xxh3::new();
+    let text = |hasher: &mut Xxh3, value: Option<&str>| match value {
+        None => hasher.update(&[0]),
         Some(value) => {
-            bytes.push(1);
-            bytes.extend_from_slice(&(value.len() as u32).to_le_bytes());
-            bytes.extend_from_slice(value.as_bytes());
+            hasher.update(&[1]);
+            hasher.update(&(value.len() as u32).to_le_bytes());
+            hasher.update(value.as_bytes());
         }
     };
-    let amount = |bytes: &mut Vec<u8>, value: Option<&Decimal>| match value.map(Decimal::normalized) {
-        None => bytes.push(0),
+    let amount = |hasher: &mut Xxh3, value: Option<&Decimal>| match value.map(Decimal::normalized) {
+        None => hasher.update(&[0]),
         Some(d) => {
-            bytes.push(1 + u8::from(d.negative));
-            bytes.extend_from_slice(&d.digits.to_le_bytes());
-            bytes.push(d.fraction_digits);
+            hasher.update(&[1 + u8::from(d.negative)]);
+            hasher.update(&d.digits.to_le_bytes());
+            hasher.update(&[d.fraction_digits]);
         }
     };
-    let number = |bytes: &mut Vec<u8>, value: Option<u64>| {
-        bytes.push(u8::from(value.is_some()));
-        bytes.extend_from_slice(&value.unwrap_or(0).to_le_bytes());
+    let number = |hasher: &mut Xxh3, value: Option<u64>| {
+        hasher.update(&[u8::from(value.is_some())]);
+        hasher.update(&value.unwrap_or(0).to_le_bytes());
     };
-    bytes.push(record_kind(&event.kind) as u8);
-    text(&mut bytes, Some(event.id.as_str()));
+    hasher.update(&[record_kind(&event.kind) as u8]);
+    text(&mut hasher, Some(event.id.as_str()));
     match &event.kind {
         TransferKind::Direct { debit, credit, amount: value } => {
-            text(&mut bytes, Some(debit.as_str()));
-            text(&mut bytes, Some(credit.as_str()));
-            amount(&mut bytes, Some(value));
+            text(&mut hasher, Some(debit.as_str()));
+            text(&mut hasher, Some(credit.as_str()));
+            amount(&mut hasher, Some(value));
         }
         TransferKind::Pending { debit, credit, amount: value, timeout_ms } => {
-            text(&mut bytes, Some(debit.as_str()));
-            text(&mut bytes, Some(credit.as_str()));
-            amount(&mut bytes, Some(value));
-            number(&mut bytes, *timeout_ms);
+            text(&mut hasher, Some(debit.as_str()));
+            text(&mut hasher, Some(credit.as_str()));
+            amount(&mut hasher, Some(value));
+            number(&mut hasher, *timeout_ms);
         }
         TransferKind::Post { pending_id, debit, credit, amount: value } => {
-            text(&mut bytes, Some(pending_id.as_str()));
-            text(&mut bytes, debit.as_ref().map(Id::as_str));
-            text(&mut bytes, credit.as_ref().map(Id::as_str));
-            amount(&mut bytes, value.as_ref());
+            text(&mut hasher, Some(pending_id.as_str()));
+            text(&mut hasher, debit.as_ref().map(Id::as_str));
+            text(&mut hasher, credit.as_ref().map(Id::as_str));
+            amount(&mut hasher, value.as_ref());
         }
         TransferKind::Void { pending_id, debit, credit } => {
-            text(&mut bytes, Some(pending_id.as_str()));
-            text(&mut bytes, debit.as_ref().map(Id::as_str));
-            text(&mut bytes, credit.as_ref().map(Id::as_str));
+            text(&mut hasher, Some(pending_id.as_str()));
+            text(&mut hasher, debit.as_ref().map(Id::as_str));
+            text(&mut hasher, credit.as_ref().map(Id::as_str));
         }
     }
-    text(&mut bytes, event.asset.as_ref().map(AssetCode::as_str));
-    bytes.push(u8::from(event.linked));
-    text(&mut bytes, event.metadata.as_deref());
-    number(&mut bytes, event.if_debit_version);
-    number(&mut bytes, event.if_credit_version);
-    xxhash_rust::xxh3::xxh3_64(&bytes)
+    text(&mut hasher, event.asset.as_ref().map(AssetCode::as_str));
+    hasher.update(&[u8::from(event.linked)]);
+    text(&mut hasher, event.metadata.as_deref());
+    number(&mut hasher, event.if_debit_version);
+    number(&mut hasher, event.if_credit_version);
+    hasher.digest()
 }

@@ -12,7 +12,7 @@ pub mod snapshot;
 pub mod storage;
 
 pub use engine::{Config, Engine, OpenError, Recovery};
-pub use storage::{FileStorage, Storage};
+pub use storage::{FileStorage, Produce, Storage};
 
 use std::future::Future;
 use std::pin::Pin;

@@ -1,17 +1,24 @@
 //! Snapshot files: a whole state, taken right after a journal record, so a restart replays
-//! only the records after it. A snapshot that fails its checksum is passed over for an
-//! older one (or a full replay): the journal still holds everything, so nothing is lost.
+//! only the records after it. The state streams out in frames, each checksummed and chained
+//! to the one before, ending with an empty frame; loading reads one frame at a time, so
+//! neither side ever holds a second copy of the state. A snapshot that does not read back
+//! intact is passed over for an older one (or a full replay): the journal still holds
+//! everything, so nothing is lost. Byte layout: `docs/journal.md`.
 
 use crate::journal::Position;
 use crate::storage::Storage;
 use std::io;
-use tally_core::codec::Encoder;
+use tally_core::codec::DecodeError;
+use tally_core::snapshot::{SNAPSHOT_ITEM_BYTES_MAX, SNAPSHOT_PIECE_BYTES};
 use tally_core::State;
-use xxhash_rust::xxh3::xxh3_128;
+use xxhash_rust::xxh3::{xxh3_64, Xxh3};
 
 pub const SNAPSHOT_MAGIC: &[u8; 8] = b"TALLYSNP";
 const SNAPSHOT_VERSION: u32 = 1;
-const HEADER_BYTES: usize = 72;
+const HEADER_BYTES: usize = 56;
+const FRAME_HEADER_BYTES: usize = 24;
+/// No frame is larger; a larger length is corruption, not a reason to allocate.
+const FRAME_BYTES_MAX: usize = SNAPSHOT_PIECE_BYTES + SNAPSHOT_ITEM_BYTES_MAX;
 /// Snapshots kept; older ones are removed once a new one is durable.
 pub const SNAPSHOTS_KEPT: usize = 2;
 
@@ -23,44 +30,53 @@ fn parse_snapshot_name(name: &str) -> Option<u64> {
     name.strip_prefix("snapshot-")?.strip_suffix(".ts")?.parse().ok()
 }
 
-/// The checksum a snapshot of `state` would carry, to compare a replay with a snapshot
-/// without loading the snapshot.
-pub fn checksum(state: &State) -> u128 {
-    let mut body = Encoder::default();
-    state.encode_snapshot(&mut body);
-    xxh3_128(&body.bytes)
+fn frame_checksum(previous: u128, payload: &[u8]) -> u128 {
+    let mut hasher = Xxh3::new();
+    hasher.update(&previous.to_le_bytes());
+    hasher.update(payload);
+    hasher.digest128()
 }
 
-/// The record and body checksum of every snapshot, read from their headers only.
-pub fn headers<S: Storage>(storage: &S) -> io::Result<Vec<(u64, u128)>> {
-    let mut found = Vec::new();
-    for name in storage.list()? {
-        if parse_snapshot_name(&name).is_some() && storage.len(&name)? >= HEADER_BYTES as u64 {
-            let mut header = [0u8; HEADER_BYTES];
-            storage.read_exact_at(&name, 0, &mut header)?;
-            let record = u64::from_le_bytes(header[16..24].try_into().expect("8 bytes"));
-            found.push((record, u128::from_le_bytes(header[48..64].try_into().expect("16 bytes"))));
-        }
-    }
-    Ok(found)
+fn frame_header(len: usize, checksum: u128) -> [u8; FRAME_HEADER_BYTES] {
+    let mut header = [0u8; FRAME_HEADER_BYTES];
+    header[0..4].copy_from_slice(&(len as u32).to_le_bytes());
+    header[8..24].copy_from_slice(&checksum.to_le_bytes());
+    header
+}
+
+/// The checksum chain a snapshot of `state` ends with, to compare a replay with a snapshot
+/// without loading the snapshot.
+pub fn checksum(state: &State) -> u128 {
+    let mut chain = 0u128;
+    state
+        .encode_snapshot::<std::convert::Infallible>(&mut |piece| {
+            chain = frame_checksum(chain, piece);
+            Ok(())
+        })
+        .unwrap_or_else(|never| match never {});
+    chain
 }
 
 pub fn write<S: Storage>(storage: &mut S, state: &State, position: Position) -> io::Result<()> {
     assert_eq!(state.last_seq(), position.last_seq, "a snapshot must match the record it follows");
-    let mut body = Encoder::default();
-    body.bytes.resize(HEADER_BYTES, 0);
-    state.encode_snapshot(&mut body);
-    let checksum = xxh3_128(&body.bytes[HEADER_BYTES..]);
-    let total_len = body.bytes.len() as u64;
-    let header = &mut body.bytes[..HEADER_BYTES];
+    let mut header = [0u8; HEADER_BYTES];
     header[0..8].copy_from_slice(SNAPSHOT_MAGIC);
     header[8..12].copy_from_slice(&SNAPSHOT_VERSION.to_le_bytes());
     header[16..24].copy_from_slice(&position.record.to_le_bytes());
     header[24..32].copy_from_slice(&position.last_seq.to_le_bytes());
     header[32..48].copy_from_slice(&position.checksum.to_le_bytes());
-    header[48..64].copy_from_slice(&checksum.to_le_bytes());
-    header[64..72].copy_from_slice(&total_len.to_le_bytes());
-    storage.write_atomic(&snapshot_name(position.record), &body.bytes)?;
+    let header_checksum = xxh3_64(&header[0..48]);
+    header[48..56].copy_from_slice(&header_checksum.to_le_bytes());
+    storage.write_atomic(&snapshot_name(position.record), &mut |emit| {
+        emit(&header)?;
+        let mut chain = 0u128;
+        state.encode_snapshot(&mut |piece| {
+            chain = frame_checksum(chain, piece);
+            emit(&frame_header(piece.len(), chain))?;
+            emit(piece)
+        })?;
+        emit(&frame_header(0, chain))
+    })?;
     let mut existing: Vec<u64> = storage.list()?.iter().filter_map(|n| parse_snapshot_name(n)).collect();
     existing.sort_unstable();
     let excess = existing.len().saturating_sub(SNAPSHOTS_KEPT);
@@ -68,6 +84,39 @@ pub fn write<S: Storage>(storage: &mut S, state: &State, position: Position) -> 
         storage.remove(&snapshot_name(*record))?;
     }
     Ok(())
+}
+
+fn read_header<S: Storage>(storage: &S, name: &str) -> Result<Position, String> {
+    let mut header = [0u8; HEADER_BYTES];
+    storage.read_exact_at(name, 0, &mut header).map_err(|e| e.to_string())?;
+    let field = |range: std::ops::Range<usize>| &header[range];
+    if field(0..8) != SNAPSHOT_MAGIC || u32::from_le_bytes(field(8..12).try_into().unwrap()) != SNAPSHOT_VERSION {
+        return Err("not a snapshot of this format version".into());
+    }
+    if u64::from_le_bytes(field(48..56).try_into().unwrap()) != xxh3_64(&header[0..48]) {
+        return Err("header checksum mismatch".into());
+    }
+    Ok(Position {
+        record: u64::from_le_bytes(field(16..24).try_into().unwrap()),
+        last_seq: u64::from_le_bytes(field(24..32).try_into().unwrap()),
+        checksum: u128::from_le_bytes(field(32..48).try_into().unwrap()),
+    })
+}
+
+/// The record and final chain checksum of every snapshot, read without decoding the state.
+pub fn headers<S: Storage>(storage: &S) -> io::Result<Vec<(u64, u128)>> {
+    let mut found = Vec::new();
+    for name in storage.list()?.into_iter().filter(|n| parse_snapshot_name(n).is_some()) {
+        let len = storage.len(&name)?;
+        if let Ok(position) = read_header(storage, &name) {
+            if len >= (HEADER_BYTES + FRAME_HEADER_BYTES) as u64 {
+                let mut last = [0u8; FRAME_HEADER_BYTES];
+                storage.read_exact_at(&name, len - FRAME_HEADER_BYTES as u64, &mut last)?;
+                found.push((position.record, u128::from_le_bytes(last[8..24].try_into().expect("16 bytes"))));
+            }
+        }
+    }
+    Ok(found)
 }
 
 /// The newest snapshot that reads back intact, with the journal position it follows.
@@ -85,28 +134,37 @@ pub fn load_latest<S: Storage>(storage: &S) -> io::Result<Option<(State, Positio
 }
 
 fn read<S: Storage>(storage: &S, name: &str) -> Result<(State, Position), String> {
+    let position = read_header(storage, name)?;
     let len = storage.len(name).map_err(|e| e.to_string())?;
-    if len < HEADER_BYTES as u64 {
-        return Err("shorter than its header".into());
-    }
-    let mut bytes = vec![0u8; usize::try_from(len).map_err(|_| "too large for this machine")?];
-    storage.read_exact_at(name, 0, &mut bytes).map_err(|e| e.to_string())?;
-    let (header, body) = bytes.split_at(HEADER_BYTES);
-    let field = |range: std::ops::Range<usize>| &header[range];
-    if field(0..8) != SNAPSHOT_MAGIC || u32::from_le_bytes(field(8..12).try_into().unwrap()) != SNAPSHOT_VERSION {
-        return Err("not a snapshot of this format version".into());
-    }
-    if u64::from_le_bytes(field(64..72).try_into().unwrap()) != len
-        || u128::from_le_bytes(field(48..64).try_into().unwrap()) != xxh3_128(body)
-    {
-        return Err("checksum mismatch".into());
-    }
-    let position = Position {
-        record: u64::from_le_bytes(field(16..24).try_into().unwrap()),
-        last_seq: u64::from_le_bytes(field(24..32).try_into().unwrap()),
-        checksum: u128::from_le_bytes(field(32..48).try_into().unwrap()),
+    let mut offset = HEADER_BYTES as u64;
+    let mut chain = 0u128;
+    let mut next = || -> Result<Option<Vec<u8>>, DecodeError> {
+        let corrupt = |what: String| DecodeError(format!("{what} at offset {offset}"));
+        let mut header = [0u8; FRAME_HEADER_BYTES];
+        storage.read_exact_at(name, offset, &mut header).map_err(|e| corrupt(format!("frame header unreadable ({e})")))?;
+        let frame_len = u32::from_le_bytes(header[0..4].try_into().unwrap()) as usize;
+        let stored = u128::from_le_bytes(header[8..24].try_into().unwrap());
+        if frame_len == 0 {
+            if stored != chain || offset + FRAME_HEADER_BYTES as u64 != len {
+                return Err(corrupt("bad final frame".into()));
+            }
+            return Ok(None);
+        }
+        if frame_len > FRAME_BYTES_MAX {
+            return Err(corrupt(format!("frame of {frame_len} bytes exceeds the limit")));
+        }
+        let mut payload = vec![0u8; frame_len];
+        storage
+            .read_exact_at(name, offset + FRAME_HEADER_BYTES as u64, &mut payload)
+            .map_err(|e| corrupt(format!("frame unreadable ({e})")))?;
+        chain = frame_checksum(chain, &payload);
+        if chain != stored {
+            return Err(corrupt("frame checksum mismatch".into()));
+        }
+        offset += (FRAME_HEADER_BYTES + frame_len) as u64;
+        Ok(Some(payload))
     };
-    let state = State::decode_snapshot(body).map_err(|e| e.to_string())?;
+    let state = State::decode_snapshot(&mut next).map_err(|e| e.to_string())?;
     if state.last_seq() != position.last_seq {
         return Err("state does not match its header".into());
     }

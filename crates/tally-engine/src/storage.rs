@@ -8,6 +8,9 @@ use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
+/// Writes a file's bytes through the emitter it is given.
+pub type Produce<'a> = dyn FnMut(&mut dyn FnMut(&[u8]) -> io::Result<()>) -> io::Result<()> + 'a;
+
 pub trait Storage: Send + 'static {
     /// The names of all files, sorted.
     fn list(&self) -> io::Result<Vec<String>>;
@@ -20,8 +23,9 @@ pub trait Storage: Send + 'static {
     fn sync(&mut self, name: &str) -> io::Result<()>;
     /// Cuts the file to `len` bytes, durably.
     fn truncate(&mut self, name: &str, len: u64) -> io::Result<()>;
-    /// Replaces the whole file durably: readers see the old or the new bytes, never a mix.
-    fn write_atomic(&mut self, name: &str, bytes: &[u8]) -> io::Result<()>;
+    /// Replaces the whole file durably with what `produce` emits, piece by piece: readers
+    /// see the old or the new file, never a mix.
+    fn write_atomic(&mut self, name: &str, produce: &mut Produce<'_>) -> io::Result<()>;
     fn remove(&mut self, name: &str) -> io::Result<()>;
 }
 
@@ -100,10 +104,11 @@ impl Storage for FileStorage {
         file.sync_all()
     }
 
-    fn write_atomic(&mut self, name: &str, bytes: &[u8]) -> io::Result<()> {
+    fn write_atomic(&mut self, name: &str, produce: &mut Produce<'_>) -> io::Result<()> {
         let temporary = self.path(&format!("{name}.partial"));
-        let mut file = File::create(&temporary)?;
-        file.write_all(bytes)?;
+        let mut file = io::BufWriter::with_capacity(1 << 20, File::create(&temporary)?);
+        produce(&mut |bytes| file.write_all(bytes))?;
+        let file = file.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
         fs::rename(&temporary, self.path(name))?;
         self.sync_directory()

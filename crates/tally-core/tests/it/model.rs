@@ -424,7 +424,7 @@ proptest! {
         }
         let original = snapshot(&state);
         prop_assert!(original == snapshot(&replayed), "replay diverged");
-        let restored = State::decode_snapshot(&original).unwrap();
+        let restored = State::from_snapshot_bytes(&original).unwrap();
         prop_assert!(original == snapshot(&restored), "snapshot did not round-trip");
         for (account_id, ..) in TREE {
             let seq = state.last_seq() / 2;
@@ -440,7 +440,5 @@ fn batch(now: u64, request: &Request) -> Vec<u8> {
 }
 
 fn snapshot(state: &State) -> Vec<u8> {
-    let mut out = codec::Encoder::default();
-    state.encode_snapshot(&mut out);
-    out.bytes
+    state.snapshot_bytes()
 }

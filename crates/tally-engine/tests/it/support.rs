@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::io;
 use std::sync::{Arc, Mutex};
 use tally_core::*;
-use tally_engine::Storage;
+use tally_engine::{Produce, Storage};
 
 #[derive(Default)]
 pub struct Disk {
@@ -83,8 +83,13 @@ impl Storage for MemoryStorage {
         self.disk.lock().unwrap().files.insert(name.to_owned(), (whole[..len as usize].to_vec(), Vec::new()));
         Ok(())
     }
-    fn write_atomic(&mut self, name: &str, bytes: &[u8]) -> io::Result<()> {
-        self.disk.lock().unwrap().files.insert(name.to_owned(), (bytes.to_vec(), Vec::new()));
+    fn write_atomic(&mut self, name: &str, produce: &mut Produce<'_>) -> io::Result<()> {
+        let mut bytes = Vec::new();
+        produce(&mut |piece| {
+            bytes.extend_from_slice(piece);
+            Ok(())
+        })?;
+        self.disk.lock().unwrap().files.insert(name.to_owned(), (bytes, Vec::new()));
         Ok(())
     }
     fn remove(&mut self, name: &str) -> io::Result<()> {

@@ -5,7 +5,7 @@ use crate::harness::TestServer;
 use serde_json::json;
 use std::io;
 use std::sync::{Arc, Condvar, Mutex};
-use tally_engine::{Config, Storage};
+use tally_engine::{Config, Produce, Storage};
 
 #[tokio::test]
 async fn oversized_bodies_and_batches_are_refused() {
@@ -75,7 +75,7 @@ impl Storage for Gate {
     fn truncate(&mut self, _: &str, _: u64) -> io::Result<()> {
         Ok(())
     }
-    fn write_atomic(&mut self, _: &str, _: &[u8]) -> io::Result<()> {
+    fn write_atomic(&mut self, _: &str, _: &mut Produce<'_>) -> io::Result<()> {
         Ok(())
     }
     fn remove(&mut self, _: &str) -> io::Result<()> {

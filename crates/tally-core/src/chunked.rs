@@ -1,0 +1,166 @@
+//! Storage for the many-millions-long tables (transfer records, the log, id and metadata
+//! bytes) that grows without ever copying what it holds. A plain `Vec` doubles by copying:
+//! at ten million transfers that is a pause of hundreds of milliseconds and, for a moment,
+//! twice the memory. Fixed-size chunks make every push cheap and peak memory the live size.
+
+use std::ops::{Index, IndexMut};
+
+const CHUNK_ITEMS_SHIFT: usize = 16;
+/// Items per chunk.
+pub const CHUNK_ITEMS: usize = 1 << CHUNK_ITEMS_SHIFT;
+
+pub struct Chunked<T> {
+    chunks: Vec<Vec<T>>,
+    len: usize,
+}
+
+impl<T> Default for Chunked<T> {
+    fn default() -> Self {
+        Chunked { chunks: Vec::new(), len: 0 }
+    }
+}
+
+impl<T> Chunked<T> {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn push(&mut self, item: T) {
+        if self.len == self.chunks.len() << CHUNK_ITEMS_SHIFT {
+            self.chunks.push(Vec::with_capacity(CHUNK_ITEMS));
+        }
+        self.chunks.last_mut().expect("a chunk with room exists").push(item);
+        self.len += 1;
+    }
+
+    pub fn pop(&mut self) -> Option<T> {
+        let last = self.chunks.last_mut()?;
+        let item = last.pop()?;
+        if last.is_empty() {
+            self.chunks.pop();
+        }
+        self.len -= 1;
+        Some(item)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &T> {
+        self.chunks.iter().flatten()
+    }
+}
+
+impl<T> Index<usize> for Chunked<T> {
+    type Output = T;
+    fn index(&self, index: usize) -> &T {
+        &self.chunks[index >> CHUNK_ITEMS_SHIFT][index & (CHUNK_ITEMS - 1)]
+    }
+}
+
+impl<T> IndexMut<usize> for Chunked<T> {
+    fn index_mut(&mut self, index: usize) -> &mut T {
+        &mut self.chunks[index >> CHUNK_ITEMS_SHIFT][index & (CHUNK_ITEMS - 1)]
+    }
+}
+
+/// Bytes in one chunk of `Strings`. A string never spans two chunks, so the few bytes left at
+/// the end of a chunk (at most one maximal metadata object) go unused.
+pub const STRING_CHUNK_BYTES: usize = 1 << 20;
+
+/// A span of `Strings`: 48 bits of offset, 16 of length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Span(pub(crate) u64);
+
+impl Span {
+    fn new(offset: usize, len: usize) -> Span {
+        assert!(offset < (1 << 48) && len < (1 << 16));
+        Span(((offset as u64) << 16) | len as u64)
+    }
+    pub(crate) fn offset(self) -> usize {
+        (self.0 >> 16) as usize
+    }
+    pub(crate) fn len(self) -> usize {
+        (self.0 & 0xffff) as usize
+    }
+}
+
+/// The bytes of every transfer id and metadata object, in one place instead of millions of
+/// small allocations.
+#[derive(Default)]
+pub struct Strings {
+    chunks: Vec<Vec<u8>>,
+}
+
+impl Strings {
+    pub fn push(&mut self, text: &str) -> Span {
+        assert!(text.len() <= STRING_CHUNK_BYTES);
+        let fits = self.chunks.last().is_some_and(|c| c.len() + text.len() <= STRING_CHUNK_BYTES);
+        if !fits {
+            self.chunks.push(Vec::with_capacity(STRING_CHUNK_BYTES));
+        }
+        let chunk_index = self.chunks.len() - 1;
+        let chunk = self.chunks.last_mut().expect("pushed above");
+        let span = Span::new(chunk_index * STRING_CHUNK_BYTES + chunk.len(), text.len());
+        chunk.extend_from_slice(text.as_bytes());
+        span
+    }
+
+    /// The bytes of a span; `None` if it lies outside what is stored.
+    pub fn get(&self, span: Span) -> Option<&[u8]> {
+        let chunk = self.chunks.get(span.offset() / STRING_CHUNK_BYTES)?;
+        let start = span.offset() % STRING_CHUNK_BYTES;
+        chunk.get(start..start + span.len())
+    }
+
+    /// Forgets everything from `span` on (it must be the latest string pushed).
+    pub fn truncate_to(&mut self, span: Span) {
+        let chunk_index = span.offset() / STRING_CHUNK_BYTES;
+        self.chunks.truncate(chunk_index + 1);
+        self.chunks[chunk_index].truncate(span.offset() % STRING_CHUNK_BYTES);
+    }
+
+    pub fn chunks(&self) -> &[Vec<u8>] {
+        &self.chunks
+    }
+
+    pub fn from_chunks(chunks: Vec<Vec<u8>>) -> Option<Strings> {
+        chunks.iter().all(|c| c.len() <= STRING_CHUNK_BYTES).then_some(Strings { chunks })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunked_behaves_like_a_vec_across_chunk_boundaries() {
+        let mut chunked = Chunked::default();
+        let mut plain = Vec::new();
+        for n in 0..(CHUNK_ITEMS * 2 + 7) {
+            chunked.push(n);
+            plain.push(n);
+        }
+        for _ in 0..CHUNK_ITEMS + 9 {
+            assert_eq!(chunked.pop(), plain.pop());
+        }
+        chunked[5] = 99;
+        plain[5] = 99;
+        assert_eq!(chunked.len(), plain.len());
+        assert!(chunked.iter().eq(plain.iter()));
+    }
+
+    #[test]
+    fn strings_never_span_chunks_and_truncate_back() {
+        let mut strings = Strings::default();
+        let big = "x".repeat(4_000);
+        let spans: Vec<Span> = (0..600).map(|_| strings.push(&big)).collect();
+        assert!(strings.chunks().len() > 1);
+        assert!(spans.iter().all(|s| strings.get(*s) == Some(big.as_bytes())));
+        let last = *spans.last().unwrap();
+        strings.truncate_to(last);
+        assert_eq!(strings.get(last), None);
+        assert_eq!(strings.push(&big), last, "a string pushed after truncation takes the same place");
+    }
+}
