@@ -60,7 +60,7 @@ impl Client {
         self
     }
 
-    async fn call<T: DeserializeOwned>(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> Result<T, ClientError> {
+    async fn send(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> Result<reqwest::Response, ClientError> {
         let mut request = self.http.request(method, format!("{}{path}", self.base));
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
@@ -68,16 +68,24 @@ impl Client {
         if let Some(body) = body {
             request = request.header("content-type", "application/json").body(body);
         }
-        let response = request.send().await?;
+        Ok(request.send().await?)
+    }
+
+    fn error(status: StatusCode, bytes: &[u8]) -> ClientError {
+        match serde_json::from_slice::<ErrorBody>(bytes) {
+            Ok(body) => ClientError::Api { status: status.as_u16(), body },
+            Err(_) => ClientError::Decode { status: status.as_u16(), detail: String::from_utf8_lossy(bytes).into_owned() },
+        }
+    }
+
+    async fn call<T: DeserializeOwned>(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> Result<T, ClientError> {
+        let response = self.send(method, path, body).await?;
         let status = response.status();
         let bytes = response.bytes().await?;
         if status.is_success() {
             return serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode { status: status.as_u16(), detail: e.to_string() });
         }
-        match serde_json::from_slice::<ErrorBody>(&bytes) {
-            Ok(body) => Err(ClientError::Api { status: status.as_u16(), body }),
-            Err(_) => Err(ClientError::Decode { status: status.as_u16(), detail: String::from_utf8_lossy(&bytes).into_owned() }),
-        }
+        Err(Self::error(status, &bytes))
     }
 
     async fn optional<T: DeserializeOwned>(&self, path: &str) -> Result<Option<T>, ClientError> {
@@ -108,9 +116,16 @@ impl Client {
         self.call(Method::POST, "/v1/transfers", Self::json(&CreateTransfers { transfers })).await
     }
 
-    /// Sends an already encoded `{"transfers": [...]}` body, for load generators.
-    pub async fn create_transfers_raw(&self, body: Vec<u8>) -> Result<Results, ClientError> {
-        self.call(Method::POST, "/v1/transfers", Some(body)).await
+    /// Sends an already encoded `{"transfers": [...]}` body and returns the answer's raw
+    /// JSON, for load generators that decode only what they need.
+    pub async fn create_transfers_raw(&self, body: Vec<u8>) -> Result<Vec<u8>, ClientError> {
+        let response = self.send(Method::POST, "/v1/transfers", Some(body)).await?;
+        let status = response.status();
+        let bytes = response.bytes().await?;
+        if status.is_success() {
+            return Ok(bytes.to_vec());
+        }
+        Err(Self::error(status, &bytes))
     }
 
     pub async fn account(&self, id: &str) -> Result<Option<Account>, ClientError> {

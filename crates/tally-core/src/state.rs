@@ -16,7 +16,6 @@ use crate::id::{AssetCode, Id};
 use crate::limits::{ACCOUNT_DEPTH_MAX, HOLD_TIMEOUT_MS_MAX, METADATA_BYTES_MAX};
 use hashbrown::{HashMap, HashTable};
 use std::collections::{BTreeMap, BTreeSet};
-use xxhash_rust::xxh3::Xxh3;
 
 /// Every running total stays at or below this, so that balances and available amounts
 /// (differences and sums of totals) always fit in an `i128`.
@@ -301,11 +300,13 @@ fn hash_id(id: &[u8]) -> u64 {
     xxhash_rust::xxh3::xxh3_64(id)
 }
 
-/// Shards of the transfer index, chosen by the top bits of an id's hash.
+/// Shards of the transfer index.
 const INDEX_SHARDS: usize = 256;
 
+/// Picks a shard by bits 32 to 39 of the hash: the table inside a shard places entries by the
+/// low bits and tags them with the top seven, so those must stay independent of the shard.
 fn shard_of(hash: u64) -> usize {
-    (hash >> 56) as usize % INDEX_SHARDS
+    (hash >> 32) as usize % INDEX_SHARDS
 }
 
 impl Default for State {
@@ -995,57 +996,68 @@ fn positive_minor(amount: &Decimal, scale: u8) -> Result<u128, ResultCode> {
 /// treated as the same event; 64 bits make an accidental match of two different events
 /// that share an id about 1 in 10^19.
 pub fn fingerprint(event: &NewTransfer) -> u64 {
-    let mut hasher = Xxh3::new();
-    let text = |hasher: &mut Xxh3, value: Option<&str>| match value {
-        None => hasher.update(&[0]),
+    thread_local! {
+        // Reused so that hashing a transfer allocates nothing.
+        static BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    BUFFER.with_borrow_mut(|bytes| {
+        bytes.clear();
+        encode_fields(event, bytes);
+        xxhash_rust::xxh3::xxh3_64(bytes)
+    })
+}
+
+/// Every field of a transfer event, unambiguously, for `fingerprint`.
+fn encode_fields(event: &NewTransfer, bytes: &mut Vec<u8>) {
+    let text = |bytes: &mut Vec<u8>, value: Option<&str>| match value {
+        None => bytes.push(0),
         Some(value) => {
-            hasher.update(&[1]);
-            hasher.update(&(value.len() as u32).to_le_bytes());
-            hasher.update(value.as_bytes());
+            bytes.push(1);
+            bytes.extend_from_slice(&(value.len() as u32).to_le_bytes());
+            bytes.extend_from_slice(value.as_bytes());
         }
     };
-    let amount = |hasher: &mut Xxh3, value: Option<&Decimal>| match value.map(Decimal::normalized) {
-        None => hasher.update(&[0]),
+    let amount = |bytes: &mut Vec<u8>, value: Option<&Decimal>| match value.map(Decimal::normalized) {
+        None => bytes.push(0),
         Some(d) => {
-            hasher.update(&[1 + u8::from(d.negative)]);
-            hasher.update(&d.digits.to_le_bytes());
-            hasher.update(&[d.fraction_digits]);
+            bytes.push(1 + u8::from(d.negative));
+            bytes.extend_from_slice(&d.digits.to_le_bytes());
+            bytes.push(d.fraction_digits);
         }
     };
-    let number = |hasher: &mut Xxh3, value: Option<u64>| {
-        hasher.update(&[u8::from(value.is_some())]);
-        hasher.update(&value.unwrap_or(0).to_le_bytes());
+    let number = |bytes: &mut Vec<u8>, value: Option<u64>| {
+        bytes.push(u8::from(value.is_some()));
+        bytes.extend_from_slice(&value.unwrap_or(0).to_le_bytes());
     };
-    hasher.update(&[record_kind(&event.kind) as u8]);
-    text(&mut hasher, Some(event.id.as_str()));
+    bytes.push(record_kind(&event.kind) as u8);
+    text(bytes, Some(event.id.as_str()));
     match &event.kind {
         TransferKind::Direct { debit, credit, amount: value } => {
-            text(&mut hasher, Some(debit.as_str()));
-            text(&mut hasher, Some(credit.as_str()));
-            amount(&mut hasher, Some(value));
+            text(bytes, Some(debit.as_str()));
+            text(bytes, Some(credit.as_str()));
+            amount(bytes, Some(value));
         }
         TransferKind::Pending { debit, credit, amount: value, timeout_ms } => {
-            text(&mut hasher, Some(debit.as_str()));
-            text(&mut hasher, Some(credit.as_str()));
-            amount(&mut hasher, Some(value));
-            number(&mut hasher, *timeout_ms);
+            text(bytes, Some(debit.as_str()));
+            text(bytes, Some(credit.as_str()));
+            amount(bytes, Some(value));
+            number(bytes, *timeout_ms);
         }
         TransferKind::Post { pending_id, debit, credit, amount: value } => {
-            text(&mut hasher, Some(pending_id.as_str()));
-            text(&mut hasher, debit.as_ref().map(Id::as_str));
-            text(&mut hasher, credit.as_ref().map(Id::as_str));
-            amount(&mut hasher, value.as_ref());
+            text(bytes, Some(pending_id.as_str()));
+            text(bytes, debit.as_ref().map(Id::as_str));
+            text(bytes, credit.as_ref().map(Id::as_str));
+            amount(bytes, value.as_ref());
         }
         TransferKind::Void { pending_id, debit, credit } => {
-            text(&mut hasher, Some(pending_id.as_str()));
-            text(&mut hasher, debit.as_ref().map(Id::as_str));
-            text(&mut hasher, credit.as_ref().map(Id::as_str));
+            text(bytes, Some(pending_id.as_str()));
+            text(bytes, debit.as_ref().map(Id::as_str));
+            text(bytes, credit.as_ref().map(Id::as_str));
         }
     }
-    text(&mut hasher, event.asset.as_ref().map(AssetCode::as_str));
-    hasher.update(&[u8::from(event.linked)]);
-    text(&mut hasher, event.metadata.as_deref());
-    number(&mut hasher, event.if_debit_version);
-    number(&mut hasher, event.if_credit_version);
-    hasher.digest()
+    text(bytes, event.asset.as_ref().map(AssetCode::as_str));
+    bytes.push(u8::from(event.linked));
+    text(bytes, event.metadata.as_deref());
+    number(bytes, event.if_debit_version);
+    number(bytes, event.if_credit_version);
 }

@@ -13,7 +13,7 @@
 
 use crate::journal::{Journal, JournalError, Position};
 use crate::storage::{FileStorage, Storage};
-use crate::{snapshot, AccountQuery, Ledger, LedgerError, LedgerFuture, Status};
+use crate::{snapshot, AccountQuery, Applied, Ledger, LedgerError, LedgerFuture, Status};
 use std::fs::File;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -23,7 +23,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tally_core::codec::{decode_batch, encode_batch, Encoder};
 use tally_core::limits::BATCH_EVENTS_MAX;
-use tally_core::{AccountView, Id, JournalEntry, Outcome, Request, State, TransferView};
+use tally_core::{AccountView, Id, JournalEntry, Request, State, TransferView};
 use tokio::sync::{oneshot, watch};
 
 /// Requests waiting for the writer. A full queue answers at once ("retry later") instead of
@@ -85,7 +85,7 @@ struct Shared {
 }
 
 enum Job {
-    Submit { request: Request, reply: oneshot::Sender<Result<Vec<Outcome>, LedgerError>> },
+    Submit { request: Request, reply: Reply },
     Shutdown,
 }
 
@@ -224,7 +224,7 @@ impl Drop for Engine {
 }
 
 impl Ledger for Engine {
-    fn submit(&self, request: Request) -> LedgerFuture<'_, Vec<Outcome>> {
+    fn submit(&self, request: Request) -> LedgerFuture<'_, Applied> {
         Box::pin(async move {
             assert!(request.len() <= BATCH_EVENTS_MAX, "the edge bounds request sizes");
             self.check_failure()?;
@@ -306,7 +306,7 @@ struct Writer<S: Storage> {
     config: Config,
 }
 
-type Reply = oneshot::Sender<Result<Vec<Outcome>, LedgerError>>;
+type Reply = oneshot::Sender<Result<Applied, LedgerError>>;
 
 impl<S: Storage> Writer<S> {
     fn run(mut self) {
@@ -412,8 +412,8 @@ impl<S: Storage> Writer<S> {
             metrics::histogram!("tally_commit_bytes").record(payload.bytes.len() as f64);
         }
         self.shared.durable.send_modify(|d| d.seq = last_seq);
-        for ((_, reply), outcomes) in jobs.into_iter().zip(answers) {
-            let _ = reply.send(Ok(outcomes));
+        for ((request, reply), outcomes) in jobs.into_iter().zip(answers) {
+            let _ = reply.send(Ok(Applied { request, outcomes }));
         }
         if events > 0 {
             metrics::histogram!("tally_batch_events").record(events as f64);

@@ -53,11 +53,19 @@ pub struct Status {
     pub transfers: usize,
 }
 
+/// A request and its outcomes, one per event in order. The request comes back so callers
+/// can name each result without copying ids before submitting.
+#[derive(Debug)]
+pub struct Applied {
+    pub request: Request,
+    pub outcomes: Vec<Outcome>,
+}
+
 /// What the server needs from a store. Both stores run the same `tally_core` rules, so they
 /// answer every call identically.
 pub trait Ledger: Send + Sync + 'static {
     /// Applies a request; resolves once its outcomes are durable.
-    fn submit(&self, request: Request) -> LedgerFuture<'_, Vec<Outcome>>;
+    fn submit(&self, request: Request) -> LedgerFuture<'_, Applied>;
     /// The account now, or right after journal position `as_of`.
     fn account(&self, id: Id, as_of: Option<u64>) -> LedgerFuture<'_, Option<AccountView>>;
     /// A page of accounts; `None` if the named parent does not exist.

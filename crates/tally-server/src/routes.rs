@@ -6,7 +6,8 @@ use crate::App;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use std::time::Duration;
@@ -51,16 +52,16 @@ fn limit(value: Option<usize>) -> Result<usize, ApiError> {
     }
 }
 
-async fn submit(app: &App, request: Request) -> Result<Json<Results>, ApiError> {
-    let ids = Results::ids(&request);
-    let outcomes = app.ledger.submit(request).await?;
-    Ok(Json(Results::new(ids, &outcomes)))
+async fn submit(app: &App, request: Request) -> Result<Response, ApiError> {
+    let applied = app.ledger.submit(request).await?;
+    let body = Results::json(&applied.request, &applied.outcomes);
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 /// Create an asset: a currency or any countable resource, with its number of decimals.
 #[utoipa::path(post, path = "/v1/assets", tag = "assets", request_body = AssetInput,
     responses((status = 200, description = "One result", body = Results), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
-pub async fn create_asset(State(app): State<App>, bytes: Result<Bytes, BytesRejection>) -> Result<Json<Results>, ApiError> {
+pub async fn create_asset(State(app): State<App>, bytes: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
     let bytes = body(bytes)?;
     let request = decode_json::<AssetInput>(&bytes)?.convert()?;
     submit(&app, request).await
@@ -69,7 +70,7 @@ pub async fn create_asset(State(app): State<App>, bytes: Result<Bytes, BytesReje
 /// Create accounts, up to 8,190 per request; each gets its own result.
 #[utoipa::path(post, path = "/v1/accounts", tag = "accounts", request_body = CreateAccounts,
     responses((status = 200, description = "One result per account, in order", body = Results), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
-pub async fn create_accounts(State(app): State<App>, bytes: Result<Bytes, BytesRejection>) -> Result<Json<Results>, ApiError> {
+pub async fn create_accounts(State(app): State<App>, bytes: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
     let bytes = body(bytes)?;
     let request = decode_json::<CreateAccounts>(&bytes)?.convert()?;
     submit(&app, request).await
@@ -83,7 +84,7 @@ pub async fn update_account(
     State(app): State<App>,
     Path(id): Path<String>,
     bytes: Result<Bytes, BytesRejection>,
-) -> Result<Json<Results>, ApiError> {
+) -> Result<Response, ApiError> {
     let bytes = body(bytes)?;
     let request = decode_json::<AccountPatchInput>(&bytes)?.convert(&id)?;
     submit(&app, request).await
@@ -93,7 +94,7 @@ pub async fn update_account(
 /// result; a failed linked chain rolls back only that chain.
 #[utoipa::path(post, path = "/v1/transfers", tag = "transfers", request_body = CreateTransfers,
     responses((status = 200, description = "One result per transfer, in order", body = Results), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody), (status = 503, body = ErrorBody)))]
-pub async fn create_transfers(State(app): State<App>, bytes: Result<Bytes, BytesRejection>) -> Result<Json<Results>, ApiError> {
+pub async fn create_transfers(State(app): State<App>, bytes: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
     let bytes = body(bytes)?;
     let request = decode_json::<CreateTransfers>(&bytes)?.convert()?;
     submit(&app, request).await

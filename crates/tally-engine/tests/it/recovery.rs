@@ -19,7 +19,7 @@ fn start(storage: &MemoryStorage, config: Config) -> Engine {
 }
 
 fn submit(engine: &Engine, request: Request) -> Vec<ResultCode> {
-    block_on(engine.submit(request)).unwrap().into_iter().map(|o| o.result).collect()
+    block_on(engine.submit(request)).unwrap().outcomes.into_iter().map(|o| o.result).collect()
 }
 
 fn alice(engine: &Engine) -> i128 {
