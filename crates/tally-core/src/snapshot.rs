@@ -250,7 +250,12 @@ impl State {
             })?;
             while account.history.len() < account.history.capacity() {
                 let take = (account.history.capacity() - account.history.len()).min(CHUNK_ITEMS);
-                input.item(|i| (0..take).try_for_each(|_| Ok(account.history.push(i.u64()?))))?;
+                input.item(|i| {
+                    for _ in 0..take {
+                        account.history.push(i.u64()?);
+                    }
+                    Ok(())
+                })?;
             }
             if account.history.first() != Some(&account.created_seq) || !account.history.windows(2).all(|w| w[0] < w[1]) {
                 return fail(format!("account {} has a history out of order", account.id));
