@@ -286,7 +286,7 @@ pub struct State {
     pub(crate) transfers: Chunked<TransferRecord>,
     /// Transfer ids to record indexes, in shards so that growing one rehashes only a small
     /// part: no pause proportional to the whole history.
-    transfer_index: Vec<HashTable<u32>>,
+    transfer_index: Vec<HashTable<IndexEntry>>,
     pub(crate) strings: Strings,
     pub(crate) updates: Vec<UpdateRecord>,
     pub(crate) expiries: Vec<ExpiryRecord>,
@@ -296,17 +296,28 @@ pub struct State {
     last_timestamp: u64,
 }
 
-fn hash_id(id: &[u8]) -> u64 {
-    xxhash_rust::xxh3::xxh3_64(id)
+/// Where to find one transfer id: 32 bits of the id's hash and the record's index. Keeping
+/// the hash in the entry lets a growing table rehash without reading a single id, and lets
+/// a lookup skip most wrong candidates without comparing ids.
+#[derive(Clone, Copy, Debug)]
+struct IndexEntry {
+    hash: u32,
+    record: u32,
 }
 
 /// Shards of the transfer index.
 const INDEX_SHARDS: usize = 256;
 
-/// Picks a shard by bits 32 to 39 of the hash: the table inside a shard places entries by the
-/// low bits and tags them with the top seven, so those must stay independent of the shard.
-fn shard_of(hash: u64) -> usize {
-    (hash >> 32) as usize % INDEX_SHARDS
+/// The shard (from bits 32 to 39 of the id's xxh3 hash) and the entry hash (its low 32 bits).
+fn index_key(id: &[u8]) -> (usize, u32) {
+    let hash = xxhash_rust::xxh3::xxh3_64(id);
+    ((hash >> 32) as usize % INDEX_SHARDS, hash as u32)
+}
+
+/// Spreads an entry's 32 hash bits over 64, as the table wants them (it places entries by
+/// the low bits and tags them with the top seven).
+fn table_hash(hash: u32) -> u64 {
+    u64::from(hash).wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
 impl Default for State {
@@ -582,8 +593,10 @@ impl State {
     }
 
     pub(crate) fn find_transfer(&self, id: &str) -> Option<u32> {
-        let hash = hash_id(id.as_bytes());
-        self.transfer_index[shard_of(hash)].find(hash, |&index| self.transfer_id(index) == id.as_bytes()).copied()
+        let (shard, hash) = index_key(id.as_bytes());
+        self.transfer_index[shard]
+            .find(table_hash(hash), |entry| entry.hash == hash && self.transfer_id(entry.record) == id.as_bytes())
+            .map(|entry| entry.record)
     }
 
     pub(crate) fn span_str(&self, span: Span) -> &str {
@@ -628,19 +641,14 @@ impl State {
     }
 
     pub(crate) fn index_transfer(&mut self, index: u32) {
-        let hash = hash_id(self.transfer_id(index));
-        let Self { transfer_index, transfers, strings, .. } = self;
-        transfer_index[shard_of(hash)]
-            .insert_unique(hash, index, |&i| hash_id(strings.get(transfers[i as usize].id).expect("spans point into the strings")));
+        let (shard, hash) = index_key(self.transfer_id(index));
+        self.transfer_index[shard].insert_unique(table_hash(hash), IndexEntry { hash, record: index }, |entry| table_hash(entry.hash));
     }
 
     /// Makes room in the transfer index for `additional` more ids without rehashing.
     pub(crate) fn reserve_transfers(&mut self, additional: usize) {
-        let Self { transfer_index, transfers, strings, .. } = self;
-        for shard in transfer_index.iter_mut() {
-            shard.reserve(additional / INDEX_SHARDS + 1, |&i| {
-                hash_id(strings.get(transfers[i as usize].id).expect("spans point into the strings"))
-            });
+        for shard in &mut self.transfer_index {
+            shard.reserve(additional / INDEX_SHARDS + 1, |entry| table_hash(entry.hash));
         }
     }
 
@@ -834,8 +842,11 @@ impl State {
                     let entry = self.log.pop().expect("undo matches the log");
                     let LogEntry::Transfer(index) = entry else { unreachable!("chains record transfers only") };
                     assert_eq!(index as usize, self.transfers.len() - 1);
-                    let hash = hash_id(self.transfer_id(index));
-                    self.transfer_index[shard_of(hash)].find_entry(hash, |&i| i == index).expect("recorded transfers are indexed").remove();
+                    let (shard, hash) = index_key(self.transfer_id(index));
+                    self.transfer_index[shard]
+                        .find_entry(table_hash(hash), |entry| entry.record == index)
+                        .expect("recorded transfers are indexed")
+                        .remove();
                     let record = self.transfers.pop().expect("undo matches the records");
                     self.strings.truncate_to(record.id);
                 }
