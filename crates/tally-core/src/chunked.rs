@@ -69,20 +69,25 @@ impl<T> IndexMut<usize> for Chunked<T> {
 /// the end of a chunk (at most one maximal metadata object) go unused.
 pub const STRING_CHUNK_BYTES: usize = 1 << 20;
 
-/// A span of `Strings`: 48 bits of offset, 16 of length.
+/// Two adjacent strings in `Strings` (a transfer's id and its metadata) in 64 bits: 43 of
+/// offset (8 TiB), 8 of first length (ids are at most 128 bytes), 13 of second length
+/// (metadata is at most 4,096 bytes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct Span(pub(crate) u64);
 
 impl Span {
-    fn new(offset: usize, len: usize) -> Span {
-        assert!(offset < (1 << 48) && len < (1 << 16));
-        Span(((offset as u64) << 16) | len as u64)
+    fn new(offset: usize, first: usize, second: usize) -> Span {
+        assert!(offset < (1 << 43) && first < (1 << 8) && second < (1 << 13), "span fields fit their widths");
+        Span(((offset as u64) << 21) | ((first as u64) << 13) | second as u64)
     }
     pub(crate) fn offset(self) -> usize {
-        (self.0 >> 16) as usize
+        (self.0 >> 21) as usize
     }
-    pub(crate) fn len(self) -> usize {
-        (self.0 & 0xffff) as usize
+    fn first_len(self) -> usize {
+        ((self.0 >> 13) & 0xff) as usize
+    }
+    fn second_len(self) -> usize {
+        (self.0 & 0x1fff) as usize
     }
 }
 
@@ -94,27 +99,39 @@ pub struct Strings {
 }
 
 impl Strings {
-    pub fn push(&mut self, text: &str) -> Span {
-        assert!(text.len() <= STRING_CHUNK_BYTES);
-        let fits = self.chunks.last().is_some_and(|c| c.len() + text.len() <= STRING_CHUNK_BYTES);
+    /// Stores two strings side by side (a transfer's id and metadata, which may be empty).
+    pub fn push(&mut self, first: &str, second: &str) -> Span {
+        let len = first.len() + second.len();
+        assert!(len <= STRING_CHUNK_BYTES);
+        let fits = self.chunks.last().is_some_and(|c| c.len() + len <= STRING_CHUNK_BYTES);
         if !fits {
             self.chunks.push(Vec::with_capacity(STRING_CHUNK_BYTES));
         }
         let chunk_index = self.chunks.len() - 1;
         let chunk = self.chunks.last_mut().expect("pushed above");
-        let span = Span::new(chunk_index * STRING_CHUNK_BYTES + chunk.len(), text.len());
-        chunk.extend_from_slice(text.as_bytes());
+        let span = Span::new(chunk_index * STRING_CHUNK_BYTES + chunk.len(), first.len(), second.len());
+        chunk.extend_from_slice(first.as_bytes());
+        chunk.extend_from_slice(second.as_bytes());
         span
     }
 
-    /// The bytes of a span; `None` if it lies outside what is stored.
-    pub fn get(&self, span: Span) -> Option<&[u8]> {
+    fn slice(&self, span: Span, skip: usize, len: usize) -> Option<&[u8]> {
         let chunk = self.chunks.get(span.offset() / STRING_CHUNK_BYTES)?;
-        let start = span.offset() % STRING_CHUNK_BYTES;
-        chunk.get(start..start + span.len())
+        let start = span.offset() % STRING_CHUNK_BYTES + skip;
+        chunk.get(start..start + len)
     }
 
-    /// Forgets everything from `span` on (it must be the latest string pushed).
+    /// The first string of a span; `None` if it lies outside what is stored.
+    pub fn first(&self, span: Span) -> Option<&[u8]> {
+        self.slice(span, 0, span.first_len())
+    }
+
+    /// The second string of a span (empty if none was given).
+    pub fn second(&self, span: Span) -> Option<&[u8]> {
+        self.slice(span, span.first_len(), span.second_len())
+    }
+
+    /// Forgets everything from `span` on (it must be the latest span pushed).
     pub fn truncate_to(&mut self, span: Span) {
         let chunk_index = span.offset() / STRING_CHUNK_BYTES;
         self.chunks.truncate(chunk_index + 1);
@@ -155,12 +172,15 @@ mod tests {
     fn strings_never_span_chunks_and_truncate_back() {
         let mut strings = Strings::default();
         let big = "x".repeat(4_000);
-        let spans: Vec<Span> = (0..600).map(|_| strings.push(&big)).collect();
+        let id = "i".repeat(128);
+        let spans: Vec<Span> = (0..600).map(|_| strings.push(&id, &big)).collect();
         assert!(strings.chunks().len() > 1);
-        assert!(spans.iter().all(|s| strings.get(*s) == Some(big.as_bytes())));
+        assert!(spans.iter().all(|s| strings.first(*s) == Some(id.as_bytes()) && strings.second(*s) == Some(big.as_bytes())));
         let last = *spans.last().unwrap();
         strings.truncate_to(last);
-        assert_eq!(strings.get(last), None);
-        assert_eq!(strings.push(&big), last, "a string pushed after truncation takes the same place");
+        assert_eq!(strings.first(last), None);
+        assert_eq!(strings.push(&id, &big), last, "a span pushed after truncation takes the same place");
+        let empty = strings.push("x", "");
+        assert_eq!(strings.second(empty), Some(&b""[..]));
     }
 }

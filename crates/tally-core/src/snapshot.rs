@@ -148,14 +148,13 @@ impl State {
                 o.bytes.extend_from_slice(chunk);
             })?;
         }
-        for record in self.transfers.iter() {
+        for (index, record) in self.transfers.iter().enumerate() {
             out.item(|o| {
+                o.option(self.hold_expiry.get(&(index as u32)).copied(), Encoder::u64);
                 o.u128(record.amount);
-                o.u64(record.id.0);
-                o.u64(record.metadata.0);
+                o.u64(record.text.0);
                 o.u64(record.seq);
                 o.u64(record.timestamp);
-                o.u64(record.expires_at);
                 o.u64(record.fingerprint);
                 o.u32(record.debit);
                 o.u32(record.credit);
@@ -280,37 +279,39 @@ impl State {
         state.reserve_transfers(transfers);
         let accounts = accounts as u32;
         for index in 0..transfers {
-            let record = input.item(|i| {
-                Ok(TransferRecord {
-                    amount: i.u128()?,
-                    id: Span(i.u64()?),
-                    metadata: Span(i.u64()?),
-                    seq: i.u64()?,
-                    timestamp: i.u64()?,
-                    expires_at: i.u64()?,
-                    fingerprint: i.u64()?,
-                    debit: i.u32()?,
-                    credit: i.u32()?,
-                    related: i.u32()?,
-                    kind: match i.u8()? {
-                        0 => RecordKind::Direct,
-                        1 => RecordKind::Pending,
-                        2 => RecordKind::Post,
-                        3 => RecordKind::Void,
-                        other => return fail(format!("unknown transfer kind {other}")),
+            let (expiry, record) = input.item(|i| {
+                let expiry = i.option(Decoder::u64)?;
+                Ok((
+                    expiry,
+                    TransferRecord {
+                        amount: i.u128()?,
+                        text: Span(i.u64()?),
+                        seq: i.u64()?,
+                        timestamp: i.u64()?,
+                        fingerprint: i.u64()?,
+                        debit: i.u32()?,
+                        credit: i.u32()?,
+                        related: i.u32()?,
+                        kind: match i.u8()? {
+                            0 => RecordKind::Direct,
+                            1 => RecordKind::Pending,
+                            2 => RecordKind::Post,
+                            3 => RecordKind::Void,
+                            other => return fail(format!("unknown transfer kind {other}")),
+                        },
+                        result: i.result_code()?,
+                        hold_state: match i.u8()? {
+                            0 => HoldState::Pending,
+                            1 => HoldState::Posted,
+                            2 => HoldState::Voided,
+                            3 => HoldState::Expired,
+                            other => return fail(format!("unknown hold state {other}")),
+                        },
                     },
-                    result: i.result_code()?,
-                    hold_state: match i.u8()? {
-                        0 => HoldState::Pending,
-                        1 => HoldState::Posted,
-                        2 => HoldState::Voided,
-                        3 => HoldState::Expired,
-                        other => return fail(format!("unknown hold state {other}")),
-                    },
-                })
+                ))
             })?;
-            let text_ok = |span: Span| state.strings.get(span).is_some_and(|t| std::str::from_utf8(t).is_ok());
-            if !text_ok(record.id) || !text_ok(record.metadata) {
+            let text_ok = |text: Option<&[u8]>| text.is_some_and(|t| std::str::from_utf8(t).is_ok());
+            if !text_ok(state.strings.first(record.text)) || !text_ok(state.strings.second(record.text)) {
                 return fail(format!("transfer record {index} points outside the string table"));
             }
             let account_ok = |a: u32| a < accounts || (a == NONE && record.result != crate::ResultCode::Created);
@@ -318,8 +319,14 @@ impl State {
             if !account_ok(record.debit) || !account_ok(record.credit) || !related_ok {
                 return fail(format!("transfer record {index} names an unknown account or transfer"));
             }
-            if record.kind == RecordKind::Pending && record.hold_state == HoldState::Pending && record.expires_at != 0 {
-                state.holds_by_expiry.insert((record.expires_at, index as u32));
+            if let Some(expires_at) = expiry {
+                if record.kind != RecordKind::Pending {
+                    return fail(format!("transfer record {index} has a timeout but is not a hold"));
+                }
+                state.hold_expiry.insert(index as u32, expires_at);
+                if record.hold_state == HoldState::Pending {
+                    state.holds_by_expiry.insert((expires_at, index as u32));
+                }
             }
             claim(&mut state, record.seq, LogEntry::Transfer(index as u32))?;
             state.transfers.push(record);

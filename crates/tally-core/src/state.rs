@@ -11,6 +11,7 @@
 
 use crate::amount::Decimal;
 use crate::chunked::{Chunked, Span, Strings};
+
 use crate::event::{AccountPatch, AccountUpdate, NewAccount, NewAsset, NewTransfer, Outcome, Request, ResultCode, TransferKind};
 use crate::id::{AssetCode, Id};
 use crate::limits::{ACCOUNT_DEPTH_MAX, HOLD_TIMEOUT_MS_MAX, METADATA_BYTES_MAX};
@@ -123,12 +124,10 @@ pub enum HoldState {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TransferRecord {
     pub amount: u128,
-    pub(crate) id: Span,
-    pub(crate) metadata: Span,
+    /// The id, followed by the metadata (empty if none).
+    pub(crate) text: Span,
     pub seq: u64,
     pub timestamp: u64,
-    /// For a hold with a timeout: when it expires (ns). 0 otherwise.
-    pub expires_at: u64,
     /// Hash of every field as submitted, to answer `exists` or `exists_with_different_fields`.
     pub fingerprint: u64,
     pub debit: u32,
@@ -139,6 +138,9 @@ pub struct TransferRecord {
     pub result: ResultCode,
     pub hold_state: HoldState,
 }
+
+// Ten million transfers take 640 MB of records; keep it that way.
+const _: () = assert!(std::mem::size_of::<TransferRecord>() == 64);
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UpdateRecord {
@@ -293,6 +295,9 @@ pub struct State {
     pub(crate) log: Chunked<LogEntry>,
     /// Holds with a timeout, by expiry time then record index (a deterministic order).
     pub(crate) holds_by_expiry: BTreeSet<(u64, u32)>,
+    /// When each hold with a timeout expires, by record index; kept apart from the records
+    /// because few transfers are holds with timeouts.
+    pub(crate) hold_expiry: HashMap<u32, u64>,
     last_timestamp: u64,
 }
 
@@ -336,6 +341,7 @@ impl Default for State {
             expiries: Vec::new(),
             log: Chunked::default(),
             holds_by_expiry: BTreeSet::new(),
+            hold_expiry: HashMap::default(),
             last_timestamp: 0,
         }
     }
@@ -599,13 +605,23 @@ impl State {
             .map(|entry| entry.record)
     }
 
-    pub(crate) fn span_str(&self, span: Span) -> &str {
-        let bytes = self.strings.get(span).expect("spans point into the strings");
-        std::str::from_utf8(bytes).expect("spans hold validated UTF-8")
+    /// A transfer's id, as text.
+    pub(crate) fn id_of(&self, record: &TransferRecord) -> &str {
+        std::str::from_utf8(self.transfer_id_bytes(record)).expect("ids are validated ASCII")
+    }
+
+    fn transfer_id_bytes(&self, record: &TransferRecord) -> &[u8] {
+        self.strings.first(record.text).expect("spans point into the strings")
+    }
+
+    /// A transfer's metadata, if it has any.
+    pub(crate) fn metadata_of(&self, record: &TransferRecord) -> Option<&str> {
+        let bytes = self.strings.second(record.text).expect("spans point into the strings");
+        (!bytes.is_empty()).then(|| std::str::from_utf8(bytes).expect("metadata is validated UTF-8"))
     }
 
     fn transfer_id(&self, index: u32) -> &[u8] {
-        self.strings.get(self.transfers[index as usize].id).expect("spans point into the strings")
+        self.transfer_id_bytes(&self.transfers[index as usize])
     }
 
     /// Records a failed transfer, unless its id is already decided (a repeat within a failed
@@ -618,16 +634,14 @@ impl State {
             }
             return Outcome::unrecorded(code);
         }
-        let id = self.strings.push(event.id.as_str());
+        let text = self.strings.push(event.id.as_str(), "");
         let index = self.transfers.len() as u32;
         let outcome = self.record(LogEntry::Transfer(index), timestamp);
         self.transfers.push(TransferRecord {
             amount: 0,
-            id,
-            metadata: Span::default(),
+            text,
             seq: outcome.seq,
             timestamp: outcome.timestamp,
-            expires_at: 0,
             fingerprint: fingerprint(event),
             debit: NONE,
             credit: NONE,
@@ -775,7 +789,7 @@ impl State {
             HoldState::Pending => {}
         }
         let now = timestamp.max(self.last_timestamp + 1);
-        if record.expires_at != 0 && record.expires_at <= now {
+        if self.hold_expiry.get(&hold).is_some_and(|&expires_at| expires_at <= now) {
             return Err(ResultCode::PendingExpired);
         }
         let matches = |given: &Option<Id>, account: u32| given.as_ref().is_none_or(|id| *id == self.accounts[account as usize].id);
@@ -800,28 +814,23 @@ impl State {
             let hold = &mut self.transfers[plan.hold as usize];
             hold.hold_state = if plan.kind == RecordKind::Post { HoldState::Posted } else { HoldState::Voided };
             hold.related = index;
-            if hold.expires_at != 0 {
-                self.holds_by_expiry.remove(&(hold.expires_at, plan.hold));
+            if let Some(&expires_at) = self.hold_expiry.get(&plan.hold) {
+                self.holds_by_expiry.remove(&(expires_at, plan.hold));
             }
             undo.push(Undo::HoldResolved { hold: plan.hold });
         }
         if plan.expires_at != 0 {
             assert_eq!(outcome.timestamp + (plan.expires_at - outcome.timestamp), plan.expires_at);
             self.holds_by_expiry.insert((plan.expires_at, index));
+            self.hold_expiry.insert(index, plan.expires_at);
             undo.push(Undo::HoldScheduled { hold: index });
         }
-        let id = self.strings.push(event.id.as_str());
-        let metadata = match &event.metadata {
-            Some(metadata) => self.strings.push(metadata),
-            None => Span::default(),
-        };
+        let text = self.strings.push(event.id.as_str(), event.metadata.as_deref().unwrap_or(""));
         self.transfers.push(TransferRecord {
             amount: plan.amount,
-            id,
-            metadata,
+            text,
             seq: outcome.seq,
             timestamp: outcome.timestamp,
-            expires_at: plan.expires_at,
             fingerprint: fingerprint(event),
             debit: plan.debit,
             credit: plan.credit,
@@ -848,7 +857,7 @@ impl State {
                         .expect("recorded transfers are indexed")
                         .remove();
                     let record = self.transfers.pop().expect("undo matches the records");
-                    self.strings.truncate_to(record.id);
+                    self.strings.truncate_to(record.text);
                 }
                 Undo::Totals { account, before } => {
                     let account = &mut self.accounts[account as usize];
@@ -859,12 +868,12 @@ impl State {
                     let record = &mut self.transfers[hold as usize];
                     record.hold_state = HoldState::Pending;
                     record.related = NONE;
-                    if record.expires_at != 0 {
-                        self.holds_by_expiry.insert((record.expires_at, hold));
+                    if let Some(&expires_at) = self.hold_expiry.get(&hold) {
+                        self.holds_by_expiry.insert((expires_at, hold));
                     }
                 }
                 Undo::HoldScheduled { hold } => {
-                    let expires_at = self.transfers[hold as usize].expires_at;
+                    let expires_at = self.hold_expiry.remove(&hold).expect("a scheduled hold has an expiry");
                     self.holds_by_expiry.remove(&(expires_at, hold));
                 }
             }

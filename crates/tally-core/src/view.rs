@@ -192,7 +192,7 @@ impl State {
 
     fn view_transfer(&self, index: u32) -> TransferView {
         let record = &self.transfers[index as usize];
-        let id = self.span_str(record.id).to_owned();
+        let id = self.id_of(record).to_owned();
         if record.result != ResultCode::Created {
             return TransferView {
                 id,
@@ -210,7 +210,7 @@ impl State {
             (RecordKind::Pending, HoldState::Expired) => TransferState::Expired,
             _ => TransferState::Posted,
         };
-        let related = (record.related != u32::MAX).then(|| self.span_str(self.transfers[record.related as usize].id).to_owned());
+        let related = (record.related != u32::MAX).then(|| self.id_of(&self.transfers[record.related as usize]).to_owned());
         let debit = &self.accounts[record.debit as usize];
         let asset = &self.assets[debit.asset as usize];
         let detail = TransferDetail {
@@ -222,8 +222,8 @@ impl State {
             scale: asset.scale,
             pending_id: if record.kind == RecordKind::Pending { None } else { related.clone() },
             resolved_by: if record.kind == RecordKind::Pending { related } else { None },
-            expires_at: (record.expires_at != 0).then_some(record.expires_at),
-            metadata: (record.metadata.len() > 0).then(|| self.span_str(record.metadata).to_owned()),
+            expires_at: self.hold_expiry.get(&index).copied(),
+            metadata: self.metadata_of(record).map(str::to_owned),
         };
         TransferView { id, result: record.result, state, seq: record.seq, timestamp: record.timestamp, detail: Some(detail) }
     }
@@ -278,7 +278,7 @@ impl State {
                 let hold = &self.transfers[expiry.hold as usize];
                 let debit = &self.accounts[hold.debit as usize];
                 JournalEntry::Expiry {
-                    pending_id: self.span_str(hold.id).to_owned(),
+                    pending_id: self.id_of(hold).to_owned(),
                     debit: debit.id.clone(),
                     credit: self.accounts[hold.credit as usize].id.clone(),
                     amount: hold.amount,
