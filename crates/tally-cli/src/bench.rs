@@ -36,8 +36,9 @@ pub struct Args {
     /// Transfers per request (at most 8,190).
     #[arg(long, default_value_t = 8_190)]
     pub batch: usize,
-    /// Concurrent clients, each with one request in flight.
-    #[arg(long, default_value_t = 4)]
+    /// Concurrent clients, each with one request in flight. Two keep the writer busy (one
+    /// request is applied while the next is parsed); more only add queueing latency.
+    #[arg(long, default_value_t = 2)]
     pub clients: usize,
     #[arg(long, value_enum, default_value = "uniform")]
     pub workload: Workload,

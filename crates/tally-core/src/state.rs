@@ -727,20 +727,21 @@ impl State {
             return Err(ResultCode::VersionMismatch);
         }
         let paths = self.paths(debit, credit);
-        let mut changes = Changes::default();
         for (side, accounts) in [(Side::Debit, &paths.debit), (Side::Credit, &paths.credit)] {
             for &index in accounts {
                 let account = &self.accounts[index as usize];
                 let after = movement.shift(account.totals, side, true).ok_or(ResultCode::Overflow)?;
                 // The debit side may not fall below its floor and the credit side may not rise
                 // above its ceiling; the other bound cannot be crossed by this side's change.
-                let bound = match side {
-                    Side::Debit => Settings { max_balance: None, ..account.settings.clone() },
-                    Side::Credit => Settings { min_balance: None, ..account.settings.clone() },
-                };
-                after.within(&bound)?;
-                changes.items[changes.len] = (index, after);
-                changes.len += 1;
+                match side {
+                    Side::Debit if account.settings.min_balance.is_some_and(|min| after.available() < min) => {
+                        return Err(ResultCode::ExceedsMinBalance);
+                    }
+                    Side::Credit if account.settings.max_balance.is_some_and(|max| after.ceiling() > max) => {
+                        return Err(ResultCode::ExceedsMaxBalance);
+                    }
+                    _ => {}
+                }
             }
         }
         let expires_at = match &event.kind {
@@ -752,7 +753,7 @@ impl State {
             }
             _ => 0,
         };
-        Ok(Plan { debit, credit, amount, kind, hold, changes, expires_at })
+        Ok(Plan { debit, credit, amount, kind, hold, movement, paths, expires_at })
     }
 
     fn check_assets(&self, debit: u32, credit: u32, asset: &Option<AssetCode>) -> Result<u8, ResultCode> {
@@ -804,11 +805,13 @@ impl State {
         let index = self.transfers.len() as u32;
         let outcome = self.record(LogEntry::Transfer(index), timestamp);
         undo.push(Undo::Recorded);
-        for &(account, after) in &plan.changes.items[..plan.changes.len] {
-            let account_ref = &mut self.accounts[account as usize];
-            undo.push(Undo::Totals { account, before: account_ref.totals });
-            account_ref.totals = after;
-            account_ref.history.push(outcome.seq);
+        for (side, accounts) in [(Side::Debit, &plan.paths.debit), (Side::Credit, &plan.paths.credit)] {
+            for &account in accounts {
+                let account_ref = &mut self.accounts[account as usize];
+                undo.push(Undo::Totals { account, before: account_ref.totals });
+                account_ref.totals = plan.movement.shift(account_ref.totals, side, true).expect("the plan checked this change");
+                account_ref.history.push(outcome.seq);
+            }
         }
         if plan.hold != NONE {
             let hold = &mut self.transfers[plan.hold as usize];
@@ -984,15 +987,9 @@ struct Plan {
     amount: u128,
     kind: RecordKind,
     hold: u32,
-    changes: Changes,
+    movement: Movement,
+    paths: Paths,
     expires_at: u64,
-}
-
-/// The new totals of every account a transfer changes: both sides of a tree, inline.
-#[derive(Default)]
-struct Changes {
-    items: [(u32, Totals); 2 * ACCOUNT_DEPTH_MAX],
-    len: usize,
 }
 
 fn record_kind(kind: &TransferKind) -> RecordKind {
