@@ -8,7 +8,10 @@
 
 use crate::chunked::{Span, Strings, CHUNK_ITEMS};
 use crate::codec::{DecodeError, Decoder, Encoder};
-use crate::state::{Account, Asset, ExpiryRecord, HoldState, LogEntry, RecordKind, Settings, State, Totals, TransferRecord, UpdateRecord};
+use crate::state::{
+    Account, Asset, ExpiryRecord, HoldState, LogEntry, RecordKind, Settings, State, Totals, TransferRecord, UpdateRecord,
+    CHECKPOINT_INTERVAL,
+};
 
 const NONE: u32 = u32::MAX;
 
@@ -141,6 +144,13 @@ impl State {
             for chunk in account.history.chunks(CHUNK_ITEMS) {
                 out.item(|o| chunk.iter().for_each(|&seq| o.u64(seq)))?;
             }
+            for totals in &account.checkpoints {
+                out.item(|o| {
+                    for total in [totals.debits_posted, totals.credits_posted, totals.debits_pending, totals.credits_pending] {
+                        o.u128(total);
+                    }
+                })?;
+            }
         }
         for chunk in self.strings.chunks() {
             out.item(|o| {
@@ -245,7 +255,21 @@ impl State {
                     return fail(format!("account {id} has more history than the ledger has entries"));
                 }
                 let history = Vec::with_capacity(history_len);
-                Ok(Account { id, asset, parent, depth: 0, settings, created_settings, totals, created_seq, timestamp, history })
+                let checkpoints = Vec::with_capacity(history_len / CHECKPOINT_INTERVAL);
+                Ok(Account {
+                    id,
+                    asset,
+                    parent,
+                    depth: 0,
+                    settings,
+                    created_settings,
+                    totals,
+                    created_seq,
+                    timestamp,
+                    history,
+                    checkpoints,
+                    updates: Vec::new(),
+                })
             })?;
             while account.history.len() < account.history.capacity() {
                 let take = (account.history.capacity() - account.history.len()).min(CHUNK_ITEMS);
@@ -258,6 +282,17 @@ impl State {
             }
             if account.history.first() != Some(&account.created_seq) || !account.history.windows(2).all(|w| w[0] < w[1]) {
                 return fail(format!("account {} has a history out of order", account.id));
+            }
+            for _ in 0..account.history.len() / CHECKPOINT_INTERVAL {
+                let totals = input.item(|i| {
+                    Ok(Totals {
+                        debits_posted: i.u128()?,
+                        credits_posted: i.u128()?,
+                        debits_pending: i.u128()?,
+                        credits_pending: i.u128()?,
+                    })
+                })?;
+                account.checkpoints.push(totals);
             }
             account.depth = account.parent.map_or(1, |p| state.accounts[p as usize].depth + 1);
             claim(&mut state, account.created_seq, LogEntry::Account(index as u32))?;
@@ -341,6 +376,7 @@ impl State {
                 Ok(UpdateRecord { account, before: decode_settings(i)?, after: decode_settings(i)?, seq: i.u64()?, timestamp: i.u64()? })
             })?;
             claim(&mut state, update.seq, LogEntry::Update(index as u32))?;
+            state.accounts[update.account as usize].updates.push(index as u32);
             state.updates.push(update);
         }
         for index in 0..expiries {

@@ -90,13 +90,36 @@ pub struct Account {
     pub created_seq: u64,
     pub timestamp: u64,
     /// The seq of every event that changed this account, its creation first. Its length is
-    /// the account's version; walking it backwards gives balances as of any seq.
+    /// the account's version; walking it gives balances as of any seq.
     pub history: Vec<u64>,
+    /// The totals right after every `CHECKPOINT_INTERVAL`-th change, so that balances as of
+    /// any seq take at most that many steps to compute, however long the history.
+    pub(crate) checkpoints: Vec<Totals>,
+    /// This account's entries in `State::updates`, in order (bound changes are rare).
+    pub(crate) updates: Vec<u32>,
 }
+
+/// Changes between two checkpoints of an account's totals.
+pub const CHECKPOINT_INTERVAL: usize = 1_024;
 
 impl Account {
     pub fn version(&self) -> u64 {
         self.history.len() as u64
+    }
+
+    /// Notes a change at `seq`, after `totals` took it in.
+    fn push_change(&mut self, seq: u64) {
+        self.history.push(seq);
+        if self.history.len() % CHECKPOINT_INTERVAL == 0 {
+            self.checkpoints.push(self.totals);
+        }
+    }
+
+    fn pop_change(&mut self) {
+        if self.history.len() % CHECKPOINT_INTERVAL == 0 {
+            self.checkpoints.pop();
+        }
+        self.history.pop();
     }
 }
 
@@ -394,7 +417,7 @@ impl State {
                     let account = &mut self.accounts[account as usize];
                     account.totals =
                         Movement::Release(amount).shift(account.totals, side, true).expect("releasing a hold keeps totals in range");
-                    account.history.push(seq);
+                    account.push_change(seq);
                 }
             }
             let stamp = self.tick(timestamp);
@@ -497,6 +520,8 @@ impl State {
             created_seq: outcome.seq,
             timestamp: outcome.timestamp,
             history: vec![outcome.seq],
+            checkpoints: Vec::new(),
+            updates: Vec::new(),
         });
         self.account_index.insert(event.id.clone(), index);
         self.accounts_ordered.insert(event.id.clone(), index);
@@ -545,7 +570,8 @@ impl State {
         let outcome = self.record(LogEntry::Update(update), timestamp);
         let account = &mut self.accounts[index as usize];
         let before = std::mem::replace(&mut account.settings, after.clone());
-        account.history.push(outcome.seq);
+        account.push_change(outcome.seq);
+        account.updates.push(update);
         self.updates.push(UpdateRecord { account: index, before, after, seq: outcome.seq, timestamp: outcome.timestamp });
         Outcome { result: ResultCode::Updated, ..outcome }
     }
@@ -810,7 +836,7 @@ impl State {
                 let account_ref = &mut self.accounts[account as usize];
                 undo.push(Undo::Totals { account, before: account_ref.totals });
                 account_ref.totals = plan.movement.shift(account_ref.totals, side, true).expect("the plan checked this change");
-                account_ref.history.push(outcome.seq);
+                account_ref.push_change(outcome.seq);
             }
         }
         if plan.hold != NONE {
@@ -864,8 +890,8 @@ impl State {
                 }
                 Undo::Totals { account, before } => {
                     let account = &mut self.accounts[account as usize];
+                    account.pop_change();
                     account.totals = before;
-                    account.history.pop();
                 }
                 Undo::HoldResolved { hold } => {
                     let record = &mut self.transfers[hold as usize];

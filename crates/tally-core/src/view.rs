@@ -4,7 +4,7 @@
 use crate::event::ResultCode;
 use crate::id::{AssetCode, Id};
 use crate::limits::PAGE_LIMIT_MAX;
-use crate::state::{HoldState, LogEntry, Movement, RecordKind, Settings, Side, State, Totals, TransferRecord};
+use crate::state::{HoldState, LogEntry, Movement, RecordKind, Settings, Side, State, Totals, TransferRecord, CHECKPOINT_INTERVAL};
 use std::ops::Bound;
 
 /// An account as it stands (or stood, for `as_of`).
@@ -116,8 +116,8 @@ impl State {
     }
 
     /// The account exactly as it was right after journal position `seq`: `None` if it did
-    /// not exist then. Walks back over the account's changes after `seq`, so its cost is the
-    /// number of those changes.
+    /// not exist then. Starts from the nearer of the current totals and the checkpoint before
+    /// `seq`, so it takes at most `CHECKPOINT_INTERVAL` steps however long the history is.
     pub fn account_as_of(&self, id: &Id, seq: u64) -> Option<AccountView> {
         let index = *self.account_index.get(id)?;
         let account = &self.accounts[index as usize];
@@ -125,25 +125,43 @@ impl State {
             return None;
         }
         let mut view = self.view_account(index);
-        let lineage_of = |account: u32| self.lineage(account);
-        for &change in account.history.iter().rev().take_while(|&&change| change > seq) {
-            view.version -= 1;
-            match self.log[change as usize - 1] {
-                LogEntry::Update(update) => view.settings = self.updates[update as usize].before.clone(),
-                LogEntry::Transfer(transfer) => {
-                    let record = &self.transfers[transfer as usize];
-                    let side = if lineage_of(record.debit).contains(&index) { Side::Debit } else { Side::Credit };
-                    view.totals = self.movement(record).shift(view.totals, side, false).expect("history reverts");
-                }
-                LogEntry::Expiry(expiry) => {
-                    let hold = &self.transfers[self.expiries[expiry as usize].hold as usize];
-                    let side = if lineage_of(hold.debit).contains(&index) { Side::Debit } else { Side::Credit };
-                    view.totals = Movement::Release(hold.amount).shift(view.totals, side, false).expect("history reverts");
-                }
-                LogEntry::Asset(_) | LogEntry::Account(_) => unreachable!("an account's history after its creation holds changes only"),
+        let applied = account.history.partition_point(|&change| change <= seq);
+        let block = applied / CHECKPOINT_INTERVAL;
+        let from_checkpoint = applied - block * CHECKPOINT_INTERVAL;
+        if account.history.len() - applied <= from_checkpoint {
+            for &change in account.history[applied..].iter().rev() {
+                view.totals = self.shift_for(index, change, view.totals, false);
+            }
+        } else {
+            view.totals = if block == 0 { Totals::default() } else { account.checkpoints[block - 1] };
+            for &change in &account.history[block * CHECKPOINT_INTERVAL..applied] {
+                view.totals = self.shift_for(index, change, view.totals, true);
             }
         }
+        view.version = applied as u64;
+        view.settings = match account.updates.iter().rev().map(|&u| &self.updates[u as usize]).find(|u| u.seq <= seq) {
+            Some(update) => update.after.clone(),
+            None => account.created_settings.clone(),
+        };
         Some(view)
+    }
+
+    /// `totals` moved forward (or back) over the change at `seq` to `account`.
+    fn shift_for(&self, account: u32, seq: u64, totals: Totals, forward: bool) -> Totals {
+        let (record, movement) = match self.log[seq as usize - 1] {
+            LogEntry::Transfer(transfer) => {
+                let record = &self.transfers[transfer as usize];
+                (record, self.movement(record))
+            }
+            LogEntry::Expiry(expiry) => {
+                let hold = &self.transfers[self.expiries[expiry as usize].hold as usize];
+                (hold, Movement::Release(hold.amount))
+            }
+            LogEntry::Update(_) | LogEntry::Account(_) => return totals,
+            LogEntry::Asset(_) => unreachable!("an account's history holds no asset creation"),
+        };
+        let side = if self.lineage(record.debit).contains(&account) { Side::Debit } else { Side::Credit };
+        movement.shift(totals, side, forward).expect("history replays within range")
     }
 
     fn movement(&self, record: &TransferRecord) -> Movement {

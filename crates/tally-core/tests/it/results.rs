@@ -381,3 +381,24 @@ fn every_result_code_is_reachable() {
     let missing: Vec<_> = all.difference(&seen).collect();
     assert!(missing.is_empty(), "no story produces {missing:?}");
 }
+
+#[test]
+fn balances_as_of_stay_exact_across_checkpoints_and_snapshots() {
+    let mut state = ledger();
+    let mut seen = Vec::new();
+    for n in 0..3_000u32 {
+        let event = match n % 3 {
+            0 => direct(&format!("t{n}"), "world", "alice", "2.00"),
+            1 => pending(&format!("t{n}"), "alice", "bob", "1.00", None),
+            _ => void(&format!("t{n}"), &format!("t{}", n - 1)),
+        };
+        assert_eq!(transfers(&mut state, vec![event]), [ResultCode::Created]);
+        seen.push((state.last_seq(), state.account(&id("alice")).unwrap()));
+    }
+    assert!(state.account(&id("alice")).unwrap().version > 2 * tally_core::state::CHECKPOINT_INTERVAL as u64);
+    let restored = State::from_snapshot_bytes(&state.snapshot_bytes()).unwrap();
+    for (seq, alice) in seen.iter().step_by(7) {
+        assert_eq!(state.account_as_of(&id("alice"), *seq).as_ref(), Some(alice), "seq {seq}");
+        assert_eq!(restored.account_as_of(&id("alice"), *seq).as_ref(), Some(alice), "restored, seq {seq}");
+    }
+}
