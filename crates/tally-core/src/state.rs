@@ -110,13 +110,13 @@ impl Account {
     /// Notes a change at `seq`, after `totals` took it in.
     fn push_change(&mut self, seq: u64) {
         self.history.push(seq);
-        if self.history.len() % CHECKPOINT_INTERVAL == 0 {
+        if self.history.len().is_multiple_of(CHECKPOINT_INTERVAL) {
             self.checkpoints.push(self.totals);
         }
     }
 
     fn pop_change(&mut self) {
-        if self.history.len() % CHECKPOINT_INTERVAL == 0 {
+        if self.history.len().is_multiple_of(CHECKPOINT_INTERVAL) {
             self.checkpoints.pop();
         }
         self.history.pop();
