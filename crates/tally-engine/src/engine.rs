@@ -13,7 +13,7 @@
 
 use crate::journal::{Journal, JournalError, Position};
 use crate::storage::{FileStorage, Storage};
-use crate::{snapshot, AccountQuery, Applied, Ledger, LedgerError, LedgerFuture, Status};
+use crate::{commit, snapshot, AccountQuery, Applied, Ledger, LedgerError, LedgerFuture, Status};
 use std::fs::File;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -21,7 +21,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tally_core::codec::{decode_batch, encode_batch, Encoder};
+use tally_core::codec::decode_batch;
 use tally_core::limits::BATCH_EVENTS_MAX;
 use tally_core::{AccountView, Id, JournalEntry, Request, State, TransferView};
 use tokio::sync::{oneshot, watch};
@@ -370,32 +370,11 @@ impl<S: Storage> Writer<S> {
         }
         let started = Instant::now();
         let now = (self.config.clock)();
-        let mut changed: Vec<&Request> = Vec::with_capacity(jobs.len());
-        let mut answers = Vec::with_capacity(jobs.len());
-        let first_seq = {
-            let mut state = self.shared.state.write().expect("state lock");
-            let first_seq = state.last_seq();
-            state.expire(now);
-            first_seq
-        };
-        let mut events = 0;
-        for (request, _) in &jobs {
-            // One request at a time under the lock, so readers get in between requests.
-            let mut state = self.shared.state.write().expect("state lock");
-            let before = state.last_seq();
-            answers.push(state.apply(request, now));
-            if state.last_seq() != before {
-                changed.push(request);
-            }
-            events += request.len();
-        }
-        let last_seq = self.shared.state.read().expect("state lock").last_seq();
-        if last_seq != first_seq {
-            let mut payload = Encoder::default();
-            encode_batch(now, &changed, &mut payload);
+        let applied = commit::apply(&self.shared.state, now, jobs.iter().map(|(request, _)| request));
+        let last_seq = applied.last_seq;
+        if let Some(payload) = &applied.payload {
             let fsync_started = Instant::now();
-            let written =
-                self.journal.append(&mut self.storage, last_seq, &payload.bytes).and_then(|()| self.journal.sync(&mut self.storage));
+            let written = self.journal.append(&mut self.storage, last_seq, payload).and_then(|()| self.journal.sync(&mut self.storage));
             metrics::histogram!("tally_fsync_seconds").record(fsync_started.elapsed().as_secs_f64());
             if let Err(error) = written {
                 // The state is now ahead of the disk and cannot be trusted to match it: stop
@@ -409,14 +388,14 @@ impl<S: Storage> Writer<S> {
                 }
                 return;
             }
-            metrics::histogram!("tally_commit_bytes").record(payload.bytes.len() as f64);
+            metrics::histogram!("tally_commit_bytes").record(payload.len() as f64);
         }
         self.shared.durable.send_modify(|d| d.seq = last_seq);
-        for ((request, reply), outcomes) in jobs.into_iter().zip(answers) {
+        for ((request, reply), outcomes) in jobs.into_iter().zip(applied.answers) {
             let _ = reply.send(Ok(Applied { request, outcomes }));
         }
-        if events > 0 {
-            metrics::histogram!("tally_batch_events").record(events as f64);
+        if applied.events > 0 {
+            metrics::histogram!("tally_batch_events").record(applied.events as f64);
             metrics::histogram!("tally_commit_seconds").record(started.elapsed().as_secs_f64());
         }
         metrics::gauge!("tally_queue_depth").set(self.shared.queue_depth.load(Ordering::Relaxed) as f64);

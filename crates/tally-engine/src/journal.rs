@@ -108,6 +108,70 @@ pub struct RecordRead<'a> {
     pub offset: u64,
 }
 
+/// Reads of a damaged record before recovery judges it.
+const READ_ATTEMPTS: usize = 3;
+
+/// Why a record could not be taken as it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Damage {
+    IncompleteHeader,
+    PastEnd,
+    /// Whole, but the checksum does not match; `end` is where it would end.
+    ChecksumMismatch {
+        end: u64,
+    },
+}
+
+impl Damage {
+    /// Whether the damage reaches the end of the file, as a write cut short would.
+    fn reaches(self, file_len: u64) -> bool {
+        match self {
+            Damage::IncompleteHeader | Damage::PastEnd => true,
+            Damage::ChecksumMismatch { end } => end == file_len,
+        }
+    }
+}
+
+impl fmt::Display for Damage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Damage::IncompleteHeader => "incomplete record header",
+            Damage::PastEnd => "record runs past the end of the file",
+            Damage::ChecksumMismatch { .. } => "checksum mismatch",
+        })
+    }
+}
+
+/// Reads the record at `offset` into `header` and `payload`. `Ok(Ok(end))` when it is whole
+/// and its checksum matches; `Ok(Err(damage))` when it is incomplete or damaged.
+fn read_record<S: Storage>(
+    storage: &S,
+    name: &str,
+    offset: u64,
+    file_len: u64,
+    previous: u128,
+    header: &mut [u8; RECORD_HEADER_BYTES],
+    payload: &mut Vec<u8>,
+) -> Result<Result<u64, Damage>, JournalError> {
+    payload.clear();
+    if file_len - offset < RECORD_HEADER_BYTES as u64 {
+        return Ok(Err(Damage::IncompleteHeader));
+    }
+    storage.read_exact_at(name, offset, header).map_err(io_error(name))?;
+    let payload_len = u32::from_le_bytes(header[16..20].try_into().unwrap()) as u64;
+    let end = offset + RECORD_HEADER_BYTES as u64 + payload_len;
+    if payload_len > RECORD_PAYLOAD_BYTES_MAX as u64 || end > file_len {
+        return Ok(Err(Damage::PastEnd));
+    }
+    payload.resize(payload_len as usize, 0);
+    storage.read_exact_at(name, offset + RECORD_HEADER_BYTES as u64, payload).map_err(io_error(name))?;
+    let stored = u128::from_le_bytes(header[0..16].try_into().unwrap());
+    if stored != record_checksum(previous, &header[16..], payload) {
+        return Ok(Err(Damage::ChecksumMismatch { end }));
+    }
+    Ok(Ok(end))
+}
+
 pub struct Journal {
     segment: String,
     segment_len: u64,
@@ -187,33 +251,26 @@ impl Journal {
             let mut offset = SEGMENT_HEADER_BYTES as u64;
             while offset < file_len {
                 let mut record_header = [0u8; RECORD_HEADER_BYTES];
-                let torn = |reason: &str| -> Result<(), JournalError> {
-                    if is_last {
-                        Ok(())
-                    } else {
-                        Err(corrupt(offset, format!("{reason} in a segment that is not the last")))
-                    }
-                };
-                if file_len - offset < RECORD_HEADER_BYTES as u64 {
-                    torn("incomplete record header")?;
-                    break;
-                }
-                storage.read_exact_at(name, offset, &mut record_header).map_err(io_error(name))?;
-                let payload_len = u32::from_le_bytes(record_header[16..20].try_into().unwrap()) as u64;
-                let end = offset + RECORD_HEADER_BYTES as u64 + payload_len;
-                if payload_len > RECORD_PAYLOAD_BYTES_MAX as u64 || end > file_len {
-                    torn("record runs past the end of the file")?;
-                    break;
-                }
-                payload.resize(payload_len as usize, 0);
-                storage.read_exact_at(name, offset + RECORD_HEADER_BYTES as u64, &mut payload).map_err(io_error(name))?;
-                let stored = u128::from_le_bytes(record_header[0..16].try_into().unwrap());
-                if stored != record_checksum(position.checksum, &record_header[16..], &payload) {
-                    if is_last && end == file_len {
+                // A damaged record is read again before it is judged, so a fault on the read
+                // path is never mistaken for damage on disk (and never cut off as a torn tail).
+                let mut verdict = Err(Damage::IncompleteHeader);
+                for _ in 0..READ_ATTEMPTS {
+                    verdict = read_record(storage, name, offset, file_len, position.checksum, &mut record_header, &mut payload)?;
+                    if verdict.is_ok() {
                         break;
                     }
-                    return Err(corrupt(offset, "checksum mismatch".into()).into());
                 }
+                let end = match verdict {
+                    Ok(end) => end,
+                    Err(damage) => {
+                        if is_last && damage.reaches(file_len) {
+                            break;
+                        }
+                        let place = if is_last { "" } else { " in a segment that is not the last" };
+                        return Err(corrupt(offset, format!("{damage}{place}")).into());
+                    }
+                };
+                let stored = u128::from_le_bytes(record_header[0..16].try_into().unwrap());
                 let record = u64::from_le_bytes(record_header[24..32].try_into().unwrap());
                 let last_seq = u64::from_le_bytes(record_header[32..40].try_into().unwrap());
                 if record != position.record + 1 || last_seq < position.last_seq {
