@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tally_client::api::AccountInput;
 use tally_client::Client;
+use tally_testkit::Random;
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
 pub enum Workload {
@@ -56,22 +57,6 @@ pub struct Args {
     pub measure_restart: bool,
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-}
-
-/// A small deterministic generator (splitmix64), so a run can be repeated exactly.
-struct Random(u64);
-
-impl Random {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
 }
 
 struct Server {
@@ -260,7 +245,7 @@ async fn drive(args: &Args, client: &Client) -> anyhow::Result<Report> {
     let batches = args.transfers.div_ceil(args.batch);
     let encoding = ProgressBar::new(batches as u64)
         .with_style(ProgressStyle::with_template("encoding requests [{bar:40}] {pos}/{len}").expect("valid template"));
-    let mut random = Random(args.seed);
+    let mut random = Random::new(args.seed);
     let mut bodies = Vec::with_capacity(batches);
     let mut next_id = 0usize;
     for batch in 0..batches {

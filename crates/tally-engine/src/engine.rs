@@ -138,6 +138,24 @@ pub fn replay<S: Storage>(
     Ok((journal, replayed))
 }
 
+/// Rebuilds the state from storage: the newest intact snapshot, then the journal after it
+/// (cutting a torn tail). After a long replay it writes a snapshot, so the next start is quick.
+pub fn recover<S: Storage>(storage: &mut S) -> Result<(State, Journal, Recovery), OpenError> {
+    let io = |source| OpenError::Io { path: "storage".into(), source };
+    let (mut state, start) = snapshot::load_latest(storage).map_err(io)?.unwrap_or_default();
+    let started = Instant::now();
+    let (journal, replayed_records) = replay(storage, &mut state, start, true, |_, _| {}, |_, _| Ok(()))?;
+    let recovery = Recovery { snapshot_record: start.record, replayed_records, last_seq: state.last_seq() };
+    tracing::info!(?recovery, elapsed_ms = started.elapsed().as_millis() as u64, "recovered");
+    if replayed_records >= SNAPSHOT_AFTER_REPLAY_RECORDS {
+        // Only a shortcut for the next start: failing to write it is no reason not to start.
+        if let Err(error) = snapshot::write(storage, &state, journal.position()) {
+            tracing::warn!(%error, "could not write a snapshot after recovery");
+        }
+    }
+    Ok((state, journal, recovery))
+}
+
 impl Engine {
     /// Opens (or creates) a data directory, taking its lock so no second process can.
     pub fn open(directory: &Path, config: Config) -> Result<(Engine, Recovery), OpenError> {
@@ -156,14 +174,7 @@ impl Engine {
     /// Recovers from `storage` and starts the writer.
     pub fn start<S: Storage>(mut storage: S, config: Config) -> Result<(Engine, Recovery), OpenError> {
         let io = |source| OpenError::Io { path: "storage".into(), source };
-        let (mut state, start) = snapshot::load_latest(&storage).map_err(io)?.unwrap_or_default();
-        let started = Instant::now();
-        let (journal, replayed_records) = replay(&mut storage, &mut state, start, true, |_, _| {}, |_, _| Ok(()))?;
-        let recovery = Recovery { snapshot_record: start.record, replayed_records, last_seq: state.last_seq() };
-        tracing::info!(?recovery, elapsed_ms = started.elapsed().as_millis() as u64, "recovered");
-        if replayed_records >= SNAPSHOT_AFTER_REPLAY_RECORDS {
-            snapshot::write(&mut storage, &state, journal.position()).map_err(io)?;
-        }
+        let (state, journal, recovery) = recover(&mut storage)?;
         let durable = watch::Sender::new(Durable { seq: state.last_seq(), failed: false });
         let shared = Arc::new(Shared {
             state: RwLock::new(state),

@@ -1,0 +1,14 @@
+//! The tools that prove Tally keeps money safe.
+//!
+//! - `simulator`: deterministic simulation of the embedded engine over a storage that
+//!   injects faults, checked against a reference after every step; every run is a seed.
+//! - `storage`: that fault-injecting storage.
+//! - `random`: the seeded generator behind both.
+
+pub mod random;
+pub mod simulator;
+pub mod storage;
+
+pub use random::Random;
+pub use simulator::{run, Options, Report, Violation};
+pub use storage::{Faults, SimStorage};
