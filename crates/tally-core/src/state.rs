@@ -650,15 +650,11 @@ impl State {
         self.transfer_id_bytes(&self.transfers[index as usize])
     }
 
-    /// Records a failed transfer, unless its id is already decided (a repeat within a failed
-    /// chain): then the failure is reported but nothing is recorded.
+    /// Records a failed transfer. An id decided before keeps its original outcome instead,
+    /// whatever happened to the chain it was resent in: a retry always hears the same answer.
     fn record_failure(&mut self, event: &NewTransfer, code: ResultCode, timestamp: u64) -> Outcome {
         if let Some(existing) = self.find_transfer(event.id.as_str()) {
-            let record = &self.transfers[existing as usize];
-            if record.fingerprint == fingerprint(event) && record.result == code {
-                return Outcome { result: code, seq: record.seq, timestamp: record.timestamp };
-            }
-            return Outcome::unrecorded(code);
+            return self.known_outcome(existing, event);
         }
         let text = self.strings.push(event.id.as_str(), "");
         let index = self.transfers.len() as u32;
@@ -696,17 +692,23 @@ impl State {
         self.account_index.get(id).copied().ok_or(ResultCode::AccountNotFound)
     }
 
+    /// What a transfer id decided before answers when it comes again: `exists` for a success,
+    /// the original failure for a failure, `exists_with_different_fields` if anything differs.
+    fn known_outcome(&self, existing: u32, event: &NewTransfer) -> Outcome {
+        let record = &self.transfers[existing as usize];
+        let result = if record.fingerprint != fingerprint(event) {
+            ResultCode::ExistsWithDifferentFields
+        } else if record.result == ResultCode::Created {
+            ResultCode::Exists
+        } else {
+            record.result
+        };
+        Outcome { result, seq: record.seq, timestamp: record.timestamp }
+    }
+
     fn attempt(&mut self, event: &NewTransfer, timestamp: u64, undo: &mut Vec<Undo>) -> Attempt {
         if let Some(existing) = self.find_transfer(event.id.as_str()) {
-            let record = &self.transfers[existing as usize];
-            let result = if record.fingerprint != fingerprint(event) {
-                ResultCode::ExistsWithDifferentFields
-            } else if record.result == ResultCode::Created {
-                ResultCode::Exists
-            } else {
-                record.result
-            };
-            return Attempt::Known(Outcome { result, seq: record.seq, timestamp: record.timestamp });
+            return Attempt::Known(self.known_outcome(existing, event));
         }
         match self.plan(event, timestamp) {
             Ok(plan) => Attempt::Applied(self.commit(event, plan, timestamp, undo)),

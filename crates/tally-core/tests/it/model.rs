@@ -216,11 +216,16 @@ impl Model {
     }
 
     fn record_failure(&mut self, event: &NewTransfer, code: ResultCode, now: u64) -> Outcome {
+        // An id decided before keeps its original outcome, whatever its chain did now.
         if let Some(existing) = self.transfers.get(event.id.as_str()) {
-            if same_event(&existing.event, event) && existing.result == code {
-                return Outcome { result: code, seq: existing.seq, timestamp: existing.timestamp };
-            }
-            return Outcome::unrecorded(code);
+            let result = if !same_event(&existing.event, event) {
+                ExistsWithDifferentFields
+            } else if existing.result == Created {
+                Exists
+            } else {
+                existing.result
+            };
+            return Outcome { result, seq: existing.seq, timestamp: existing.timestamp };
         }
         self.seq += 1;
         let timestamp = self.tick(now);
@@ -274,14 +279,7 @@ impl Model {
                     *self = saved;
                     for (member_position, member) in chain.iter().enumerate() {
                         let code = if member_position == position { code } else { LinkedEventFailed };
-                        // A single event that is already decided reports its original outcome.
-                        let known = chain.len() == 1 && !open && self.transfers.contains_key(member.id.as_str());
-                        if known {
-                            let existing = &self.transfers[member.id.as_str()];
-                            outcomes.push(Outcome { result: code, seq: existing.seq, timestamp: existing.timestamp });
-                        } else {
-                            outcomes.push(self.record_failure(member, code, now));
-                        }
+                        outcomes.push(self.record_failure(member, code, now));
                     }
                 }
             }

@@ -402,3 +402,20 @@ fn balances_as_of_stay_exact_across_checkpoints_and_snapshots() {
         assert_eq!(restored.account_as_of(&id("alice"), *seq).as_ref(), Some(alice), "restored, seq {seq}");
     }
 }
+
+#[test]
+fn a_retried_chain_hears_exactly_the_answers_it_heard_the_first_time() {
+    let mut state = ledger();
+    transfers(&mut state, vec![direct("fund", "world", "alice", "10.00")]);
+    let chain = vec![
+        linked(direct("r1", "alice", "bob", "2.00")),
+        linked(pending("r2", "alice", "bob", "3.00", None)),
+        direct("r3", "alice", "bob", "9.00"),
+    ];
+    let first = state.apply(&Request::CreateTransfers(chain.clone()), T0);
+    assert_eq!(first.iter().map(|o| o.result).collect::<Vec<_>>(), [LinkedEventFailed, LinkedEventFailed, ExceedsMinBalance]);
+    transfers(&mut state, vec![direct("more", "world", "alice", "100.00")]);
+    let again = state.apply(&Request::CreateTransfers(chain), T0);
+    assert_eq!(again, first, "same results, same seqs: the retry changed nothing");
+    assert_eq!(balance(&state, "bob"), 0);
+}
