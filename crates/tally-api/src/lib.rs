@@ -163,7 +163,7 @@ pub struct CreateTransfers<'a> {
     pub transfers: Vec<TransferInput<'a>>,
 }
 
-#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TransferInput<'a> {
     #[serde(borrow)]

@@ -1,7 +1,9 @@
 //! `tally`: the one binary. `serve` runs the ledger, `verify` checks a data directory offline,
-//! `bench` measures throughput over the real HTTP path, `openapi` prints the API document.
+//! `bench` measures throughput over the real HTTP path, `check` runs the bank workload and
+//! its checker, `openapi` prints the API document.
 
 mod bench;
+mod check;
 mod serve;
 mod verify;
 
@@ -27,6 +29,8 @@ enum Command {
     },
     /// Measure durable transfers per second over HTTP.
     Bench(bench::Args),
+    /// Run the bank workload against a server and check every invariant.
+    Check(check::Args),
     /// Print the OpenAPI document.
     Openapi,
 }
@@ -40,6 +44,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Verify { data_dir } => verify::run(&data_dir),
         Command::Bench(args) => bench::run(args),
+        Command::Check(args) => check::run(args),
         Command::Openapi => {
             println!("{}", serde_json::to_string_pretty(&tally_server::openapi()).expect("the document serializes"));
             Ok(())

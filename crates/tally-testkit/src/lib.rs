@@ -1,10 +1,12 @@
 //! The tools that prove Tally keeps money safe.
 //!
+//! - `bank`: the bank workload and checker against any running server (`tally check`).
 //! - `simulator`: deterministic simulation of the embedded engine over a storage that
 //!   injects faults, checked against a reference after every step; every run is a seed.
 //! - `storage`: that fault-injecting storage.
 //! - `random`: the seeded generator behind both.
 
+pub mod bank;
 pub mod random;
 pub mod simulator;
 pub mod storage;

@@ -1,5 +1,6 @@
 //! Tests of the `tally` binary as users run it: real processes, real signals.
 
+mod check;
 mod cli;
 mod crash;
 mod support;
