@@ -194,7 +194,12 @@ impl State {
     }
 
     /// Rebuilds a state from the pieces `encode_snapshot` wrote, fetched one at a time.
-    pub fn decode_snapshot(next: &mut dyn FnMut() -> Result<Option<Vec<u8>>, DecodeError>) -> Result<State, DecodeError> {
+    /// `total_bytes` (the pieces' size together) bounds every count read, so damaged counts
+    /// fail fast instead of reserving memory they cannot describe.
+    pub fn decode_snapshot(
+        total_bytes: usize,
+        next: &mut dyn FnMut() -> Result<Option<Vec<u8>>, DecodeError>,
+    ) -> Result<State, DecodeError> {
         let mut input = PieceReader { piece: Vec::new(), position: 0, next };
         let mut state = State::new();
         let (last_timestamp, counts) = input.item(|i| {
@@ -211,7 +216,8 @@ impl State {
             .and_then(|n| n.checked_add(transfers))
             .and_then(|n| n.checked_add(updates))
             .and_then(|n| n.checked_add(expiries))
-            .filter(|&n| n < u32::MAX as usize * 4)
+            // Every record holds at least its 8-byte seq.
+            .filter(|&n| n <= total_bytes / 8 && string_chunks <= total_bytes)
             .ok_or_else(|| DecodeError("counts out of range".into()))?;
         // The log is rebuilt by seq: every record claims its slot, and every slot must be claimed once.
         for _ in 0..entries {
@@ -409,6 +415,6 @@ impl State {
     /// Decodes `snapshot_bytes` output.
     pub fn from_snapshot_bytes(bytes: &[u8]) -> Result<State, DecodeError> {
         let mut given = Some(bytes.to_vec());
-        State::decode_snapshot(&mut || Ok(given.take()))
+        State::decode_snapshot(bytes.len(), &mut || Ok(given.take()))
     }
 }

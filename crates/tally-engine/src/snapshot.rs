@@ -164,7 +164,7 @@ fn read<S: Storage>(storage: &S, name: &str) -> Result<(State, Position), String
         offset += (FRAME_HEADER_BYTES + frame_len) as u64;
         Ok(Some(payload))
     };
-    let state = State::decode_snapshot(&mut next).map_err(|e| e.to_string())?;
+    let state = State::decode_snapshot(len as usize, &mut next).map_err(|e| e.to_string())?;
     if state.last_seq() != position.last_seq {
         return Err("state does not match its header".into());
     }
