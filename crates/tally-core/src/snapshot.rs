@@ -29,6 +29,19 @@ fn fail<T>(what: impl Into<String>) -> Result<T, DecodeError> {
     Err(DecodeError(what.into()))
 }
 
+/// Four running totals, each within `TOTAL_MAX` (beyond it balances would not fit an i128).
+fn decode_totals(input: &mut Decoder<'_>) -> Result<Totals, DecodeError> {
+    let mut values = [0u128; 4];
+    for value in &mut values {
+        *value = input.u128()?;
+        if *value > crate::state::TOTAL_MAX {
+            return fail("a running total exceeds its limit");
+        }
+    }
+    let [debits_posted, credits_posted, debits_pending, credits_pending] = values;
+    Ok(Totals { debits_posted, credits_posted, debits_pending, credits_pending })
+}
+
 fn encode_settings(out: &mut Encoder, settings: &Settings) {
     out.option(settings.min_balance, Encoder::i128);
     out.option(settings.max_balance, Encoder::i128);
@@ -252,8 +265,7 @@ impl State {
                 }
                 let settings = decode_settings(i)?;
                 let created_settings = decode_settings(i)?;
-                let totals =
-                    Totals { debits_posted: i.u128()?, credits_posted: i.u128()?, debits_pending: i.u128()?, credits_pending: i.u128()? };
+                let totals = decode_totals(i)?;
                 let created_seq = i.u64()?;
                 let timestamp = i.u64()?;
                 let history_len = i.u64()? as usize;
@@ -290,15 +302,7 @@ impl State {
                 return fail(format!("account {} has a history out of order", account.id));
             }
             for _ in 0..account.history.len() / CHECKPOINT_INTERVAL {
-                let totals = input.item(|i| {
-                    Ok(Totals {
-                        debits_posted: i.u128()?,
-                        credits_posted: i.u128()?,
-                        debits_pending: i.u128()?,
-                        credits_pending: i.u128()?,
-                    })
-                })?;
-                account.checkpoints.push(totals);
+                account.checkpoints.push(input.item(decode_totals)?);
             }
             account.depth = account.parent.map_or(1, |p| state.accounts[p as usize].depth + 1);
             claim(&mut state, account.created_seq, LogEntry::Account(index as u32))?;
@@ -325,7 +329,10 @@ impl State {
                 Ok((
                     expiry,
                     TransferRecord {
-                        amount: i.u128()?,
+                        amount: match i.u128()? {
+                            amount if amount <= crate::state::TOTAL_MAX => amount,
+                            _ => return fail(format!("transfer record {index} has an amount beyond the limit")),
+                        },
                         text: Span(i.u64()?),
                         seq: i.u64()?,
                         timestamp: i.u64()?,
