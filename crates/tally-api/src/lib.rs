@@ -90,9 +90,10 @@ pub fn decode_json<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, FieldErr
 pub struct AssetInput<'a> {
     /// 1-32 characters of `A-Za-z0-9_-`.
     #[serde(borrow)]
-    #[schema(value_type = String, example = "USD")]
+    #[schema(value_type = String, example = "USD", pattern = "^[A-Za-z0-9_-]{1,32}$")]
     pub code: Cow<'a, str>,
     /// Decimal places, 0 to 18.
+    #[schema(maximum = 18)]
     pub scale: u8,
 }
 
@@ -100,6 +101,7 @@ pub struct AssetInput<'a> {
 #[serde(deny_unknown_fields)]
 pub struct CreateAccounts<'a> {
     #[serde(borrow)]
+    #[schema(min_items = 1, max_items = 8190)]
     pub accounts: Vec<AccountInput<'a>>,
 }
 
@@ -113,22 +115,22 @@ fn explicit<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(deserializer:
 pub struct AccountInput<'a> {
     /// 1-128 characters of `A-Za-z0-9._:@-`.
     #[serde(borrow)]
-    #[schema(value_type = String, example = "alice")]
+    #[schema(value_type = String, example = "alice", pattern = "^[A-Za-z0-9._:@-]{1,128}$")]
     pub id: Cow<'a, str>,
     #[serde(borrow)]
-    #[schema(value_type = String, example = "USD")]
+    #[schema(value_type = String, example = "USD", pattern = "^[A-Za-z0-9_-]{1,32}$")]
     pub asset: Cow<'a, str>,
     /// An account of the same asset; its bounds then also cover this account's changes.
     #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, pattern = "^[A-Za-z0-9._:@-]{1,128}$")]
     pub parent: Option<Cow<'a, str>>,
     /// Decimal string. Absent means "0" (no overdraft); `null` means unbounded below.
     #[serde(borrow, default, deserialize_with = "explicit", skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>, example = "0")]
+    #[schema(value_type = Option<String>, example = "0", pattern = "^-?[0-9]{1,39}(\\.[0-9]{1,18})?$")]
     pub min_balance: Option<Option<Cow<'a, str>>>,
     /// Decimal string, or `null` (the default) for unbounded above.
     #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, pattern = "^-?[0-9]{1,39}(\\.[0-9]{1,18})?$")]
     pub max_balance: Option<Cow<'a, str>>,
     /// A JSON object of at most 4 KiB.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -141,11 +143,11 @@ pub struct AccountInput<'a> {
 pub struct AccountPatchInput<'a> {
     /// New lower bound (decimal string), or `null` for unbounded.
     #[serde(borrow, default, deserialize_with = "explicit", skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, pattern = "^-?[0-9]{1,39}(\\.[0-9]{1,18})?$")]
     pub min_balance: Option<Option<Cow<'a, str>>>,
     /// New upper bound (decimal string), or `null` for unbounded.
     #[serde(borrow, default, deserialize_with = "explicit", skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, pattern = "^-?[0-9]{1,39}(\\.[0-9]{1,18})?$")]
     pub max_balance: Option<Option<Cow<'a, str>>>,
     /// New metadata object, or `null` to remove it.
     #[serde(default, deserialize_with = "explicit", skip_serializing_if = "Option::is_none")]
@@ -160,6 +162,7 @@ pub struct AccountPatchInput<'a> {
 #[serde(deny_unknown_fields)]
 pub struct CreateTransfers<'a> {
     #[serde(borrow)]
+    #[schema(min_items = 1, max_items = 8190)]
     pub transfers: Vec<TransferInput<'a>>,
 }
 
@@ -167,37 +170,38 @@ pub struct CreateTransfers<'a> {
 #[serde(deny_unknown_fields)]
 pub struct TransferInput<'a> {
     #[serde(borrow)]
-    #[schema(value_type = String, example = "fund-1")]
+    #[schema(value_type = String, example = "fund-1", pattern = "^[A-Za-z0-9._:@-]{1,128}$")]
     pub id: Cow<'a, str>,
     /// Required unless this is a `post` or `void`, where it may be given to double-check.
     #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>, example = "world:usd")]
+    #[schema(value_type = Option<String>, example = "world:usd", pattern = "^[A-Za-z0-9._:@-]{1,128}$")]
     pub debit: Option<Cow<'a, str>>,
     #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>, example = "alice")]
+    #[schema(value_type = Option<String>, example = "alice", pattern = "^[A-Za-z0-9._:@-]{1,128}$")]
     pub credit: Option<Cow<'a, str>>,
     /// Positive decimal string, at most the asset's scale in decimals. Optional for `post`
     /// (defaults to the whole hold); not allowed for `void`.
     #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>, example = "100.00")]
+    #[schema(value_type = Option<String>, example = "100.00", pattern = "^[0-9]{1,39}(\\.[0-9]{1,18})?$")]
     pub amount: Option<Cow<'a, str>>,
     /// If given, must be the accounts' asset.
     #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, pattern = "^[A-Za-z0-9_-]{1,32}$")]
     pub asset: Option<Cow<'a, str>>,
     /// Place a hold instead of moving money now.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub pending: bool,
     /// With `pending`: release the hold automatically after this many milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 316224000000u64)]
     pub timeout_ms: Option<u64>,
     /// Settle the hold with this id.
     #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, pattern = "^[A-Za-z0-9._:@-]{1,128}$")]
     pub post: Option<Cow<'a, str>>,
     /// Release the hold with this id.
     #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, pattern = "^[A-Za-z0-9._:@-]{1,128}$")]
     pub void: Option<Cow<'a, str>>,
     /// Succeed or fail together with the next transfer in the request.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
