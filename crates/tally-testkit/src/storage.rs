@@ -64,15 +64,24 @@ impl SimStorage {
     /// Power loss: returns what a restarted machine would find. Unsynced bytes are lost,
     /// except a random prefix of them with torn writes on.
     pub fn crash(&self) -> SimStorage {
+        let torn = self.disk.lock().expect("disk lock").faults.torn_writes;
+        self.crash_with(|random, unsynced| if torn && unsynced > 0 { random.below(unsynced + 1) } else { 0 })
+    }
+
+    /// Power loss that keeps exactly `torn_bytes` (at most) of each file's unsynced bytes.
+    pub fn crash_keeping(&self, torn_bytes: usize) -> SimStorage {
+        self.crash_with(|_, unsynced| torn_bytes.min(unsynced))
+    }
+
+    fn crash_with(&self, mut keep: impl FnMut(&mut Random, usize) -> usize) -> SimStorage {
         let mut disk = self.disk.lock().expect("disk lock");
         let mut counts = disk.counts;
         let mut random = disk.random.clone();
-        let torn = disk.faults.torn_writes;
         let files = disk
             .files
             .iter()
             .map(|(name, file)| {
-                let kept = if torn && !file.unsynced.is_empty() { random.below(file.unsynced.len() + 1) } else { 0 };
+                let kept = keep(&mut random, file.unsynced.len());
                 counts.torn_bytes_kept += kept as u64;
                 counts.unsynced_bytes_lost += (file.unsynced.len() - kept) as u64;
                 let mut durable = file.durable.clone();
@@ -89,9 +98,15 @@ impl SimStorage {
         self.disk.lock().expect("disk lock").counts
     }
 
-    /// Sets the fault rates, for instance to none while checking a recovered state.
+    /// Sets the fault rates from now on.
     pub fn set_faults(&self, faults: Faults) {
         self.disk.lock().expect("disk lock").faults = faults;
+    }
+
+    /// Damage on disk: XORs `mask` into the durable byte at `offset` of `name`.
+    pub fn corrupt(&self, name: &str, offset: usize, mask: u8) {
+        let mut disk = self.disk.lock().expect("disk lock");
+        disk.files.get_mut(name).expect("the file exists").durable[offset] ^= mask;
     }
 }
 

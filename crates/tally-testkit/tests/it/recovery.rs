@@ -1,5 +1,6 @@
 //! What survives a crash, and what start-up refuses. Power loss is simulated by a storage
-//! that forgets every unsynced byte; torn writes and corruption are made by hand.
+//! that forgets every unsynced byte (`SimStorage` without random faults); torn writes and
+//! corruption are made by hand.
 
 use crate::support::*;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,12 +10,25 @@ use tally_core::*;
 use tally_engine::engine::Clock;
 use tally_engine::journal::JournalError;
 use tally_engine::*;
+use tally_testkit::{Faults, SimStorage};
+
+fn quiet() -> SimStorage {
+    SimStorage::new(1, Faults::NONE)
+}
+
+fn names(storage: &SimStorage) -> Vec<String> {
+    storage.list().unwrap()
+}
+
+fn len(storage: &SimStorage, name: &str) -> u64 {
+    storage.len(name).unwrap()
+}
 
 fn config() -> Config {
     Config { snapshot_on_shutdown: false, ..Config::default() }
 }
 
-fn start(storage: &MemoryStorage, config: Config) -> Engine {
+fn start(storage: &SimStorage, config: Config) -> Engine {
     Engine::start(storage.clone(), config).expect("engine starts").0
 }
 
@@ -26,11 +40,11 @@ fn alice(engine: &Engine) -> i128 {
     block_on(engine.account(id("alice"), None)).unwrap().unwrap().totals.balance()
 }
 
-fn segment(storage: &MemoryStorage) -> String {
-    storage.names().into_iter().find(|n| n.starts_with("journal-")).unwrap()
+fn segment(storage: &SimStorage) -> String {
+    names(storage).into_iter().find(|n| n.starts_with("journal-")).unwrap()
 }
 
-fn funded(storage: &MemoryStorage, count: usize) {
+fn funded(storage: &SimStorage, count: usize) {
     let engine = start(storage, config());
     for request in setup_requests() {
         submit(&engine, request);
@@ -43,42 +57,37 @@ fn funded(storage: &MemoryStorage, count: usize) {
 
 #[test]
 fn acknowledged_writes_survive_power_loss() {
-    let storage = MemoryStorage::default();
+    let storage = quiet();
     funded(&storage, 20);
-    let engine = start(&storage.crash(0), config());
+    let engine = start(&storage.crash_keeping(0), config());
     assert_eq!(alice(&engine), 2500);
     assert_eq!(submit(&engine, fund("t3", "1.25")), [ResultCode::Exists], "ids stay decided across restarts");
 }
 
 #[test]
 fn a_torn_final_record_is_cut_off_and_writing_resumes() {
-    let storage = MemoryStorage::default();
+    let storage = quiet();
     funded(&storage, 3);
     let name = segment(&storage);
-    let intact = storage.whole(&name).len();
+    let intact = len(&storage, &name);
     // Half of a record that was being written when the power went.
     let mut torn = storage.clone();
     torn.append(&name, &[0x5a; 100]).unwrap();
-    let after_crash = torn.crash(60);
+    let after_crash = torn.crash_keeping(60);
     let engine = start(&after_crash, config());
-    assert_eq!(after_crash.whole(&name).len(), intact, "the torn bytes are truncated");
+    assert_eq!(len(&after_crash, &name), intact, "the torn bytes are truncated");
     assert_eq!(submit(&engine, fund("t9", "1.00")), [ResultCode::Created]);
     engine.shutdown();
-    let engine = start(&after_crash.crash(0), config());
+    let engine = start(&after_crash.crash_keeping(0), config());
     assert_eq!(alice(&engine), 475);
 }
 
 #[test]
 fn corruption_before_the_tail_stops_start_up_and_names_the_place() {
-    let storage = MemoryStorage::default();
+    let storage = quiet();
     funded(&storage, 5);
     let name = segment(&storage);
-    {
-        let mut disk = storage.disk.lock().unwrap();
-        let durable = &mut disk.files.get_mut(&name).unwrap().0;
-        let middle = 48 + 40 + 3;
-        durable[middle] ^= 0x01;
-    }
+    storage.corrupt(&name, 48 + 40 + 3, 0x01);
     let error = Engine::start(storage.clone(), config()).err().expect("start is refused");
     match error {
         OpenError::Journal(JournalError::Corrupt { file, offset, .. }) => {
@@ -91,39 +100,41 @@ fn corruption_before_the_tail_stops_start_up_and_names_the_place() {
 
 #[test]
 fn a_failed_fsync_is_never_reported_as_success() {
-    let storage = MemoryStorage::default();
+    let storage = quiet();
     let engine = start(&storage, config());
     for request in setup_requests() {
         submit(&engine, request);
     }
-    storage.disk.lock().unwrap().fail_sync = true;
+    storage.set_faults(Faults { sync_failure: 1_000, ..Faults::NONE });
     let failed = block_on(engine.submit(fund("lost", "5.00")));
     assert!(matches!(failed, Err(LedgerError::Failed(_))), "{failed:?}");
     assert!(matches!(block_on(engine.submit(fund("next", "5.00"))), Err(LedgerError::Failed(_))));
     assert!(matches!(block_on(engine.account(id("alice"), None)), Err(LedgerError::Failed(_))));
     assert!(engine.status().failure.is_some());
     drop(engine);
-    let engine = start(&storage.crash(0), config());
+    let restarted = storage.crash_keeping(0);
+    restarted.set_faults(Faults::NONE);
+    let engine = start(&restarted, config());
     assert_eq!(alice(&engine), 0);
     assert!(block_on(engine.transfer(id("lost"))).unwrap().is_none());
 }
 
 #[test]
 fn a_snapshot_shortens_restart_and_the_journal_continues_after_it() {
-    let storage = MemoryStorage::default();
+    let storage = quiet();
     let engine = start(&storage, Config::default());
     for request in setup_requests() {
         submit(&engine, request);
     }
     submit(&engine, fund("a", "3.00"));
     engine.shutdown();
-    assert!(storage.names().iter().any(|n| n.starts_with("snapshot-")));
+    assert!(names(&storage).iter().any(|n| n.starts_with("snapshot-")));
 
     let (engine, recovery) = Engine::start(storage.clone(), config()).unwrap();
     assert_eq!((recovery.snapshot_record, recovery.replayed_records), (3, 0));
     submit(&engine, fund("b", "4.00"));
     drop(engine);
-    let (engine, recovery) = Engine::start(storage.crash(0), config()).unwrap();
+    let (engine, recovery) = Engine::start(storage.crash_keeping(0), config()).unwrap();
     assert_eq!(recovery.replayed_records, 1);
     assert_eq!(alice(&engine), 700);
     assert_eq!(block_on(engine.account(id("alice"), Some(recovery.last_seq - 1))).unwrap().unwrap().totals.balance(), 300);
@@ -131,15 +142,15 @@ fn a_snapshot_shortens_restart_and_the_journal_continues_after_it() {
 
 #[test]
 fn a_corrupt_snapshot_is_passed_over_for_the_journal() {
-    let storage = MemoryStorage::default();
+    let storage = quiet();
     let engine = start(&storage, Config::default());
     for request in setup_requests() {
         submit(&engine, request);
     }
     submit(&engine, fund("a", "3.00"));
     engine.shutdown();
-    let name = storage.names().into_iter().find(|n| n.starts_with("snapshot-")).unwrap();
-    storage.disk.lock().unwrap().files.get_mut(&name).unwrap().0[100] ^= 0xff;
+    let name = names(&storage).into_iter().find(|n| n.starts_with("snapshot-")).unwrap();
+    storage.corrupt(&name, 100, 0xff);
     let (engine, recovery) = Engine::start(storage.clone(), config()).unwrap();
     assert_eq!((recovery.snapshot_record, recovery.replayed_records), (0, 3));
     assert_eq!(alice(&engine), 300);
@@ -157,7 +168,7 @@ fn a_data_directory_is_used_by_one_process_at_a_time() {
 
 #[test]
 fn holds_expire_through_the_journal() {
-    let storage = MemoryStorage::default();
+    let storage = quiet();
     let now = Arc::new(AtomicU64::new(1_000_000_000));
     let clock_source = now.clone();
     let clock: Clock = Arc::new(move || clock_source.load(Ordering::SeqCst));
@@ -182,6 +193,6 @@ fn holds_expire_through_the_journal() {
     let entries = block_on(engine.journal(seq, 10, Duration::from_secs(30))).unwrap();
     assert!(matches!(entries.as_slice(), [JournalEntry::Expiry { pending_id, .. }] if pending_id == "h"), "{entries:?}");
     drop(engine);
-    let engine = start(&storage.crash(0), Config { clock, ..config() });
+    let engine = start(&storage.crash_keeping(0), Config { clock, ..config() });
     assert_eq!(block_on(engine.transfer(id("h"))).unwrap().unwrap().state, TransferState::Expired);
 }
