@@ -119,8 +119,8 @@ fn a_failed_fsync_is_never_reported_as_success() {
     assert!(block_on(engine.transfer(id("lost"))).unwrap().is_none());
 }
 
-#[test]
-fn a_snapshot_shortens_restart_and_the_journal_continues_after_it() {
+/// Three records (asset, accounts, alice funded with 3.00), then a clean stop with a snapshot.
+fn snapshotted() -> SimStorage {
     let storage = quiet();
     let engine = start(&storage, Config::default());
     for request in setup_requests() {
@@ -129,6 +129,12 @@ fn a_snapshot_shortens_restart_and_the_journal_continues_after_it() {
     submit(&engine, fund("a", "3.00"));
     engine.shutdown();
     assert!(names(&storage).iter().any(|n| n.starts_with("snapshot-")));
+    storage
+}
+
+#[test]
+fn a_snapshot_shortens_restart_and_the_journal_continues_after_it() {
+    let storage = snapshotted();
 
     let (engine, recovery) = Engine::start(storage.clone(), config()).unwrap();
     assert_eq!((recovery.snapshot_record, recovery.replayed_records), (3, 0));
@@ -142,13 +148,7 @@ fn a_snapshot_shortens_restart_and_the_journal_continues_after_it() {
 
 #[test]
 fn a_corrupt_snapshot_is_passed_over_for_the_journal() {
-    let storage = quiet();
-    let engine = start(&storage, Config::default());
-    for request in setup_requests() {
-        submit(&engine, request);
-    }
-    submit(&engine, fund("a", "3.00"));
-    engine.shutdown();
+    let storage = snapshotted();
     let name = names(&storage).into_iter().find(|n| n.starts_with("snapshot-")).unwrap();
     storage.corrupt(&name, 100, 0xff);
     let (engine, recovery) = Engine::start(storage.clone(), config()).unwrap();
