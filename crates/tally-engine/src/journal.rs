@@ -254,16 +254,19 @@ impl Journal {
                 // A damaged record is read again before it is judged, so a fault on the read
                 // path is never mistaken for damage on disk (and never cut off as a torn tail).
                 let mut verdict = Err(Damage::IncompleteHeader);
+                // Cut as torn only if every read agrees that the damage runs to the end of the file.
+                let mut reaches_end_every_time = true;
                 for _ in 0..READ_ATTEMPTS {
                     verdict = read_record(storage, name, offset, file_len, position.checksum, &mut record_header, &mut payload)?;
-                    if verdict.is_ok() {
-                        break;
+                    match verdict {
+                        Ok(_) => break,
+                        Err(damage) => reaches_end_every_time &= damage.reaches(file_len),
                     }
                 }
                 let end = match verdict {
                     Ok(end) => end,
                     Err(damage) => {
-                        if is_last && damage.reaches(file_len) {
+                        if is_last && reaches_end_every_time {
                             break;
                         }
                         let place = if is_last { "" } else { " in a segment that is not the last" };
