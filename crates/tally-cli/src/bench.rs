@@ -57,6 +57,9 @@ pub struct Args {
     pub measure_restart: bool,
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Threads of the load generator. One keeps up with the server and leaves it the rest.
+    #[arg(long, default_value_t = 1)]
+    pub client_threads: usize,
 }
 
 struct Server {
@@ -119,7 +122,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if args.accounts < 2 || args.hot_accounts < 2 || args.hot_accounts > args.accounts || args.hot_percent > 100 {
         bail!("need at least 2 accounts, 2 to --accounts hot accounts, and --hot-percent at most 100");
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(args.client_threads.max(1)).enable_all().build()?;
     let mut server = match &args.url {
         Some(_) => None,
         None => {

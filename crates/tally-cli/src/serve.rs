@@ -20,13 +20,19 @@ pub struct Args {
     /// Require `Authorization: Bearer <token>` on every /v1 route.
     #[arg(long, env = "TALLY_API_TOKEN", hide_env_values = true)]
     pub api_token: Option<String>,
+    /// Threads serving HTTP. The default leaves one core to the writer thread, which applies
+    /// and commits every change: starving it costs more than any parsing gains.
+    #[arg(long, env = "TALLY_HTTP_THREADS")]
+    pub http_threads: Option<usize>,
     /// The store: only `embedded` in this build.
     #[arg(long, default_value = "embedded", value_parser = ["embedded"])]
     pub engine: String,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("tally-http").build()?;
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let http_threads = args.http_threads.unwrap_or(cores.saturating_sub(1)).max(1);
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(http_threads).enable_all().thread_name("tally-http").build()?;
     let (engine, recovery) = Engine::open(&args.data_dir, Config::default())?;
     tracing::info!(data_dir = %args.data_dir.display(), last_seq = recovery.last_seq, replayed_records = recovery.replayed_records, "ledger open");
     let engine = Arc::new(engine);
