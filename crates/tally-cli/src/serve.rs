@@ -32,7 +32,8 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let http_threads = args.http_threads.unwrap_or(cores.saturating_sub(1)).max(1);
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(http_threads).enable_all().thread_name("tally-http").build()?;
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(http_threads).enable_all().thread_name("tally-http").build()?;
     let (engine, recovery) = Engine::open(&args.data_dir, Config::default())?;
     tracing::info!(data_dir = %args.data_dir.display(), last_seq = recovery.last_seq, replayed_records = recovery.replayed_records, "ledger open");
     let engine = Arc::new(engine);
