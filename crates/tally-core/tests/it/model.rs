@@ -132,17 +132,22 @@ impl Model {
         }
     }
 
+    /// The answer an id decided before gives when it comes again.
+    fn known(&self, event: &NewTransfer) -> Option<Outcome> {
+        let existing = self.transfers.get(event.id.as_str())?;
+        let result = if !same_event(&existing.event, event) {
+            ExistsWithDifferentFields
+        } else if existing.result == Created {
+            Exists
+        } else {
+            existing.result
+        };
+        Some(Outcome { result, seq: existing.seq, timestamp: existing.timestamp })
+    }
+
     fn try_transfer(&mut self, event: &NewTransfer, now: u64) -> Result<Outcome, ResultCode> {
-        if let Some(existing) = self.transfers.get(event.id.as_str()) {
-            let result = if !same_event(&existing.event, event) {
-                ExistsWithDifferentFields
-            } else if existing.result == Created {
-                Exists
-            } else {
-                existing.result
-            };
-            let outcome = Outcome { result, seq: existing.seq, timestamp: existing.timestamp };
-            return if result == Exists { Ok(outcome) } else { Err(result) };
+        if let Some(outcome) = self.known(event) {
+            return if outcome.result == Exists { Ok(outcome) } else { Err(outcome.result) };
         }
         let stamp = now.max(self.clock + 1);
         let (debit, credit, amount, kind, hold, expires_at) = match &event.kind {
@@ -217,15 +222,8 @@ impl Model {
 
     fn record_failure(&mut self, event: &NewTransfer, code: ResultCode, now: u64) -> Outcome {
         // An id decided before keeps its original outcome, whatever its chain did now.
-        if let Some(existing) = self.transfers.get(event.id.as_str()) {
-            let result = if !same_event(&existing.event, event) {
-                ExistsWithDifferentFields
-            } else if existing.result == Created {
-                Exists
-            } else {
-                existing.result
-            };
-            return Outcome { result, seq: existing.seq, timestamp: existing.timestamp };
+        if let Some(outcome) = self.known(event) {
+            return outcome;
         }
         self.seq += 1;
         let timestamp = self.tick(now);
