@@ -306,54 +306,36 @@ fn decode_request(input: &mut Decoder<'_>) -> Result<Request, DecodeError> {
     if count > BATCH_EVENTS_MAX {
         return fail(format!("request with {count} events exceeds the batch limit"));
     }
-    let mut decode_all = |read: &mut dyn FnMut(&mut Decoder<'_>) -> Result<(), DecodeError>| (0..count).try_for_each(|_| read(input));
+    fn events<T>(
+        input: &mut Decoder<'_>,
+        count: usize,
+        read: fn(&mut Decoder<'_>) -> Result<T, DecodeError>,
+    ) -> Result<Vec<T>, DecodeError> {
+        (0..count).map(|_| read(input)).collect()
+    }
     Ok(match kind {
-        REQUEST_ASSETS => {
-            let mut events = Vec::with_capacity(count);
-            decode_all(&mut |i| {
-                events.push(NewAsset { code: i.asset_code()?, scale: i.u8()? });
-                Ok(())
-            })?;
-            Request::CreateAssets(events)
-        }
-        REQUEST_ACCOUNTS => {
-            let mut events = Vec::with_capacity(count);
-            decode_all(&mut |i| {
-                events.push(NewAccount {
-                    id: i.id()?,
-                    asset: i.asset_code()?,
-                    parent: i.option(Decoder::id)?,
-                    min_balance: i.option(Decoder::decimal)?,
-                    max_balance: i.option(Decoder::decimal)?,
-                    metadata: i.option(Decoder::metadata)?,
-                });
-                Ok(())
-            })?;
-            Request::CreateAccounts(events)
-        }
-        REQUEST_UPDATES => {
-            let mut events = Vec::with_capacity(count);
-            decode_all(&mut |i| {
-                let id = i.id()?;
-                let patch = AccountPatch {
-                    min_balance: i.option(|i| i.option(Decoder::decimal))?,
-                    max_balance: i.option(|i| i.option(Decoder::decimal))?,
-                    metadata: i.option(|i| i.option(Decoder::metadata))?,
-                    if_version: i.option(Decoder::u64)?,
-                };
-                events.push(AccountUpdate { id, patch });
-                Ok(())
-            })?;
-            Request::UpdateAccounts(events)
-        }
-        REQUEST_TRANSFERS => {
-            let mut events = Vec::with_capacity(count);
-            decode_all(&mut |i| {
-                events.push(decode_transfer(i)?);
-                Ok(())
-            })?;
-            Request::CreateTransfers(events)
-        }
+        REQUEST_ASSETS => Request::CreateAssets(events(input, count, |i| Ok(NewAsset { code: i.asset_code()?, scale: i.u8()? }))?),
+        REQUEST_ACCOUNTS => Request::CreateAccounts(events(input, count, |i| {
+            Ok(NewAccount {
+                id: i.id()?,
+                asset: i.asset_code()?,
+                parent: i.option(Decoder::id)?,
+                min_balance: i.option(Decoder::decimal)?,
+                max_balance: i.option(Decoder::decimal)?,
+                metadata: i.option(Decoder::metadata)?,
+            })
+        })?),
+        REQUEST_UPDATES => Request::UpdateAccounts(events(input, count, |i| {
+            let id = i.id()?;
+            let patch = AccountPatch {
+                min_balance: i.option(|i| i.option(Decoder::decimal))?,
+                max_balance: i.option(|i| i.option(Decoder::decimal))?,
+                metadata: i.option(|i| i.option(Decoder::metadata))?,
+                if_version: i.option(Decoder::u64)?,
+            };
+            Ok(AccountUpdate { id, patch })
+        })?),
+        REQUEST_TRANSFERS => Request::CreateTransfers(events(input, count, decode_transfer)?),
         other => return fail(format!("unknown request kind {other}")),
     })
 }
