@@ -117,6 +117,7 @@ impl PieceReader<'_> {
 impl State {
     /// Writes the state as a sequence of pieces through `emit`.
     pub fn encode_snapshot<E>(&self, emit: &mut dyn FnMut(&[u8]) -> Result<(), E>) -> Result<(), E> {
+        assert!(self.slice.is_none(), "only a whole ledger is snapshotted");
         let mut out = Pieces { buffer: Encoder::default(), emit };
         out.item(|o| {
             o.u64(self.last_timestamp());
@@ -285,6 +286,7 @@ impl State {
                     created_seq,
                     timestamp,
                     history,
+                    earlier_changes: 0,
                     checkpoints,
                     updates: Vec::new(),
                 })
@@ -341,19 +343,11 @@ impl State {
                         credit: i.u32()?,
                         related: i.u32()?,
                         kind: match i.u8()? {
-                            0 => RecordKind::Direct,
-                            1 => RecordKind::Pending,
-                            2 => RecordKind::Post,
-                            3 => RecordKind::Void,
-                            other => return fail(format!("unknown transfer kind {other}")),
+                            kind => RecordKind::from_u8(kind).map_or_else(|| fail(format!("unknown transfer kind {kind}")), Ok)?,
                         },
                         result: i.result_code()?,
                         hold_state: match i.u8()? {
-                            0 => HoldState::Pending,
-                            1 => HoldState::Posted,
-                            2 => HoldState::Voided,
-                            3 => HoldState::Expired,
-                            other => return fail(format!("unknown hold state {other}")),
+                            state => HoldState::from_u8(state).map_or_else(|| fail(format!("unknown hold state {state}")), Ok)?,
                         },
                     },
                 ))

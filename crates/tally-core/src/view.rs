@@ -147,8 +147,8 @@ impl State {
     }
 
     /// `totals` moved forward (or back) over the change at `seq` to `account`.
-    fn shift_for(&self, account: u32, seq: u64, totals: Totals, forward: bool) -> Totals {
-        let (record, movement) = match self.log[seq as usize - 1] {
+    pub(crate) fn shift_for(&self, account: u32, seq: u64, totals: Totals, forward: bool) -> Totals {
+        let (record, movement) = match self.log_entry(seq) {
             LogEntry::Transfer(transfer) => {
                 let record = &self.transfers[transfer as usize];
                 (record, self.movement(record))
@@ -254,7 +254,7 @@ impl State {
         Some(
             account.history[start..]
                 .iter()
-                .filter_map(|&seq| match self.log[seq as usize - 1] {
+                .filter_map(|&seq| match self.log_entry(seq) {
                     LogEntry::Transfer(index) => Some(self.view_transfer(index)),
                     _ => None,
                 })
@@ -270,7 +270,7 @@ impl State {
     }
 
     fn journal_entry(&self, seq: u64) -> JournalEntry {
-        match self.log[seq as usize - 1] {
+        match self.log_entry(seq) {
             LogEntry::Asset(index) => {
                 let asset = &self.assets[index as usize];
                 JournalEntry::Asset { code: asset.code.clone(), scale: asset.scale, seq: asset.seq, timestamp: asset.timestamp }
