@@ -342,13 +342,13 @@ impl State {
                         debit: i.u32()?,
                         credit: i.u32()?,
                         related: i.u32()?,
-                        kind: match i.u8()? {
-                            kind => RecordKind::from_u8(kind).map_or_else(|| fail(format!("unknown transfer kind {kind}")), Ok)?,
-                        },
+                        kind: i
+                            .u8()
+                            .and_then(|kind| RecordKind::from_u8(kind).map_or_else(|| fail(format!("unknown transfer kind {kind}")), Ok))?,
                         result: i.result_code()?,
-                        hold_state: match i.u8()? {
-                            state => HoldState::from_u8(state).map_or_else(|| fail(format!("unknown hold state {state}")), Ok)?,
-                        },
+                        hold_state: i
+                            .u8()
+                            .and_then(|state| HoldState::from_u8(state).map_or_else(|| fail(format!("unknown hold state {state}")), Ok))?,
                     },
                 ))
             })?;
