@@ -278,7 +278,7 @@ impl State {
         changes
     }
 
-    fn account_row(&self, index: u32) -> AccountRow {
+    pub(crate) fn account_row(&self, index: u32) -> AccountRow {
         let account = &self.accounts[index as usize];
         AccountRow {
             id: account.id.clone(),
@@ -294,7 +294,7 @@ impl State {
         }
     }
 
-    fn transfer_row(&self, index: u32) -> TransferRow {
+    pub(crate) fn transfer_row(&self, index: u32) -> TransferRow {
         let record = &self.transfers[index as usize];
         let account = |index: u32| (index != NONE).then(|| self.accounts[index as usize].id.clone());
         TransferRow {

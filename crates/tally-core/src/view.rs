@@ -4,6 +4,7 @@
 use crate::event::ResultCode;
 use crate::id::{AssetCode, Id};
 use crate::limits::PAGE_LIMIT_MAX;
+use crate::slice::{AccountRow, TransferRow};
 use crate::state::{HoldState, LogEntry, Movement, RecordKind, Settings, Side, State, Totals, TransferRecord, CHECKPOINT_INTERVAL};
 use std::ops::Bound;
 
@@ -79,6 +80,60 @@ pub enum JournalEntry {
     Expiry { pending_id: String, debit: Id, credit: Id, amount: u128, scale: u8, seq: u64, timestamp: u64 },
 }
 
+impl AccountRow {
+    pub fn into_view(self, scale: u8) -> AccountView {
+        AccountView {
+            id: self.id,
+            asset: self.asset,
+            scale,
+            parent: self.parent,
+            settings: self.settings,
+            totals: self.totals,
+            version: self.version,
+            created_seq: self.created_seq,
+            timestamp: self.timestamp,
+        }
+    }
+}
+
+impl TransferRow {
+    /// The transfer as readers see it; `asset` is its accounts' asset and scale (`None` only
+    /// for a failed transfer, which moved nothing).
+    pub fn into_view(self, asset: Option<(AssetCode, u8)>) -> TransferView {
+        let (Some(debit), Some(credit), Some((asset, scale)), ResultCode::Created) = (self.debit, self.credit, asset, self.result) else {
+            return TransferView {
+                id: self.id,
+                result: self.result,
+                state: TransferState::Failed,
+                seq: self.seq,
+                timestamp: self.timestamp,
+                detail: None,
+            };
+        };
+        let state = match (self.kind, self.hold_state) {
+            (RecordKind::Void, _) => TransferState::Voided,
+            (RecordKind::Pending, HoldState::Pending) => TransferState::Pending,
+            (RecordKind::Pending, HoldState::Voided) => TransferState::Voided,
+            (RecordKind::Pending, HoldState::Expired) => TransferState::Expired,
+            _ => TransferState::Posted,
+        };
+        let pending = self.kind == RecordKind::Pending;
+        let detail = TransferDetail {
+            kind: self.kind,
+            debit,
+            credit,
+            amount: self.amount,
+            asset,
+            scale,
+            pending_id: if pending { None } else { self.related.clone() },
+            resolved_by: if pending { self.related } else { None },
+            expires_at: self.expires_at,
+            metadata: self.metadata,
+        };
+        TransferView { id: self.id, result: self.result, state, seq: self.seq, timestamp: self.timestamp, detail: Some(detail) }
+    }
+}
+
 impl JournalEntry {
     pub fn seq(&self) -> u64 {
         match self {
@@ -92,18 +147,7 @@ impl JournalEntry {
 impl State {
     fn view_account(&self, index: u32) -> AccountView {
         let account = &self.accounts[index as usize];
-        let asset = &self.assets[account.asset as usize];
-        AccountView {
-            id: account.id.clone(),
-            asset: asset.code.clone(),
-            scale: asset.scale,
-            parent: account.parent.map(|p| self.accounts[p as usize].id.clone()),
-            settings: account.settings.clone(),
-            totals: account.totals,
-            version: account.version(),
-            created_seq: account.created_seq,
-            timestamp: account.timestamp,
-        }
+        self.account_row(index).into_view(self.assets[account.asset as usize].scale)
     }
 
     pub fn asset(&self, code: &AssetCode) -> Option<(AssetCode, u8, u64)> {
@@ -210,40 +254,8 @@ impl State {
 
     fn view_transfer(&self, index: u32) -> TransferView {
         let record = &self.transfers[index as usize];
-        let id = self.id_of(record).to_owned();
-        if record.result != ResultCode::Created {
-            return TransferView {
-                id,
-                result: record.result,
-                state: TransferState::Failed,
-                seq: record.seq,
-                timestamp: record.timestamp,
-                detail: None,
-            };
-        }
-        let state = match (record.kind, record.hold_state) {
-            (RecordKind::Void, _) => TransferState::Voided,
-            (RecordKind::Pending, HoldState::Pending) => TransferState::Pending,
-            (RecordKind::Pending, HoldState::Voided) => TransferState::Voided,
-            (RecordKind::Pending, HoldState::Expired) => TransferState::Expired,
-            _ => TransferState::Posted,
-        };
-        let related = (record.related != u32::MAX).then(|| self.id_of(&self.transfers[record.related as usize]).to_owned());
-        let debit = &self.accounts[record.debit as usize];
-        let asset = &self.assets[debit.asset as usize];
-        let detail = TransferDetail {
-            kind: record.kind,
-            debit: debit.id.clone(),
-            credit: self.accounts[record.credit as usize].id.clone(),
-            amount: record.amount,
-            asset: asset.code.clone(),
-            scale: asset.scale,
-            pending_id: if record.kind == RecordKind::Pending { None } else { related.clone() },
-            resolved_by: if record.kind == RecordKind::Pending { related } else { None },
-            expires_at: self.hold_expiry.get(&index).copied(),
-            metadata: self.metadata_of(record).map(str::to_owned),
-        };
-        TransferView { id, result: record.result, state, seq: record.seq, timestamp: record.timestamp, detail: Some(detail) }
+        let asset = (record.debit != u32::MAX).then(|| &self.assets[self.accounts[record.debit as usize].asset as usize]);
+        self.transfer_row(index).into_view(asset.map(|asset| (asset.code.clone(), asset.scale)))
     }
 
     /// The transfers (including posts and voids) that changed `id`'s totals, in seq order,

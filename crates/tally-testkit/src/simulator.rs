@@ -14,26 +14,12 @@
 
 use crate::random::Random;
 use crate::storage::{FaultCounts, Faults, SimStorage};
+use crate::workload::Workload;
 use tally_core::*;
 use tally_engine::commit::{self, BatchApplied};
 use tally_engine::engine::recover;
 use tally_engine::journal::Journal;
 use tally_engine::snapshot;
-
-/// One account of the tree every run starts with: id, parent, min_balance and max_balance
-/// (whole units).
-type Node = (&'static str, Option<&'static str>, Option<i64>, Option<i64>);
-
-const ACCOUNTS: &[Node] = &[
-    ("world", None, None, None),
-    ("alice", None, Some(0), None),
-    ("bob", None, Some(0), Some(800)),
-    ("carol", None, Some(-50), None),
-    ("org", None, Some(-300), None),
-    ("org:a", Some("org"), None, None),
-    ("org:b", Some("org"), Some(-100), None),
-    ("org:b:x", Some("org:b"), Some(0), Some(200)),
-];
 
 /// Recovery is retried this often when a transient read fault makes it fail; a real defect
 /// fails every time.
@@ -100,18 +86,8 @@ struct Simulation {
     reference: State,
     uncertain: Option<Uncertain>,
     clock: u64,
-    /// Transfer events sent so far, to resend as retries.
-    sent: Vec<NewTransfer>,
-    next_id: u64,
+    workload: Workload,
     report: Report,
-}
-
-fn id(text: &str) -> Id {
-    Id::parse(text).expect("simulation ids are valid")
-}
-
-fn decimal(units: i64) -> Decimal {
-    Decimal::parse(&units.to_string()).expect("integers are decimals")
 }
 
 pub fn run(seed: u64, options: Options) -> Result<Report, Violation> {
@@ -125,8 +101,7 @@ pub fn run(seed: u64, options: Options) -> Result<Report, Violation> {
         reference: State::new(),
         uncertain: None,
         clock: 1_700_000_000_000_000_000,
-        sent: Vec::new(),
-        next_id: 0,
+        workload: Workload::new(seed),
         report: Report { seed, ..Report::default() },
     };
     simulation.setup()?;
@@ -135,11 +110,12 @@ pub fn run(seed: u64, options: Options) -> Result<Report, Violation> {
         simulation.clock += simulation.random.below(40) as u64 * 1_000_000;
         match simulation.random.below(100) {
             0..=64 => {
-                let requests = (0..1 + simulation.random.below(3)).map(|_| simulation.transfers()).collect();
+                let requests: Vec<Request> = (0..1 + simulation.random.below(3)).map(|_| simulation.workload.transfers()).collect();
+                simulation.report.events += requests.iter().map(|request| request.len() as u64).sum::<u64>();
                 simulation.commit(requests)?;
             }
             65..=71 => {
-                let request = simulation.bounds();
+                let request = simulation.workload.bounds();
                 simulation.commit(vec![request])?;
             }
             72..=79 => simulation.commit(Vec::new())?,
@@ -181,99 +157,12 @@ impl Simulation {
     }
 
     fn setup(&mut self) -> Result<(), Violation> {
-        let asset = Request::CreateAssets(vec![NewAsset { code: AssetCode::parse("USD").expect("valid"), scale: 0 }]);
-        let accounts = Request::CreateAccounts(
-            ACCOUNTS
-                .iter()
-                .map(|&(name, parent, min, max)| NewAccount {
-                    id: id(name),
-                    asset: AssetCode::parse("USD").expect("valid"),
-                    parent: parent.map(id),
-                    min_balance: min.map(decimal),
-                    max_balance: max.map(decimal),
-                    metadata: None,
-                })
-                .collect(),
-        );
+        let requests = Workload::setup();
         // Retried until acknowledged: faults may strike here too.
         while self.reference.last_seq() == 0 {
-            self.commit(vec![asset.clone(), accounts.clone()])?;
+            self.commit(requests.clone())?;
         }
         Ok(())
-    }
-
-    fn account(&mut self) -> Id {
-        id(self.random.pick(ACCOUNTS).0)
-    }
-
-    fn transfers(&mut self) -> Request {
-        let mut events = Vec::new();
-        for _ in 0..1 + self.random.below(6) {
-            let event = if !self.sent.is_empty() && self.random.chance(120) {
-                // A retry: the very same event again, possibly with a flipped link.
-                self.random.pick(&self.sent).clone()
-            } else {
-                self.next_id += 1;
-                let debit = self.account();
-                let mut credit = self.account();
-                if self.random.chance(950) {
-                    while credit == debit {
-                        credit = self.account();
-                    }
-                }
-                let amount = decimal(1 + self.random.below(120) as i64);
-                let held = |simulation: &mut Self| {
-                    let holds: Vec<Id> =
-                        simulation.sent.iter().filter(|e| matches!(e.kind, TransferKind::Pending { .. })).map(|e| e.id.clone()).collect();
-                    if holds.is_empty() {
-                        id("none")
-                    } else {
-                        simulation.random.pick(&holds).clone()
-                    }
-                };
-                let kind = match self.random.below(10) {
-                    0..=4 => TransferKind::Direct { debit, credit, amount },
-                    5..=6 => {
-                        let timeout_ms = self.random.chance(600).then(|| 1 + self.random.below(200) as u64);
-                        TransferKind::Pending { debit, credit, amount, timeout_ms }
-                    }
-                    7..=8 => {
-                        let partial = self.random.chance(300).then(|| decimal(1 + self.random.below(60) as i64));
-                        TransferKind::Post { pending_id: held(self), debit: None, credit: None, amount: partial }
-                    }
-                    _ => TransferKind::Void { pending_id: held(self), debit: None, credit: None },
-                };
-                NewTransfer {
-                    id: id(&format!("t{}", self.next_id)),
-                    kind,
-                    asset: None,
-                    linked: self.random.chance(200),
-                    metadata: self.random.chance(100).then(|| format!("{{\"n\":{}}}", self.next_id).into()),
-                    if_debit_version: None,
-                    if_credit_version: None,
-                }
-            };
-            self.sent.push(event.clone());
-            events.push(event);
-        }
-        self.report.events += events.len() as u64;
-        Request::CreateTransfers(events)
-    }
-
-    fn bounds(&mut self) -> Request {
-        let index = self.random.below(ACCOUNTS.len());
-        let bound = |random: &mut Random, base: Option<i64>| match random.below(3) {
-            0 => None,
-            1 => Some(base.map(decimal)),
-            _ => Some(Some(decimal(base.unwrap_or(0) + random.below(200) as i64 - 100))),
-        };
-        let patch = AccountPatch {
-            min_balance: bound(&mut self.random, ACCOUNTS[index].2),
-            max_balance: bound(&mut self.random, ACCOUNTS[index].3),
-            metadata: None,
-            if_version: None,
-        };
-        Request::UpdateAccounts(vec![AccountUpdate { id: id(ACCOUNTS[index].0), patch }])
     }
 
     fn commit(&mut self, requests: Vec<Request>) -> Result<(), Violation> {

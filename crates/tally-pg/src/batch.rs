@@ -1,0 +1,501 @@
+//! One batch in one transaction: load the rows the batch names into a `tally_core` slice,
+//! apply it with the same `commit::apply` as the embedded writer, write back what changed
+//! with one set-based statement per table, commit.
+//!
+//! The order of locks is what makes this safe and deadlock-free:
+//! 1. Account rows (every account named, every open hold's accounts, every due hold's
+//!    accounts, and all their ancestors), in id order, in one statement. With `locking` they
+//!    are taken `FOR UPDATE`; with `optimistic` and `serializable` they are only read.
+//! 2. The ledger row, `FOR UPDATE`: the single point where batches from every node take
+//!    their turn, so seqs are gapless and in commit order (see docs/postgres.md).
+//! 3. Nothing else is locked; rows written after this point are new or already locked.
+//!
+//! Everything that decides an outcome is read after step 2 (transfer ids, holds, assets), so
+//! under READ COMMITTED it sees every batch committed before this one. What was read before
+//! step 2 is checked after it: an account that appeared meanwhile, or (optimistic) an
+//! account whose version moved, makes the attempt a `Conflict` that is rolled back and retried.
+
+use crate::rows::{self, big, ACCOUNT_COLUMNS, TRANSFER_COLUMNS};
+use crate::{Concurrency, PgError};
+use futures_util::future::try_join_all;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use tally_core::{AccountRow, Changes, HoldState, Id, RecordKind, Request, ResultCode, State, TransferKind};
+use tally_engine::commit::{self, BatchApplied};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, IsolationLevel, Statement};
+
+/// At most this many due holds are expired by one batch; the rest wait for the next.
+pub const DUE_HOLDS_MAX: i64 = 8_192;
+
+/// What a batch names, collected before touching the database.
+#[derive(Default)]
+struct Names {
+    accounts: BTreeSet<String>,
+    transfers: BTreeSet<String>,
+    holds: BTreeSet<String>,
+    assets: BTreeSet<String>,
+}
+
+impl Names {
+    fn of(requests: &[&Request]) -> Names {
+        let mut names = Names::default();
+        for request in requests {
+            match request {
+                Request::CreateAssets(events) => names.assets.extend(events.iter().map(|e| e.code.as_str().to_owned())),
+                Request::CreateAccounts(events) => {
+                    for event in events {
+                        names.accounts.insert(event.id.as_str().to_owned());
+                        names.accounts.extend(event.parent.iter().map(|p| p.as_str().to_owned()));
+                        names.assets.insert(event.asset.as_str().to_owned());
+                    }
+                }
+                Request::UpdateAccounts(events) => names.accounts.extend(events.iter().map(|e| e.id.as_str().to_owned())),
+                Request::CreateTransfers(events) => {
+                    for event in events {
+                        names.transfers.insert(event.id.as_str().to_owned());
+                        names.assets.extend(event.asset.iter().map(|a| a.as_str().to_owned()));
+                        match &event.kind {
+                            TransferKind::Direct { debit, credit, .. } | TransferKind::Pending { debit, credit, .. } => {
+                                names.accounts.insert(debit.as_str().to_owned());
+                                names.accounts.insert(credit.as_str().to_owned());
+                            }
+                            TransferKind::Post { pending_id, .. } | TransferKind::Void { pending_id, .. } => {
+                                names.holds.insert(pending_id.as_str().to_owned());
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        names
+    }
+}
+
+/// The statements a batch runs, prepared once per connection.
+pub struct Statements {
+    lock_accounts: Statement,
+    read_accounts: Statement,
+    lock_ledger: Statement,
+    accounts_present: Statement,
+    versions_moved: Statement,
+    assets: Statement,
+    transfers: Statement,
+    insert_assets: Statement,
+    insert_accounts: Statement,
+    update_accounts: Statement,
+    insert_account_changes: Statement,
+    insert_settings_changes: Statement,
+    insert_transfers: Statement,
+    resolve_holds: Statement,
+    insert_expiries: Statement,
+    insert_batch: Statement,
+    advance_ledger: Statement,
+}
+
+/// The accounts a batch touches and all their ancestors: the named accounts, the accounts of
+/// the holds it posts or voids, and those of the holds due to expire.
+fn touched_accounts_sql(lock: bool) -> String {
+    format!(
+        "WITH named(id) AS (
+             SELECT unnest($1::text[])
+             UNION SELECT unnest(ARRAY[t.debit, t.credit]) FROM tally.transfers t WHERE t.id = ANY($2::text[]) AND t.kind = 1
+             UNION SELECT unnest(ARRAY[d.debit, d.credit]) FROM (
+                 SELECT debit, credit FROM tally.transfers
+                 WHERE expires_at IS NOT NULL AND hold_state = 0 AND expires_at <= $3 ORDER BY expires_at LIMIT $4) d
+         ), touched(id) AS (
+             SELECT id FROM named UNION SELECT unnest(n.lineage) FROM tally.accounts n WHERE n.id IN (SELECT id FROM named)
+         )
+         SELECT {ACCOUNT_COLUMNS}, array_to_string(a.lineage, ' ') FROM tally.accounts a
+         WHERE a.id IN (SELECT id FROM touched) ORDER BY a.id {}",
+        if lock { "FOR UPDATE" } else { "" }
+    )
+}
+
+/// Rows of one table as parallel arrays, for `INSERT ... SELECT FROM unnest(...)`.
+const NUMERIC: &str = "::numeric(39, 0)";
+
+impl Statements {
+    pub async fn prepare(client: &Client) -> Result<Statements, PgError> {
+        let n = NUMERIC;
+        let prepare = |sql: String| async move { client.prepare(&sql).await };
+        Ok(Statements {
+            lock_accounts: prepare(touched_accounts_sql(true)).await?,
+            read_accounts: prepare(touched_accounts_sql(false)).await?,
+            lock_ledger: prepare("SELECT last_seq, last_timestamp FROM tally.ledger FOR UPDATE".into()).await?,
+            accounts_present: prepare("SELECT id FROM tally.accounts WHERE id = ANY($1::text[])".into()).await?,
+            versions_moved: prepare(
+                "SELECT count(*) FROM tally.accounts a JOIN unnest($1::text[], $2::bigint[]) AS v(id, version)
+                 ON a.id = v.id WHERE a.version <> v.version"
+                    .into(),
+            )
+            .await?,
+            assets: prepare("SELECT code, scale, seq, timestamp FROM tally.assets WHERE code = ANY($1::text[])".into()).await?,
+            transfers: prepare(format!(
+                "SELECT {TRANSFER_COLUMNS} FROM tally.transfers t WHERE t.id = ANY($1::text[]) OR t.id IN (
+                     SELECT id FROM tally.transfers WHERE expires_at IS NOT NULL AND hold_state = 0 AND expires_at <= $2
+                     ORDER BY expires_at LIMIT $3)"
+            ))
+            .await?,
+            insert_assets: prepare(
+                "INSERT INTO tally.assets (code, scale, seq, timestamp)
+                 SELECT * FROM unnest($1::text[], $2::smallint[], $3::bigint[], $4::bigint[])"
+                    .into(),
+            )
+            .await?,
+            insert_accounts: prepare(format!(
+                "INSERT INTO tally.accounts (id, asset, parent, lineage, depth, min_balance, max_balance, metadata,
+                     created_min_balance, created_max_balance, created_metadata, debits_posted, credits_posted, debits_pending,
+                     credits_pending, version, created_seq, timestamp)
+                 SELECT id, asset, parent, string_to_array(lineage, ' '), depth, min{n}, max{n}, metadata, min{n}, max{n}, metadata,
+                     dp{n}, cp{n}, dq{n}, cq{n}, version, seq, ts
+                 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::smallint[], $6::text[], $7::text[], $8::text[],
+                     $9::text[], $10::text[], $11::text[], $12::text[], $13::bigint[], $14::bigint[], $15::bigint[])
+                     AS u(id, asset, parent, lineage, depth, min, max, metadata, dp, cp, dq, cq, version, seq, ts)"
+            ))
+            .await?,
+            update_accounts: prepare(format!(
+                "UPDATE tally.accounts a SET min_balance = u.min{n}, max_balance = u.max{n}, metadata = u.metadata,
+                     debits_posted = u.dp{n}, credits_posted = u.cp{n}, debits_pending = u.dq{n}, credits_pending = u.cq{n},
+                     version = u.version
+                 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+                     $9::bigint[]) AS u(id, min, max, metadata, dp, cp, dq, cq, version)
+                 WHERE a.id = u.id"
+            ))
+            .await?,
+            insert_account_changes: prepare(format!(
+                "INSERT INTO tally.account_changes (account, seq, version, debits_posted, credits_posted, debits_pending,
+                     credits_pending)
+                 SELECT account, seq, version, dp{n}, cp{n}, dq{n}, cq{n}
+                 FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[])
+                     AS u(account, seq, version, dp, cp, dq, cq)"
+            ))
+            .await?,
+            insert_settings_changes: prepare(format!(
+                "INSERT INTO tally.settings_changes (seq, account, timestamp, min_balance, max_balance, metadata)
+                 SELECT seq, account, ts, min{n}, max{n}, metadata
+                 FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[])
+                     AS u(seq, account, ts, min, max, metadata)"
+            ))
+            .await?,
+            insert_transfers: prepare(format!(
+                "INSERT INTO tally.transfers (id, seq, timestamp, fingerprint, result, kind, debit, credit, amount, related,
+                     hold_state, expires_at, metadata)
+                 SELECT id, seq, ts, fingerprint, result, kind, debit, credit, amount{n}, related, hold_state, expires_at, metadata
+                 FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::smallint[], $6::smallint[], $7::text[],
+                     $8::text[], $9::text[], $10::text[], $11::smallint[], $12::bigint[], $13::text[])
+                     AS u(id, seq, ts, fingerprint, result, kind, debit, credit, amount, related, hold_state, expires_at, metadata)"
+            ))
+            .await?,
+            resolve_holds: prepare(
+                "UPDATE tally.transfers t SET hold_state = u.state, related = u.related
+                 FROM unnest($1::text[], $2::smallint[], $3::text[]) AS u(id, state, related) WHERE t.id = u.id"
+                    .into(),
+            )
+            .await?,
+            insert_expiries: prepare(
+                "INSERT INTO tally.expiries (seq, hold, timestamp) SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[])".into(),
+            )
+            .await?,
+            insert_batch: prepare("INSERT INTO tally.batches (last_seq, first_seq, payload) VALUES ($1, $2, $3)".into()).await?,
+            advance_ledger: prepare("UPDATE tally.ledger SET last_seq = $1, last_timestamp = $2".into()).await?,
+        })
+    }
+}
+
+/// What one committed batch decided.
+pub struct Committed {
+    pub applied: BatchApplied,
+    pub first_seq: u64,
+}
+
+/// Runs one attempt of a batch in one transaction. Any error leaves nothing applied (the
+/// transaction is rolled back when dropped); `PgError::is_retryable` says whether to retry.
+pub async fn run(
+    client: &mut Client,
+    statements: &Statements,
+    concurrency: Concurrency,
+    now: u64,
+    requests: &[&Request],
+) -> Result<Committed, PgError> {
+    let names = Names::of(requests);
+    let isolation = match concurrency {
+        Concurrency::Serializable => IsolationLevel::Serializable,
+        Concurrency::Locking | Concurrency::Optimistic => IsolationLevel::ReadCommitted,
+    };
+    let transaction = client.build_transaction().isolation_level(isolation).start().await?;
+    let named_accounts: Vec<&str> = names.accounts.iter().map(String::as_str).collect();
+    let holds: Vec<&str> = names.holds.iter().map(String::as_str).collect();
+    let touched = match concurrency {
+        Concurrency::Locking => &statements.lock_accounts,
+        Concurrency::Optimistic | Concurrency::Serializable => &statements.read_accounts,
+    };
+    let account_rows = transaction.query(touched, &[&named_accounts, &holds, &big(now), &DUE_HOLDS_MAX]).await?;
+
+    // Everyone takes turns here. From now on every read sees all batches committed before.
+    let ledger = transaction.query_one(&statements.lock_ledger, &[]).await?;
+    let (last_seq, last_timestamp) = (rows::unsigned(ledger.get(0), "seq")?, rows::unsigned(ledger.get(1), "timestamp")?);
+
+    let mut accounts = Vec::with_capacity(account_rows.len());
+    let mut lineages = HashMap::with_capacity(account_rows.len());
+    for row in &account_rows {
+        let account = rows::account(row)?;
+        lineages.insert(account.id.as_str().to_owned(), row.get::<_, String>(17));
+        accounts.push(account);
+    }
+    let missing: Vec<&str> = named_accounts.iter().copied().filter(|id| !lineages.contains_key(*id)).collect();
+    let transfer_ids: Vec<&str> = names.transfers.iter().chain(&names.holds).map(String::as_str).collect();
+    let mut asset_codes: BTreeSet<&str> = names.assets.iter().map(String::as_str).collect();
+    asset_codes.extend(accounts.iter().map(|a| a.asset.as_str()));
+    let asset_codes: Vec<&str> = asset_codes.into_iter().collect();
+    let (now_parameter, asset_parameters) = (big(now), [&asset_codes as &(dyn ToSql + Sync)]);
+    let transfer_parameters: [&(dyn ToSql + Sync); 3] = [&transfer_ids, &now_parameter, &DUE_HOLDS_MAX];
+    let (appeared, moved, asset_rows, transfer_rows) = tokio::try_join!(
+        async {
+            if missing.is_empty() {
+                return Ok(0);
+            }
+            Ok(transaction.query(&statements.accounts_present, &[&missing]).await?.len())
+        },
+        async {
+            if concurrency != Concurrency::Optimistic || accounts.is_empty() {
+                return Ok(0);
+            }
+            let ids: Vec<&str> = accounts.iter().map(|a| a.id.as_str()).collect();
+            let versions: Vec<i64> = accounts.iter().map(|a| big(a.version)).collect();
+            Ok(transaction.query_one(&statements.versions_moved, &[&ids, &versions]).await?.get::<_, i64>(0))
+        },
+        transaction.query(&statements.assets, &asset_parameters),
+        transaction.query(&statements.transfers, &transfer_parameters),
+    )?;
+    if appeared > 0 {
+        return Err(PgError::Conflict("an account the batch names was created by another batch while it was loading"));
+    }
+    if moved > 0 {
+        return Err(PgError::Conflict("an account changed between reading it and taking the ledger's turn"));
+    }
+
+    let mut slice = State::slice(last_seq, last_timestamp);
+    for row in &asset_rows {
+        slice.load_asset(rows::asset(row)?);
+    }
+    // Parents before children.
+    accounts.sort_by_key(|account| account.depth);
+    for account in accounts {
+        slice.load_account(account);
+    }
+    let mut now = now;
+    let mut due = Vec::new();
+    for row in &transfer_rows {
+        let mut transfer = rows::transfer(row)?;
+        let open =
+            transfer.kind == RecordKind::Pending && transfer.result == ResultCode::Created && transfer.hold_state == HoldState::Pending;
+        let loaded = |id: &Option<Id>| id.as_ref().is_some_and(|id| lineages.contains_key(id.as_str()));
+        if open && !(loaded(&transfer.debit) && loaded(&transfer.credit)) {
+            // Another batch created this hold after this one locked its accounts.
+            if names.holds.contains(&transfer.id) {
+                return Err(PgError::Conflict("a hold the batch resolves was created by another batch while it was loading"));
+            }
+            // Its accounts are not locked, so this batch must neither reach its expiry nor
+            // resolve it (it does not name it); only a resend of its id can meet it, and that
+            // needs just the id, fingerprint and outcome. Load it as closed.
+            if let Some(expires_at) = transfer.expires_at {
+                now = now.min(expires_at.saturating_sub(1));
+            }
+            transfer.hold_state = HoldState::Voided;
+            transfer.expires_at = None;
+        } else if let (true, Some(expires_at)) = (open, transfer.expires_at) {
+            due.push(expires_at);
+        }
+        slice.load_transfer(transfer);
+    }
+    due.retain(|&expires_at| expires_at <= now);
+    if due.len() as i64 >= DUE_HOLDS_MAX {
+        // More holds may be due than were loaded: stop just before the latest loaded one, so
+        // that every hold this batch expires is one it loaded.
+        now = now.min(due.iter().max().expect("not empty").saturating_sub(1));
+    }
+    slice.loaded();
+
+    let applied = commit::apply(&mut slice, now, requests.iter().copied());
+    let first_seq = last_seq + 1;
+    if let Some(payload) = &applied.payload {
+        let changes = slice.changes();
+        write(&transaction, statements, &changes, &lineages).await?;
+        let (last, first, stamp) = (big(applied.last_seq), big(first_seq), big(slice.last_timestamp()));
+        let batch: [&(dyn ToSql + Sync); 3] = [&last, &first, payload];
+        let ledger: [&(dyn ToSql + Sync); 2] = [&last, &stamp];
+        tokio::try_join!(transaction.execute(&statements.insert_batch, &batch), transaction.execute(&statements.advance_ledger, &ledger))?;
+    }
+    transaction.commit().await?;
+    Ok(Committed { applied, first_seq })
+}
+
+/// Writes what a batch changed: one statement per table, sent together.
+async fn write(
+    transaction: &tokio_postgres::Transaction<'_>,
+    statements: &Statements,
+    changes: &Changes,
+    lineages: &HashMap<String, String>,
+) -> Result<(), PgError> {
+    let text = |value: u128| value.to_string();
+    let bound = |value: Option<i128>| value.map(|v| v.to_string());
+    let mut calls: Vec<(&Statement, Vec<Box<dyn ToSql + Sync + Send>>)> = Vec::new();
+
+    if !changes.assets.is_empty() {
+        let a = &changes.assets;
+        calls.push((
+            &statements.insert_assets,
+            vec![
+                texts(a.iter().map(|x| Some(x.code.as_str().to_owned()))),
+                Box::new(a.iter().map(|x| i16::from(x.scale)).collect::<Vec<_>>()),
+                Box::new(a.iter().map(|x| big(x.seq)).collect::<Vec<_>>()),
+                Box::new(a.iter().map(|x| big(x.timestamp)).collect::<Vec<_>>()),
+            ],
+        ));
+    }
+    if !changes.created_accounts.is_empty() {
+        // A new account's lineage is its parent followed by the parent's lineage; parents
+        // come first (created accounts are in seq order).
+        let mut new_lineages: BTreeMap<&str, String> = BTreeMap::new();
+        for account in &changes.created_accounts {
+            let lineage = match &account.parent {
+                None => String::new(),
+                Some(parent) => {
+                    let above = new_lineages
+                        .get(parent.as_str())
+                        .cloned()
+                        .or_else(|| lineages.get(parent.as_str()).cloned())
+                        .expect("a parent is loaded or new");
+                    if above.is_empty() {
+                        parent.as_str().to_owned()
+                    } else {
+                        format!("{} {above}", parent.as_str())
+                    }
+                }
+            };
+            new_lineages.insert(account.id.as_str(), lineage);
+        }
+        let a = &changes.created_accounts;
+        calls.push((
+            &statements.insert_accounts,
+            vec![
+                texts(a.iter().map(|x| Some(x.id.as_str().to_owned()))),
+                texts(a.iter().map(|x| Some(x.asset.as_str().to_owned()))),
+                texts(a.iter().map(|x| x.parent.as_ref().map(|p| p.as_str().to_owned()))),
+                texts(a.iter().map(|x| Some(new_lineages[x.id.as_str()].clone()))),
+                Box::new(a.iter().map(|x| i16::from(x.depth)).collect::<Vec<_>>()),
+                texts(a.iter().map(|x| bound(x.created_settings.min_balance))),
+                texts(a.iter().map(|x| bound(x.created_settings.max_balance))),
+                texts(a.iter().map(|x| x.created_settings.metadata.as_deref().map(str::to_owned))),
+                texts(a.iter().map(|x| Some(text(x.totals.debits_posted)))),
+                texts(a.iter().map(|x| Some(text(x.totals.credits_posted)))),
+                texts(a.iter().map(|x| Some(text(x.totals.debits_pending)))),
+                texts(a.iter().map(|x| Some(text(x.totals.credits_pending)))),
+                Box::new(a.iter().map(|x| big(x.version)).collect::<Vec<_>>()),
+                Box::new(a.iter().map(|x| big(x.created_seq)).collect::<Vec<_>>()),
+                Box::new(a.iter().map(|x| big(x.timestamp)).collect::<Vec<_>>()),
+            ],
+        ));
+    }
+    if !changes.changed_accounts.is_empty() {
+        let a: &[AccountRow] = &changes.changed_accounts;
+        calls.push((
+            &statements.update_accounts,
+            vec![
+                texts(a.iter().map(|x| Some(x.id.as_str().to_owned()))),
+                texts(a.iter().map(|x| bound(x.settings.min_balance))),
+                texts(a.iter().map(|x| bound(x.settings.max_balance))),
+                texts(a.iter().map(|x| x.settings.metadata.as_deref().map(str::to_owned))),
+                texts(a.iter().map(|x| Some(text(x.totals.debits_posted)))),
+                texts(a.iter().map(|x| Some(text(x.totals.credits_posted)))),
+                texts(a.iter().map(|x| Some(text(x.totals.debits_pending)))),
+                texts(a.iter().map(|x| Some(text(x.totals.credits_pending)))),
+                Box::new(a.iter().map(|x| big(x.version)).collect::<Vec<_>>()),
+            ],
+        ));
+    }
+    if !changes.account_changes.is_empty() {
+        let c = &changes.account_changes;
+        calls.push((
+            &statements.insert_account_changes,
+            vec![
+                texts(c.iter().map(|x| Some(x.account.as_str().to_owned()))),
+                Box::new(c.iter().map(|x| big(x.seq)).collect::<Vec<_>>()),
+                Box::new(c.iter().map(|x| big(x.version)).collect::<Vec<_>>()),
+                texts(c.iter().map(|x| Some(text(x.totals.debits_posted)))),
+                texts(c.iter().map(|x| Some(text(x.totals.credits_posted)))),
+                texts(c.iter().map(|x| Some(text(x.totals.debits_pending)))),
+                texts(c.iter().map(|x| Some(text(x.totals.credits_pending)))),
+            ],
+        ));
+    }
+    if !changes.settings_changes.is_empty() {
+        let s = &changes.settings_changes;
+        calls.push((
+            &statements.insert_settings_changes,
+            vec![
+                Box::new(s.iter().map(|x| big(x.seq)).collect::<Vec<_>>()),
+                texts(s.iter().map(|x| Some(x.account.as_str().to_owned()))),
+                Box::new(s.iter().map(|x| big(x.timestamp)).collect::<Vec<_>>()),
+                texts(s.iter().map(|x| bound(x.settings.min_balance))),
+                texts(s.iter().map(|x| bound(x.settings.max_balance))),
+                texts(s.iter().map(|x| x.settings.metadata.as_deref().map(str::to_owned))),
+            ],
+        ));
+    }
+    if !changes.transfers.is_empty() {
+        let t = &changes.transfers;
+        calls.push((
+            &statements.insert_transfers,
+            vec![
+                texts(t.iter().map(|x| Some(x.id.clone()))),
+                Box::new(t.iter().map(|x| big(x.seq)).collect::<Vec<_>>()),
+                Box::new(t.iter().map(|x| big(x.timestamp)).collect::<Vec<_>>()),
+                Box::new(t.iter().map(|x| x.fingerprint as i64).collect::<Vec<_>>()),
+                Box::new(t.iter().map(|x| x.result as i16).collect::<Vec<_>>()),
+                Box::new(t.iter().map(|x| x.kind as i16).collect::<Vec<_>>()),
+                texts(t.iter().map(|x| x.debit.as_ref().map(|a| a.as_str().to_owned()))),
+                texts(t.iter().map(|x| x.credit.as_ref().map(|a| a.as_str().to_owned()))),
+                texts(t.iter().map(|x| Some(text(x.amount)))),
+                texts(t.iter().map(|x| x.related.clone())),
+                Box::new(t.iter().map(|x| x.hold_state as i16).collect::<Vec<_>>()),
+                Box::new(t.iter().map(|x| x.expires_at.map(big)).collect::<Vec<_>>()),
+                texts(t.iter().map(|x| x.metadata.clone())),
+            ],
+        ));
+    }
+    if !changes.resolutions.is_empty() {
+        let r = &changes.resolutions;
+        calls.push((
+            &statements.resolve_holds,
+            vec![
+                texts(r.iter().map(|x| Some(x.hold.clone()))),
+                Box::new(r.iter().map(|x| x.state as i16).collect::<Vec<_>>()),
+                texts(r.iter().map(|x| x.by.clone())),
+            ],
+        ));
+    }
+    if !changes.expiries.is_empty() {
+        let e = &changes.expiries;
+        calls.push((
+            &statements.insert_expiries,
+            vec![
+                Box::new(e.iter().map(|x| big(x.seq)).collect::<Vec<_>>()),
+                texts(e.iter().map(|x| Some(x.hold.clone()))),
+                Box::new(e.iter().map(|x| big(x.timestamp)).collect::<Vec<_>>()),
+            ],
+        ));
+    }
+    // Sent together: the driver pipelines them on the connection, one round trip in all.
+    try_join_all(calls.iter().map(|(statement, parameters)| {
+        let parameters: Vec<&(dyn ToSql + Sync)> = parameters.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect();
+        async move { transaction.execute(*statement, &parameters).await }
+    }))
+    .await?;
+    Ok(())
+}
+
+/// A text array parameter (amounts go as text and are cast to `numeric` in SQL).
+fn texts(values: impl Iterator<Item = Option<String>>) -> Box<dyn ToSql + Sync + Send> {
+    Box::new(values.collect::<Vec<Option<String>>>())
+}

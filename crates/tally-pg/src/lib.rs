@@ -1,0 +1,512 @@
+//! The PostgreSQL store: the same ledger, kept in PostgreSQL tables, served by any number of
+//! Tally nodes at once.
+//!
+//! Each node has one writer (like the embedded engine): it takes everything queued, up to
+//! `TRANSACTION_EVENTS_MAX` events, and applies it in one transaction (`batch.rs`) with the
+//! same `tally_core` rules, on a slice of the ledger holding just the rows the batch names.
+//! Batches from all nodes take turns on one row (`tally.ledger`), which is what makes seqs
+//! gapless and in commit order; locking the account rows first, in id order, lets the reads
+//! of one batch overlap another's writes. Conflicts are retried with jittered backoff a
+//! bounded number of times. Reads go to a small pool of connections. See docs/postgres.md.
+
+pub mod batch;
+pub mod read;
+pub mod rows;
+pub mod schema;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use std::fmt;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tally_core::limits::BATCH_EVENTS_MAX;
+use tally_core::{AccountView, Id, JournalEntry, Request, TransferView};
+use tally_engine::engine::{system_clock, Clock, QUEUE_REQUESTS_MAX};
+use tally_engine::{AccountQuery, Applied, Ledger, LedgerError, LedgerFuture, Status};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{Client, NoTls};
+
+/// A writer stops taking requests into one transaction once they hold this many events.
+/// Bigger transactions share the round trips better but hold their locks longer.
+pub const TRANSACTION_EVENTS_MAX: usize = 16_384;
+
+/// Attempts of one batch before its requests hear that the store is too contended.
+pub const ATTEMPTS_MAX: u32 = 12;
+
+/// Read connections per node.
+pub const READ_CONNECTIONS: usize = 8;
+
+/// How often an idle writer looks for holds that are due (any node may expire them).
+const EXPIRY_POLL: Duration = Duration::from_millis(100);
+
+/// How often a journal reader waiting for new events looks at the ledger row (commits by
+/// this node wake it at once; this bounds how late it sees other nodes' commits).
+const JOURNAL_POLL: Duration = Duration::from_millis(20);
+
+/// How the writer keeps concurrent batches (from other nodes) apart.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Concurrency {
+    /// Lock every account row the batch touches with `SELECT ... FOR UPDATE`, in id order.
+    #[default]
+    Locking,
+    /// Read account rows without locks and check their versions before writing; retry the
+    /// batch if one moved.
+    Optimistic,
+    /// Run at SERIALIZABLE isolation without row locks; retry on serialization failures.
+    Serializable,
+}
+
+impl Concurrency {
+    pub const ALL: [Concurrency; 3] = [Concurrency::Locking, Concurrency::Optimistic, Concurrency::Serializable];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Concurrency::Locking => "locking",
+            Concurrency::Optimistic => "optimistic",
+            Concurrency::Serializable => "serializable",
+        }
+    }
+}
+
+impl fmt::Display for Concurrency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Concurrency {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Concurrency, String> {
+        Concurrency::ALL
+            .into_iter()
+            .find(|c| c.name() == text)
+            .ok_or_else(|| format!("{text:?} is not one of locking, optimistic, serializable"))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PgError {
+    #[error("PostgreSQL: {0}")]
+    Db(#[from] tokio_postgres::Error),
+    #[error("connection pool: {0}")]
+    Pool(String),
+    #[error("conflict with a concurrent batch: {0}")]
+    Conflict(&'static str),
+    #[error("the database holds data Tally does not write: {0}")]
+    Corrupt(String),
+    #[error("the database schema is at version {found}, newer than this build supports ({supported}): upgrade Tally")]
+    SchemaTooNew { found: i32, supported: i32 },
+    #[error("the database schema is at version {found}, older than this build needs ({supported}): run `tally migrate`")]
+    SchemaTooOld { found: i32, supported: i32 },
+    #[error("database url: {0}")]
+    Url(String),
+}
+
+/// Serialization failures and deadlocks: the transaction was rolled back and may be retried.
+pub fn is_retryable(error: &tokio_postgres::Error) -> bool {
+    matches!(error.code(), Some(code) if *code == SqlState::T_R_SERIALIZATION_FAILURE || *code == SqlState::T_R_DEADLOCK_DETECTED)
+}
+
+impl PgError {
+    /// Whether the batch was rolled back by a conflict and may simply be run again. Unique
+    /// violations count: at SERIALIZABLE isolation PostgreSQL may report a conflict between
+    /// two inserts of one key that way instead of as a serialization failure.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            PgError::Conflict(_) => true,
+            PgError::Db(error) => is_retryable(error) || error.code() == Some(&SqlState::UNIQUE_VIOLATION),
+            _ => false,
+        }
+    }
+
+    fn reason(&self) -> &'static str {
+        match self {
+            PgError::Conflict(_) => "conflict",
+            PgError::Db(error) if error.code() == Some(&SqlState::T_R_DEADLOCK_DETECTED) => "deadlock",
+            PgError::Db(error) if error.code() == Some(&SqlState::UNIQUE_VIOLATION) => "unique_violation",
+            _ => "serialization_failure",
+        }
+    }
+}
+
+impl From<PgError> for LedgerError {
+    fn from(error: PgError) -> LedgerError {
+        LedgerError::Unavailable(error.to_string())
+    }
+}
+
+pub struct Config {
+    /// A `postgres://` URL or a `key=value` connection string.
+    pub url: String,
+    pub concurrency: Concurrency,
+    /// Apply pending migrations at start (otherwise the schema must be current).
+    pub migrate: bool,
+    pub queue_requests_max: usize,
+    pub read_connections: usize,
+    pub clock: Clock,
+}
+
+impl Config {
+    pub fn new(url: impl Into<String>) -> Config {
+        Config {
+            url: url.into(),
+            concurrency: Concurrency::default(),
+            migrate: true,
+            queue_requests_max: QUEUE_REQUESTS_MAX,
+            read_connections: READ_CONNECTIONS,
+            clock: system_clock(),
+        }
+    }
+}
+
+/// Connects one client and drives its connection on the runtime.
+pub async fn connect(url: &str) -> Result<Client, PgError> {
+    let config: tokio_postgres::Config = url.parse().map_err(|e: tokio_postgres::Error| PgError::Url(e.to_string()))?;
+    let (client, connection) = config.connect(NoTls).await?;
+    tokio::spawn(async move {
+        if let Err(error) = connection.await {
+            tracing::warn!(%error, "PostgreSQL connection ended");
+        }
+    });
+    Ok(client)
+}
+
+/// Brings the schema at `url` to the current version (`tally migrate`).
+pub async fn migrate(url: &str) -> Result<usize, PgError> {
+    schema::migrate(&mut connect(url).await?).await
+}
+
+type Reply = oneshot::Sender<Result<Applied, LedgerError>>;
+
+struct Shared {
+    accepting: AtomicBool,
+    queue_depth: AtomicUsize,
+    /// The highest seq this node knows is committed; readers waiting on the journal watch it.
+    committed: watch::Sender<u64>,
+    failure: Mutex<Option<String>>,
+    accounts: AtomicU64,
+    transfers: AtomicU64,
+}
+
+/// A Tally node on PostgreSQL.
+pub struct PgLedger {
+    shared: Arc<Shared>,
+    queue: Mutex<Option<mpsc::Sender<(Request, Reply)>>>,
+    pool: Pool,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl PgLedger {
+    /// Connects, migrates (if configured) and starts this node's writer. Must be called
+    /// within a Tokio runtime, which then runs the writer.
+    pub async fn start(config: Config) -> Result<PgLedger, PgError> {
+        let mut client = connect(&config.url).await?;
+        if config.migrate {
+            schema::migrate(&mut client).await?;
+        } else {
+            schema::check_version(&client).await?;
+        }
+        let statements = batch::Statements::prepare(&client).await?;
+        let last_seq = read::last_seq(&client).await?;
+        let pg_config: tokio_postgres::Config = config.url.parse().map_err(|e: tokio_postgres::Error| PgError::Url(e.to_string()))?;
+        let manager = Manager::from_config(pg_config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let pool = Pool::builder(manager).max_size(config.read_connections.max(1)).build().map_err(|e| PgError::Pool(e.to_string()))?;
+        let shared = Arc::new(Shared {
+            accepting: AtomicBool::new(true),
+            queue_depth: AtomicUsize::new(0),
+            committed: watch::Sender::new(last_seq),
+            failure: Mutex::new(None),
+            accounts: AtomicU64::new(0),
+            transfers: AtomicU64::new(0),
+        });
+        let (sender, receiver) = mpsc::channel(config.queue_requests_max.max(1));
+        let writer = Writer {
+            shared: shared.clone(),
+            client,
+            statements,
+            queue: receiver,
+            url: config.url,
+            concurrency: config.concurrency,
+            clock: config.clock,
+        };
+        let handle = tokio::spawn(writer.run());
+        let ledger = PgLedger { shared, queue: Mutex::new(Some(sender)), pool, writer: Mutex::new(Some(handle)) };
+        ledger.refresh_counts().await;
+        Ok(ledger)
+    }
+
+    /// Stops taking requests, lets the writer finish what is queued, and waits for it.
+    pub async fn shutdown(&self) {
+        self.shared.accepting.store(false, Ordering::SeqCst);
+        drop(self.queue.lock().expect("queue lock").take());
+        let handle = self.writer.lock().expect("writer lock").take();
+        if let Some(handle) = handle {
+            let _ = handle.await;
+        }
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object, LedgerError> {
+        self.pool.get().await.map_err(|error| LedgerError::Unavailable(format!("no database connection: {error}")))
+    }
+
+    /// Refreshes the account and transfer counts `status` reports (PostgreSQL's estimates:
+    /// exact counts would scan the tables).
+    pub async fn refresh_counts(&self) {
+        let Ok(client) = self.client().await else { return };
+        let sql = "SELECT relname::text, greatest(reltuples, 0)::bigint FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                   WHERE n.nspname = 'tally' AND relname IN ('accounts', 'transfers')";
+        if let Ok(rows) = client.query(sql, &[]).await {
+            for row in rows {
+                let count = row.get::<_, i64>(1).max(0) as u64;
+                match row.get::<_, &str>(0) {
+                    "accounts" => self.shared.accounts.store(count, Ordering::Relaxed),
+                    _ => self.shared.transfers.store(count, Ordering::Relaxed),
+                }
+            }
+        }
+    }
+}
+
+impl Drop for PgLedger {
+    fn drop(&mut self) {
+        self.shared.accepting.store(false, Ordering::SeqCst);
+        drop(self.queue.lock().expect("queue lock").take());
+    }
+}
+
+impl Ledger for PgLedger {
+    fn submit(&self, request: Request) -> LedgerFuture<'_, Applied> {
+        Box::pin(async move {
+            assert!(request.len() <= BATCH_EVENTS_MAX, "the edge bounds request sizes");
+            if !self.shared.accepting.load(Ordering::SeqCst) {
+                return Err(LedgerError::ShuttingDown);
+            }
+            let (reply, answer) = oneshot::channel();
+            let sent = match &*self.queue.lock().expect("queue lock") {
+                Some(queue) => queue.try_send((request, reply)),
+                None => return Err(LedgerError::ShuttingDown),
+            };
+            match sent {
+                Ok(()) => {
+                    self.shared.queue_depth.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(mpsc::error::TrySendError::Full(_)) => return Err(LedgerError::QueueFull),
+                Err(mpsc::error::TrySendError::Closed(_)) => return Err(LedgerError::ShuttingDown),
+            }
+            answer.await.unwrap_or(Err(LedgerError::ShuttingDown))
+        })
+    }
+
+    fn account(&self, id: Id, as_of: Option<u64>) -> LedgerFuture<'_, Option<AccountView>> {
+        Box::pin(async move {
+            let client = self.client().await?;
+            match as_of {
+                None => Ok(read::account(&client, &id).await?),
+                Some(seq) => {
+                    let latest = read::last_seq(&client).await?;
+                    if seq > latest {
+                        return Err(LedgerError::AsOfAhead { as_of: seq, latest });
+                    }
+                    Ok(read::account_as_of(&client, &id, seq).await?)
+                }
+            }
+        })
+    }
+
+    fn accounts(&self, query: AccountQuery) -> LedgerFuture<'_, Option<Vec<AccountView>>> {
+        Box::pin(async move {
+            let client = self.client().await?;
+            Ok(read::accounts(&client, &query.prefix, query.parent.as_ref(), query.after.as_ref(), query.limit).await?)
+        })
+    }
+
+    fn transfer(&self, id: Id) -> LedgerFuture<'_, Option<TransferView>> {
+        Box::pin(async move { Ok(read::transfer(&*self.client().await?, id.as_str()).await?) })
+    }
+
+    fn account_transfers(&self, id: Id, after_seq: u64, limit: usize) -> LedgerFuture<'_, Option<Vec<TransferView>>> {
+        Box::pin(async move { Ok(read::account_transfers(&*self.client().await?, &id, after_seq, limit).await?) })
+    }
+
+    fn journal(&self, after_seq: u64, limit: usize, wait: Duration) -> LedgerFuture<'_, Vec<JournalEntry>> {
+        Box::pin(async move {
+            let client = self.client().await?;
+            let deadline = Instant::now() + wait;
+            let mut committed = self.shared.committed.subscribe();
+            // Long poll, bounded by `wait`: this node's commits wake it at once, other nodes'
+            // are seen within `JOURNAL_POLL`.
+            let until = loop {
+                let latest = read::last_seq(&client).await?;
+                let left = deadline.saturating_duration_since(Instant::now());
+                if latest > after_seq || left.is_zero() {
+                    break latest;
+                }
+                let _ = tokio::time::timeout(left.min(JOURNAL_POLL), committed.changed()).await;
+            };
+            Ok(read::journal(&client, after_seq, until, limit).await?)
+        })
+    }
+
+    fn status(&self) -> Status {
+        let last_seq = *self.shared.committed.borrow();
+        Status {
+            last_seq,
+            durable_seq: last_seq,
+            failure: self.shared.failure.lock().expect("failure lock").clone(),
+            queue_depth: self.shared.queue_depth.load(Ordering::Relaxed),
+            accounts: self.shared.accounts.load(Ordering::Relaxed) as usize,
+            transfers: self.shared.transfers.load(Ordering::Relaxed) as usize,
+        }
+    }
+}
+
+struct Writer {
+    shared: Arc<Shared>,
+    client: Client,
+    statements: batch::Statements,
+    queue: mpsc::Receiver<(Request, Reply)>,
+    url: String,
+    concurrency: Concurrency,
+    clock: Clock,
+}
+
+impl Writer {
+    async fn run(mut self) {
+        loop {
+            let first = tokio::select! {
+                job = self.queue.recv() => match job {
+                    Some(job) => Some(job),
+                    None => return,
+                },
+                () = tokio::time::sleep(EXPIRY_POLL) => None,
+            };
+            let mut jobs = Vec::new();
+            let mut events = 0;
+            let mut next = first;
+            while let Some(job) = next.take() {
+                self.shared.queue_depth.fetch_sub(1, Ordering::Relaxed);
+                events += job.0.len();
+                jobs.push(job);
+                if events < TRANSACTION_EVENTS_MAX {
+                    next = self.queue.try_recv().ok();
+                }
+            }
+            if jobs.is_empty() && !self.holds_due().await {
+                continue;
+            }
+            self.commit(jobs).await;
+        }
+    }
+
+    /// Whether any hold is due to expire (cheap: the partial index of open holds).
+    async fn holds_due(&mut self) -> bool {
+        let now = rows::big((self.clock)());
+        let due = "SELECT 1 FROM tally.transfers WHERE expires_at IS NOT NULL AND hold_state = 0 AND expires_at <= $1 LIMIT 1";
+        match self.client.query_opt(due, &[&now]).await {
+            Ok(row) => row.is_some(),
+            Err(error) => {
+                tracing::warn!(%error, "could not look for due holds");
+                self.reconnect().await;
+                false
+            }
+        }
+    }
+
+    async fn commit(&mut self, jobs: Vec<(Request, Reply)>) {
+        let started = Instant::now();
+        let requests: Vec<&Request> = jobs.iter().map(|(request, _)| request).collect();
+        let mut attempt = 0;
+        let outcome = loop {
+            attempt += 1;
+            let now = (self.clock)();
+            match batch::run(&mut self.client, &self.statements, self.concurrency, now, &requests).await {
+                Ok(committed) => break Ok(committed),
+                Err(error) if error.is_retryable() && attempt < ATTEMPTS_MAX => {
+                    metrics::counter!("tally_pg_retries_total", "reason" => error.reason()).increment(1);
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                Err(error) if error.is_retryable() => {
+                    metrics::counter!("tally_pg_gave_up_total").increment(1);
+                    break Err(LedgerError::Unavailable(format!(
+                        "gave up after {attempt} attempts that conflicted with concurrent batches ({error}); nothing was applied, retry"
+                    )));
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "batch failed");
+                    let reason = format!(
+                        "{error}; if the connection failed while committing the outcome is unknown: resending the same ids is safe"
+                    );
+                    self.reconnect().await;
+                    break Err(LedgerError::Unavailable(reason));
+                }
+            }
+        };
+        match outcome {
+            Ok(committed) => {
+                let last_seq = committed.applied.last_seq;
+                self.shared.committed.send_if_modified(|seq| {
+                    let newer = last_seq > *seq;
+                    *seq = (*seq).max(last_seq);
+                    newer
+                });
+                if committed.applied.events > 0 {
+                    metrics::histogram!("tally_batch_events").record(committed.applied.events as f64);
+                    metrics::histogram!("tally_commit_seconds").record(started.elapsed().as_secs_f64());
+                    metrics::histogram!("tally_pg_attempts").record(f64::from(attempt));
+                }
+                for ((request, reply), outcomes) in jobs.into_iter().zip(committed.applied.answers) {
+                    let _ = reply.send(Ok(Applied { request, outcomes }));
+                }
+            }
+            Err(error) => {
+                for (_, reply) in jobs {
+                    let _ = reply.send(Err(error.clone()));
+                }
+            }
+        }
+    }
+
+    /// Replaces a broken connection, retrying until it works or the node stops.
+    async fn reconnect(&mut self) {
+        if !self.client.is_closed() {
+            return;
+        }
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let connected = async {
+                let client = connect(&self.url).await?;
+                let statements = batch::Statements::prepare(&client).await?;
+                Ok::<_, PgError>((client, statements))
+            };
+            match connected.await {
+                Ok((client, statements)) => {
+                    self.client = client;
+                    self.statements = statements;
+                    *self.shared.failure.lock().expect("failure lock") = None;
+                    return;
+                }
+                Err(error) => {
+                    *self.shared.failure.lock().expect("failure lock") = Some(format!("no connection to PostgreSQL: {error}"));
+                    if self.queue.is_closed() {
+                        return;
+                    }
+                    tokio::time::sleep(backoff(attempt.min(ATTEMPTS_MAX))).await;
+                }
+            }
+        }
+    }
+}
+
+/// Exponential backoff from 1 ms to 256 ms with full jitter, so that batches that conflicted
+/// do not meet again in lockstep.
+fn backoff(attempt: u32) -> Duration {
+    let ceiling_us = 1_000u64 << attempt.min(8);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    // A cheap mix of the clock's low bits: jitter needs spread, not cryptographic quality.
+    let mixed = u64::from(nanos).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32;
+    Duration::from_micros(ceiling_us / 2 + mixed % (ceiling_us / 2 + 1))
+}

@@ -1,0 +1,190 @@
+//! Reads, straight from the tables. Every row a read returns was committed, so it is durable;
+//! every listing is bounded by `PAGE_LIMIT_MAX`.
+
+use crate::rows::{self, big, ACCOUNT_COLUMNS, TRANSFER_COLUMNS};
+use crate::PgError;
+use tally_core::limits::PAGE_LIMIT_MAX;
+use tally_core::{AccountView, Id, JournalEntry, Settings, Totals, TransferView};
+use tokio_postgres::{Client, Row};
+
+/// Sorts after every character an id may hold, so `prefix + ID_CEILING` bounds a prefix range.
+const ID_CEILING: char = '\u{7f}';
+
+pub async fn last_seq(client: &Client) -> Result<u64, PgError> {
+    rows::unsigned(client.query_one("SELECT last_seq FROM tally.ledger", &[]).await?.get(0), "seq")
+}
+
+/// An account from `ACCOUNT_COLUMNS` followed by its asset's scale.
+fn account_view(row: &Row) -> Result<AccountView, PgError> {
+    let scale = u8::try_from(row.get::<_, i16>(17)).map_err(|_| PgError::Corrupt("stored scale".into()))?;
+    Ok(rows::account(row)?.into_view(scale))
+}
+
+/// A transfer from `TRANSFER_COLUMNS` followed by its asset's code and scale.
+fn transfer_view(row: &Row) -> Result<TransferView, PgError> {
+    let asset = match (row.get::<_, Option<&str>>(13), row.get::<_, Option<i16>>(14)) {
+        (Some(code), Some(scale)) => {
+            Some((rows::asset_code(code)?, u8::try_from(scale).map_err(|_| PgError::Corrupt("stored scale".into()))?))
+        }
+        _ => None,
+    };
+    Ok(rows::transfer(row)?.into_view(asset))
+}
+
+const ACCOUNT_FROM: &str = "FROM tally.accounts a JOIN tally.assets s ON s.code = a.asset";
+const TRANSFER_FROM: &str =
+    "FROM tally.transfers t LEFT JOIN tally.accounts d ON d.id = t.debit LEFT JOIN tally.assets s ON s.code = d.asset";
+
+pub async fn account(client: &Client, id: &Id) -> Result<Option<AccountView>, PgError> {
+    let sql = format!("SELECT {ACCOUNT_COLUMNS}, s.scale {ACCOUNT_FROM} WHERE a.id = $1");
+    client.query_opt(&sql, &[&id.as_str()]).await?.as_ref().map(account_view).transpose()
+}
+
+/// The account right after journal position `seq` (which the caller checked is committed).
+pub async fn account_as_of(client: &Client, id: &Id, seq: u64) -> Result<Option<AccountView>, PgError> {
+    let Some(mut view) = account(client, id).await? else { return Ok(None) };
+    if view.created_seq > seq {
+        return Ok(None);
+    }
+    let change = client
+        .query_one(
+            "SELECT version, debits_posted::text, credits_posted::text, debits_pending::text, credits_pending::text
+             FROM tally.account_changes WHERE account = $1 AND seq <= $2 ORDER BY seq DESC LIMIT 1",
+            &[&id.as_str(), &big(seq)],
+        )
+        .await?;
+    view.version = rows::unsigned(change.get(0), "version")?;
+    view.totals = rows::totals(&change, 1)?;
+    let settings = client
+        .query_opt(
+            "SELECT min_balance::text, max_balance::text, metadata FROM tally.settings_changes
+             WHERE account = $1 AND seq <= $2 ORDER BY seq DESC LIMIT 1",
+            &[&id.as_str(), &big(seq)],
+        )
+        .await?;
+    view.settings = match settings {
+        Some(row) => rows::settings(&row, 0)?,
+        None => {
+            let row = client
+                .query_one(
+                    "SELECT created_min_balance::text, created_max_balance::text, created_metadata FROM tally.accounts WHERE id = $1",
+                    &[&id.as_str()],
+                )
+                .await?;
+            rows::settings(&row, 0)?
+        }
+    };
+    Ok(Some(view))
+}
+
+/// Accounts in id order after `after`, whose id starts with `prefix` and, if given, whose
+/// parent is `parent`; `None` if that parent does not exist.
+pub async fn accounts(
+    client: &Client,
+    prefix: &str,
+    parent: Option<&Id>,
+    after: Option<&Id>,
+    limit: usize,
+) -> Result<Option<Vec<AccountView>>, PgError> {
+    if let Some(parent) = parent {
+        if client.query_opt("SELECT 1 FROM tally.accounts WHERE id = $1", &[&parent.as_str()]).await?.is_none() {
+            return Ok(None);
+        }
+    }
+    let sql = format!(
+        "SELECT {ACCOUNT_COLUMNS}, s.scale {ACCOUNT_FROM}
+         WHERE ($1::text IS NULL OR a.parent = $1) AND a.id > $2 AND a.id >= $3 AND a.id < $4 ORDER BY a.id LIMIT $5"
+    );
+    let upper = format!("{prefix}{ID_CEILING}");
+    let limit = limit.min(PAGE_LIMIT_MAX) as i64;
+    let rows = client.query(&sql, &[&parent.map(Id::as_str), &after.map_or("", Id::as_str), &prefix, &upper.as_str(), &limit]).await?;
+    rows.iter().map(account_view).collect::<Result<Vec<_>, _>>().map(Some)
+}
+
+pub async fn transfer(client: &Client, id: &str) -> Result<Option<TransferView>, PgError> {
+    let sql = format!("SELECT {TRANSFER_COLUMNS}, d.asset, s.scale {TRANSFER_FROM} WHERE t.id = $1");
+    client.query_opt(&sql, &[&id]).await?.as_ref().map(transfer_view).transpose()
+}
+
+/// The transfers that changed `id`'s totals with seq above `after_seq`, in seq order.
+pub async fn account_transfers(client: &Client, id: &Id, after_seq: u64, limit: usize) -> Result<Option<Vec<TransferView>>, PgError> {
+    if client.query_opt("SELECT 1 FROM tally.accounts WHERE id = $1", &[&id.as_str()]).await?.is_none() {
+        return Ok(None);
+    }
+    let sql = format!(
+        "SELECT {TRANSFER_COLUMNS}, d.asset, s.scale FROM tally.account_changes c JOIN tally.transfers t ON t.seq = c.seq
+         LEFT JOIN tally.accounts d ON d.id = t.debit LEFT JOIN tally.assets s ON s.code = d.asset
+         WHERE c.account = $1 AND c.seq > $2 ORDER BY c.seq LIMIT $3"
+    );
+    let limit = limit.min(PAGE_LIMIT_MAX) as i64;
+    let rows = client.query(&sql, &[&id.as_str(), &big(after_seq), &limit]).await?;
+    rows.iter().map(transfer_view).collect::<Result<Vec<_>, _>>().map(Some)
+}
+
+/// Journal entries with seq in `after_seq + 1 ..= until_seq`, at most `limit`, from the five
+/// tables that hold events (seqs are gapless, so the range is exact).
+pub async fn journal(client: &Client, after_seq: u64, until_seq: u64, limit: usize) -> Result<Vec<JournalEntry>, PgError> {
+    let until = until_seq.min(after_seq.saturating_add(limit.min(PAGE_LIMIT_MAX) as u64));
+    if until <= after_seq {
+        return Ok(Vec::new());
+    }
+    let (after, until_parameter) = (big(after_seq), big(until));
+    let range: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&after, &until_parameter];
+    let assets_sql = "SELECT code, scale, seq, timestamp FROM tally.assets WHERE seq > $1 AND seq <= $2";
+    let accounts_sql = format!("SELECT {ACCOUNT_COLUMNS}, s.scale {ACCOUNT_FROM} WHERE a.created_seq > $1 AND a.created_seq <= $2");
+    let settings_sql = "SELECT c.account, c.min_balance::text, c.max_balance::text, c.metadata, s.scale, c.seq, c.timestamp
+         FROM tally.settings_changes c JOIN tally.accounts a ON a.id = c.account JOIN tally.assets s ON s.code = a.asset
+         WHERE c.seq > $1 AND c.seq <= $2";
+    let transfers_sql = format!("SELECT {TRANSFER_COLUMNS}, d.asset, s.scale {TRANSFER_FROM} WHERE t.seq > $1 AND t.seq <= $2");
+    let expiries_sql = "SELECT e.hold, t.debit, t.credit, t.amount::text, s.scale, e.seq, e.timestamp
+         FROM tally.expiries e JOIN tally.transfers t ON t.id = e.hold JOIN tally.accounts d ON d.id = t.debit
+         JOIN tally.assets s ON s.code = d.asset WHERE e.seq > $1 AND e.seq <= $2";
+    let (assets, accounts, settings, transfers, expiries) = tokio::try_join!(
+        client.query(assets_sql, &range),
+        client.query(&accounts_sql, &range),
+        client.query(settings_sql, &range),
+        client.query(&transfers_sql, &range),
+        client.query(expiries_sql, &range),
+    )?;
+    let scale = |value: i16| u8::try_from(value).map_err(|_| PgError::Corrupt("stored scale".into()));
+    let mut entries = Vec::with_capacity((until - after_seq) as usize);
+    for row in &assets {
+        let asset = rows::asset(row)?;
+        entries.push(JournalEntry::Asset { code: asset.code, scale: asset.scale, seq: asset.seq, timestamp: asset.timestamp });
+    }
+    for row in &accounts {
+        let created_settings = rows::settings(row, 7)?;
+        let view = account_view(row)?;
+        let view = AccountView { totals: Totals::default(), version: 1, ..view };
+        entries.push(JournalEntry::Account { view, created_settings });
+    }
+    for row in &settings {
+        let settings: Settings = rows::settings(row, 1)?;
+        entries.push(JournalEntry::Update {
+            id: rows::id(row.get(0))?,
+            settings,
+            scale: scale(row.get(4))?,
+            seq: rows::unsigned(row.get(5), "seq")?,
+            timestamp: rows::unsigned(row.get(6), "timestamp")?,
+        });
+    }
+    for row in &transfers {
+        entries.push(JournalEntry::Transfer(transfer_view(row)?));
+    }
+    for row in &expiries {
+        entries.push(JournalEntry::Expiry {
+            pending_id: row.get::<_, &str>(0).to_owned(),
+            debit: rows::id(row.get(1))?,
+            credit: rows::id(row.get(2))?,
+            amount: rows::total(row.get(3))?,
+            scale: scale(row.get(4))?,
+            seq: rows::unsigned(row.get(5), "seq")?,
+            timestamp: rows::unsigned(row.get(6), "timestamp")?,
+        });
+    }
+    entries.sort_by_key(JournalEntry::seq);
+    if entries.len() as u64 != until - after_seq || entries.iter().zip(after_seq + 1..).any(|(entry, seq)| entry.seq() != seq) {
+        return Err(PgError::Corrupt(format!("the journal between seq {after_seq} and {until} has gaps")));
+    }
+    Ok(entries)
+}

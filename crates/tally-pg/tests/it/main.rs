@@ -1,0 +1,3 @@
+//! The PostgreSQL store against a private PostgreSQL cluster each test file starts.
+
+mod differential;

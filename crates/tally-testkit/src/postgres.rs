@@ -1,0 +1,119 @@
+//! A private, throwaway PostgreSQL cluster for tests and benchmarks: `initdb` in a temporary
+//! directory, a free loopback port, a unix socket in that directory, stopped and deleted on
+//! drop. `initdb` refuses to run as root, so as root the cluster runs as the `postgres` user
+//! (or `nobody`), which is given the directory.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub struct PrivateCluster {
+    directory: tempfile::TempDir,
+    port: u16,
+    run_as: Option<String>,
+}
+
+/// Server settings for a cluster; `durable: false` turns fsync off, for tests only.
+#[derive(Clone, Copy, Debug)]
+pub struct ClusterOptions {
+    pub durable: bool,
+    pub max_connections: u32,
+}
+
+impl Default for ClusterOptions {
+    fn default() -> ClusterOptions {
+        ClusterOptions { durable: false, max_connections: 200 }
+    }
+}
+
+impl PrivateCluster {
+    pub fn start(options: ClusterOptions) -> anyhow::Result<PrivateCluster> {
+        let directory = tempfile::Builder::new().prefix("tally-pg-").tempdir()?;
+        let run_as = unprivileged_user();
+        if let Some(user) = &run_as {
+            run(Command::new("chown").arg("-R").arg(format!("{user}:")).arg(directory.path()), None)?;
+        }
+        let data = directory.path().join("data");
+        run(
+            Command::new("initdb").arg("-D").arg(&data).args(["-U", "tally", "--auth=trust", "-E", "UTF8", "--no-sync", "--locale=C"]),
+            run_as.as_deref(),
+        )?;
+        // A port that was free a moment ago may be taken by the time the server binds it;
+        // try a few.
+        let mut last_error = None;
+        for _ in 0..5 {
+            let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+            let settings = format!(
+                "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync={} -c synchronous_commit={} -c max_connections={} -c shared_buffers=256MB",
+                directory.path().display(),
+                if options.durable { "on" } else { "off" },
+                if options.durable { "on" } else { "off" },
+                options.max_connections,
+            );
+            let log = directory.path().join("server.log");
+            let started = run(
+                Command::new("pg_ctl").arg("-D").arg(&data).arg("-l").arg(&log).args(["-w", "-t", "60", "-o", &settings, "start"]),
+                run_as.as_deref(),
+            );
+            match started {
+                Ok(()) => return Ok(PrivateCluster { directory, port, run_as }),
+                Err(error) => last_error = Some(error.context(std::fs::read_to_string(&log).unwrap_or_default())),
+            }
+        }
+        Err(last_error.expect("at least one attempt"))
+    }
+
+    /// A connection string for the cluster's `postgres` database, over the unix socket.
+    pub fn url(&self) -> String {
+        format!("host={} port={} user=tally dbname=postgres", self.directory.path().display(), self.port)
+    }
+
+    /// The same database over TCP loopback, as a `postgres://` URL (for tools like pgbench).
+    pub fn tcp_url(&self) -> String {
+        format!("postgres://tally@127.0.0.1:{}/postgres", self.port)
+    }
+
+    pub fn directory(&self) -> &Path {
+        self.directory.path()
+    }
+
+    fn data(&self) -> PathBuf {
+        self.directory.path().join("data")
+    }
+}
+
+impl Drop for PrivateCluster {
+    fn drop(&mut self) {
+        let stopped =
+            run(Command::new("pg_ctl").arg("-D").arg(self.data()).args(["-m", "immediate", "-w", "stop"]), self.run_as.as_deref());
+        if let Err(error) = stopped {
+            eprintln!("could not stop the private PostgreSQL cluster: {error:#}");
+        }
+    }
+}
+
+/// As root, the user to run the server as; otherwise the current user runs it.
+fn unprivileged_user() -> Option<String> {
+    let uid = Command::new("id").arg("-u").output().ok()?;
+    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+        return None;
+    }
+    let exists = |user: &str| Command::new("id").arg(user).output().is_ok_and(|o| o.status.success());
+    ["postgres", "nobody"].into_iter().find(|user| exists(user)).map(str::to_owned)
+}
+
+fn run(command: &mut Command, run_as: Option<&str>) -> anyhow::Result<()> {
+    let mut command = match run_as {
+        None => std::mem::replace(command, Command::new("true")),
+        Some(user) => {
+            let mut wrapped = Command::new("runuser");
+            wrapped.args(["-u", user, "--"]).arg(command.get_program()).args(command.get_args());
+            wrapped
+        }
+    };
+    let output = command.output().map_err(|e| anyhow::anyhow!("cannot run {:?}: {e}", command.get_program()))?;
+    if !output.status.success() {
+        anyhow::bail!("{:?} failed: {}{}", command, String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    }
+    Ok(())
+}
