@@ -4,9 +4,7 @@
 use crate::harness::TestServer;
 use serde_json::json;
 
-#[tokio::test]
-async fn the_quick_start_works_as_documented() {
-    let server = TestServer::start().await;
+async fn the_quick_start_works_as_documented(server: TestServer) {
     server.usd().await;
     let fund = json!({"transfers": [{"id": "fund-1", "debit": "world", "credit": "alice", "amount": "100.00"}]});
     assert_eq!(server.results("/v1/transfers", fund).await, ["created"]);
@@ -19,9 +17,7 @@ async fn the_quick_start_works_as_documented() {
     assert_eq!(alice["version"], 2);
 }
 
-#[tokio::test]
-async fn bad_input_names_the_field_and_applies_nothing() {
-    let server = TestServer::start().await;
+async fn bad_input_names_the_field_and_applies_nothing(server: TestServer) {
     server.usd().await;
     let before = server.engine_seq();
     let cases = [
@@ -69,9 +65,7 @@ async fn bad_input_names_the_field_and_applies_nothing() {
     assert_eq!(server.balance("alice").await, "0.00");
 }
 
-#[tokio::test]
-async fn amounts_with_more_decimals_than_the_scale_fail_per_event_and_are_never_rounded() {
-    let server = TestServer::start().await;
+async fn amounts_with_more_decimals_than_the_scale_fail_per_event_and_are_never_rounded(server: TestServer) {
     server.usd().await;
     let body = json!({"transfers": [
         {"id": "a", "debit": "world", "credit": "alice", "amount": "10.005"},
@@ -81,9 +75,7 @@ async fn amounts_with_more_decimals_than_the_scale_fail_per_event_and_are_never_
     assert_eq!(server.balance("alice").await, "10.50");
 }
 
-#[tokio::test]
-async fn reads_page_through_accounts_and_their_transfers() {
-    let server = TestServer::start().await;
+async fn reads_page_through_accounts_and_their_transfers(server: TestServer) {
     server.usd().await;
     let accounts: Vec<_> = (0..25).map(|n| json!({"id": format!("user:{n:02}"), "asset": "USD", "parent": "alice"})).collect();
     assert!(server.results("/v1/accounts", json!({"accounts": accounts})).await.iter().all(|r| r == "created"));
@@ -126,9 +118,7 @@ async fn reads_page_through_accounts_and_their_transfers() {
     assert_eq!(server.balance("alice").await, "33.00", "a parent's balance covers its subtree");
 }
 
-#[tokio::test]
-async fn balances_as_of_a_seq_are_exact_and_the_future_is_refused() {
-    let server = TestServer::start().await;
+async fn balances_as_of_a_seq_are_exact_and_the_future_is_refused(server: TestServer) {
     server.usd().await;
     let (_, answer) =
         server.post("/v1/transfers", json!({"transfers": [{"id": "a", "debit": "world", "credit": "alice", "amount": "5.00"}]})).await;
@@ -144,9 +134,7 @@ async fn balances_as_of_a_seq_are_exact_and_the_future_is_refused() {
     assert_eq!((status, answer["error"]["field"].as_str()), (400, Some("as_of")));
 }
 
-#[tokio::test]
-async fn the_journal_feed_has_every_event_once_in_order_and_long_polls() {
-    let server = TestServer::start().await;
+async fn the_journal_feed_has_every_event_once_in_order_and_long_polls(server: TestServer) {
     server.usd().await;
     let (_, page) = server.get("/v1/journal?after_seq=0&limit=1000").await;
     let seqs: Vec<u64> = page["entries"].as_array().unwrap().iter().map(|e| e["seq"].as_u64().unwrap()).collect();
@@ -165,9 +153,7 @@ async fn the_journal_feed_has_every_event_once_in_order_and_long_polls() {
     assert_eq!((status, answer["error"]["field"].as_str()), (400, Some("wait_ms")));
 }
 
-#[tokio::test]
-async fn bounds_change_at_runtime_with_an_optimistic_version_check() {
-    let server = TestServer::start().await;
+async fn bounds_change_at_runtime_with_an_optimistic_version_check(server: TestServer) {
     server.usd().await;
     let (_, alice) = server.get("/v1/accounts/alice").await;
     let version = alice["version"].as_u64().unwrap();
@@ -186,9 +172,7 @@ async fn bounds_change_at_runtime_with_an_optimistic_version_check() {
     assert_eq!((status, answer["results"][0]["result"].as_str()), (200, Some("account_not_found")));
 }
 
-#[tokio::test]
-async fn transfers_read_back_with_their_state() {
-    let server = TestServer::start().await;
+async fn transfers_read_back_with_their_state(server: TestServer) {
     server.usd().await;
     let body = json!({"transfers": [
         {"id": "fund", "debit": "world", "credit": "alice", "amount": "10", "metadata": {"b": 2, "a": 1}},
@@ -217,7 +201,17 @@ async fn transfers_read_back_with_their_state() {
 
 impl TestServer {
     pub fn engine_seq(&self) -> u64 {
-        use tally_engine::Ledger;
         self.engine.status().last_seq
     }
 }
+
+on_both_engines!(
+    the_quick_start_works_as_documented,
+    bad_input_names_the_field_and_applies_nothing,
+    amounts_with_more_decimals_than_the_scale_fail_per_event_and_are_never_rounded,
+    reads_page_through_accounts_and_their_transfers,
+    balances_as_of_a_seq_are_exact_and_the_future_is_refused,
+    the_journal_feed_has_every_event_once_in_order_and_long_polls,
+    bounds_change_at_runtime_with_an_optimistic_version_check,
+    transfers_read_back_with_their_state,
+);

@@ -1,16 +1,43 @@
-//! A server on a free loopback port over a fresh embedded ledger, stopped when dropped.
+//! A server on a free loopback port over a fresh ledger, stopped when dropped: embedded (in
+//! a temporary directory) or on PostgreSQL (in a private cluster of its own).
 
 use std::sync::Arc;
 use tally_client::Client;
-use tally_engine::{Config, Engine, Storage};
+use tally_engine::{Config, Engine, Ledger, Storage};
 use tally_server::App;
+use tally_testkit::postgres::{ClusterOptions, PrivateCluster};
+
+/// Runs each named behaviour test, an `async fn(TestServer)`, once against each store: one
+/// suite, two targets.
+macro_rules! on_both_engines {
+    ($($test:ident,)*) => {
+        mod embedded {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $test() {
+                    super::$test(crate::harness::TestServer::start().await).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $test() {
+                    super::$test(crate::harness::TestServer::start_postgres().await).await;
+                }
+            )*
+        }
+    };
+}
 
 pub struct TestServer {
     pub client: Client,
     pub url: String,
-    pub engine: Arc<Engine>,
+    pub engine: Arc<dyn Ledger>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     _directory: Option<tempfile::TempDir>,
+    /// Dropped last: the server and its store stop before their database does.
+    _cluster: Option<PrivateCluster>,
 }
 
 impl TestServer {
@@ -31,14 +58,25 @@ impl TestServer {
         TestServer::serve(engine, Some(token), Some(directory)).await
     }
 
+    pub async fn start_postgres() -> TestServer {
+        let cluster = PrivateCluster::start(ClusterOptions::default()).expect("a private PostgreSQL cluster");
+        let ledger = tally_pg::PgLedger::start(tally_pg::Config::new(cluster.url())).await.expect("the PostgreSQL store starts");
+        let mut server = TestServer::serve_ledger(Arc::new(ledger), "postgres", None, None).await;
+        server._cluster = Some(cluster);
+        server
+    }
+
     async fn serve(engine: Engine, token: Option<&str>, directory: Option<tempfile::TempDir>) -> TestServer {
-        let engine = Arc::new(engine);
-        let app = App {
-            ledger: engine.clone(),
-            engine_name: "embedded",
-            metrics: tally_server::metrics_handle(),
-            api_token: token.map(Into::into),
-        };
+        TestServer::serve_ledger(Arc::new(engine), "embedded", token, directory).await
+    }
+
+    async fn serve_ledger(
+        engine: Arc<dyn Ledger>,
+        engine_name: &'static str,
+        token: Option<&str>,
+        directory: Option<tempfile::TempDir>,
+    ) -> TestServer {
+        let app = App { ledger: engine.clone(), engine_name, metrics: tally_server::metrics_handle(), api_token: token.map(Into::into) };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -50,7 +88,7 @@ impl TestServer {
                 .await
                 .unwrap();
         });
-        TestServer { client: Client::new(&url), url, engine, stop: Some(stop), _directory: directory }
+        TestServer { client: Client::new(&url), url, engine, stop: Some(stop), _directory: directory, _cluster: None }
     }
 
     /// Sends a raw body and returns the status and the JSON answer.

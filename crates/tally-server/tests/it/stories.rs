@@ -13,9 +13,7 @@ fn count(results: &[String], name: &str) -> usize {
     results.iter().filter(|r| *r == name).count()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn fifty_concurrent_withdrawals_never_overdraw() {
-    let server = TestServer::start().await;
+async fn fifty_concurrent_withdrawals_never_overdraw(server: TestServer) {
     server.usd().await;
     server.results("/v1/transfers", json!({"transfers": [{"id": "fund", "debit": "world", "credit": "alice", "amount": "100.00"}]})).await;
     let withdrawals =
@@ -25,9 +23,7 @@ async fn fifty_concurrent_withdrawals_never_overdraw() {
     assert_eq!(server.balance("alice").await, "0.00");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_job_with_two_slots_admits_two_of_six_concurrent_applicants() {
-    let server = TestServer::start().await;
+async fn a_job_with_two_slots_admits_two_of_six_concurrent_applicants(server: TestServer) {
     assert_eq!(server.results("/v1/assets", json!({"code": "SLOT", "scale": 0})).await, ["created"]);
     let accounts = json!({"accounts": [
         {"id": "job:42", "asset": "SLOT", "min_balance": null, "max_balance": "2"},
@@ -51,9 +47,7 @@ async fn a_job_with_two_slots_admits_two_of_six_concurrent_applicants() {
     assert_eq!((job["balance"].as_str(), job["credits_pending"].as_str()), (Some("1"), Some("1")));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_retried_payment_applies_once_even_when_the_retries_race() {
-    let server = TestServer::start().await;
+async fn a_retried_payment_applies_once_even_when_the_retries_race(server: TestServer) {
     server.usd().await;
     let payment = json!({"transfers": [{"id": "pay-7", "debit": "world", "credit": "alice", "amount": "25.00"}]});
     let results = concurrently(&server, vec![payment; 20]).await;
@@ -63,9 +57,7 @@ async fn a_retried_payment_applies_once_even_when_the_retries_race() {
     assert_eq!(server.results("/v1/transfers", changed).await, ["exists_with_different_fields"]);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn teams_spend_concurrently_within_their_shared_budget() {
-    let server = TestServer::start().await;
+async fn teams_spend_concurrently_within_their_shared_budget(server: TestServer) {
     server.usd().await;
     let tree = json!({"accounts": [
         {"id": "org", "asset": "USD", "min_balance": "-100.00"},
@@ -85,9 +77,7 @@ async fn teams_spend_concurrently_within_their_shared_budget() {
     assert_eq!(server.results("/v1/transfers", moves).await, ["created"], "moving budget inside the org nets out");
 }
 
-#[tokio::test]
-async fn a_withdrawal_holds_funds_until_the_bank_answers() {
-    let server = TestServer::start().await;
+async fn a_withdrawal_holds_funds_until_the_bank_answers(server: TestServer) {
     server.usd().await;
     server.results("/v1/transfers", json!({"transfers": [{"id": "fund", "debit": "world", "credit": "alice", "amount": "100.00"}]})).await;
     let hold = |id: &str| json!({"transfers": [{"id": id, "debit": "alice", "credit": "world", "amount": "80.00", "pending": true, "timeout_ms": 3600000}]});
@@ -106,9 +96,7 @@ async fn a_withdrawal_holds_funds_until_the_bank_answers() {
     assert_eq!(server.balance("alice").await, "20.00");
 }
 
-#[tokio::test]
-async fn a_linked_chain_is_all_or_nothing_and_spares_the_rest_of_the_batch() {
-    let server = TestServer::start().await;
+async fn a_linked_chain_is_all_or_nothing_and_spares_the_rest_of_the_batch(server: TestServer) {
     server.usd().await;
     let body = json!({"transfers": [
         {"id": "c1", "debit": "world", "credit": "alice", "amount": "10", "linked": true},
@@ -118,3 +106,12 @@ async fn a_linked_chain_is_all_or_nothing_and_spares_the_rest_of_the_batch() {
     assert_eq!(server.results("/v1/transfers", body).await, ["linked_event_failed", "exceeds_min_balance", "created"]);
     assert_eq!((server.balance("alice").await, server.balance("bob").await), ("0.00".to_owned(), "1.00".to_owned()));
 }
+
+on_both_engines!(
+    fifty_concurrent_withdrawals_never_overdraw,
+    a_job_with_two_slots_admits_two_of_six_concurrent_applicants,
+    a_retried_payment_applies_once_even_when_the_retries_race,
+    teams_spend_concurrently_within_their_shared_budget,
+    a_withdrawal_holds_funds_until_the_bank_answers,
+    a_linked_chain_is_all_or_nothing_and_spares_the_rest_of_the_batch,
+);
