@@ -6,8 +6,10 @@ use tally_testkit::bank::{check, CheckOptions};
 
 #[derive(clap::Args)]
 pub struct Args {
-    #[arg(long, default_value = "http://127.0.0.1:7420", env = "TALLY_URL")]
-    pub url: String,
+    /// The server, or several nodes of one ledger (comma-separated or repeated): clients are
+    /// spread over them.
+    #[arg(long, default_value = "http://127.0.0.1:7420", env = "TALLY_URL", value_delimiter = ',')]
+    pub url: Vec<String>,
     #[arg(long, default_value_t = 8)]
     pub clients: usize,
     /// How long to run the workload, in seconds.
@@ -36,7 +38,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let options = CheckOptions {
-        url: args.url,
+        urls: args.url,
         clients: args.clients.max(1),
         duration: Duration::from_secs(args.duration),
         ops: args.ops,

@@ -20,8 +20,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the HTTP server on the embedded engine.
+    /// Run the HTTP server on the embedded engine or on PostgreSQL.
     Serve(serve::Args),
+    /// Create or upgrade the PostgreSQL schema (nodes also do this when they start).
+    Migrate {
+        #[arg(long, env = "TALLY_DATABASE_URL", hide_env_values = true)]
+        database_url: String,
+    },
     /// Replay a data directory offline: checksums, every invariant, every balance.
     Verify {
         #[arg(long, default_value = "./tally-data", env = "TALLY_DATA_DIR")]
@@ -35,6 +40,13 @@ enum Command {
     Openapi,
 }
 
+fn migrate(url: &str) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let applied = runtime.block_on(tally_pg::migrate(url))?;
+    println!("schema at version {} ({applied} migrations applied)", tally_pg::schema::SCHEMA_VERSION);
+    Ok(())
+}
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
@@ -43,6 +55,7 @@ fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Serve(args) => serve::run(args),
         Command::Verify { data_dir } => verify::run(&data_dir),
+        Command::Migrate { database_url } => migrate(&database_url),
         Command::Bench(args) => bench::run(args),
         Command::Check(args) => check::run(args),
         Command::Openapi => {

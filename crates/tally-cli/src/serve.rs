@@ -1,12 +1,12 @@
-//! `tally serve`: the embedded engine behind the HTTP API, until SIGTERM or Ctrl-C, which
-//! stop new connections, let requests in flight finish, commit and answer everything queued,
-//! write a snapshot and exit.
+//! `tally serve`: a store (the embedded engine, or PostgreSQL) behind the HTTP API, until
+//! SIGTERM or Ctrl-C, which stop new connections, let requests in flight finish, commit and
+//! answer everything queued, write a snapshot (embedded) and exit.
 
 use anyhow::Context;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use tally_engine::{Config, Engine};
+use tally_engine::{Config, Engine, Ledger};
 use tally_server::App;
 
 #[derive(clap::Args)]
@@ -24,9 +24,31 @@ pub struct Args {
     /// and commits every change: starving it costs more than any parsing gains.
     #[arg(long, env = "TALLY_HTTP_THREADS")]
     pub http_threads: Option<usize>,
-    /// The store: only `embedded` in this build.
-    #[arg(long, default_value = "embedded", value_parser = ["embedded"])]
+    /// The store: `embedded` (the journal in --data-dir) or `postgres` (--database-url).
+    #[arg(long, default_value = "embedded", value_parser = ["embedded", "postgres"], env = "TALLY_ENGINE")]
     pub engine: String,
+    #[command(flatten)]
+    pub postgres: PostgresArgs,
+}
+
+/// Where and how to reach PostgreSQL.
+#[derive(clap::Args, Clone)]
+pub struct PostgresArgs {
+    /// A `postgres://` URL or `key=value` connection string (with --engine postgres).
+    #[arg(long, env = "TALLY_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// How concurrent batches from several nodes are kept apart.
+    #[arg(long, default_value = "locking", value_parser = ["locking", "optimistic", "serializable"], env = "TALLY_PG_CONCURRENCY")]
+    pub pg_concurrency: String,
+}
+
+impl PostgresArgs {
+    pub fn config(&self) -> anyhow::Result<tally_pg::Config> {
+        let url = self.database_url.clone().context("--database-url (or TALLY_DATABASE_URL) is required with --engine postgres")?;
+        let mut config = tally_pg::Config::new(url);
+        config.concurrency = self.pg_concurrency.parse().map_err(anyhow::Error::msg)?;
+        Ok(config)
+    }
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -34,24 +56,36 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let http_threads = args.http_threads.unwrap_or(cores.saturating_sub(1)).max(1);
     let runtime =
         tokio::runtime::Builder::new_multi_thread().worker_threads(http_threads).enable_all().thread_name("tally-http").build()?;
+    let api_token: Option<Arc<str>> = args.api_token.map(Into::into);
+    if args.engine == "postgres" {
+        let config = args.postgres.config()?;
+        return runtime.block_on(async {
+            let concurrency = config.concurrency;
+            let ledger = Arc::new(tally_pg::PgLedger::start(config).await.context("cannot start on PostgreSQL")?);
+            tracing::info!(%concurrency, last_seq = ledger.status().last_seq, "ledger open on PostgreSQL");
+            let app = App { ledger: ledger.clone(), engine_name: "postgres", metrics: tally_server::metrics_handle(), api_token };
+            serve(args.listen, app).await?;
+            tracing::info!("draining the write queue");
+            ledger.shutdown().await;
+            tracing::info!("stopped cleanly");
+            Ok(())
+        });
+    }
     let (engine, recovery) = Engine::open(&args.data_dir, Config::default())?;
     tracing::info!(data_dir = %args.data_dir.display(), last_seq = recovery.last_seq, replayed_records = recovery.replayed_records, "ledger open");
     let engine = Arc::new(engine);
-    let app = App {
-        ledger: engine.clone(),
-        engine_name: "embedded",
-        metrics: tally_server::metrics_handle(),
-        api_token: args.api_token.map(Into::into),
-    };
-    runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
-        tracing::info!("listening on http://{}", listener.local_addr()?);
-        axum::serve(listener, tally_server::router(app)).with_graceful_shutdown(stop_signal()).await?;
-        anyhow::Ok(())
-    })?;
+    let app = App { ledger: engine.clone(), engine_name: "embedded", metrics: tally_server::metrics_handle(), api_token };
+    runtime.block_on(serve(args.listen, app))?;
     tracing::info!("draining the write queue");
     engine.shutdown();
     tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+async fn serve(listen: SocketAddr, app: App) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+    tracing::info!("listening on http://{}", listener.local_addr()?);
+    axum::serve(listener, tally_server::router(app)).with_graceful_shutdown(stop_signal()).await?;
     Ok(())
 }
 

@@ -42,6 +42,9 @@ pub const READ_CONNECTIONS: usize = 8;
 /// How often an idle writer looks for holds that are due (any node may expire them).
 const EXPIRY_POLL: Duration = Duration::from_millis(100);
 
+/// How often the estimated counts in `status` are refreshed.
+const COUNTS_REFRESH: Duration = Duration::from_secs(5);
+
 /// How often a journal reader waiting for new events looks at the ledger row (commits by
 /// this node wake it at once; this bounds how late it sees other nodes' commits).
 const JOURNAL_POLL: Duration = Duration::from_millis(20);
@@ -191,6 +194,16 @@ struct Shared {
     transfers: AtomicU64,
 }
 
+impl Shared {
+    fn saw_committed(&self, last_seq: u64) {
+        self.committed.send_if_modified(|seq| {
+            let newer = last_seq > *seq;
+            *seq = (*seq).max(last_seq);
+            newer
+        });
+    }
+}
+
 /// A Tally node on PostgreSQL.
 pub struct PgLedger {
     shared: Arc<Shared>,
@@ -233,9 +246,8 @@ impl PgLedger {
             clock: config.clock,
         };
         let handle = tokio::spawn(writer.run());
-        let ledger = PgLedger { shared, queue: Mutex::new(Some(sender)), pool, writer: Mutex::new(Some(handle)) };
-        ledger.refresh_counts().await;
-        Ok(ledger)
+        tokio::spawn(refresh_counts(pool.clone(), shared.clone()));
+        Ok(PgLedger { shared, queue: Mutex::new(Some(sender)), pool, writer: Mutex::new(Some(handle)) })
     }
 
     /// Stops taking requests, lets the writer finish what is queued, and waits for it.
@@ -251,22 +263,24 @@ impl PgLedger {
     async fn client(&self) -> Result<deadpool_postgres::Object, LedgerError> {
         self.pool.get().await.map_err(|error| LedgerError::Unavailable(format!("no database connection: {error}")))
     }
+}
 
-    /// Refreshes the account and transfer counts `status` reports (PostgreSQL's estimates:
-    /// exact counts would scan the tables).
-    pub async fn refresh_counts(&self) {
-        let Ok(client) = self.client().await else { return };
-        let sql = "SELECT relname::text, greatest(reltuples, 0)::bigint FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                   WHERE n.nspname = 'tally' AND relname IN ('accounts', 'transfers')";
-        if let Ok(rows) = client.query(sql, &[]).await {
-            for row in rows {
+/// Keeps the account and transfer counts `status` reports fresh, while the node runs. They
+/// are PostgreSQL's estimates: exact counts would scan the tables.
+async fn refresh_counts(pool: Pool, shared: Arc<Shared>) {
+    let sql = "SELECT relname::text, greatest(reltuples, 0)::bigint FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+               WHERE n.nspname = 'tally' AND relname IN ('accounts', 'transfers')";
+    while shared.accepting.load(Ordering::SeqCst) {
+        if let Ok(client) = pool.get().await {
+            for row in client.query(sql, &[]).await.unwrap_or_default() {
                 let count = row.get::<_, i64>(1).max(0) as u64;
                 match row.get::<_, &str>(0) {
-                    "accounts" => self.shared.accounts.store(count, Ordering::Relaxed),
-                    _ => self.shared.transfers.store(count, Ordering::Relaxed),
+                    "accounts" => shared.accounts.store(count, Ordering::Relaxed),
+                    _ => shared.transfers.store(count, Ordering::Relaxed),
                 }
             }
         }
+        tokio::time::sleep(COUNTS_REFRESH).await;
     }
 }
 
@@ -401,12 +415,18 @@ impl Writer {
         }
     }
 
-    /// Whether any hold is due to expire (cheap: the partial index of open holds).
+    /// Whether any hold is due to expire (cheap: the partial index of open holds). Also
+    /// learns the ledger's last seq, so that this node's status and journal readers follow
+    /// what other nodes commit.
     async fn holds_due(&mut self) -> bool {
         let now = rows::big((self.clock)());
-        let due = "SELECT 1 FROM tally.transfers WHERE expires_at IS NOT NULL AND hold_state = 0 AND expires_at <= $1 LIMIT 1";
-        match self.client.query_opt(due, &[&now]).await {
-            Ok(row) => row.is_some(),
+        let sql = "SELECT last_seq, EXISTS (SELECT 1 FROM tally.transfers
+                       WHERE expires_at IS NOT NULL AND hold_state = 0 AND expires_at <= $1) FROM tally.ledger";
+        match self.client.query_one(sql, &[&now]).await {
+            Ok(row) => {
+                self.shared.saw_committed(rows::unsigned(row.get(0), "seq").unwrap_or(0));
+                row.get(1)
+            }
             Err(error) => {
                 tracing::warn!(%error, "could not look for due holds");
                 self.reconnect().await;
@@ -446,12 +466,7 @@ impl Writer {
         };
         match outcome {
             Ok(committed) => {
-                let last_seq = committed.applied.last_seq;
-                self.shared.committed.send_if_modified(|seq| {
-                    let newer = last_seq > *seq;
-                    *seq = (*seq).max(last_seq);
-                    newer
-                });
+                self.shared.saw_committed(committed.applied.last_seq);
                 if committed.applied.events > 0 {
                     metrics::histogram!("tally_batch_events").record(committed.applied.events as f64);
                     metrics::histogram!("tally_commit_seconds").record(started.elapsed().as_secs_f64());

@@ -26,7 +26,9 @@ use tally_core::Decimal;
 
 #[derive(Clone, Debug)]
 pub struct CheckOptions {
-    pub url: String,
+    /// One or more nodes of the same ledger; clients are spread over them, the checker reads
+    /// from the first.
+    pub urls: Vec<String>,
     pub clients: usize,
     /// Stop after this long, or after `ops` requests, whichever comes first.
     pub duration: Duration,
@@ -569,11 +571,22 @@ fn check_answers(run: &Run, journal: &[JournalItem]) {
 }
 
 pub async fn check(options: CheckOptions) -> anyhow::Result<CheckReport> {
-    let mut client = Client::new(&options.url);
-    if let Some(token) = &options.token {
-        client = client.with_token(token.clone());
+    anyhow::ensure!(!options.urls.is_empty(), "at least one url");
+    let clients: Vec<Client> = options
+        .urls
+        .iter()
+        .map(|url| {
+            let client = Client::new(url);
+            match &options.token {
+                Some(token) => client.with_token(token.clone()),
+                None => client,
+            }
+        })
+        .collect();
+    for client in &clients {
+        wait_healthy(client, Duration::from_secs(60)).await?;
     }
-    wait_healthy(&client, Duration::from_secs(60)).await?;
+    let client = clients[0].clone();
     let started = Instant::now();
     let start_seq = client.health().await?.durable_seq;
     let run = Arc::new(setup(&client, options.seed).await?);
@@ -585,7 +598,8 @@ pub async fn check(options: CheckOptions) -> anyhow::Result<CheckReport> {
     );
     let workers: Vec<_> = (0..options.clients)
         .map(|n| {
-            tokio::spawn(worker(run.clone(), client.clone(), options.seed.wrapping_add(n as u64 + 1), deadline, ops.clone(), options.ops))
+            let client = clients[n % clients.len()].clone();
+            tokio::spawn(worker(run.clone(), client, options.seed.wrapping_add(n as u64 + 1), deadline, ops.clone(), options.ops))
         })
         .collect();
     let mut next_crash = Instant::now() + options.crash_every;
