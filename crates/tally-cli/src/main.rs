@@ -1,9 +1,11 @@
-//! `tally`: the one binary. `serve` runs the ledger, `verify` checks a data directory offline,
-//! `bench` measures throughput over the real HTTP path, `check` runs the bank workload and
-//! its checker, `openapi` prints the API document.
+//! `tally`: the one binary. `serve` runs the ledger, `migrate` prepares a PostgreSQL schema,
+//! `verify` checks a ledger offline, `export` / `import` move one between stores, `bench`
+//! measures throughput over the real HTTP path, `check` runs the bank workload and its
+//! checker, `openapi` prints the API document.
 
 mod bench;
 mod check;
+mod dump;
 mod serve;
 mod verify;
 
@@ -27,11 +29,19 @@ enum Command {
         #[arg(long, env = "TALLY_DATABASE_URL", hide_env_values = true)]
         database_url: String,
     },
-    /// Replay a data directory offline: checksums, every invariant, every balance.
+    /// Check a ledger offline: replay it from the first record (checksums, every invariant,
+    /// every balance) and, on PostgreSQL, compare every table with the replay.
     Verify {
         #[arg(long, default_value = "./tally-data", env = "TALLY_DATA_DIR")]
         data_dir: PathBuf,
+        /// Verify the PostgreSQL ledger at this URL instead of a data directory.
+        #[arg(long, env = "TALLY_DATABASE_URL", hide_env_values = true)]
+        database_url: Option<String>,
     },
+    /// Write a ledger (embedded or PostgreSQL) to stdout as a dump.
+    Export(dump::Store),
+    /// Load a dump from stdin into a new embedded ledger or an empty PostgreSQL one.
+    Import(dump::Store),
     /// Measure durable transfers per second over HTTP.
     Bench(bench::Args),
     /// Run the bank workload against a server and check every invariant.
@@ -54,7 +64,10 @@ fn main() -> ExitCode {
         .init();
     let result = match Cli::parse().command {
         Command::Serve(args) => serve::run(args),
-        Command::Verify { data_dir } => verify::run(&data_dir),
+        Command::Verify { database_url: Some(url), .. } => verify::run_postgres(&url),
+        Command::Verify { data_dir, database_url: None } => verify::run(&data_dir),
+        Command::Export(store) => dump::export(store),
+        Command::Import(store) => dump::import(store),
         Command::Migrate { database_url } => migrate(&database_url),
         Command::Bench(args) => bench::run(args),
         Command::Check(args) => check::run(args),

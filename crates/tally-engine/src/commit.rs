@@ -5,7 +5,7 @@
 //! written once.
 
 use std::sync::RwLock;
-use tally_core::codec::{encode_batch, Encoder};
+use tally_core::codec::{decode_batch, encode_batch, DecodeError, Encoder};
 use tally_core::{Outcome, Request, State};
 
 /// Access to the state for one step. The writer takes its lock per step, so readers get in
@@ -63,4 +63,17 @@ pub fn apply<'r>(mut state: impl StateAccess, now: u64, requests: impl IntoItera
         payload.bytes
     });
     BatchApplied { answers, payload, last_seq, events }
+}
+
+/// Applies one batch record to `state` exactly as `apply` first applied it (expiries first,
+/// then each request at the record's timestamp): how recovery, `verify` and `import` rebuild
+/// a ledger. Returns the state's last seq afterwards, for the caller to compare with the seq
+/// the record was written at.
+pub fn replay_record(state: &mut State, payload: &[u8]) -> Result<u64, DecodeError> {
+    let batch = decode_batch(payload)?;
+    state.expire(batch.timestamp);
+    for request in &batch.requests {
+        state.apply(request, batch.timestamp);
+    }
+    Ok(state.last_seq())
 }

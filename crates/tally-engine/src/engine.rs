@@ -21,7 +21,6 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tally_core::codec::decode_batch;
 use tally_core::limits::BATCH_EVENTS_MAX;
 use tally_core::{AccountView, Id, JournalEntry, Request, State, TransferView};
 use tokio::sync::{oneshot, watch};
@@ -121,13 +120,9 @@ pub fn replay<S: Storage>(
         repair,
         |read| {
             let fail = |reason: String| OpenError::Replay { record: read.record, file: read.file.to_owned(), offset: read.offset, reason };
-            let batch = decode_batch(read.payload).map_err(|e| fail(format!("does not decode: {e}")))?;
-            state.expire(batch.timestamp);
-            for request in &batch.requests {
-                state.apply(request, batch.timestamp);
-            }
-            if state.last_seq() != read.last_seq {
-                return Err(fail(format!("replays to seq {}, but was written at seq {}", state.last_seq(), read.last_seq)));
+            let last_seq = commit::replay_record(state, read.payload).map_err(|e| fail(format!("does not decode: {e}")))?;
+            if last_seq != read.last_seq {
+                return Err(fail(format!("replays to seq {last_seq}, but was written at seq {}", read.last_seq)));
             }
             after_record(state, read.record).map_err(fail)?;
             replayed += 1;

@@ -7,6 +7,7 @@
 //! journal is the exact order in which things happened, so recovery is a replay.
 
 pub mod commit;
+pub mod dump;
 pub mod engine;
 pub mod journal;
 pub mod snapshot;

@@ -10,6 +10,7 @@
 //! bounded number of times. Reads go to a small pool of connections. See docs/postgres.md.
 
 pub mod batch;
+pub mod offline;
 pub mod read;
 pub mod rows;
 pub mod schema;
@@ -106,6 +107,8 @@ pub enum PgError {
     SchemaTooOld { found: i32, supported: i32 },
     #[error("database url: {0}")]
     Url(String),
+    #[error("dump: {0}")]
+    Dump(String),
 }
 
 /// Serialization failures and deadlocks: the transaction was rolled back and may be retried.
@@ -318,13 +321,13 @@ impl Ledger for PgLedger {
         Box::pin(async move {
             let client = self.client().await?;
             match as_of {
-                None => Ok(read::account(&client, &id).await?),
+                None => Ok(read::account(&**client, &id).await?),
                 Some(seq) => {
-                    let latest = read::last_seq(&client).await?;
+                    let latest = read::last_seq(&**client).await?;
                     if seq > latest {
                         return Err(LedgerError::AsOfAhead { as_of: seq, latest });
                     }
-                    Ok(read::account_as_of(&client, &id, seq).await?)
+                    Ok(read::account_as_of(&**client, &id, seq).await?)
                 }
             }
         })
@@ -333,16 +336,16 @@ impl Ledger for PgLedger {
     fn accounts(&self, query: AccountQuery) -> LedgerFuture<'_, Option<Vec<AccountView>>> {
         Box::pin(async move {
             let client = self.client().await?;
-            Ok(read::accounts(&client, &query.prefix, query.parent.as_ref(), query.after.as_ref(), query.limit).await?)
+            Ok(read::accounts(&**client, &query.prefix, query.parent.as_ref(), query.after.as_ref(), query.limit).await?)
         })
     }
 
     fn transfer(&self, id: Id) -> LedgerFuture<'_, Option<TransferView>> {
-        Box::pin(async move { Ok(read::transfer(&*self.client().await?, id.as_str()).await?) })
+        Box::pin(async move { Ok(read::transfer(&**self.client().await?, id.as_str()).await?) })
     }
 
     fn account_transfers(&self, id: Id, after_seq: u64, limit: usize) -> LedgerFuture<'_, Option<Vec<TransferView>>> {
-        Box::pin(async move { Ok(read::account_transfers(&*self.client().await?, &id, after_seq, limit).await?) })
+        Box::pin(async move { Ok(read::account_transfers(&**self.client().await?, &id, after_seq, limit).await?) })
     }
 
     fn journal(&self, after_seq: u64, limit: usize, wait: Duration) -> LedgerFuture<'_, Vec<JournalEntry>> {
@@ -353,14 +356,14 @@ impl Ledger for PgLedger {
             // Long poll, bounded by `wait`: this node's commits wake it at once, other nodes'
             // are seen within `JOURNAL_POLL`.
             let until = loop {
-                let latest = read::last_seq(&client).await?;
+                let latest = read::last_seq(&**client).await?;
                 let left = deadline.saturating_duration_since(Instant::now());
                 if latest > after_seq || left.is_zero() {
                     break latest;
                 }
                 let _ = tokio::time::timeout(left.min(JOURNAL_POLL), committed.changed()).await;
             };
-            Ok(read::journal(&client, after_seq, until, limit).await?)
+            Ok(read::journal(&**client, after_seq, until, limit).await?)
         })
     }
 

@@ -5,12 +5,12 @@ use crate::rows::{self, big, ACCOUNT_COLUMNS, TRANSFER_COLUMNS};
 use crate::PgError;
 use tally_core::limits::PAGE_LIMIT_MAX;
 use tally_core::{AccountView, Id, JournalEntry, Settings, Totals, TransferView};
-use tokio_postgres::{Client, Row};
+use tokio_postgres::{GenericClient, Row};
 
 /// Sorts after every character an id may hold, so `prefix + ID_CEILING` bounds a prefix range.
 const ID_CEILING: char = '\u{7f}';
 
-pub async fn last_seq(client: &Client) -> Result<u64, PgError> {
+pub async fn last_seq(client: &impl GenericClient) -> Result<u64, PgError> {
     rows::unsigned(client.query_one("SELECT last_seq FROM tally.ledger", &[]).await?.get(0), "seq")
 }
 
@@ -35,13 +35,13 @@ const ACCOUNT_FROM: &str = "FROM tally.accounts a JOIN tally.assets s ON s.code 
 const TRANSFER_FROM: &str =
     "FROM tally.transfers t LEFT JOIN tally.accounts d ON d.id = t.debit LEFT JOIN tally.assets s ON s.code = d.asset";
 
-pub async fn account(client: &Client, id: &Id) -> Result<Option<AccountView>, PgError> {
+pub async fn account(client: &impl GenericClient, id: &Id) -> Result<Option<AccountView>, PgError> {
     let sql = format!("SELECT {ACCOUNT_COLUMNS}, s.scale {ACCOUNT_FROM} WHERE a.id = $1");
     client.query_opt(&sql, &[&id.as_str()]).await?.as_ref().map(account_view).transpose()
 }
 
 /// The account right after journal position `seq` (which the caller checked is committed).
-pub async fn account_as_of(client: &Client, id: &Id, seq: u64) -> Result<Option<AccountView>, PgError> {
+pub async fn account_as_of(client: &impl GenericClient, id: &Id, seq: u64) -> Result<Option<AccountView>, PgError> {
     let Some(mut view) = account(client, id).await? else { return Ok(None) };
     if view.created_seq > seq {
         return Ok(None);
@@ -80,7 +80,7 @@ pub async fn account_as_of(client: &Client, id: &Id, seq: u64) -> Result<Option<
 /// Accounts in id order after `after`, whose id starts with `prefix` and, if given, whose
 /// parent is `parent`; `None` if that parent does not exist.
 pub async fn accounts(
-    client: &Client,
+    client: &impl GenericClient,
     prefix: &str,
     parent: Option<&Id>,
     after: Option<&Id>,
@@ -97,17 +97,23 @@ pub async fn accounts(
     );
     let upper = format!("{prefix}{ID_CEILING}");
     let limit = limit.min(PAGE_LIMIT_MAX) as i64;
-    let rows = client.query(&sql, &[&parent.map(Id::as_str), &after.map_or("", Id::as_str), &prefix, &upper.as_str(), &limit]).await?;
+    let (parent, after) = (parent.map(Id::as_str), after.map_or("", Id::as_str));
+    let rows = client.query(&sql, &[&parent, &after, &prefix, &upper.as_str(), &limit]).await?;
     rows.iter().map(account_view).collect::<Result<Vec<_>, _>>().map(Some)
 }
 
-pub async fn transfer(client: &Client, id: &str) -> Result<Option<TransferView>, PgError> {
+pub async fn transfer(client: &impl GenericClient, id: &str) -> Result<Option<TransferView>, PgError> {
     let sql = format!("SELECT {TRANSFER_COLUMNS}, d.asset, s.scale {TRANSFER_FROM} WHERE t.id = $1");
     client.query_opt(&sql, &[&id]).await?.as_ref().map(transfer_view).transpose()
 }
 
 /// The transfers that changed `id`'s totals with seq above `after_seq`, in seq order.
-pub async fn account_transfers(client: &Client, id: &Id, after_seq: u64, limit: usize) -> Result<Option<Vec<TransferView>>, PgError> {
+pub async fn account_transfers(
+    client: &impl GenericClient,
+    id: &Id,
+    after_seq: u64,
+    limit: usize,
+) -> Result<Option<Vec<TransferView>>, PgError> {
     if client.query_opt("SELECT 1 FROM tally.accounts WHERE id = $1", &[&id.as_str()]).await?.is_none() {
         return Ok(None);
     }
@@ -123,7 +129,7 @@ pub async fn account_transfers(client: &Client, id: &Id, after_seq: u64, limit: 
 
 /// Journal entries with seq in `after_seq + 1 ..= until_seq`, at most `limit`, from the five
 /// tables that hold events (seqs are gapless, so the range is exact).
-pub async fn journal(client: &Client, after_seq: u64, until_seq: u64, limit: usize) -> Result<Vec<JournalEntry>, PgError> {
+pub async fn journal(client: &impl GenericClient, after_seq: u64, until_seq: u64, limit: usize) -> Result<Vec<JournalEntry>, PgError> {
     let until = until_seq.min(after_seq.saturating_add(limit.min(PAGE_LIMIT_MAX) as u64));
     if until <= after_seq {
         return Ok(Vec::new());

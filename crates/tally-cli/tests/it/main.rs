@@ -3,5 +3,6 @@
 mod check;
 mod cli;
 mod crash;
+mod moves;
 mod nodes;
 mod support;
