@@ -60,6 +60,15 @@ pub struct Args {
     /// Threads of the load generator. One keeps up with the server and leaves it the rest.
     #[arg(long, default_value_t = 1)]
     pub client_threads: usize,
+    /// The store the started servers run on. With `postgres` and no --database-url, the
+    /// bench starts a private PostgreSQL cluster (fsync on) in a temporary directory.
+    #[arg(long, default_value = "embedded", value_parser = ["embedded", "postgres"])]
+    pub engine: String,
+    #[command(flatten)]
+    pub postgres: crate::serve::PostgresArgs,
+    /// Servers to start on one PostgreSQL database; clients are spread over them.
+    #[arg(long, default_value_t = 1)]
+    pub nodes: usize,
 }
 
 struct Server {
@@ -69,16 +78,26 @@ struct Server {
     temporary: Option<tempfile::TempDir>,
 }
 
+/// How the bench starts a server.
+#[derive(Clone)]
+enum Store {
+    Embedded,
+    Postgres { url: String, concurrency: String },
+}
+
 fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-fn spawn_server(data_dir: &std::path::Path) -> anyhow::Result<(Child, String)> {
+fn spawn_server(data_dir: &std::path::Path, store: &Store) -> anyhow::Result<(Child, String)> {
     let port = free_port()?;
     let log = std::fs::File::create(data_dir.with_extension("log"))?;
-    let child = Command::new(std::env::current_exe()?)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
-        .arg(data_dir)
+    let mut command = Command::new(std::env::current_exe()?);
+    command.args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"]).arg(data_dir);
+    if let Store::Postgres { url, concurrency } = store {
+        command.args(["--engine", "postgres", "--database-url", url, "--pg-concurrency", concurrency]);
+    }
+    let child = command
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(log)
@@ -123,46 +142,77 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         bail!("need at least 2 accounts, 2 to --accounts hot accounts, and --hot-percent at most 100");
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(args.client_threads.max(1)).enable_all().build()?;
-    let mut server = match &args.url {
-        Some(_) => None,
-        None => {
-            let (data_dir, temporary) = match &args.data_dir {
-                Some(dir) => (dir.clone(), None),
+    if args.engine == "embedded" && args.nodes != 1 {
+        bail!("--nodes needs --engine postgres: an embedded ledger has one node");
+    }
+    // Kept until the end: dropping it stops the private cluster.
+    let mut cluster = None;
+    let store = match args.engine.as_str() {
+        "postgres" => {
+            let url = match &args.postgres.database_url {
+                Some(url) => url.clone(),
                 None => {
+                    let options = tally_testkit::postgres::ClusterOptions { durable: true, max_connections: 200 };
+                    let started = cluster.insert(tally_testkit::postgres::PrivateCluster::start(options)?);
+                    println!("private PostgreSQL cluster (fsync on) in {}", started.directory().display());
+                    started.url()
+                }
+            };
+            // Migrate once, before the nodes start together.
+            runtime.block_on(tally_pg::migrate(&url))?;
+            Store::Postgres { url, concurrency: args.postgres.pg_concurrency.clone() }
+        }
+        _ => Store::Embedded,
+    };
+    let mut servers = Vec::new();
+    if args.url.is_none() {
+        for node in 0..args.nodes.max(1) {
+            let (data_dir, temporary) = match &args.data_dir {
+                Some(dir) if node == 0 => (dir.clone(), None),
+                _ => {
                     let temporary = tempfile::Builder::new().prefix("tally-bench").tempdir()?;
                     (temporary.path().join("data"), Some(temporary))
                 }
             };
-            let (child, url) = spawn_server(&data_dir)?;
-            Some(Server { child, url, data_dir, temporary })
+            let (child, url) = spawn_server(&data_dir, &store)?;
+            servers.push(Server { child, url, data_dir, temporary });
         }
+    }
+    let urls: Vec<String> = match &args.url {
+        Some(url) => vec![url.clone()],
+        None => servers.iter().map(|s| s.url.clone()).collect(),
     };
-    let url = args.url.clone().or_else(|| server.as_ref().map(|s| s.url.clone())).expect("a url or a server");
-    let client = Client::new(&url);
-    let result = runtime.block_on(drive(&args, &client));
-    let peak_rss = server.as_ref().and_then(|s| peak_rss_bytes(s.child.id()));
-    if let Some(server) = &mut server {
-        let report = result.as_ref().ok();
-        let stop = terminate(&mut server.child)?;
-        if let Some(report) = report {
-            report.print(peak_rss);
-        }
-        println!("clean shutdown (drain + snapshot): {:.2} s", stop.as_secs_f64());
+    let clients: Vec<Client> = urls.iter().map(|url| Client::new(url)).collect();
+    let result = runtime.block_on(drive(&args, &clients));
+    let peak_rss: Option<u64> = servers.iter().map(|s| peak_rss_bytes(s.child.id())).sum();
+    let report = result.as_ref().ok();
+    let mut stops = Vec::new();
+    for server in &mut servers {
+        stops.push(terminate(&mut server.child)?);
+    }
+    if let Some(report) = report {
+        report.print(if servers.is_empty() { None } else { peak_rss });
+    }
+    if let Some(stop) = stops.first() {
+        println!("clean shutdown (drain{}): {:.2} s", if matches!(store, Store::Embedded) { " + snapshot" } else { "" }, stop.as_secs_f64());
+    }
+    if let Some(server) = servers.first_mut() {
         if args.measure_restart {
-            measure_restarts(&runtime, server)?;
+            measure_restarts(&runtime, server, &store)?;
         }
+    }
+    for mut server in servers {
         if let Some(temporary) = server.temporary.take() {
             temporary.close()?;
         }
-    } else if let Ok(report) = &result {
-        report.print(None);
     }
+    drop(cluster);
     result.map(|_| ())
 }
 
-fn measure_restarts(runtime: &tokio::runtime::Runtime, server: &mut Server) -> anyhow::Result<()> {
+fn measure_restarts(runtime: &tokio::runtime::Runtime, server: &mut Server, store: &Store) -> anyhow::Result<()> {
     let restart = |label: &str| -> anyhow::Result<()> {
-        let (mut child, url) = spawn_server(&server.data_dir)?;
+        let (mut child, url) = spawn_server(&server.data_dir, store)?;
         let took = runtime.block_on(wait_healthy(&Client::new(&url), Duration::from_secs(600)))?;
         println!(
             "restart {label}: {:.2} s to healthy, peak RSS {:.0} MiB",
@@ -222,8 +272,11 @@ impl Report {
     }
 }
 
-async fn drive(args: &Args, client: &Client) -> anyhow::Result<Report> {
-    wait_healthy(client, Duration::from_secs(600)).await?;
+async fn drive(args: &Args, clients: &[Client]) -> anyhow::Result<Report> {
+    for client in clients {
+        wait_healthy(client, Duration::from_secs(600)).await?;
+    }
+    let client = &clients[0];
     let run = format!("b{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis());
     let asset = format!("{run}-X");
     client.create_asset(&asset, 2).await?;
@@ -290,8 +343,9 @@ async fn drive(args: &Args, client: &Client) -> anyhow::Result<Report> {
     let failed = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for _ in 0..args.clients {
-        let (client, bodies, sent, failed) = (client.clone(), bodies.clone(), sent.clone(), failed.clone());
+    for n in 0..args.clients {
+        let client = clients[n % clients.len()].clone();
+        let (bodies, sent, failed) = (bodies.clone(), sent.clone(), failed.clone());
         tasks.push(tokio::spawn(async move {
             let mut latency = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3).expect("valid bounds");
             loop {
@@ -318,8 +372,12 @@ async fn drive(args: &Args, client: &Client) -> anyhow::Result<Report> {
     }
     let elapsed = started.elapsed();
     sent.finish_and_clear();
+    let store = match args.engine.as_str() {
+        "postgres" => format!("postgres ({}, {} node{})", args.postgres.pg_concurrency, args.nodes, if args.nodes == 1 { "" } else { "s" }),
+        _ => "embedded".to_owned(),
+    };
     let args_line = format!(
-        "tally bench: {} accounts, {} transfers, batches of {}, {} clients, {:?} workload{}",
+        "tally bench on {store}: {} accounts, {} transfers, batches of {}, {} clients, {:?} workload{}",
         args.accounts,
         args.transfers,
         args.batch,

@@ -73,6 +73,9 @@ impl Names {
 
 /// The statements a batch runs, prepared once per connection.
 pub struct Statements {
+    hold_accounts: Statement,
+    due_accounts: Statement,
+    lineages: Statement,
     lock_accounts: Statement,
     read_accounts: Statement,
     lock_ledger: Statement,
@@ -80,6 +83,7 @@ pub struct Statements {
     versions_moved: Statement,
     assets: Statement,
     transfers: Statement,
+    due_holds: Statement,
     insert_assets: Statement,
     insert_accounts: Statement,
     update_accounts: Statement,
@@ -92,23 +96,26 @@ pub struct Statements {
     advance_ledger: Statement,
 }
 
-/// The accounts a batch touches and all their ancestors: the named accounts, the accounts of
-/// the holds it posts or voids, and those of the holds due to expire.
-fn touched_accounts_sql(lock: bool) -> String {
-    format!(
-        "WITH named(id) AS (
-             SELECT unnest($1::text[])
-             UNION SELECT unnest(ARRAY[t.debit, t.credit]) FROM tally.transfers t WHERE t.id = ANY($2::text[]) AND t.kind = 1
-             UNION SELECT unnest(ARRAY[d.debit, d.credit]) FROM (
-                 SELECT debit, credit FROM tally.transfers
-                 WHERE expires_at IS NOT NULL AND hold_state = 0 AND expires_at <= $3 ORDER BY expires_at LIMIT $4) d
-         ), touched(id) AS (
-             SELECT id FROM named UNION SELECT unnest(n.lineage) FROM tally.accounts n WHERE n.id IN (SELECT id FROM named)
-         )
-         SELECT {ACCOUNT_COLUMNS}, array_to_string(a.lineage, ' ') FROM tally.accounts a
-         WHERE a.id IN (SELECT id FROM touched) ORDER BY a.id {}",
-        if lock { "FOR UPDATE" } else { "" }
-    )
+/// Open holds due at `$1`, the earliest first, at most `$2`.
+const DUE: &str = "FROM tally.transfers WHERE expires_at IS NOT NULL AND hold_state = 0 AND expires_at <= $1 ORDER BY expires_at LIMIT $2";
+
+/// Ancestors of accounts, which never change once an account exists: remembered by each
+/// writer so that a batch over known accounts locks them without first asking for them.
+#[derive(Default)]
+pub struct Lineages {
+    known: HashMap<String, String>,
+}
+
+/// Accounts whose ancestors a writer remembers; beyond this it forgets them all and asks again.
+const LINEAGES_MAX: usize = 1 << 18;
+
+impl Lineages {
+    fn remember(&mut self, id: &str, lineage: String) {
+        if self.known.len() >= LINEAGES_MAX {
+            self.known.clear();
+        }
+        self.known.insert(id.to_owned(), lineage);
+    }
 }
 
 /// Rows of one table as parallel arrays, for `INSERT ... SELECT FROM unnest(...)`.
@@ -119,8 +126,18 @@ impl Statements {
         let n = NUMERIC;
         let prepare = |sql: String| async move { client.prepare(&sql).await };
         Ok(Statements {
-            lock_accounts: prepare(touched_accounts_sql(true)).await?,
-            read_accounts: prepare(touched_accounts_sql(false)).await?,
+            hold_accounts: prepare("SELECT debit, credit FROM tally.transfers WHERE id = ANY($1::text[]) AND kind = 1".into()).await?,
+            due_accounts: prepare(format!("SELECT debit, credit {DUE}")).await?,
+            lineages: prepare("SELECT id, array_to_string(lineage, ' ') FROM tally.accounts WHERE id = ANY($1::text[])".into()).await?,
+            lock_accounts: prepare(format!(
+                "SELECT {ACCOUNT_COLUMNS}, array_to_string(a.lineage, ' ') FROM tally.accounts a WHERE a.id = ANY($1::text[])
+                 ORDER BY a.id FOR UPDATE"
+            ))
+            .await?,
+            read_accounts: prepare(format!(
+                "SELECT {ACCOUNT_COLUMNS}, array_to_string(a.lineage, ' ') FROM tally.accounts a WHERE a.id = ANY($1::text[])"
+            ))
+            .await?,
             lock_ledger: prepare("SELECT last_seq, last_timestamp FROM tally.ledger FOR UPDATE".into()).await?,
             accounts_present: prepare("SELECT id FROM tally.accounts WHERE id = ANY($1::text[])".into()).await?,
             versions_moved: prepare(
@@ -130,12 +147,8 @@ impl Statements {
             )
             .await?,
             assets: prepare("SELECT code, scale, seq, timestamp FROM tally.assets WHERE code = ANY($1::text[])".into()).await?,
-            transfers: prepare(format!(
-                "SELECT {TRANSFER_COLUMNS} FROM tally.transfers t WHERE t.id = ANY($1::text[]) OR t.id IN (
-                     SELECT id FROM tally.transfers WHERE expires_at IS NOT NULL AND hold_state = 0 AND expires_at <= $2
-                     ORDER BY expires_at LIMIT $3)"
-            ))
-            .await?,
+            transfers: prepare(format!("SELECT {TRANSFER_COLUMNS} FROM tally.transfers t WHERE t.id = ANY($1::text[])")).await?,
+            due_holds: prepare(format!("SELECT {TRANSFER_COLUMNS} {}", DUE.replace("FROM tally.transfers", "FROM tally.transfers t"))).await?,
             insert_assets: prepare(
                 "INSERT INTO tally.assets (code, scale, seq, timestamp)
                  SELECT * FROM unnest($1::text[], $2::smallint[], $3::bigint[], $4::bigint[])"
@@ -213,10 +226,12 @@ pub struct Committed {
 pub async fn run(
     client: &mut Client,
     statements: &Statements,
+    lineages: &mut Lineages,
     concurrency: Concurrency,
     now: u64,
     requests: &[&Request],
 ) -> Result<Committed, PgError> {
+    let started = std::time::Instant::now();
     let names = Names::of(requests);
     let isolation = match concurrency {
         Concurrency::Serializable => IsolationLevel::Serializable,
@@ -225,31 +240,66 @@ pub async fn run(
     let transaction = client.build_transaction().isolation_level(isolation).start().await?;
     let named_accounts: Vec<&str> = names.accounts.iter().map(String::as_str).collect();
     let holds: Vec<&str> = names.holds.iter().map(String::as_str).collect();
-    let touched = match concurrency {
+    let now_parameter = big(now);
+    let due_parameters: [&(dyn ToSql + Sync); 2] = [&now_parameter, &DUE_HOLDS_MAX];
+    // The holds this batch posts or voids, and those due to expire, move their accounts too.
+    let (hold_rows, due_rows) = tokio::try_join!(
+        async {
+            if holds.is_empty() {
+                return Ok(Vec::new());
+            }
+            transaction.query(&statements.hold_accounts, &[&holds]).await
+        },
+        transaction.query(&statements.due_accounts, &due_parameters),
+    )?;
+    let mut involved: BTreeSet<&str> = named_accounts.iter().copied().collect();
+    for row in hold_rows.iter().chain(&due_rows) {
+        // A failed hold has no accounts.
+        involved.extend([row.get::<_, Option<&str>>(0), row.get::<_, Option<&str>>(1)].into_iter().flatten());
+    }
+    let unknown: Vec<&str> = involved.iter().copied().filter(|id| !lineages.known.contains_key(*id)).collect();
+    if !unknown.is_empty() {
+        for row in transaction.query(&statements.lineages, &[&unknown]).await? {
+            lineages.remember(row.get(0), row.get(1));
+        }
+    }
+    // Every involved account and all its ancestors, in id order (Rust's byte order is the
+    // `C` collation's): the global order in which rows are locked.
+    let mut touched: BTreeSet<&str> = BTreeSet::new();
+    for id in &involved {
+        if let Some(lineage) = lineages.known.get(*id) {
+            touched.insert(id);
+            touched.extend(lineage.split(' ').filter(|ancestor| !ancestor.is_empty()));
+        }
+    }
+    let touched: Vec<&str> = touched.into_iter().collect();
+    let select = match concurrency {
         Concurrency::Locking => &statements.lock_accounts,
         Concurrency::Optimistic | Concurrency::Serializable => &statements.read_accounts,
     };
-    let account_rows = transaction.query(touched, &[&named_accounts, &holds, &big(now), &DUE_HOLDS_MAX]).await?;
+    let account_rows = transaction.query(select, &[&touched]).await?;
 
+    let locked = started.elapsed();
     // Everyone takes turns here. From now on every read sees all batches committed before.
     let ledger = transaction.query_one(&statements.lock_ledger, &[]).await?;
     let (last_seq, last_timestamp) = (rows::unsigned(ledger.get(0), "seq")?, rows::unsigned(ledger.get(1), "timestamp")?);
 
     let mut accounts = Vec::with_capacity(account_rows.len());
-    let mut lineages = HashMap::with_capacity(account_rows.len());
+    // The accounts loaded, with their ancestors.
+    let mut loaded: HashMap<String, String> = HashMap::with_capacity(account_rows.len());
     for row in &account_rows {
         let account = rows::account(row)?;
-        lineages.insert(account.id.as_str().to_owned(), row.get::<_, String>(17));
+        loaded.insert(account.id.as_str().to_owned(), row.get::<_, String>(17));
         accounts.push(account);
     }
-    let missing: Vec<&str> = named_accounts.iter().copied().filter(|id| !lineages.contains_key(*id)).collect();
+    let missing: Vec<&str> = named_accounts.iter().copied().filter(|id| !loaded.contains_key(*id)).collect();
     let transfer_ids: Vec<&str> = names.transfers.iter().chain(&names.holds).map(String::as_str).collect();
     let mut asset_codes: BTreeSet<&str> = names.assets.iter().map(String::as_str).collect();
     asset_codes.extend(accounts.iter().map(|a| a.asset.as_str()));
     let asset_codes: Vec<&str> = asset_codes.into_iter().collect();
-    let (now_parameter, asset_parameters) = (big(now), [&asset_codes as &(dyn ToSql + Sync)]);
-    let transfer_parameters: [&(dyn ToSql + Sync); 3] = [&transfer_ids, &now_parameter, &DUE_HOLDS_MAX];
-    let (appeared, moved, asset_rows, transfer_rows) = tokio::try_join!(
+    let asset_parameters = [&asset_codes as &(dyn ToSql + Sync)];
+    let transfer_parameters = [&transfer_ids as &(dyn ToSql + Sync)];
+    let (appeared, moved, asset_rows, named_transfer_rows, due_hold_rows) = tokio::try_join!(
         async {
             if missing.is_empty() {
                 return Ok(0);
@@ -266,6 +316,7 @@ pub async fn run(
         },
         transaction.query(&statements.assets, &asset_parameters),
         transaction.query(&statements.transfers, &transfer_parameters),
+        transaction.query(&statements.due_holds, &due_parameters),
     )?;
     if appeared > 0 {
         return Err(PgError::Conflict("an account the batch names was created by another batch while it was loading"));
@@ -285,12 +336,16 @@ pub async fn run(
     }
     let mut now = now;
     let mut due = Vec::new();
-    for row in &transfer_rows {
+    let mut loaded_transfers = BTreeSet::new();
+    for row in named_transfer_rows.iter().chain(&due_hold_rows) {
         let mut transfer = rows::transfer(row)?;
+        if !loaded_transfers.insert(transfer.id.clone()) {
+            continue;
+        }
         let open =
             transfer.kind == RecordKind::Pending && transfer.result == ResultCode::Created && transfer.hold_state == HoldState::Pending;
-        let loaded = |id: &Option<Id>| id.as_ref().is_some_and(|id| lineages.contains_key(id.as_str()));
-        if open && !(loaded(&transfer.debit) && loaded(&transfer.credit)) {
+        let is_loaded = |id: &Option<Id>| id.as_ref().is_some_and(|id| loaded.contains_key(id.as_str()));
+        if open && !(is_loaded(&transfer.debit) && is_loaded(&transfer.credit)) {
             // Another batch created this hold after this one locked its accounts.
             if names.holds.contains(&transfer.id) {
                 return Err(PgError::Conflict("a hold the batch resolves was created by another batch while it was loading"));
@@ -316,17 +371,20 @@ pub async fn run(
     }
     slice.loaded();
 
+    let loaded_at = started.elapsed();
     let applied = commit::apply(&mut slice, now, requests.iter().copied());
     let first_seq = last_seq + 1;
     if let Some(payload) = &applied.payload {
         let changes = slice.changes();
-        write(&transaction, statements, &changes, &lineages).await?;
+        write(&transaction, statements, &changes, &loaded).await?;
         let (last, first, stamp) = (big(applied.last_seq), big(first_seq), big(slice.last_timestamp()));
         let batch: [&(dyn ToSql + Sync); 3] = [&last, &first, payload];
         let ledger: [&(dyn ToSql + Sync); 2] = [&last, &stamp];
         tokio::try_join!(transaction.execute(&statements.insert_batch, &batch), transaction.execute(&statements.advance_ledger, &ledger))?;
     }
+    let written = started.elapsed();
     transaction.commit().await?;
+    tracing::debug!(?locked, loaded = ?loaded_at, ?written, committed = ?started.elapsed(), events = applied.events, "batch");
     Ok(Committed { applied, first_seq })
 }
 
@@ -335,7 +393,7 @@ async fn write(
     transaction: &tokio_postgres::Transaction<'_>,
     statements: &Statements,
     changes: &Changes,
-    lineages: &HashMap<String, String>,
+    loaded: &HashMap<String, String>,
 ) -> Result<(), PgError> {
     let text = |value: u128| value.to_string();
     let bound = |value: Option<i128>| value.map(|v| v.to_string());
@@ -364,7 +422,7 @@ async fn write(
                     let above = new_lineages
                         .get(parent.as_str())
                         .cloned()
-                        .or_else(|| lineages.get(parent.as_str()).cloned())
+                        .or_else(|| loaded.get(parent.as_str()).cloned())
                         .expect("a parent is loaded or new");
                     if above.is_empty() {
                         parent.as_str().to_owned()

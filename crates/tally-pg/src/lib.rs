@@ -243,6 +243,7 @@ impl PgLedger {
             shared: shared.clone(),
             client,
             statements,
+            lineages: batch::Lineages::default(),
             queue: receiver,
             url: config.url,
             concurrency: config.concurrency,
@@ -384,6 +385,7 @@ struct Writer {
     shared: Arc<Shared>,
     client: Client,
     statements: batch::Statements,
+    lineages: batch::Lineages,
     queue: mpsc::Receiver<(Request, Reply)>,
     url: String,
     concurrency: Concurrency,
@@ -445,7 +447,7 @@ impl Writer {
         let outcome = loop {
             attempt += 1;
             let now = (self.clock)();
-            match batch::run(&mut self.client, &self.statements, self.concurrency, now, &requests).await {
+            match batch::run(&mut self.client, &self.statements, &mut self.lineages, self.concurrency, now, &requests).await {
                 Ok(committed) => break Ok(committed),
                 Err(error) if error.is_retryable() && attempt < ATTEMPTS_MAX => {
                     metrics::counter!("tally_pg_retries_total", "reason" => error.reason()).increment(1);

@@ -77,11 +77,11 @@ pub async fn import(url: &str, input: impl Read, mut progress: impl FnMut(u64, u
     let statements = batch::Statements::prepare(&client).await?;
     let mut dump = DumpReader::new(input).map_err(dump_error)?;
     let total = dump.last_seq;
-    let mut records = 0;
+    let (mut records, mut lineages) = (0, batch::Lineages::default());
     while let Some((last_seq, payload)) = dump.next_frame().map_err(dump_error)? {
         let record = decode_batch(payload).map_err(|e| PgError::Dump(format!("batch record {} does not decode: {e}", records + 1)))?;
         let requests: Vec<&Request> = record.requests.iter().collect();
-        let committed = batch::run(&mut client, &statements, Concurrency::Locking, record.timestamp, &requests).await?;
+        let committed = batch::run(&mut client, &statements, &mut lineages, Concurrency::Locking, record.timestamp, &requests).await?;
         if committed.applied.last_seq != last_seq {
             return Err(PgError::Dump(format!(
                 "batch record {} replays to seq {}, but was exported at seq {last_seq}; nothing after it was imported",

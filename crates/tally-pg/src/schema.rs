@@ -19,7 +19,7 @@ CREATE TABLE tally.ledger (
     singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
     last_seq bigint NOT NULL,
     last_timestamp bigint NOT NULL
-);
+) WITH (fillfactor = 10);
 INSERT INTO tally.ledger (singleton, last_seq, last_timestamp) VALUES (true, 0, 0);
 
 CREATE TABLE tally.assets (
@@ -49,7 +49,9 @@ CREATE TABLE tally.accounts (
     version bigint NOT NULL,
     created_seq bigint NOT NULL UNIQUE,
     timestamp bigint NOT NULL
-);
+-- Room on every page, so that the constant updates of totals stay heap-only (HOT): no index
+-- entry per update, and index lookups do not wade through dead versions.
+) WITH (fillfactor = 50);
 CREATE INDEX accounts_by_parent ON tally.accounts (parent, id) WHERE parent IS NOT NULL;
 
 -- The totals and version right after every change: balances as of any seq in one lookup.
