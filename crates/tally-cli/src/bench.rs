@@ -97,12 +97,7 @@ fn spawn_server(data_dir: &std::path::Path, store: &Store) -> anyhow::Result<(Ch
     if let Store::Postgres { url, concurrency } = store {
         command.args(["--engine", "postgres", "--database-url", url, "--pg-concurrency", concurrency]);
     }
-    let child = command
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .context("starting the server")?;
+    let child = command.env("RUST_LOG", "warn").stdout(Stdio::null()).stderr(log).spawn().context("starting the server")?;
     Ok((child, format!("http://127.0.0.1:{port}")))
 }
 
@@ -194,7 +189,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         report.print(if servers.is_empty() { None } else { peak_rss });
     }
     if let Some(stop) = stops.first() {
-        println!("clean shutdown (drain{}): {:.2} s", if matches!(store, Store::Embedded) { " + snapshot" } else { "" }, stop.as_secs_f64());
+        println!(
+            "clean shutdown (drain{}): {:.2} s",
+            if matches!(store, Store::Embedded) { " + snapshot" } else { "" },
+            stop.as_secs_f64()
+        );
     }
     if let Some(server) = servers.first_mut() {
         if args.measure_restart {

@@ -15,7 +15,7 @@
 //! step 2 is checked after it: an account that appeared meanwhile, or (optimistic) an
 //! account whose version moved, makes the attempt a `Conflict` that is rolled back and retried.
 
-use crate::rows::{self, big, ACCOUNT_COLUMNS, TRANSFER_COLUMNS};
+use crate::rows::{self, big, numeric, ACCOUNT_COLUMNS, TRANSFER_COLUMNS};
 use crate::{Concurrency, PgError};
 use futures_util::future::try_join_all;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -118,24 +118,21 @@ impl Lineages {
     }
 }
 
-/// Rows of one table as parallel arrays, for `INSERT ... SELECT FROM unnest(...)`.
-const NUMERIC: &str = "::numeric(39, 0)";
-
 impl Statements {
     pub async fn prepare(client: &Client) -> Result<Statements, PgError> {
-        let n = NUMERIC;
         let prepare = |sql: String| async move { client.prepare(&sql).await };
         Ok(Statements {
             hold_accounts: prepare("SELECT debit, credit FROM tally.transfers WHERE id = ANY($1::text[]) AND kind = 1".into()).await?,
             due_accounts: prepare(format!("SELECT debit, credit {DUE}")).await?,
             lineages: prepare("SELECT id, array_to_string(lineage, ' ') FROM tally.accounts WHERE id = ANY($1::text[])".into()).await?,
             lock_accounts: prepare(format!(
-                "SELECT {ACCOUNT_COLUMNS}, array_to_string(a.lineage, ' ') FROM tally.accounts a WHERE a.id = ANY($1::text[])
-                 ORDER BY a.id FOR UPDATE"
+                "SELECT {ACCOUNT_COLUMNS}, array_to_string(a.lineage, ' '), a.ctid::text FROM tally.accounts a
+                 WHERE a.id = ANY($1::text[]) ORDER BY a.id FOR UPDATE"
             ))
             .await?,
             read_accounts: prepare(format!(
-                "SELECT {ACCOUNT_COLUMNS}, array_to_string(a.lineage, ' ') FROM tally.accounts a WHERE a.id = ANY($1::text[])"
+                "SELECT {ACCOUNT_COLUMNS}, array_to_string(a.lineage, ' '), a.ctid::text FROM tally.accounts a
+                 WHERE a.id = ANY($1::text[])"
             ))
             .await?,
             lock_ledger: prepare("SELECT last_seq, last_timestamp FROM tally.ledger FOR UPDATE".into()).await?,
@@ -148,56 +145,61 @@ impl Statements {
             .await?,
             assets: prepare("SELECT code, scale, seq, timestamp FROM tally.assets WHERE code = ANY($1::text[])".into()).await?,
             transfers: prepare(format!("SELECT {TRANSFER_COLUMNS} FROM tally.transfers t WHERE t.id = ANY($1::text[])")).await?,
-            due_holds: prepare(format!("SELECT {TRANSFER_COLUMNS} {}", DUE.replace("FROM tally.transfers", "FROM tally.transfers t"))).await?,
+            due_holds: prepare(format!("SELECT {TRANSFER_COLUMNS} {}", DUE.replace("FROM tally.transfers", "FROM tally.transfers t")))
+                .await?,
             insert_assets: prepare(
                 "INSERT INTO tally.assets (code, scale, seq, timestamp)
                  SELECT * FROM unnest($1::text[], $2::smallint[], $3::bigint[], $4::bigint[])"
                     .into(),
             )
             .await?,
-            insert_accounts: prepare(format!(
+            insert_accounts: prepare(
                 "INSERT INTO tally.accounts (id, asset, parent, lineage, depth, min_balance, max_balance, metadata,
                      created_min_balance, created_max_balance, created_metadata, debits_posted, credits_posted, debits_pending,
                      credits_pending, version, created_seq, timestamp)
-                 SELECT id, asset, parent, string_to_array(lineage, ' '), depth, min{n}, max{n}, metadata, min{n}, max{n}, metadata,
-                     dp{n}, cp{n}, dq{n}, cq{n}, version, seq, ts
-                 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::smallint[], $6::text[], $7::text[], $8::text[],
-                     $9::text[], $10::text[], $11::text[], $12::text[], $13::bigint[], $14::bigint[], $15::bigint[])
+                 SELECT id, asset, parent, string_to_array(lineage, ' '), depth, min, max, metadata, min, max, metadata,
+                     dp, cp, dq, cq, version, seq, ts
+                 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::smallint[], $6::numeric[], $7::numeric[], $8::text[],
+                     $9::numeric[], $10::numeric[], $11::numeric[], $12::numeric[], $13::bigint[], $14::bigint[], $15::bigint[])
                      AS u(id, asset, parent, lineage, depth, min, max, metadata, dp, cp, dq, cq, version, seq, ts)"
-            ))
+                    .to_string(),
+            )
             .await?,
-            update_accounts: prepare(format!(
-                "UPDATE tally.accounts a SET min_balance = u.min{n}, max_balance = u.max{n}, metadata = u.metadata,
-                     debits_posted = u.dp{n}, credits_posted = u.cp{n}, debits_pending = u.dq{n}, credits_pending = u.cq{n},
+            update_accounts: prepare(
+                "UPDATE tally.accounts a SET min_balance = u.min, max_balance = u.max, metadata = u.metadata,
+                     debits_posted = u.dp, credits_posted = u.cp, debits_pending = u.dq, credits_pending = u.cq,
                      version = u.version
-                 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
-                     $9::bigint[]) AS u(id, min, max, metadata, dp, cp, dq, cq, version)
-                 WHERE a.id = u.id"
-            ))
+                 FROM unnest($1::text[]::tid[], $2::numeric[], $3::numeric[], $4::text[], $5::numeric[], $6::numeric[],
+                     $7::numeric[], $8::numeric[], $9::bigint[]) AS u(row_id, min, max, metadata, dp, cp, dq, cq, version)
+                 WHERE a.ctid = u.row_id"
+                    .to_string(),
+            )
             .await?,
-            insert_account_changes: prepare(format!(
-                "INSERT INTO tally.account_changes (account, seq, version, debits_posted, credits_posted, debits_pending,
+            insert_account_changes: prepare(
+                "INSERT INTO tally.account_changes (account_seq, seq, version, debits_posted, credits_posted, debits_pending,
                      credits_pending)
-                 SELECT account, seq, version, dp{n}, cp{n}, dq{n}, cq{n}
-                 FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[])
-                     AS u(account, seq, version, dp, cp, dq, cq)"
-            ))
+                 SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::numeric[], $5::numeric[], $6::numeric[],
+                     $7::numeric[])"
+                    .to_string(),
+            )
             .await?,
-            insert_settings_changes: prepare(format!(
+            insert_settings_changes: prepare(
                 "INSERT INTO tally.settings_changes (seq, account, timestamp, min_balance, max_balance, metadata)
-                 SELECT seq, account, ts, min{n}, max{n}, metadata
-                 FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[])
+                 SELECT seq, account, ts, min, max, metadata
+                 FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::numeric[], $5::numeric[], $6::text[])
                      AS u(seq, account, ts, min, max, metadata)"
-            ))
+                    .to_string(),
+            )
             .await?,
-            insert_transfers: prepare(format!(
+            insert_transfers: prepare(
                 "INSERT INTO tally.transfers (id, seq, timestamp, fingerprint, result, kind, debit, credit, amount, related,
                      hold_state, expires_at, metadata)
-                 SELECT id, seq, ts, fingerprint, result, kind, debit, credit, amount{n}, related, hold_state, expires_at, metadata
+                 SELECT id, seq, ts, fingerprint, result, kind, debit, credit, amount, related, hold_state, expires_at, metadata
                  FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::smallint[], $6::smallint[], $7::text[],
-                     $8::text[], $9::text[], $10::text[], $11::smallint[], $12::bigint[], $13::text[])
+                     $8::text[], $9::numeric[], $10::text[], $11::smallint[], $12::bigint[], $13::text[])
                      AS u(id, seq, ts, fingerprint, result, kind, debit, credit, amount, related, hold_state, expires_at, metadata)"
-            ))
+                    .to_string(),
+            )
             .await?,
             resolve_holds: prepare(
                 "UPDATE tally.transfers t SET hold_state = u.state, related = u.related
@@ -213,6 +215,14 @@ impl Statements {
             advance_ledger: prepare("UPDATE tally.ledger SET last_seq = $1, last_timestamp = $2".into()).await?,
         })
     }
+}
+
+/// Where a loaded account row is: its ancestors, and its physical row id (`ctid`), which
+/// stays put while the batch holds the row (locked, or validated under the ledger row) and
+/// lets the write-back update it without another index lookup.
+struct LoadedAccount {
+    lineage: String,
+    row_id: String,
 }
 
 /// What one committed batch decided.
@@ -285,11 +295,10 @@ pub async fn run(
     let (last_seq, last_timestamp) = (rows::unsigned(ledger.get(0), "seq")?, rows::unsigned(ledger.get(1), "timestamp")?);
 
     let mut accounts = Vec::with_capacity(account_rows.len());
-    // The accounts loaded, with their ancestors.
-    let mut loaded: HashMap<String, String> = HashMap::with_capacity(account_rows.len());
+    let mut loaded: HashMap<String, LoadedAccount> = HashMap::with_capacity(account_rows.len());
     for row in &account_rows {
         let account = rows::account(row)?;
-        loaded.insert(account.id.as_str().to_owned(), row.get::<_, String>(17));
+        loaded.insert(account.id.as_str().to_owned(), LoadedAccount { lineage: row.get(17), row_id: row.get(18) });
         accounts.push(account);
     }
     let missing: Vec<&str> = named_accounts.iter().copied().filter(|id| !loaded.contains_key(*id)).collect();
@@ -393,10 +402,9 @@ async fn write(
     transaction: &tokio_postgres::Transaction<'_>,
     statements: &Statements,
     changes: &Changes,
-    loaded: &HashMap<String, String>,
+    loaded: &HashMap<String, LoadedAccount>,
 ) -> Result<(), PgError> {
-    let text = |value: u128| value.to_string();
-    let bound = |value: Option<i128>| value.map(|v| v.to_string());
+    let bound = |value: Option<i128>| value.map(rows::Numeric);
     let mut calls: Vec<(&Statement, Vec<Box<dyn ToSql + Sync + Send>>)> = Vec::new();
 
     if !changes.assets.is_empty() {
@@ -422,7 +430,7 @@ async fn write(
                     let above = new_lineages
                         .get(parent.as_str())
                         .cloned()
-                        .or_else(|| loaded.get(parent.as_str()).cloned())
+                        .or_else(|| loaded.get(parent.as_str()).map(|account| account.lineage.clone()))
                         .expect("a parent is loaded or new");
                     if above.is_empty() {
                         parent.as_str().to_owned()
@@ -442,13 +450,13 @@ async fn write(
                 texts(a.iter().map(|x| x.parent.as_ref().map(|p| p.as_str().to_owned()))),
                 texts(a.iter().map(|x| Some(new_lineages[x.id.as_str()].clone()))),
                 Box::new(a.iter().map(|x| i16::from(x.depth)).collect::<Vec<_>>()),
-                texts(a.iter().map(|x| bound(x.created_settings.min_balance))),
-                texts(a.iter().map(|x| bound(x.created_settings.max_balance))),
+                bounds(a.iter().map(|x| bound(x.created_settings.min_balance))),
+                bounds(a.iter().map(|x| bound(x.created_settings.max_balance))),
                 texts(a.iter().map(|x| x.created_settings.metadata.as_deref().map(str::to_owned))),
-                texts(a.iter().map(|x| Some(text(x.totals.debits_posted)))),
-                texts(a.iter().map(|x| Some(text(x.totals.credits_posted)))),
-                texts(a.iter().map(|x| Some(text(x.totals.debits_pending)))),
-                texts(a.iter().map(|x| Some(text(x.totals.credits_pending)))),
+                numerics(a.iter().map(|x| numeric(x.totals.debits_posted))),
+                numerics(a.iter().map(|x| numeric(x.totals.credits_posted))),
+                numerics(a.iter().map(|x| numeric(x.totals.debits_pending))),
+                numerics(a.iter().map(|x| numeric(x.totals.credits_pending))),
                 Box::new(a.iter().map(|x| big(x.version)).collect::<Vec<_>>()),
                 Box::new(a.iter().map(|x| big(x.created_seq)).collect::<Vec<_>>()),
                 Box::new(a.iter().map(|x| big(x.timestamp)).collect::<Vec<_>>()),
@@ -460,30 +468,33 @@ async fn write(
         calls.push((
             &statements.update_accounts,
             vec![
-                texts(a.iter().map(|x| Some(x.id.as_str().to_owned()))),
-                texts(a.iter().map(|x| bound(x.settings.min_balance))),
-                texts(a.iter().map(|x| bound(x.settings.max_balance))),
+                texts(a.iter().map(|x| Some(loaded[x.id.as_str()].row_id.clone()))),
+                bounds(a.iter().map(|x| bound(x.settings.min_balance))),
+                bounds(a.iter().map(|x| bound(x.settings.max_balance))),
                 texts(a.iter().map(|x| x.settings.metadata.as_deref().map(str::to_owned))),
-                texts(a.iter().map(|x| Some(text(x.totals.debits_posted)))),
-                texts(a.iter().map(|x| Some(text(x.totals.credits_posted)))),
-                texts(a.iter().map(|x| Some(text(x.totals.debits_pending)))),
-                texts(a.iter().map(|x| Some(text(x.totals.credits_pending)))),
+                numerics(a.iter().map(|x| numeric(x.totals.debits_posted))),
+                numerics(a.iter().map(|x| numeric(x.totals.credits_posted))),
+                numerics(a.iter().map(|x| numeric(x.totals.debits_pending))),
+                numerics(a.iter().map(|x| numeric(x.totals.credits_pending))),
                 Box::new(a.iter().map(|x| big(x.version)).collect::<Vec<_>>()),
             ],
         ));
     }
     if !changes.account_changes.is_empty() {
+        // Every changed account is one the batch created or one it changed.
+        let account_seqs: HashMap<&str, u64> =
+            changes.created_accounts.iter().chain(&changes.changed_accounts).map(|a| (a.id.as_str(), a.created_seq)).collect();
         let c = &changes.account_changes;
         calls.push((
             &statements.insert_account_changes,
             vec![
-                texts(c.iter().map(|x| Some(x.account.as_str().to_owned()))),
+                Box::new(c.iter().map(|x| big(account_seqs[x.account.as_str()])).collect::<Vec<_>>()),
                 Box::new(c.iter().map(|x| big(x.seq)).collect::<Vec<_>>()),
                 Box::new(c.iter().map(|x| big(x.version)).collect::<Vec<_>>()),
-                texts(c.iter().map(|x| Some(text(x.totals.debits_posted)))),
-                texts(c.iter().map(|x| Some(text(x.totals.credits_posted)))),
-                texts(c.iter().map(|x| Some(text(x.totals.debits_pending)))),
-                texts(c.iter().map(|x| Some(text(x.totals.credits_pending)))),
+                numerics(c.iter().map(|x| numeric(x.totals.debits_posted))),
+                numerics(c.iter().map(|x| numeric(x.totals.credits_posted))),
+                numerics(c.iter().map(|x| numeric(x.totals.debits_pending))),
+                numerics(c.iter().map(|x| numeric(x.totals.credits_pending))),
             ],
         ));
     }
@@ -495,8 +506,8 @@ async fn write(
                 Box::new(s.iter().map(|x| big(x.seq)).collect::<Vec<_>>()),
                 texts(s.iter().map(|x| Some(x.account.as_str().to_owned()))),
                 Box::new(s.iter().map(|x| big(x.timestamp)).collect::<Vec<_>>()),
-                texts(s.iter().map(|x| bound(x.settings.min_balance))),
-                texts(s.iter().map(|x| bound(x.settings.max_balance))),
+                bounds(s.iter().map(|x| bound(x.settings.min_balance))),
+                bounds(s.iter().map(|x| bound(x.settings.max_balance))),
                 texts(s.iter().map(|x| x.settings.metadata.as_deref().map(str::to_owned))),
             ],
         ));
@@ -514,7 +525,7 @@ async fn write(
                 Box::new(t.iter().map(|x| x.kind as i16).collect::<Vec<_>>()),
                 texts(t.iter().map(|x| x.debit.as_ref().map(|a| a.as_str().to_owned()))),
                 texts(t.iter().map(|x| x.credit.as_ref().map(|a| a.as_str().to_owned()))),
-                texts(t.iter().map(|x| Some(text(x.amount)))),
+                numerics(t.iter().map(|x| numeric(x.amount))),
                 texts(t.iter().map(|x| x.related.clone())),
                 Box::new(t.iter().map(|x| x.hold_state as i16).collect::<Vec<_>>()),
                 Box::new(t.iter().map(|x| x.expires_at.map(big)).collect::<Vec<_>>()),
@@ -545,15 +556,37 @@ async fn write(
         ));
     }
     // Sent together: the driver pipelines them on the connection, one round trip in all.
-    try_join_all(calls.iter().map(|(statement, parameters)| {
+    let affected = try_join_all(calls.iter().map(|(statement, parameters)| {
         let parameters: Vec<&(dyn ToSql + Sync)> = parameters.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect();
         async move { transaction.execute(*statement, &parameters).await }
     }))
     .await?;
+    // Every statement writes exactly one row per element: anything else means a row moved
+    // under the batch, and the whole transaction is abandoned.
+    let expected = [
+        changes.assets.len(),
+        changes.created_accounts.len(),
+        changes.changed_accounts.len(),
+        changes.account_changes.len(),
+        changes.settings_changes.len(),
+        changes.transfers.len(),
+        changes.resolutions.len(),
+        changes.expiries.len(),
+    ];
+    if !expected.iter().filter(|&&rows| rows > 0).zip(&affected).all(|(&rows, &written)| rows as u64 == written) {
+        return Err(PgError::Conflict("a row the batch loaded changed before it was written back"));
+    }
     Ok(())
 }
 
-/// A text array parameter (amounts go as text and are cast to `numeric` in SQL).
 fn texts(values: impl Iterator<Item = Option<String>>) -> Box<dyn ToSql + Sync + Send> {
     Box::new(values.collect::<Vec<Option<String>>>())
+}
+
+fn numerics(values: impl Iterator<Item = rows::Numeric>) -> Box<dyn ToSql + Sync + Send> {
+    Box::new(values.collect::<Vec<rows::Numeric>>())
+}
+
+fn bounds(values: impl Iterator<Item = Option<rows::Numeric>>) -> Box<dyn ToSql + Sync + Send> {
+    Box::new(values.collect::<Vec<Option<rows::Numeric>>>())
 }

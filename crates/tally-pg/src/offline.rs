@@ -159,9 +159,9 @@ pub async fn verify(url: &str, mut progress: impl FnMut(&str, u64, u64)) -> Resu
     let mismatched: i64 = transaction
         .query_one(
             "SELECT count(*) FROM tally.accounts a LEFT JOIN LATERAL (
-                 SELECT count(*) AS changes, max(version) AS version FROM tally.account_changes c WHERE c.account = a.id) h ON true
+                 SELECT count(*) AS changes, max(version) AS version FROM tally.account_changes c WHERE c.account_seq = a.created_seq) h ON true
              LEFT JOIN LATERAL (
-                 SELECT * FROM tally.account_changes c WHERE c.account = a.id ORDER BY seq DESC LIMIT 1) l ON true
+                 SELECT * FROM tally.account_changes c WHERE c.account_seq = a.created_seq ORDER BY seq DESC LIMIT 1) l ON true
              WHERE h.changes <> a.version OR h.version <> a.version OR l.debits_posted <> a.debits_posted
                  OR l.credits_posted <> a.credits_posted OR l.debits_pending <> a.debits_pending OR l.credits_pending <> a.credits_pending",
             &[],

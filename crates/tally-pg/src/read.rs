@@ -48,16 +48,16 @@ pub async fn account_as_of(client: &impl GenericClient, id: &Id, seq: u64) -> Re
     }
     let change = client
         .query_one(
-            "SELECT version, debits_posted::text, credits_posted::text, debits_pending::text, credits_pending::text
-             FROM tally.account_changes WHERE account = $1 AND seq <= $2 ORDER BY seq DESC LIMIT 1",
-            &[&id.as_str(), &big(seq)],
+            "SELECT version, debits_posted, credits_posted, debits_pending, credits_pending
+             FROM tally.account_changes WHERE account_seq = $1 AND seq <= $2 ORDER BY seq DESC LIMIT 1",
+            &[&big(view.created_seq), &big(seq)],
         )
         .await?;
     view.version = rows::unsigned(change.get(0), "version")?;
     view.totals = rows::totals(&change, 1)?;
     let settings = client
         .query_opt(
-            "SELECT min_balance::text, max_balance::text, metadata FROM tally.settings_changes
+            "SELECT min_balance, max_balance, metadata FROM tally.settings_changes
              WHERE account = $1 AND seq <= $2 ORDER BY seq DESC LIMIT 1",
             &[&id.as_str(), &big(seq)],
         )
@@ -67,7 +67,7 @@ pub async fn account_as_of(client: &impl GenericClient, id: &Id, seq: u64) -> Re
         None => {
             let row = client
                 .query_one(
-                    "SELECT created_min_balance::text, created_max_balance::text, created_metadata FROM tally.accounts WHERE id = $1",
+                    "SELECT created_min_balance, created_max_balance, created_metadata FROM tally.accounts WHERE id = $1",
                     &[&id.as_str()],
                 )
                 .await?;
@@ -114,16 +114,16 @@ pub async fn account_transfers(
     after_seq: u64,
     limit: usize,
 ) -> Result<Option<Vec<TransferView>>, PgError> {
-    if client.query_opt("SELECT 1 FROM tally.accounts WHERE id = $1", &[&id.as_str()]).await?.is_none() {
+    let Some(account) = client.query_opt("SELECT created_seq FROM tally.accounts WHERE id = $1", &[&id.as_str()]).await? else {
         return Ok(None);
-    }
+    };
     let sql = format!(
         "SELECT {TRANSFER_COLUMNS}, d.asset, s.scale FROM tally.account_changes c JOIN tally.transfers t ON t.seq = c.seq
          LEFT JOIN tally.accounts d ON d.id = t.debit LEFT JOIN tally.assets s ON s.code = d.asset
-         WHERE c.account = $1 AND c.seq > $2 ORDER BY c.seq LIMIT $3"
+         WHERE c.account_seq = $1 AND c.seq > $2 ORDER BY c.seq LIMIT $3"
     );
     let limit = limit.min(PAGE_LIMIT_MAX) as i64;
-    let rows = client.query(&sql, &[&id.as_str(), &big(after_seq), &limit]).await?;
+    let rows = client.query(&sql, &[&account.get::<_, i64>(0), &big(after_seq), &limit]).await?;
     rows.iter().map(transfer_view).collect::<Result<Vec<_>, _>>().map(Some)
 }
 
@@ -138,11 +138,11 @@ pub async fn journal(client: &impl GenericClient, after_seq: u64, until_seq: u64
     let range: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&after, &until_parameter];
     let assets_sql = "SELECT code, scale, seq, timestamp FROM tally.assets WHERE seq > $1 AND seq <= $2";
     let accounts_sql = format!("SELECT {ACCOUNT_COLUMNS}, s.scale {ACCOUNT_FROM} WHERE a.created_seq > $1 AND a.created_seq <= $2");
-    let settings_sql = "SELECT c.account, c.min_balance::text, c.max_balance::text, c.metadata, s.scale, c.seq, c.timestamp
+    let settings_sql = "SELECT c.account, c.min_balance, c.max_balance, c.metadata, s.scale, c.seq, c.timestamp
          FROM tally.settings_changes c JOIN tally.accounts a ON a.id = c.account JOIN tally.assets s ON s.code = a.asset
          WHERE c.seq > $1 AND c.seq <= $2";
     let transfers_sql = format!("SELECT {TRANSFER_COLUMNS}, d.asset, s.scale {TRANSFER_FROM} WHERE t.seq > $1 AND t.seq <= $2");
-    let expiries_sql = "SELECT e.hold, t.debit, t.credit, t.amount::text, s.scale, e.seq, e.timestamp
+    let expiries_sql = "SELECT e.hold, t.debit, t.credit, t.amount, s.scale, e.seq, e.timestamp
          FROM tally.expiries e JOIN tally.transfers t ON t.id = e.hold JOIN tally.accounts d ON d.id = t.debit
          JOIN tally.assets s ON s.code = d.asset WHERE e.seq > $1 AND e.seq <= $2";
     let (assets, accounts, settings, transfers, expiries) = tokio::try_join!(
@@ -182,7 +182,7 @@ pub async fn journal(client: &impl GenericClient, after_seq: u64, until_seq: u64
             pending_id: row.get::<_, &str>(0).to_owned(),
             debit: rows::id(row.get(1))?,
             credit: rows::id(row.get(2))?,
-            amount: rows::total(row.get(3))?,
+            amount: rows::total(row, 3)?,
             scale: scale(row.get(4))?,
             seq: rows::unsigned(row.get(5), "seq")?,
             timestamp: rows::unsigned(row.get(6), "timestamp")?,
