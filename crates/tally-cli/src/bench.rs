@@ -249,6 +249,8 @@ struct Report {
     elapsed: Duration,
     latency_us: Histogram<u64>,
     failed: usize,
+    /// Requests sent again after a 503 (queue full, or too contended).
+    retried: usize,
     args_line: String,
 }
 
@@ -257,11 +259,12 @@ impl Report {
         let ms = |q: f64| self.latency_us.value_at_quantile(q) as f64 / 1000.0;
         println!("{}", self.args_line);
         println!(
-            "transfers: {} in {:.2} s = {:.0} transfers/s ({} not created)",
+            "transfers: {} in {:.2} s = {:.0} transfers/s ({} not created, {} requests resent after a 503)",
             self.transfers,
             self.elapsed.as_secs_f64(),
             self.transfers as f64 / self.elapsed.as_secs_f64(),
-            self.failed
+            self.failed,
+            self.retried
         );
         println!("batch latency: p50 {:.1} ms, p99 {:.1} ms, p100 {:.1} ms", ms(0.5), ms(0.99), self.latency_us.max() as f64 / 1000.0);
         match peak_rss {
@@ -340,19 +343,25 @@ async fn drive(args: &Args, clients: &[Client]) -> anyhow::Result<Report> {
     let sent = ProgressBar::new(args.transfers as u64)
         .with_style(ProgressStyle::with_template("transfers [{bar:40}] {pos}/{len} {per_sec}").expect("valid template"));
     let failed = Arc::new(AtomicUsize::new(0));
+    let retried = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let mut tasks = Vec::new();
     for n in 0..args.clients {
         let client = clients[n % clients.len()].clone();
-        let (bodies, sent, failed) = (bodies.clone(), sent.clone(), failed.clone());
+        let (bodies, sent, failed, retried) = (bodies.clone(), sent.clone(), failed.clone(), retried.clone());
         tasks.push(tokio::spawn(async move {
             let mut latency = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3).expect("valid bounds");
             loop {
                 let Some((size, body)) = bodies.lock().expect("queue lock").next() else { break };
                 let began = Instant::now();
+                // A full queue, or a store that gave up on a contended batch, applied nothing:
+                // the same request (same ids) is sent again.
                 let results = loop {
                     match client.create_transfers_raw(body.clone()).await {
-                        Err(error) if error.code() == Some("queue_full") => tokio::time::sleep(Duration::from_millis(5)).await,
+                        Err(error) if matches!(error.code(), Some("queue_full" | "unavailable")) => {
+                            retried.fetch_add(1, Ordering::Relaxed);
+                            tokio::time::sleep(Duration::from_millis(5)).await
+                        }
                         other => break other,
                     }
                 }?;
@@ -387,5 +396,12 @@ async fn drive(args: &Args, clients: &[Client]) -> anyhow::Result<Report> {
             Workload::Uniform => String::new(),
         }
     );
-    Ok(Report { transfers: args.transfers, elapsed, latency_us, failed: failed.load(Ordering::Relaxed), args_line })
+    Ok(Report {
+        transfers: args.transfers,
+        elapsed,
+        latency_us,
+        failed: failed.load(Ordering::Relaxed),
+        retried: retried.load(Ordering::Relaxed),
+        args_line,
+    })
 }

@@ -290,10 +290,6 @@ pub async fn run(
     let account_rows = transaction.query(select, &[&touched]).await?;
 
     let locked = started.elapsed();
-    // Everyone takes turns here. From now on every read sees all batches committed before.
-    let ledger = transaction.query_one(&statements.lock_ledger, &[]).await?;
-    let (last_seq, last_timestamp) = (rows::unsigned(ledger.get(0), "seq")?, rows::unsigned(ledger.get(1), "timestamp")?);
-
     let mut accounts = Vec::with_capacity(account_rows.len());
     let mut loaded: HashMap<String, LoadedAccount> = HashMap::with_capacity(account_rows.len());
     for row in &account_rows {
@@ -308,25 +304,34 @@ pub async fn run(
     let asset_codes: Vec<&str> = asset_codes.into_iter().collect();
     let asset_parameters = [&asset_codes as &(dyn ToSql + Sync)];
     let transfer_parameters = [&transfer_ids as &(dyn ToSql + Sync)];
-    let (appeared, moved, asset_rows, named_transfer_rows, due_hold_rows) = tokio::try_join!(
-        async {
-            if missing.is_empty() {
-                return Ok(0);
-            }
-            Ok(transaction.query(&statements.accounts_present, &[&missing]).await?.len())
-        },
-        async {
-            if concurrency != Concurrency::Optimistic || accounts.is_empty() {
-                return Ok(0);
-            }
-            let ids: Vec<&str> = accounts.iter().map(|a| a.id.as_str()).collect();
-            let versions: Vec<i64> = accounts.iter().map(|a| big(a.version)).collect();
-            Ok(transaction.query_one(&statements.versions_moved, &[&ids, &versions]).await?.get::<_, i64>(0))
-        },
-        transaction.query(&statements.assets, &asset_parameters),
-        transaction.query(&statements.transfers, &transfer_parameters),
-        transaction.query(&statements.due_holds, &due_parameters),
-    )?;
+    // Everyone takes turns here. The reads after it are sent with it, in one round trip: the
+    // connection runs them in order, so they run once this batch has its turn and see every
+    // batch committed before.
+    let turn = transaction.query_one(&statements.lock_ledger, &[]);
+    let reads = async {
+        tokio::try_join!(
+            async {
+                if missing.is_empty() {
+                    return Ok(0);
+                }
+                Ok(transaction.query(&statements.accounts_present, &[&missing]).await?.len())
+            },
+            async {
+                if concurrency != Concurrency::Optimistic || accounts.is_empty() {
+                    return Ok(0);
+                }
+                let ids: Vec<&str> = accounts.iter().map(|a| a.id.as_str()).collect();
+                let versions: Vec<i64> = accounts.iter().map(|a| big(a.version)).collect();
+                Ok(transaction.query_one(&statements.versions_moved, &[&ids, &versions]).await?.get::<_, i64>(0))
+            },
+            transaction.query(&statements.assets, &asset_parameters),
+            transaction.query(&statements.transfers, &transfer_parameters),
+            transaction.query(&statements.due_holds, &due_parameters),
+        )
+    };
+    // `try_join` polls (and so sends) the turn first.
+    let (ledger, (appeared, moved, asset_rows, named_transfer_rows, due_hold_rows)) = futures_util::future::try_join(turn, reads).await?;
+    let (last_seq, last_timestamp) = (rows::unsigned(ledger.get(0), "seq")?, rows::unsigned(ledger.get(1), "timestamp")?);
     if appeared > 0 {
         return Err(PgError::Conflict("an account the batch names was created by another batch while it was loading"));
     }
@@ -384,12 +389,8 @@ pub async fn run(
     let applied = commit::apply(&mut slice, now, requests.iter().copied());
     let first_seq = last_seq + 1;
     if let Some(payload) = &applied.payload {
-        let changes = slice.changes();
-        write(&transaction, statements, &changes, &loaded).await?;
-        let (last, first, stamp) = (big(applied.last_seq), big(first_seq), big(slice.last_timestamp()));
-        let batch: [&(dyn ToSql + Sync); 3] = [&last, &first, payload];
-        let ledger: [&(dyn ToSql + Sync); 2] = [&last, &stamp];
-        tokio::try_join!(transaction.execute(&statements.insert_batch, &batch), transaction.execute(&statements.advance_ledger, &ledger))?;
+        let record = Record { first_seq, last_seq: applied.last_seq, last_timestamp: slice.last_timestamp(), payload };
+        write(&transaction, statements, &slice.changes(), &loaded, record).await?;
     }
     let written = started.elapsed();
     transaction.commit().await?;
@@ -397,12 +398,22 @@ pub async fn run(
     Ok(Committed { applied, first_seq })
 }
 
-/// Writes what a batch changed: one statement per table, sent together.
+/// The batch record and where it leaves the ledger.
+struct Record<'a> {
+    first_seq: u64,
+    last_seq: u64,
+    last_timestamp: u64,
+    payload: &'a [u8],
+}
+
+/// Writes what a batch changed, its record and the ledger's new position: one statement per
+/// table, all sent together.
 async fn write(
     transaction: &tokio_postgres::Transaction<'_>,
     statements: &Statements,
     changes: &Changes,
     loaded: &HashMap<String, LoadedAccount>,
+    record: Record<'_>,
 ) -> Result<(), PgError> {
     let bound = |value: Option<i128>| value.map(rows::Numeric);
     let mut calls: Vec<(&Statement, Vec<Box<dyn ToSql + Sync + Send>>)> = Vec::new();
@@ -555,6 +566,11 @@ async fn write(
             ],
         ));
     }
+    calls.push((
+        &statements.insert_batch,
+        vec![Box::new(big(record.last_seq)), Box::new(big(record.first_seq)), Box::new(record.payload.to_vec())],
+    ));
+    calls.push((&statements.advance_ledger, vec![Box::new(big(record.last_seq)), Box::new(big(record.last_timestamp))]));
     // Sent together: the driver pipelines them on the connection, one round trip in all.
     let affected = try_join_all(calls.iter().map(|(statement, parameters)| {
         let parameters: Vec<&(dyn ToSql + Sync)> = parameters.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect();
@@ -572,8 +588,11 @@ async fn write(
         changes.transfers.len(),
         changes.resolutions.len(),
         changes.expiries.len(),
+        1,
+        1,
     ];
-    if !expected.iter().filter(|&&rows| rows > 0).zip(&affected).all(|(&rows, &written)| rows as u64 == written) {
+    let expected: Vec<usize> = expected.into_iter().filter(|&rows| rows > 0).collect();
+    if expected.len() != affected.len() || expected.iter().zip(&affected).any(|(&rows, &written)| rows as u64 != written) {
         return Err(PgError::Conflict("a row the batch loaded changed before it was written back"));
     }
     Ok(())
