@@ -4,6 +4,6 @@
 \set b random(1, :accounts)
 \set amount random(1, 10000)
 BEGIN;
-UPDATE baseline.accounts SET balance = balance + CASE WHEN id = :a THEN -:amount ELSE :amount END WHERE id IN (:a, :b);
+UPDATE baseline.accounts SET balance = balance + CASE WHEN id = :a THEN -(:amount::numeric) ELSE :amount::numeric END WHERE id IN (:a, :b);
 INSERT INTO baseline.transfers (debit, credit, amount) VALUES (:a, :b, :amount);
 END;

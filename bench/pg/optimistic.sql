@@ -8,7 +8,7 @@
 BEGIN;
 SELECT (SELECT version FROM baseline.accounts WHERE id = :a) AS va, (SELECT version FROM baseline.accounts WHERE id = :b) AS vb \gset
 WITH moved AS (
-    UPDATE baseline.accounts SET balance = balance + CASE WHEN id = :a THEN -:amount ELSE :amount END, version = version + 1
+    UPDATE baseline.accounts SET balance = balance + CASE WHEN id = :a THEN -(:amount::numeric) ELSE :amount::numeric END, version = version + 1
     WHERE (id = :a AND version = :va) OR (id = :b AND version = :vb) RETURNING id
 )
 SELECT baseline.retry_unless((SELECT count(*) FROM moved) = CASE WHEN :a = :b THEN 1 ELSE 2 END);

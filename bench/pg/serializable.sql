@@ -5,6 +5,6 @@
 \set amount random(1, 10000)
 BEGIN ISOLATION LEVEL SERIALIZABLE;
 SELECT balance FROM baseline.accounts WHERE id = :a;
-UPDATE baseline.accounts SET balance = balance + CASE WHEN id = :a THEN -:amount ELSE :amount END WHERE id IN (:a, :b);
+UPDATE baseline.accounts SET balance = balance + CASE WHEN id = :a THEN -(:amount::numeric) ELSE :amount::numeric END WHERE id IN (:a, :b);
 INSERT INTO baseline.transfers (debit, credit, amount) VALUES (:a, :b, :amount);
 END;
