@@ -1,3 +1,4 @@
 //! The PostgreSQL store against a private PostgreSQL cluster each test file starts.
 
 mod differential;
+mod nodes;
