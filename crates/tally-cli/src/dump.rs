@@ -33,6 +33,14 @@ fn progress(what: &str) -> ProgressBar {
     ProgressBar::new(0).with_style(style)
 }
 
+/// Moves `bar` as a store reports (seq reached, last seq).
+fn follow(bar: &ProgressBar) -> impl FnMut(u64, u64) + '_ {
+    |seq, total| {
+        bar.set_length(total);
+        bar.set_position(seq);
+    }
+}
+
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
 }
@@ -82,10 +90,7 @@ pub fn export(store: Store) -> anyhow::Result<()> {
             dump.finish()?;
             (records, last_seq)
         }
-        (None, Some(url)) => runtime()?.block_on(tally_pg::offline::export(&url, output, |seq, total| {
-            bar.set_length(total);
-            bar.set_position(seq);
-        }))?,
+        (None, Some(url)) => runtime()?.block_on(tally_pg::offline::export(&url, output, follow(&bar)))?,
         (None, None) => unreachable!("clap requires one store"),
     };
     bar.finish_and_clear();
@@ -98,10 +103,7 @@ pub fn import(store: Store) -> anyhow::Result<()> {
     let bar = progress("importing");
     let (records, last_seq) = match (store.data_dir, store.database_url) {
         (Some(data_dir), _) => import_embedded(&data_dir, input, &bar)?,
-        (None, Some(url)) => runtime()?.block_on(tally_pg::offline::import(&url, input, |seq, total| {
-            bar.set_length(total);
-            bar.set_position(seq);
-        }))?,
+        (None, Some(url)) => runtime()?.block_on(tally_pg::offline::import(&url, input, follow(&bar)))?,
         (None, None) => unreachable!("clap requires one store"),
     };
     bar.finish_and_clear();

@@ -19,7 +19,6 @@ const NONE: u32 = u32::MAX;
 #[derive(Debug, Default)]
 pub(crate) struct Loaded {
     accounts: usize,
-    transfers: usize,
     /// The hold state of each loaded transfer record, to report holds this batch resolved.
     hold_states: Vec<HoldState>,
 }
@@ -110,14 +109,10 @@ pub struct Changes {
     pub expiries: Vec<Expiry>,
 }
 
-impl Changes {
-    pub fn is_empty(&self) -> bool {
-        self.assets.is_empty()
-            && self.created_accounts.is_empty()
-            && self.changed_accounts.is_empty()
-            && self.settings_changes.is_empty()
-            && self.transfers.is_empty()
-            && self.expiries.is_empty()
+impl TransferRow {
+    /// A hold that can still be posted, voided or expire: it moves its accounts' totals.
+    pub fn is_open_hold(&self) -> bool {
+        self.kind == RecordKind::Pending && self.result == ResultCode::Created && self.hold_state == HoldState::Pending
     }
 }
 
@@ -174,7 +169,7 @@ impl State {
         assert!(row.seq <= self.log_base && self.find_transfer(&row.id).is_none());
         let account = |id: &Option<Id>| id.as_ref().and_then(|id| self.account_index.get(id).copied()).unwrap_or(NONE);
         let (debit, credit) = (account(&row.debit), account(&row.credit));
-        let open = row.kind == RecordKind::Pending && row.result == ResultCode::Created && row.hold_state == HoldState::Pending;
+        let open = row.is_open_hold();
         assert!(!open || (debit != NONE && credit != NONE), "an open hold's accounts are loaded with it");
         let index = self.transfers.len() as u32;
         let text = self.strings.push(&row.id, row.metadata.as_deref().unwrap_or(""));
@@ -207,7 +202,6 @@ impl State {
         let loaded = self.slice.as_mut().expect("only a slice is loaded");
         assert_eq!(loaded.hold_states.len(), transfers);
         loaded.accounts = accounts;
-        loaded.transfers = transfers;
     }
 
     fn assert_loading(&self) {

@@ -19,7 +19,7 @@ use crate::rows::{self, big, numeric, ACCOUNT_COLUMNS, TRANSFER_COLUMNS};
 use crate::{Concurrency, PgError};
 use futures_util::future::try_join_all;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use tally_core::{AccountRow, Changes, HoldState, Id, RecordKind, Request, ResultCode, State, TransferKind};
+use tally_core::{AccountRow, Changes, HoldState, Id, Request, State, TransferKind};
 use tally_engine::commit::{self, BatchApplied};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, IsolationLevel, Statement};
@@ -96,8 +96,10 @@ pub struct Statements {
     advance_ledger: Statement,
 }
 
-/// Open holds due at `$1`, the earliest first, at most `$2`.
-const DUE: &str = "FROM tally.transfers WHERE expires_at IS NOT NULL AND hold_state = 0 AND expires_at <= $1 ORDER BY expires_at LIMIT $2";
+/// Open holds due at `$1`, the earliest first, at most `$2` (the partial index
+/// `open_holds_by_expiry` serves exactly this).
+pub(crate) const DUE: &str =
+    "FROM tally.transfers WHERE expires_at IS NOT NULL AND hold_state = 0 AND expires_at <= $1 ORDER BY expires_at LIMIT $2";
 
 /// Ancestors of accounts, which never change once an account exists: remembered by each
 /// writer so that a batch over known accounts locks them without first asking for them.
@@ -225,12 +227,6 @@ struct LoadedAccount {
     row_id: String,
 }
 
-/// What one committed batch decided.
-pub struct Committed {
-    pub applied: BatchApplied,
-    pub first_seq: u64,
-}
-
 /// Runs one attempt of a batch in one transaction. Any error leaves nothing applied (the
 /// transaction is rolled back when dropped); `PgError::is_retryable` says whether to retry.
 pub async fn run(
@@ -240,7 +236,7 @@ pub async fn run(
     concurrency: Concurrency,
     now: u64,
     requests: &[&Request],
-) -> Result<Committed, PgError> {
+) -> Result<BatchApplied, PgError> {
     let started = std::time::Instant::now();
     let names = Names::of(requests);
     let isolation = match concurrency {
@@ -356,8 +352,7 @@ pub async fn run(
         if !loaded_transfers.insert(transfer.id.clone()) {
             continue;
         }
-        let open =
-            transfer.kind == RecordKind::Pending && transfer.result == ResultCode::Created && transfer.hold_state == HoldState::Pending;
+        let open = transfer.is_open_hold();
         let is_loaded = |id: &Option<Id>| id.as_ref().is_some_and(|id| loaded.contains_key(id.as_str()));
         if open && !(is_loaded(&transfer.debit) && is_loaded(&transfer.credit)) {
             // Another batch created this hold after this one locked its accounts.
@@ -395,7 +390,7 @@ pub async fn run(
     let written = started.elapsed();
     transaction.commit().await?;
     tracing::debug!(?locked, loaded = ?loaded_at, ?written, committed = ?started.elapsed(), events = applied.events, "batch");
-    Ok(Committed { applied, first_seq })
+    Ok(applied)
 }
 
 /// The batch record and where it leaves the ledger.

@@ -425,9 +425,8 @@ impl Writer {
     /// what other nodes commit.
     async fn holds_due(&mut self) -> bool {
         let now = rows::big((self.clock)());
-        let sql = "SELECT last_seq, EXISTS (SELECT 1 FROM tally.transfers
-                       WHERE expires_at IS NOT NULL AND hold_state = 0 AND expires_at <= $1) FROM tally.ledger";
-        match self.client.query_one(sql, &[&now]).await {
+        let sql = format!("SELECT last_seq, EXISTS (SELECT 1 {}) FROM tally.ledger", batch::DUE);
+        match self.client.query_one(&sql, &[&now, &1i64]).await {
             Ok(row) => {
                 self.shared.saw_committed(rows::unsigned(row.get(0), "seq").unwrap_or(0));
                 row.get(1)
@@ -471,13 +470,13 @@ impl Writer {
         };
         match outcome {
             Ok(committed) => {
-                self.shared.saw_committed(committed.applied.last_seq);
-                if committed.applied.events > 0 {
-                    metrics::histogram!("tally_batch_events").record(committed.applied.events as f64);
+                self.shared.saw_committed(committed.last_seq);
+                if committed.events > 0 {
+                    metrics::histogram!("tally_batch_events").record(committed.events as f64);
                     metrics::histogram!("tally_commit_seconds").record(started.elapsed().as_secs_f64());
                     metrics::histogram!("tally_pg_attempts").record(f64::from(attempt));
                 }
-                for ((request, reply), outcomes) in jobs.into_iter().zip(committed.applied.answers) {
+                for ((request, reply), outcomes) in jobs.into_iter().zip(committed.answers) {
                     let _ = reply.send(Ok(Applied { request, outcomes }));
                 }
             }

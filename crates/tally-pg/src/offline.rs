@@ -82,11 +82,11 @@ pub async fn import(url: &str, input: impl Read, mut progress: impl FnMut(u64, u
         let record = decode_batch(payload).map_err(|e| PgError::Dump(format!("batch record {} does not decode: {e}", records + 1)))?;
         let requests: Vec<&Request> = record.requests.iter().collect();
         let committed = batch::run(&mut client, &statements, &mut lineages, Concurrency::Locking, record.timestamp, &requests).await?;
-        if committed.applied.last_seq != last_seq {
+        if committed.last_seq != last_seq {
             return Err(PgError::Dump(format!(
                 "batch record {} replays to seq {}, but was exported at seq {last_seq}; nothing after it was imported",
                 records + 1,
-                committed.applied.last_seq
+                committed.last_seq
             )));
         }
         records += 1;

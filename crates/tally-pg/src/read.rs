@@ -4,7 +4,7 @@
 use crate::rows::{self, big, ACCOUNT_COLUMNS, TRANSFER_COLUMNS};
 use crate::PgError;
 use tally_core::limits::PAGE_LIMIT_MAX;
-use tally_core::{AccountView, Id, JournalEntry, Settings, Totals, TransferView};
+use tally_core::{AccountRow, AccountView, Id, JournalEntry, Settings, Totals, TransferView};
 use tokio_postgres::{GenericClient, Row};
 
 /// Sorts after every character an id may hold, so `prefix + ID_CEILING` bounds a prefix range.
@@ -15,9 +15,13 @@ pub async fn last_seq(client: &impl GenericClient) -> Result<u64, PgError> {
 }
 
 /// An account from `ACCOUNT_COLUMNS` followed by its asset's scale.
-fn account_view(row: &Row) -> Result<AccountView, PgError> {
+fn account_with_scale(row: &Row) -> Result<(AccountRow, u8), PgError> {
     let scale = u8::try_from(row.get::<_, i16>(17)).map_err(|_| PgError::Corrupt("stored scale".into()))?;
-    Ok(rows::account(row)?.into_view(scale))
+    Ok((rows::account(row)?, scale))
+}
+
+fn account_view(row: &Row) -> Result<AccountView, PgError> {
+    account_with_scale(row).map(|(account, scale)| account.into_view(scale))
 }
 
 /// A transfer from `TRANSFER_COLUMNS` followed by its asset's code and scale.
@@ -35,17 +39,23 @@ const ACCOUNT_FROM: &str = "FROM tally.accounts a JOIN tally.assets s ON s.code 
 const TRANSFER_FROM: &str =
     "FROM tally.transfers t LEFT JOIN tally.accounts d ON d.id = t.debit LEFT JOIN tally.assets s ON s.code = d.asset";
 
-pub async fn account(client: &impl GenericClient, id: &Id) -> Result<Option<AccountView>, PgError> {
+async fn account_row(client: &impl GenericClient, id: &Id) -> Result<Option<(AccountRow, u8)>, PgError> {
     let sql = format!("SELECT {ACCOUNT_COLUMNS}, s.scale {ACCOUNT_FROM} WHERE a.id = $1");
-    client.query_opt(&sql, &[&id.as_str()]).await?.as_ref().map(account_view).transpose()
+    client.query_opt(&sql, &[&id.as_str()]).await?.as_ref().map(account_with_scale).transpose()
+}
+
+pub async fn account(client: &impl GenericClient, id: &Id) -> Result<Option<AccountView>, PgError> {
+    Ok(account_row(client, id).await?.map(|(account, scale)| account.into_view(scale)))
 }
 
 /// The account right after journal position `seq` (which the caller checked is committed).
 pub async fn account_as_of(client: &impl GenericClient, id: &Id, seq: u64) -> Result<Option<AccountView>, PgError> {
-    let Some(mut view) = account(client, id).await? else { return Ok(None) };
-    if view.created_seq > seq {
+    let Some((account, scale)) = account_row(client, id).await? else { return Ok(None) };
+    if account.created_seq > seq {
         return Ok(None);
     }
+    let created_settings = account.created_settings.clone();
+    let mut view = account.into_view(scale);
     let change = client
         .query_one(
             "SELECT version, debits_posted, credits_posted, debits_pending, credits_pending
@@ -64,15 +74,7 @@ pub async fn account_as_of(client: &impl GenericClient, id: &Id, seq: u64) -> Re
         .await?;
     view.settings = match settings {
         Some(row) => rows::settings(&row, 0)?,
-        None => {
-            let row = client
-                .query_one(
-                    "SELECT created_min_balance, created_max_balance, created_metadata FROM tally.accounts WHERE id = $1",
-                    &[&id.as_str()],
-                )
-                .await?;
-            rows::settings(&row, 0)?
-        }
+        None => created_settings,
     };
     Ok(Some(view))
 }
@@ -159,9 +161,9 @@ pub async fn journal(client: &impl GenericClient, after_seq: u64, until_seq: u64
         entries.push(JournalEntry::Asset { code: asset.code, scale: asset.scale, seq: asset.seq, timestamp: asset.timestamp });
     }
     for row in &accounts {
-        let created_settings = rows::settings(row, 7)?;
-        let view = account_view(row)?;
-        let view = AccountView { totals: Totals::default(), version: 1, ..view };
+        let (account, scale) = account_with_scale(row)?;
+        let created_settings = account.created_settings.clone();
+        let view = AccountView { totals: Totals::default(), version: 1, ..account.into_view(scale) };
         entries.push(JournalEntry::Account { view, created_settings });
     }
     for row in &settings {
