@@ -17,15 +17,7 @@ use tally_core::{
 use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::ToSchema;
 
-/// Bytes in one request body. A full batch of 8,190 transfers with short ids and no metadata
-/// takes about 1 MiB; metadata-heavy batches hit this limit before the event limit.
-pub const REQUEST_BODY_BYTES_MAX: usize = 32 << 20;
-
-/// The longest a journal long-poll may wait.
-pub const JOURNAL_WAIT_MS_MAX: u64 = 30_000;
-
-/// Page size when a listing does not name one.
-pub const PAGE_LIMIT_DEFAULT: usize = 100;
+pub use tally_core::limits::{JOURNAL_WAIT_MS_MAX, PAGE_LIMIT_DEFAULT, REQUEST_BODY_BYTES_MAX};
 
 // ---------------------------------------------------------------------------------------
 // Errors

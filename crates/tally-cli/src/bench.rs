@@ -13,9 +13,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tally_check::Random;
 use tally_client::api::AccountInput;
 use tally_client::Client;
-use tally_testkit::Random;
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
 pub enum Workload {
@@ -60,8 +60,7 @@ pub struct Args {
     /// Threads of the load generator. One keeps up with the server and leaves it the rest.
     #[arg(long, default_value_t = 1)]
     pub client_threads: usize,
-    /// The store the started servers run on. With `postgres` and no --database-url, the
-    /// bench starts a private PostgreSQL cluster (fsync on) in a temporary directory.
+    /// The store the started servers run on. `postgres` needs --database-url.
     #[arg(long, default_value = "embedded", value_parser = ["embedded", "postgres"])]
     pub engine: String,
     #[command(flatten)]
@@ -140,19 +139,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if args.engine == "embedded" && args.nodes != 1 {
         bail!("--nodes needs --engine postgres: an embedded ledger has one node");
     }
-    // Kept until the end: dropping it stops the private cluster.
-    let mut cluster = None;
     let store = match args.engine.as_str() {
         "postgres" => {
-            let url = match &args.postgres.database_url {
-                Some(url) => url.clone(),
-                None => {
-                    let options = tally_testkit::postgres::ClusterOptions { durable: true, max_connections: 200 };
-                    let started = cluster.insert(tally_testkit::postgres::PrivateCluster::start(options)?);
-                    println!("private PostgreSQL cluster (fsync on) in {}", started.directory().display());
-                    started.url()
-                }
-            };
+            let url = args
+                .postgres
+                .database_url
+                .clone()
+                .context("--engine postgres needs --database-url (bench/pg-compare.sh starts a private cluster and passes it)")?;
             // Migrate once, before the nodes start together.
             runtime.block_on(tally_pg::migrate(&url))?;
             Store::Postgres { url, concurrency: args.postgres.pg_concurrency.clone() }
@@ -205,7 +198,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             temporary.close()?;
         }
     }
-    drop(cluster);
     result.map(|_| ())
 }
 

@@ -2,7 +2,7 @@
 //! killing and restarting it on a schedule. Exits non-zero on any violation.
 
 use std::time::Duration;
-use tally_testkit::bank::{check, CheckOptions};
+use tally_check::bank::{check, CheckOptions};
 
 #[derive(clap::Args)]
 pub struct Args {

@@ -6,11 +6,11 @@ use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::{BufReader, BufWriter};
 use std::path::PathBuf;
+use tally_core::batch::replay_record;
 use tally_core::State;
-use tally_engine::commit::replay_record;
-use tally_engine::dump::{DumpReader, DumpWriter};
 use tally_engine::journal::{Journal, JournalError, Position};
 use tally_engine::{snapshot, FileStorage};
+use tally_ledger::dump::{DumpReader, DumpWriter};
 
 /// Exactly one store.
 #[derive(clap::Args)]

@@ -6,7 +6,8 @@ use anyhow::Context;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use tally_engine::{Config, Engine, Ledger};
+use tally_engine::{Config, Engine};
+use tally_ledger::Ledger;
 use tally_server::App;
 
 #[derive(clap::Args)]

@@ -6,7 +6,7 @@
 use crate::amount::Decimal;
 use crate::event::{AccountPatch, AccountUpdate, NewAccount, NewAsset, NewTransfer, Request, ResultCode, TransferKind};
 use crate::id::{AssetCode, Id};
-use crate::limits::{BATCH_EVENTS_MAX, METADATA_BYTES_MAX};
+use crate::limits::{ASSET_CODE_LENGTH_MAX, BATCH_EVENTS_MAX, ID_LENGTH_MAX, METADATA_BYTES_MAX};
 use std::fmt;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -184,6 +184,52 @@ const KIND_PENDING: u8 = 1;
 const KIND_POST: u8 = 2;
 const KIND_VOID: u8 = 3;
 
+/// A batch record's header: the timestamp (u64) and the request count (u32).
+pub const BATCH_HEADER_BYTES: usize = 8 + 4;
+
+/// A request's header: its kind (u8) and event count (u32).
+const REQUEST_HEADER_BYTES: usize = 1 + 4;
+
+/// The most bytes any encoded field of the given kind takes (see the `Encoder` methods).
+const fn string(bytes_max: usize) -> usize {
+    2 + bytes_max
+}
+const fn optional(bytes_max: usize) -> usize {
+    1 + bytes_max
+}
+const DECIMAL_BYTES: usize = 16 + 1 + 1;
+const ID_BYTES_MAX: usize = string(ID_LENGTH_MAX);
+const METADATA_FIELD_BYTES_MAX: usize = optional(string(METADATA_BYTES_MAX));
+
+const fn max(a: usize, b: usize) -> usize {
+    if a > b {
+        a
+    } else {
+        b
+    }
+}
+
+const ASSET_EVENT_BYTES_MAX: usize = string(ASSET_CODE_LENGTH_MAX) + 1;
+const ACCOUNT_EVENT_BYTES_MAX: usize =
+    ID_BYTES_MAX + string(ASSET_CODE_LENGTH_MAX) + optional(ID_BYTES_MAX) + 2 * optional(DECIMAL_BYTES) + METADATA_FIELD_BYTES_MAX;
+const UPDATE_EVENT_BYTES_MAX: usize =
+    ID_BYTES_MAX + 2 * optional(optional(DECIMAL_BYTES)) + optional(METADATA_FIELD_BYTES_MAX) + optional(8);
+/// The largest kind-specific part of a transfer: a hold (two accounts, an amount, a timeout)
+/// or a post (the hold, two optional accounts, an optional amount).
+const TRANSFER_KIND_BYTES_MAX: usize =
+    1 + max(2 * ID_BYTES_MAX + DECIMAL_BYTES + optional(8), ID_BYTES_MAX + 2 * optional(ID_BYTES_MAX) + optional(DECIMAL_BYTES));
+const TRANSFER_EVENT_BYTES_MAX: usize =
+    ID_BYTES_MAX + TRANSFER_KIND_BYTES_MAX + optional(string(ASSET_CODE_LENGTH_MAX)) + 1 + METADATA_FIELD_BYTES_MAX + 2 * optional(8);
+
+/// The most bytes one event of any kind encodes to, with every field at its limit.
+pub const EVENT_ENCODED_BYTES_MAX: usize =
+    max(max(ASSET_EVENT_BYTES_MAX, ACCOUNT_EVENT_BYTES_MAX), max(UPDATE_EVENT_BYTES_MAX, TRANSFER_EVENT_BYTES_MAX));
+
+/// The most bytes one request encodes to: derived from the field limits, not from the
+/// request body's size, since canonical metadata may be longer than the JSON that was sent
+/// (`1e15` is stored as `1000000000000000.0`).
+pub const REQUEST_ENCODED_BYTES_MAX: usize = REQUEST_HEADER_BYTES + BATCH_EVENTS_MAX * EVENT_ENCODED_BYTES_MAX;
+
 /// One journal record's payload: the writer's clock and the requests it applied, in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Batch {
@@ -199,7 +245,8 @@ pub fn encode_batch(timestamp: u64, requests: &[&Request], out: &mut Encoder) {
     }
 }
 
-fn encode_request(request: &Request, out: &mut Encoder) {
+/// Appends one request's encoding: what a batch record holds for it.
+pub fn encode_request(request: &Request, out: &mut Encoder) {
     match request {
         Request::CreateAssets(events) => {
             out.u8(REQUEST_ASSETS);

@@ -9,6 +9,7 @@
 //! decimal strings with the asset's scale at the edges; there are no floats anywhere.
 
 pub mod amount;
+pub mod batch;
 pub mod chunked;
 pub mod codec;
 pub mod event;

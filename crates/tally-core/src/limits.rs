@@ -1,9 +1,14 @@
-//! Every bound Tally enforces, in one place. The server, the engines and the docs all read
-//! these constants, so a limit can never differ between the edge and the core.
+//! Every bound Tally enforces, in one place. The server, the stores, the formats and the
+//! docs all read these constants, so a limit can never differ between the edge and the core,
+//! and each limit is related at compile time to the next one it feeds: a request's fields
+//! bound its encoding, which bounds a commit, which bounds a batch record, which bounds a
+//! journal record and a dump frame.
 
-/// Events in one request (one `POST` body). Chosen so a request of maximal transfers with
-/// short ids stays well under the request body limit.
-pub const BATCH_EVENTS_MAX: usize = 8_190;
+pub use crate::codec::{BATCH_HEADER_BYTES, EVENT_ENCODED_BYTES_MAX, REQUEST_ENCODED_BYTES_MAX};
+pub use crate::snapshot::{SNAPSHOT_ITEM_BYTES_MAX, SNAPSHOT_PIECE_BYTES};
+pub use crate::state::TOTAL_MAX;
+
+// ---- One event's fields ----
 
 /// Bytes in an account or transfer id.
 pub const ID_LENGTH_MAX: usize = 128;
@@ -14,7 +19,7 @@ pub const ASSET_CODE_LENGTH_MAX: usize = 32;
 /// Decimal places an asset may have. 10^18 still leaves 10^20 whole units below `i128::MAX`.
 pub const SCALE_MAX: u8 = 18;
 
-/// Bytes of metadata (a serialized JSON object) on an account or transfer.
+/// Bytes of metadata (a canonical JSON object) on an account or transfer.
 pub const METADATA_BYTES_MAX: usize = 4_096;
 
 /// Levels in an account tree, the root included. Bounds are checked on every ancestor, so
@@ -27,5 +32,54 @@ pub const AMOUNT_LENGTH_MAX: usize = 48;
 /// A hold may not outlive this (about 10 years), so `timestamp + timeout` cannot overflow.
 pub const HOLD_TIMEOUT_MS_MAX: u64 = 10 * 366 * 24 * 3_600 * 1_000;
 
-/// Items in one page of a listing.
+// ---- One request ----
+
+/// Events in one request (one `POST` body).
+pub const BATCH_EVENTS_MAX: usize = 8_190;
+
+/// Bytes in one request body. It bounds the work of parsing; what a request costs the writer
+/// is bounded by `REQUEST_ENCODED_BYTES_MAX`, derived from the field limits above.
+pub const REQUEST_BODY_BYTES_MAX: usize = 32 << 20;
+
+/// Items in one page of a listing, and the default when none is asked for.
 pub const PAGE_LIMIT_MAX: usize = 1_000;
+pub const PAGE_LIMIT_DEFAULT: usize = 100;
+
+/// The longest a journal reader's long poll waits for a new entry.
+pub const JOURNAL_WAIT_MS_MAX: u64 = 30_000;
+
+// ---- The server ----
+
+/// Requests served at once, on all routes together; beyond this the server answers 503 at
+/// once instead of queueing without bound.
+pub const IN_FLIGHT_REQUESTS_MAX: usize = 4_096;
+
+/// The longest any request may take, long polls included.
+pub const REQUEST_TIMEOUT_MS: u64 = 60_000;
+
+// ---- The write queue and one commit ----
+
+/// Requests waiting for a store's writer. A full queue answers at once ("retry later")
+/// instead of letting latency and memory grow without bound.
+pub const QUEUE_REQUESTS_MAX: usize = 1_024;
+
+/// Encoded bytes waiting for a store's writer, all requests together: with the request
+/// count above, this bounds the memory a queue holds whatever the requests are like.
+pub const QUEUE_BYTES_MAX: usize = 256 << 20;
+
+/// The most encoded request bytes one commit takes. The writer measures each request before
+/// taking it, so a commit never exceeds this, whatever is queued.
+pub const COMMIT_BYTES_MAX: usize = 64 << 20;
+
+/// The largest batch record: the payload of one journal record, one PostgreSQL batch row,
+/// one dump frame.
+pub const RECORD_PAYLOAD_BYTES_MAX: usize = 128 << 20;
+
+const _: () = assert!(REQUEST_ENCODED_BYTES_MAX <= QUEUE_BYTES_MAX, "a maximal request fits an empty queue");
+const _: () = assert!(BATCH_HEADER_BYTES + REQUEST_ENCODED_BYTES_MAX <= COMMIT_BYTES_MAX, "a maximal request fits one commit");
+const _: () = assert!(BATCH_HEADER_BYTES + COMMIT_BYTES_MAX <= RECORD_PAYLOAD_BYTES_MAX, "a full commit fits one record");
+const _: () = assert!(RECORD_PAYLOAD_BYTES_MAX <= u32::MAX as usize, "record lengths are u32 on disk");
+const _: () = assert!(JOURNAL_WAIT_MS_MAX < REQUEST_TIMEOUT_MS, "a long poll ends before its request times out");
+const _: () = assert!(PAGE_LIMIT_DEFAULT <= PAGE_LIMIT_MAX);
+const _: () = assert!(ACCOUNT_DEPTH_MAX <= u8::MAX as usize, "depths are u8 in rows and snapshots");
+const _: () = assert!(ID_LENGTH_MAX <= METADATA_BYTES_MAX && METADATA_BYTES_MAX <= u16::MAX as usize, "strings have u16 lengths");

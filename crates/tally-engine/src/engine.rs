@@ -1,7 +1,7 @@
 //! The embedded engine: one bounded queue, one writer thread, group commit.
 //!
-//! Clients put requests on the queue. The writer takes everything queued (up to a byte
-//! budget), applies each request to the state under a short write lock, appends one journal
+//! Clients put requests on the queue. The writer takes everything queued (up to one
+//! record's worth, measured exactly), applies each request to the state under a short write lock, appends one journal
 //! record holding the requests that changed anything, fsyncs once, and only then answers
 //! every client in the batch. So "created" always means durable, and the cost of an fsync
 //! is shared by everything that arrived while the previous one ran.
@@ -12,37 +12,27 @@
 //! could take back.
 
 use crate::journal::{Journal, JournalError, Position};
+use crate::snapshot;
 use crate::storage::{FileStorage, Storage};
-use crate::{commit, snapshot, AccountQuery, Applied, Ledger, LedgerError, LedgerFuture, Status};
 use std::fs::File;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tally_core::limits::BATCH_EVENTS_MAX;
+use std::time::{Duration, Instant};
+use tally_core::batch;
+use tally_core::limits::QUEUE_REQUESTS_MAX;
 use tally_core::{AccountView, Id, JournalEntry, Request, State, TransferView};
-use tokio::sync::{oneshot, watch};
-
-/// Requests waiting for the writer. A full queue answers at once ("retry later") instead of
-/// letting latency and memory grow without bound.
-pub const QUEUE_REQUESTS_MAX: usize = 1_024;
-
-/// The writer stops taking more requests into one commit once their encoding reaches this.
-pub const COMMIT_BYTES_TARGET: usize = 64 << 20;
+use tally_ledger::{
+    panic_message, system_clock, AccountQuery, Applied, Batch, Budget, Clock, Ledger, LedgerError, LedgerFuture, Status, WriteQueue,
+};
+use tokio::sync::watch;
 
 /// After replaying this many records at start, write a snapshot so the next start is quick.
 pub const SNAPSHOT_AFTER_REPLAY_RECORDS: u64 = 64;
 
 /// The longest the writer sleeps when idle; it wakes earlier for the next hold expiry.
 const IDLE_WAKE_MS: u64 = 1_000;
-
-pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
-
-pub fn system_clock() -> Clock {
-    Arc::new(|| SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64))
-}
 
 pub struct Config {
     pub queue_requests_max: usize,
@@ -79,18 +69,22 @@ struct Shared {
     state: RwLock<State>,
     durable: watch::Sender<Durable>,
     failure: Mutex<Option<String>>,
-    accepting: AtomicBool,
-    queue_depth: AtomicUsize,
+    queue: WriteQueue,
 }
 
-enum Job {
-    Submit { request: Request, reply: Reply },
-    Shutdown,
+impl Shared {
+    /// The ledger can no longer be trusted to match its journal: refuse everything from now
+    /// on, answer everything queued, and wake every reader waiting for durability.
+    fn fail(&self, reason: String) {
+        tracing::error!(%reason, "the ledger stops; restart to recover from the journal");
+        *self.failure.lock().expect("failure lock") = Some(reason.clone());
+        self.queue.fail(LedgerError::Failed(reason));
+        self.durable.send_modify(|d| d.failed = true);
+    }
 }
 
 pub struct Engine {
     shared: Arc<Shared>,
-    queue: SyncSender<Job>,
     writer: Mutex<Option<JoinHandle<()>>>,
     _lock: Option<File>,
 }
@@ -120,7 +114,7 @@ pub fn replay<S: Storage>(
         repair,
         |read| {
             let fail = |reason: String| OpenError::Replay { record: read.record, file: read.file.to_owned(), offset: read.offset, reason };
-            let last_seq = commit::replay_record(state, read.payload).map_err(|e| fail(format!("does not decode: {e}")))?;
+            let last_seq = batch::replay_record(state, read.payload).map_err(|e| fail(format!("does not decode: {e}")))?;
             if last_seq != read.last_seq {
                 return Err(fail(format!("replays to seq {last_seq}, but was written at seq {}", read.last_seq)));
             }
@@ -175,22 +169,28 @@ impl Engine {
             state: RwLock::new(state),
             durable,
             failure: Mutex::new(None),
-            accepting: AtomicBool::new(true),
-            queue_depth: AtomicUsize::new(0),
+            queue: WriteQueue::new(config.queue_requests_max),
         });
-        let (queue, receiver) = mpsc::sync_channel(config.queue_requests_max);
-        let writer = Writer { shared: shared.clone(), storage, journal, queue: receiver, config };
-        let handle = std::thread::Builder::new().name("tally-writer".into()).spawn(move || writer.run()).map_err(io)?;
-        Ok((Engine { shared, queue, writer: Mutex::new(Some(handle)), _lock: None }, recovery))
+        let writer = Writer { shared: shared.clone(), storage, journal, config };
+        let supervised = shared.clone();
+        let handle = std::thread::Builder::new()
+            .name("tally-writer".into())
+            .spawn(move || {
+                // Release builds abort on any panic. Where a panic unwinds (tests, debug
+                // builds), the ledger is marked failed instead of living on with a dead writer.
+                if let Err(panic) = catch_unwind(AssertUnwindSafe(|| writer.run())) {
+                    supervised.fail(format!("the writer panicked: {}", panic_message(panic.as_ref())));
+                }
+            })
+            .map_err(io)?;
+        Ok((Engine { shared, writer: Mutex::new(Some(handle)), _lock: None }, recovery))
     }
 
     /// Stops taking requests, commits and answers everything already queued, writes a
     /// snapshot (if configured) and stops the writer. Idempotent.
     pub fn shutdown(&self) {
-        self.shared.accepting.store(false, Ordering::SeqCst);
+        self.shared.queue.close();
         let Some(handle) = self.writer.lock().expect("writer handle lock").take() else { return };
-        // A blocking send: the writer is alive until it has seen this, so it cannot block forever.
-        let _ = self.queue.send(Job::Shutdown);
         let _ = handle.join();
     }
 
@@ -231,22 +231,7 @@ impl Drop for Engine {
 
 impl Ledger for Engine {
     fn submit(&self, request: Request) -> LedgerFuture<'_, Applied> {
-        Box::pin(async move {
-            assert!(request.len() <= BATCH_EVENTS_MAX, "the edge bounds request sizes");
-            self.check_failure()?;
-            if !self.shared.accepting.load(Ordering::SeqCst) {
-                return Err(LedgerError::ShuttingDown);
-            }
-            let (reply, answer) = oneshot::channel();
-            match self.queue.try_send(Job::Submit { request, reply }) {
-                Ok(()) => {
-                    self.shared.queue_depth.fetch_add(1, Ordering::Relaxed);
-                }
-                Err(TrySendError::Full(_)) => return Err(LedgerError::QueueFull),
-                Err(TrySendError::Disconnected(_)) => return Err(LedgerError::ShuttingDown),
-            }
-            answer.await.unwrap_or(Err(LedgerError::ShuttingDown))
-        })
+        Box::pin(self.shared.queue.submit(request))
     }
 
     fn account(&self, id: Id, as_of: Option<u64>) -> LedgerFuture<'_, Option<AccountView>> {
@@ -297,7 +282,7 @@ impl Ledger for Engine {
             last_seq,
             durable_seq: self.shared.durable.borrow().seq,
             failure: self.shared.failure.lock().expect("failure lock").clone(),
-            queue_depth: self.shared.queue_depth.load(Ordering::Relaxed),
+            queue_depth: self.shared.queue.depth(),
             accounts,
             transfers,
         }
@@ -308,48 +293,17 @@ struct Writer<S: Storage> {
     shared: Arc<Shared>,
     storage: S,
     journal: Journal,
-    queue: Receiver<Job>,
     config: Config,
 }
-
-type Reply = oneshot::Sender<Result<Applied, LedgerError>>;
 
 impl<S: Storage> Writer<S> {
     fn run(mut self) {
         loop {
-            let wait = self.idle_wait();
-            let first = match self.queue.recv_timeout(wait) {
-                Ok(job) => Some(job),
-                Err(RecvTimeoutError::Timeout) => None,
-                Err(RecvTimeoutError::Disconnected) => return,
-            };
-            let mut jobs = Vec::new();
-            let mut shutdown = false;
-            let mut pending_bytes = 0usize;
-            let mut next = first;
-            while let Some(job) = next.take() {
-                match job {
-                    Job::Submit { request, reply } => {
-                        self.shared.queue_depth.fetch_sub(1, Ordering::Relaxed);
-                        // Rough size of the request's encoding: enough to bound one commit.
-                        pending_bytes += request.len() * 64;
-                        jobs.push((request, reply));
-                    }
-                    Job::Shutdown => shutdown = true,
-                }
-                if pending_bytes < COMMIT_BYTES_TARGET {
-                    next = self.queue.try_recv().ok();
-                }
-            }
-            self.commit(jobs);
-            if shutdown {
-                // Everything that reached the queue before the shutdown is answered.
-                while let Ok(job) = self.queue.try_recv() {
-                    if let Job::Submit { request, reply } = job {
-                        self.shared.queue_depth.fetch_sub(1, Ordering::Relaxed);
-                        self.commit(vec![(request, reply)]);
-                    }
-                }
+            let batch = self.shared.queue.take_blocking(self.idle_wait(), Budget::COMMIT);
+            let closed = batch.closed;
+            // An empty batch still commits: holds may have come due.
+            self.commit(batch);
+            if closed {
                 self.stop();
                 return;
             }
@@ -367,16 +321,13 @@ impl<S: Storage> Writer<S> {
         self.shared.failure.lock().expect("failure lock").clone()
     }
 
-    fn commit(&mut self, jobs: Vec<(Request, Reply)>) {
+    fn commit(&mut self, batch: Batch) {
         if let Some(reason) = self.failure() {
-            for (_, reply) in jobs {
-                let _ = reply.send(Err(LedgerError::Failed(reason.clone())));
-            }
+            batch.fail(&LedgerError::Failed(reason));
             return;
         }
-        let started = Instant::now();
         let now = (self.config.clock)();
-        let applied = commit::apply(&self.shared.state, now, jobs.iter().map(|(request, _)| request));
+        let applied = batch::apply(&self.shared.state, now, batch.requests());
         let last_seq = applied.last_seq;
         if let Some(payload) = &applied.payload {
             let fsync_started = Instant::now();
@@ -386,25 +337,14 @@ impl<S: Storage> Writer<S> {
                 // The state is now ahead of the disk and cannot be trusted to match it: stop
                 // accepting writes and reads, and tell no one that anything succeeded.
                 let reason = format!("journal write failed: {error}");
-                tracing::error!(%reason, "the ledger stops; restart to recover from the journal");
-                *self.shared.failure.lock().expect("failure lock") = Some(reason.clone());
-                self.shared.durable.send_modify(|d| d.failed = true);
-                for (_, reply) in jobs {
-                    let _ = reply.send(Err(LedgerError::Failed(reason.clone())));
-                }
+                self.shared.fail(reason.clone());
+                batch.fail(&LedgerError::Failed(reason));
                 return;
             }
             metrics::histogram!("tally_commit_bytes").record(payload.len() as f64);
         }
         self.shared.durable.send_modify(|d| d.seq = last_seq);
-        for ((request, reply), outcomes) in jobs.into_iter().zip(applied.answers) {
-            let _ = reply.send(Ok(Applied { request, outcomes }));
-        }
-        if applied.events > 0 {
-            metrics::histogram!("tally_batch_events").record(applied.events as f64);
-            metrics::histogram!("tally_commit_seconds").record(started.elapsed().as_secs_f64());
-        }
-        metrics::gauge!("tally_queue_depth").set(self.shared.queue_depth.load(Ordering::Relaxed) as f64);
+        batch.answer(applied.answers);
     }
 
     fn stop(&mut self) {

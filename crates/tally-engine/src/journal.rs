@@ -18,8 +18,7 @@ pub const FORMAT_VERSION: u32 = 1;
 pub const SEGMENT_HEADER_BYTES: usize = 48;
 pub const RECORD_HEADER_BYTES: usize = 40;
 
-/// A record's payload may not exceed this; the writer stops merging requests before it.
-pub const RECORD_PAYLOAD_BYTES_MAX: usize = 128 << 20;
+pub use tally_core::limits::RECORD_PAYLOAD_BYTES_MAX;
 
 /// A segment is closed once it reaches this size, so no file grows without bound and
 /// recovery can skip whole segments that a snapshot covers.

@@ -19,8 +19,8 @@ use crate::rows::{self, big, numeric, ACCOUNT_COLUMNS, TRANSFER_COLUMNS};
 use crate::{Concurrency, PgError};
 use futures_util::future::try_join_all;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use tally_core::batch::{self, BatchApplied, EncodedRequest};
 use tally_core::{AccountRow, Changes, HoldState, Id, Request, State, TransferKind};
-use tally_engine::commit::{self, BatchApplied};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, IsolationLevel, Statement};
 
@@ -37,10 +37,10 @@ struct Names {
 }
 
 impl Names {
-    fn of(requests: &[&Request]) -> Names {
+    fn of(requests: &[&EncodedRequest]) -> Names {
         let mut names = Names::default();
         for request in requests {
-            match request {
+            match request.request() {
                 Request::CreateAssets(events) => names.assets.extend(events.iter().map(|e| e.code.as_str().to_owned())),
                 Request::CreateAccounts(events) => {
                     for event in events {
@@ -235,7 +235,7 @@ pub async fn run(
     lineages: &mut Lineages,
     concurrency: Concurrency,
     now: u64,
-    requests: &[&Request],
+    requests: &[&EncodedRequest],
 ) -> Result<BatchApplied, PgError> {
     let started = std::time::Instant::now();
     let names = Names::of(requests);
@@ -381,7 +381,7 @@ pub async fn run(
     slice.loaded();
 
     let loaded_at = started.elapsed();
-    let applied = commit::apply(&mut slice, now, requests.iter().copied());
+    let applied = batch::apply(&mut slice, now, requests.iter().copied());
     let first_seq = last_seq + 1;
     if let Some(payload) = &applied.payload {
         let record = Record { first_seq, last_seq: applied.last_seq, last_timestamp: slice.last_timestamp(), payload };

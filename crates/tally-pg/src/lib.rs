@@ -18,14 +18,16 @@ pub mod schema;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use std::fmt;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tally_core::limits::BATCH_EVENTS_MAX;
+use tally_core::batch::EncodedRequest;
+use tally_core::limits::{COMMIT_BYTES_MAX, QUEUE_REQUESTS_MAX};
 use tally_core::{AccountView, Id, JournalEntry, Request, TransferView};
-use tally_engine::engine::{system_clock, Clock, QUEUE_REQUESTS_MAX};
-use tally_engine::{AccountQuery, Applied, Ledger, LedgerError, LedgerFuture, Status};
-use tokio::sync::{mpsc, oneshot, watch};
+use tally_ledger::{
+    panic_message, system_clock, AccountQuery, Applied, Batch, Budget, Clock, Ledger, LedgerError, LedgerFuture, Status, WriteQueue,
+};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls};
@@ -33,6 +35,10 @@ use tokio_postgres::{Client, NoTls};
 /// A writer stops taking requests into one transaction once they hold this many events.
 /// Bigger transactions share the round trips better but hold their locks longer.
 pub const TRANSACTION_EVENTS_MAX: usize = 16_384;
+
+/// What one transaction takes from the queue: its batch record is bounded like a journal
+/// record's, and its events by `TRANSACTION_EVENTS_MAX`.
+const TRANSACTION_BUDGET: Budget = Budget { bytes_max: COMMIT_BYTES_MAX, events_max: TRANSACTION_EVENTS_MAX };
 
 /// Attempts of one batch before its requests hear that the store is too contended.
 pub const ATTEMPTS_MAX: u32 = 12;
@@ -185,11 +191,8 @@ pub async fn migrate(url: &str) -> Result<usize, PgError> {
     schema::migrate(&mut connect(url).await?).await
 }
 
-type Reply = oneshot::Sender<Result<Applied, LedgerError>>;
-
 struct Shared {
-    accepting: AtomicBool,
-    queue_depth: AtomicUsize,
+    queue: WriteQueue,
     /// The highest seq this node knows is committed; readers waiting on the journal watch it.
     committed: watch::Sender<u64>,
     failure: Mutex<Option<String>>,
@@ -210,7 +213,6 @@ impl Shared {
 /// A Tally node on PostgreSQL.
 pub struct PgLedger {
     shared: Arc<Shared>,
-    queue: Mutex<Option<mpsc::Sender<(Request, Reply)>>>,
     pool: Pool,
     writer: Mutex<Option<JoinHandle<()>>>,
 }
@@ -231,33 +233,29 @@ impl PgLedger {
         let manager = Manager::from_config(pg_config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager).max_size(config.read_connections.max(1)).build().map_err(|e| PgError::Pool(e.to_string()))?;
         let shared = Arc::new(Shared {
-            accepting: AtomicBool::new(true),
-            queue_depth: AtomicUsize::new(0),
+            queue: WriteQueue::new(config.queue_requests_max),
             committed: watch::Sender::new(last_seq),
             failure: Mutex::new(None),
             accounts: AtomicU64::new(0),
             transfers: AtomicU64::new(0),
         });
-        let (sender, receiver) = mpsc::channel(config.queue_requests_max.max(1));
         let writer = Writer {
             shared: shared.clone(),
             client,
             statements,
             lineages: batch::Lineages::default(),
-            queue: receiver,
             url: config.url,
             concurrency: config.concurrency,
             clock: config.clock,
         };
-        let handle = tokio::spawn(writer.run());
+        let handle = tokio::spawn(supervise(tokio::spawn(writer.run()), shared.clone()));
         tokio::spawn(refresh_counts(pool.clone(), shared.clone()));
-        Ok(PgLedger { shared, queue: Mutex::new(Some(sender)), pool, writer: Mutex::new(Some(handle)) })
+        Ok(PgLedger { shared, pool, writer: Mutex::new(Some(handle)) })
     }
 
     /// Stops taking requests, lets the writer finish what is queued, and waits for it.
     pub async fn shutdown(&self) {
-        self.shared.accepting.store(false, Ordering::SeqCst);
-        drop(self.queue.lock().expect("queue lock").take());
+        self.shared.queue.close();
         let handle = self.writer.lock().expect("writer lock").take();
         if let Some(handle) = handle {
             let _ = handle.await;
@@ -269,12 +267,26 @@ impl PgLedger {
     }
 }
 
+/// Waits for the writer task. Release builds abort on any panic; where a panic unwinds, the
+/// node is marked failed instead of queueing requests that no writer will ever take.
+async fn supervise(writer: JoinHandle<()>, shared: Arc<Shared>) {
+    if let Err(error) = writer.await {
+        let reason = match error.try_into_panic() {
+            Ok(panic) => format!("the writer panicked: {}", panic_message(panic.as_ref())),
+            Err(error) => format!("the writer stopped: {error}"),
+        };
+        tracing::error!(%reason, "the node stops taking writes; restart it");
+        *shared.failure.lock().expect("failure lock") = Some(reason.clone());
+        shared.queue.fail(LedgerError::Failed(reason));
+    }
+}
+
 /// Keeps the account and transfer counts `status` reports fresh, while the node runs. They
 /// are PostgreSQL's estimates: exact counts would scan the tables.
 async fn refresh_counts(pool: Pool, shared: Arc<Shared>) {
     let sql = "SELECT relname::text, greatest(reltuples, 0)::bigint FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
                WHERE n.nspname = 'tally' AND relname IN ('accounts', 'transfers')";
-    while shared.accepting.load(Ordering::SeqCst) {
+    while !shared.queue.is_closed() {
         if let Ok(client) = pool.get().await {
             for row in client.query(sql, &[]).await.unwrap_or_default() {
                 let count = row.get::<_, i64>(1).max(0) as u64;
@@ -290,32 +302,13 @@ async fn refresh_counts(pool: Pool, shared: Arc<Shared>) {
 
 impl Drop for PgLedger {
     fn drop(&mut self) {
-        self.shared.accepting.store(false, Ordering::SeqCst);
-        drop(self.queue.lock().expect("queue lock").take());
+        self.shared.queue.close();
     }
 }
 
 impl Ledger for PgLedger {
     fn submit(&self, request: Request) -> LedgerFuture<'_, Applied> {
-        Box::pin(async move {
-            assert!(request.len() <= BATCH_EVENTS_MAX, "the edge bounds request sizes");
-            if !self.shared.accepting.load(Ordering::SeqCst) {
-                return Err(LedgerError::ShuttingDown);
-            }
-            let (reply, answer) = oneshot::channel();
-            let sent = match &*self.queue.lock().expect("queue lock") {
-                Some(queue) => queue.try_send((request, reply)),
-                None => return Err(LedgerError::ShuttingDown),
-            };
-            match sent {
-                Ok(()) => {
-                    self.shared.queue_depth.fetch_add(1, Ordering::Relaxed);
-                }
-                Err(mpsc::error::TrySendError::Full(_)) => return Err(LedgerError::QueueFull),
-                Err(mpsc::error::TrySendError::Closed(_)) => return Err(LedgerError::ShuttingDown),
-            }
-            answer.await.unwrap_or(Err(LedgerError::ShuttingDown))
-        })
+        Box::pin(self.shared.queue.submit(request))
     }
 
     fn account(&self, id: Id, as_of: Option<u64>) -> LedgerFuture<'_, Option<AccountView>> {
@@ -374,7 +367,7 @@ impl Ledger for PgLedger {
             last_seq,
             durable_seq: last_seq,
             failure: self.shared.failure.lock().expect("failure lock").clone(),
-            queue_depth: self.shared.queue_depth.load(Ordering::Relaxed),
+            queue_depth: self.shared.queue.depth(),
             accounts: self.shared.accounts.load(Ordering::Relaxed) as usize,
             transfers: self.shared.transfers.load(Ordering::Relaxed) as usize,
         }
@@ -386,7 +379,6 @@ struct Writer {
     client: Client,
     statements: batch::Statements,
     lineages: batch::Lineages,
-    queue: mpsc::Receiver<(Request, Reply)>,
     url: String,
     concurrency: Concurrency,
     clock: Clock,
@@ -395,28 +387,14 @@ struct Writer {
 impl Writer {
     async fn run(mut self) {
         loop {
-            let first = tokio::select! {
-                job = self.queue.recv() => match job {
-                    Some(job) => Some(job),
-                    None => return,
-                },
-                () = tokio::time::sleep(EXPIRY_POLL) => None,
-            };
-            let mut jobs = Vec::new();
-            let mut events = 0;
-            let mut next = first;
-            while let Some(job) = next.take() {
-                self.shared.queue_depth.fetch_sub(1, Ordering::Relaxed);
-                events += job.0.len();
-                jobs.push(job);
-                if events < TRANSACTION_EVENTS_MAX {
-                    next = self.queue.try_recv().ok();
-                }
+            let batch = self.shared.queue.take(EXPIRY_POLL, TRANSACTION_BUDGET).await;
+            let closed = batch.closed;
+            if !batch.jobs.is_empty() || self.holds_due().await {
+                self.commit(batch).await;
             }
-            if jobs.is_empty() && !self.holds_due().await {
-                continue;
+            if closed {
+                return;
             }
-            self.commit(jobs).await;
         }
     }
 
@@ -439,9 +417,8 @@ impl Writer {
         }
     }
 
-    async fn commit(&mut self, jobs: Vec<(Request, Reply)>) {
-        let started = Instant::now();
-        let requests: Vec<&Request> = jobs.iter().map(|(request, _)| request).collect();
+    async fn commit(&mut self, batch: Batch) {
+        let requests: Vec<&EncodedRequest> = batch.requests().collect();
         let mut attempt = 0;
         let outcome = loop {
             attempt += 1;
@@ -472,19 +449,11 @@ impl Writer {
             Ok(committed) => {
                 self.shared.saw_committed(committed.last_seq);
                 if committed.events > 0 {
-                    metrics::histogram!("tally_batch_events").record(committed.events as f64);
-                    metrics::histogram!("tally_commit_seconds").record(started.elapsed().as_secs_f64());
                     metrics::histogram!("tally_pg_attempts").record(f64::from(attempt));
                 }
-                for ((request, reply), outcomes) in jobs.into_iter().zip(committed.answers) {
-                    let _ = reply.send(Ok(Applied { request, outcomes }));
-                }
+                batch.answer(committed.answers);
             }
-            Err(error) => {
-                for (_, reply) in jobs {
-                    let _ = reply.send(Err(error.clone()));
-                }
-            }
+            Err(error) => batch.fail(&error),
         }
     }
 
@@ -510,7 +479,7 @@ impl Writer {
                 }
                 Err(error) => {
                     *self.shared.failure.lock().expect("failure lock") = Some(format!("no connection to PostgreSQL: {error}"));
-                    if self.queue.is_closed() {
+                    if self.shared.queue.is_closed() {
                         return;
                     }
                     tokio::time::sleep(backoff(attempt.min(ATTEMPTS_MAX))).await;

@@ -5,7 +5,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use tally_api::{ErrorBody, ErrorDetail, FieldError};
-use tally_engine::LedgerError;
+use tally_ledger::LedgerError;
 
 #[derive(Debug)]
 pub struct ApiError {

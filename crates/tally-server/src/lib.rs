@@ -1,5 +1,5 @@
 //! The Tally HTTP service as a library: routes, limits, authentication and metrics around
-//! any store that implements `tally_engine::Ledger`. The `tally serve` command and the
+//! any store that implements `tally_ledger::Ledger`. The `tally serve` command and the
 //! tests both build the service from here.
 
 pub mod error;
@@ -16,18 +16,13 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use tally_api::REQUEST_BODY_BYTES_MAX;
-use tally_engine::Ledger;
+use tally_ledger::Ledger;
 use tower::ServiceBuilder;
 use utoipa::openapi::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-/// Requests served at once; beyond this the server answers 503 at once instead of queueing
-/// without bound.
-pub const IN_FLIGHT_REQUESTS_MAX: usize = 4_096;
-
-/// The longest any request may take, long polls included.
-pub const REQUEST_TIMEOUT_MS: u64 = 60_000;
+pub use tally_core::limits::{IN_FLIGHT_REQUESTS_MAX, REQUEST_TIMEOUT_MS};
 
 #[derive(Clone)]
 pub struct App {

@@ -14,7 +14,7 @@ use std::time::Duration;
 use tally_api::*;
 use tally_core::limits::PAGE_LIMIT_MAX;
 use tally_core::{Id, Request};
-use tally_engine::AccountQuery;
+use tally_ledger::AccountQuery;
 use utoipa::IntoParams;
 
 fn body(bytes: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {

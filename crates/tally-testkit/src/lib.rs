@@ -1,20 +1,10 @@
-//! The tools that prove Tally keeps money safe.
+//! What the tests of several crates share.
 //!
-//! - `bank`: the bank workload and checker against any running server (`tally check`).
-//! - `simulator`: deterministic simulation of the embedded engine over a storage that
-//!   injects faults, checked against a reference after every step; every run is a seed.
-//! - `storage`: that fault-injecting storage.
-//! - `workload`: the seeded random workload the simulator and the differential test send.
-//! - `postgres`: a private throwaway PostgreSQL cluster for tests and benchmarks.
-//! - `random`: the seeded generator behind them.
+//! - `workload`: the seeded random workload the simulator and the differential test send;
+//! - `postgres`: a private throwaway PostgreSQL cluster for tests;
+//! - `Random`: the seeded generator behind them (from `tally-check`).
 
-pub mod bank;
 pub mod postgres;
-pub mod random;
-pub mod simulator;
-pub mod storage;
 pub mod workload;
 
-pub use random::Random;
-pub use simulator::{run, Options, Report, Violation};
-pub use storage::{Faults, SimStorage};
+pub use tally_check::Random;

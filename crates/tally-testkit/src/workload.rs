@@ -3,7 +3,7 @@
 //! and bound changes. The simulator and the engine-against-engine differential test both
 //! drive the ledger with it.
 
-use crate::random::Random;
+use tally_check::Random;
 use tally_core::*;
 
 /// One account of the tree every run starts with: id, parent, min_balance and max_balance

@@ -1,4 +1,15 @@
-//! Tests of the `tally` binary as users run it: real processes, real signals.
+//! Tests of Tally as users run it. The HTTP API's behaviour end to end through the Rust
+//! client, on both stores (`harness` starts a server on a private port; `api`, `limits`,
+//! `openapi` and `stories` are one concern each), then the `tally` binary itself: real
+//! processes, real signals (`check`, `cli`, `crash`, `moves`, `nodes`).
+
+#[macro_use]
+mod harness;
+mod api;
+mod limits;
+mod maximal;
+mod openapi;
+mod stories;
 
 mod check;
 mod cli;

@@ -1,14 +1,14 @@
 //! The same seeded workload applied to the PostgreSQL store and to a plain in-memory state
-//! (the embedded engine's state machine, through the same `commit::apply`) must give the same
+//! (the embedded engine's state machine, through the same `batch::apply`) must give the same
 //! outcome for every event, and afterwards the same accounts, transfers and journal.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use tally_core::batch::{self, EncodedRequest};
 use tally_core::limits::PAGE_LIMIT_MAX;
 use tally_core::{Id, Request, State};
-use tally_engine::commit;
-use tally_engine::{AccountQuery, Ledger};
+use tally_ledger::{AccountQuery, Ledger};
 use tally_pg::{Concurrency, Config, PgLedger};
 use tally_testkit::postgres::{ClusterOptions, PrivateCluster};
 use tally_testkit::workload::{id, Workload, ACCOUNTS};
@@ -73,7 +73,7 @@ async fn differential(seed: u64, concurrency: Concurrency) {
         for request in requests.drain(..) {
             let request = submit(request);
             let now = clock.load(Ordering::SeqCst);
-            let expected = commit::apply(&mut reference, now, [&request]);
+            let expected = batch::apply(&mut reference, now, [&EncodedRequest::new(request.clone())]);
             let applied = ledger.submit(request).await.expect("the store applies the request");
             assert_eq!(vec![applied.outcomes], expected.answers, "seed {seed} step {step}");
         }
@@ -82,7 +82,7 @@ async fn differential(seed: u64, concurrency: Concurrency) {
     }
     // Let every due hold expire on both sides, then compare everything.
     clock.fetch_add(1_000_000_000, Ordering::SeqCst);
-    let expiry = commit::apply(&mut reference, clock.load(Ordering::SeqCst), []);
+    let expiry = batch::apply(&mut reference, clock.load(Ordering::SeqCst), []);
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while ledger.journal(expiry.last_seq.saturating_sub(1), 1, Duration::from_millis(200)).await.unwrap().is_empty() {
         assert!(std::time::Instant::now() < deadline, "the store expires due holds by itself");

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use tally_core::{
     AccountPatch, AssetCode, Decimal, Id, JournalEntry, NewAccount, NewAsset, NewTransfer, Request, ResultCode, TransferKind,
 };
-use tally_engine::Ledger;
+use tally_ledger::Ledger;
 use tally_pg::{Config, PgLedger};
 use tally_testkit::postgres::{ClusterOptions, PrivateCluster};
 

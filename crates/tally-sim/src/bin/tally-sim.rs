@@ -4,7 +4,7 @@
 use clap::Parser;
 use std::process::ExitCode;
 use std::time::Instant;
-use tally_testkit::{run, Options};
+use tally_sim::{run, Options};
 
 #[derive(Parser)]
 #[command(about = "Deterministic simulation of the Tally engine with fault injection")]

@@ -12,14 +12,14 @@
 //! else may differ: an acknowledged batch lost, a failed one reported as success, or damaged
 //! data taken as real is a violation.
 
-use crate::random::Random;
 use crate::storage::{FaultCounts, Faults, SimStorage};
-use crate::workload::Workload;
+use tally_core::batch::{self, BatchApplied, EncodedRequest};
 use tally_core::*;
-use tally_engine::commit::{self, BatchApplied};
 use tally_engine::engine::recover;
 use tally_engine::journal::Journal;
 use tally_engine::snapshot;
+use tally_testkit::workload::Workload;
+use tally_testkit::Random;
 
 /// Recovery is retried this often when a transient read fault makes it fail; a real defect
 /// fails every time.
@@ -75,7 +75,7 @@ struct Running {
 /// A batch whose commit failed: it may or may not be on disk.
 struct Uncertain {
     now: u64,
-    requests: Vec<Request>,
+    requests: Vec<EncodedRequest>,
 }
 
 struct Simulation {
@@ -139,8 +139,8 @@ impl Running {
     }
 
     /// One group commit: apply, append, fsync. `Err` means nothing was acknowledged.
-    fn commit(&mut self, now: u64, requests: &[Request]) -> Result<BatchApplied, String> {
-        let applied = commit::apply(&mut self.state, now, requests);
+    fn commit(&mut self, now: u64, requests: &[EncodedRequest]) -> Result<BatchApplied, String> {
+        let applied = batch::apply(&mut self.state, now, requests);
         if let Some(payload) = &applied.payload {
             self.journal
                 .append(&mut self.storage, applied.last_seq, payload)
@@ -166,11 +166,12 @@ impl Simulation {
     }
 
     fn commit(&mut self, requests: Vec<Request>) -> Result<(), Violation> {
+        let requests: Vec<EncodedRequest> = requests.into_iter().map(EncodedRequest::new).collect();
         let now = self.clock;
         match self.node.commit(now, &requests) {
             Ok(applied) => {
                 self.report.acknowledged_batches += 1;
-                let expected = commit::apply(&mut self.reference, now, &requests);
+                let expected = batch::apply(&mut self.reference, now, &requests);
                 if applied.answers != expected.answers {
                     return Err(self.violation(format!(
                         "acknowledged outcomes {:?} differ from the reference's {:?}",
@@ -215,7 +216,7 @@ impl Simulation {
         if let Some(uncertain) = uncertain {
             // The failed batch's record may have reached the disk whole before the failure.
             let mut candidate = State::from_snapshot_bytes(&self.reference.snapshot_bytes()).expect("the reference encodes");
-            commit::apply(&mut candidate, uncertain.now, &uncertain.requests);
+            batch::apply(&mut candidate, uncertain.now, &uncertain.requests);
             if recovered == candidate.snapshot_bytes() {
                 self.report.failed_batches_that_survived += 1;
                 self.reference = candidate;

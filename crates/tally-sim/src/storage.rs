@@ -2,11 +2,11 @@
 //! writes not yet synced are lost at a crash except for a random torn prefix, reads sometimes
 //! return a flipped bit, fsync sometimes fails, and the disk is sometimes full.
 
-use crate::random::Random;
 use std::collections::BTreeMap;
 use std::io;
 use std::sync::{Arc, Mutex};
 use tally_engine::{Produce, Storage};
+use tally_testkit::Random;
 
 /// How often each fault strikes, per thousand operations.
 #[derive(Clone, Copy, Debug)]

@@ -17,13 +17,14 @@
 //! dropped, reordered or repeated without detection.
 
 use std::io::{self, Read, Write};
+use tally_core::limits::RECORD_PAYLOAD_BYTES_MAX;
 use xxhash_rust::xxh3::Xxh3;
 
 const MAGIC: &[u8; 10] = b"TALLY-DUMP";
 const VERSION: u16 = 1;
 
-/// A frame's payload is one batch record; the journal bounds those well below this.
-pub const DUMP_PAYLOAD_BYTES_MAX: u32 = 1 << 30;
+/// A frame's payload is one batch record.
+const DUMP_PAYLOAD_BYTES_MAX: u32 = RECORD_PAYLOAD_BYTES_MAX as u32;
 
 pub struct DumpWriter<W: Write> {
     output: W,

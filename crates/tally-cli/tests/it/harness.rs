@@ -3,7 +3,8 @@
 
 use std::sync::Arc;
 use tally_client::Client;
-use tally_engine::{Config, Engine, Ledger, Storage};
+use tally_engine::{Config, Engine, Storage};
+use tally_ledger::Ledger;
 use tally_server::App;
 use tally_testkit::postgres::{ClusterOptions, PrivateCluster};
 
@@ -70,7 +71,7 @@ impl TestServer {
         TestServer::serve_ledger(Arc::new(engine), "embedded", token, directory).await
     }
 
-    async fn serve_ledger(
+    pub async fn serve_ledger(
         engine: Arc<dyn Ledger>,
         engine_name: &'static str,
         token: Option<&str>,

@@ -7,10 +7,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tally_core::*;
-use tally_engine::engine::Clock;
 use tally_engine::journal::JournalError;
 use tally_engine::*;
-use tally_testkit::{Faults, SimStorage};
+use tally_ledger::{Clock, Ledger, LedgerError};
+use tally_sim::{Faults, SimStorage};
 
 fn quiet() -> SimStorage {
     SimStorage::new(1, Faults::NONE)

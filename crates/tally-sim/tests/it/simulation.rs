@@ -2,9 +2,9 @@
 //! fresh random seeds per run (printed, so a failure can be rerun), and `TALLY_SIM_SEED` to
 //! rerun one exactly.
 
-use tally_testkit::{run, Faults, Options};
+use tally_sim::{run, Faults, Options};
 
-fn must_pass(seed: u64, options: Options) -> tally_testkit::Report {
+fn must_pass(seed: u64, options: Options) -> tally_sim::Report {
     match run(seed, options) {
         Ok(report) => report,
         Err(violation) => panic!("{violation}"),

@@ -98,7 +98,7 @@ async fn a_full_write_queue_answers_503_with_retry_after_and_applies_nothing() {
         let client = server.client.clone();
         tokio::spawn(async move { client.create_asset("EUR", 2).await })
     };
-    while tally_engine::Ledger::status(&*server.engine).queue_depth < 1 {
+    while tally_ledger::Ledger::status(&*server.engine).queue_depth < 1 {
         tokio::time::sleep(std::time::Duration::from_millis(1)).await;
     }
     let response =

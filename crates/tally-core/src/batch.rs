@@ -1,0 +1,192 @@
+//! One batch's work on the state, without threads, clocks or I/O: expire the holds that are
+//! due, apply the queued requests in order, and build the record of the requests that changed
+//! anything. The embedded writer, the PostgreSQL writer (on a slice) and the deterministic
+//! simulator all commit through `apply`, and recovery, `verify` and `import` all rebuild
+//! through `replay_record`, so the order of operations is written once.
+
+use crate::codec::{decode_batch, encode_request, DecodeError, Encoder, BATCH_HEADER_BYTES};
+use crate::limits::{BATCH_EVENTS_MAX, REQUEST_ENCODED_BYTES_MAX};
+use crate::{Outcome, Request, State};
+use std::sync::RwLock;
+
+/// A request with its journal encoding, made once when it is queued: the writer learns its
+/// exact size before taking it into a commit, and copies the bytes into the record instead
+/// of encoding on its own thread.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EncodedRequest {
+    request: Request,
+    bytes: Vec<u8>,
+}
+
+impl EncodedRequest {
+    /// Encodes a request the edge has validated. Every field is within its limit, so the
+    /// encoding is within `REQUEST_ENCODED_BYTES_MAX` (a compile-time relation in `limits`).
+    pub fn new(request: Request) -> EncodedRequest {
+        assert!(request.len() <= BATCH_EVENTS_MAX, "the edge bounds request sizes");
+        let mut encoder = Encoder::default();
+        encode_request(&request, &mut encoder);
+        assert!(encoder.bytes.len() <= REQUEST_ENCODED_BYTES_MAX, "field limits bound a request's encoding");
+        EncodedRequest { request, bytes: encoder.bytes }
+    }
+
+    pub fn request(&self) -> &Request {
+        &self.request
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    pub fn into_request(self) -> Request {
+        self.request
+    }
+}
+
+/// Access to the state for one step. The embedded writer takes its lock per step, so readers
+/// get in between requests; the simulator and a PostgreSQL slice own the state outright.
+pub trait StateAccess {
+    fn with<R>(&mut self, step: impl FnOnce(&mut State) -> R) -> R;
+}
+
+impl StateAccess for &mut State {
+    fn with<R>(&mut self, step: impl FnOnce(&mut State) -> R) -> R {
+        step(self)
+    }
+}
+
+impl StateAccess for &RwLock<State> {
+    fn with<R>(&mut self, step: impl FnOnce(&mut State) -> R) -> R {
+        // A poisoned lock means a step panicked half-way: the state is not to be trusted.
+        step(&mut self.write().expect("state lock"))
+    }
+}
+
+pub struct BatchApplied {
+    /// One list of outcomes per request, in order.
+    pub answers: Vec<Vec<Outcome>>,
+    /// The batch record's payload, if anything changed.
+    pub payload: Option<Vec<u8>>,
+    /// The state's last seq afterwards: what the record must replay to.
+    pub last_seq: u64,
+    pub events: usize,
+}
+
+/// Applies one batch at `now`: first the holds due by then, then each request. The record
+/// holds only the requests that changed something, so replaying it repeats exactly this.
+pub fn apply<'r>(mut state: impl StateAccess, now: u64, requests: impl IntoIterator<Item = &'r EncodedRequest>) -> BatchApplied {
+    let first_seq = state.with(|state| {
+        let first_seq = state.last_seq();
+        state.expire(now);
+        first_seq
+    });
+    let mut changed: Vec<&[u8]> = Vec::new();
+    let mut answers = Vec::new();
+    let mut events = 0;
+    for encoded in requests {
+        let (outcomes, changed_anything) = state.with(|state| {
+            let before = state.last_seq();
+            (state.apply(&encoded.request, now), state.last_seq() != before)
+        });
+        if changed_anything {
+            changed.push(&encoded.bytes);
+        }
+        answers.push(outcomes);
+        events += encoded.request.len();
+    }
+    let last_seq = state.with(|state| state.last_seq());
+    assert!(last_seq >= first_seq, "seqs never go back");
+    let payload = (last_seq != first_seq).then(|| record_payload(now, &changed));
+    BatchApplied { answers, payload, last_seq, events }
+}
+
+/// A batch record's payload from the encodings of its requests (the layout `decode_batch`
+/// reads: timestamp, count, then each request).
+fn record_payload(timestamp: u64, requests: &[&[u8]]) -> Vec<u8> {
+    let length = BATCH_HEADER_BYTES + requests.iter().map(|bytes| bytes.len()).sum::<usize>();
+    let mut out = Encoder { bytes: Vec::with_capacity(length) };
+    out.u64(timestamp);
+    out.u32(u32::try_from(requests.len()).expect("a commit holds far fewer than 2^32 requests"));
+    for bytes in requests {
+        out.bytes.extend_from_slice(bytes);
+    }
+    debug_assert_eq!(decode_batch(&out.bytes).map(|batch| batch.requests.len()), Ok(requests.len()), "the record round-trips");
+    out.bytes
+}
+
+/// Applies one batch record to `state` exactly as `apply` first applied it (expiries first,
+/// then each request at the record's timestamp). Returns the state's last seq afterwards, for
+/// the caller to compare with the seq the record was written at.
+pub fn replay_record(state: &mut State, payload: &[u8]) -> Result<u64, DecodeError> {
+    let batch = decode_batch(payload)?;
+    state.expire(batch.timestamp);
+    for request in &batch.requests {
+        state.apply(request, batch.timestamp);
+    }
+    Ok(state.last_seq())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::EVENT_ENCODED_BYTES_MAX;
+    use crate::limits::{ASSET_CODE_LENGTH_MAX, ID_LENGTH_MAX, METADATA_BYTES_MAX};
+    use crate::{AccountPatch, AccountUpdate, AssetCode, Decimal, Id, NewAccount, NewTransfer, TransferKind};
+
+    fn id(fill: char) -> Id {
+        Id::parse(&fill.to_string().repeat(ID_LENGTH_MAX)).unwrap()
+    }
+
+    fn metadata() -> Option<Box<str>> {
+        Some(format!("{{\"k\":\"{}\"}}", "v".repeat(METADATA_BYTES_MAX - 8)).into())
+    }
+
+    fn amount() -> Decimal {
+        Decimal { digits: u128::MAX, fraction_digits: 18, negative: false }
+    }
+
+    /// The encoded size of a request holding one event, less the request's header.
+    fn event_bytes(request: Request) -> usize {
+        EncodedRequest::new(request).bytes().len() - 5
+    }
+
+    #[test]
+    fn the_largest_event_of_every_kind_fits_the_derived_bound_and_one_reaches_it() {
+        let asset = || AssetCode::parse(&"A".repeat(ASSET_CODE_LENGTH_MAX)).unwrap();
+        let post = NewTransfer {
+            id: id('t'),
+            kind: TransferKind::Post { pending_id: id('h'), debit: Some(id('d')), credit: Some(id('c')), amount: Some(amount()) },
+            asset: Some(asset()),
+            linked: true,
+            metadata: metadata(),
+            if_debit_version: Some(u64::MAX),
+            if_credit_version: Some(u64::MAX),
+        };
+        let hold = NewTransfer {
+            kind: TransferKind::Pending { debit: id('d'), credit: id('c'), amount: amount(), timeout_ms: Some(u64::MAX) },
+            ..post.clone()
+        };
+        let account = NewAccount {
+            id: id('a'),
+            asset: asset(),
+            parent: Some(id('p')),
+            min_balance: Some(amount()),
+            max_balance: Some(amount()),
+            metadata: metadata(),
+        };
+        let update = AccountUpdate {
+            id: id('a'),
+            patch: AccountPatch {
+                min_balance: Some(Some(amount())),
+                max_balance: Some(Some(amount())),
+                metadata: Some(metadata()),
+                if_version: Some(u64::MAX),
+            },
+        };
+        assert_eq!(metadata().unwrap().len(), METADATA_BYTES_MAX);
+        assert_eq!(event_bytes(Request::CreateTransfers(vec![post])), EVENT_ENCODED_BYTES_MAX);
+        for request in [Request::CreateTransfers(vec![hold]), Request::CreateAccounts(vec![account]), Request::UpdateAccounts(vec![update])]
+        {
+            assert!(event_bytes(request) <= EVENT_ENCODED_BYTES_MAX);
+        }
+    }
+}

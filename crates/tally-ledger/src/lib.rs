@@ -1,0 +1,98 @@
+//! The ledger contract every store offers the server, and the parts both stores share.
+//!
+//! The key decision: a store is anything that implements `Ledger` by running the batch step
+//! of `tally_core` on what a single writer takes from a `WriteQueue`. The server and the
+//! tools depend on this crate and on no store, so the embedded engine and the PostgreSQL
+//! store are interchangeable behind it, and neither can grow a rule or a queue of its own.
+//!
+//! - `Ledger`, its errors and the values it returns;
+//! - `queue`: the bounded write queue in front of a writer, and how a writer takes a batch
+//!   from it and answers it;
+//! - `dump`: the format that moves a ledger between stores (`tally export` / `tally import`).
+
+pub mod dump;
+pub mod queue;
+
+pub use queue::{Batch, Budget, Job, WriteQueue};
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tally_core::{AccountView, Id, JournalEntry, Outcome, Request, TransferView};
+
+pub type LedgerFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, LedgerError>> + Send + 'a>>;
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LedgerError {
+    #[error("the write queue is full; nothing was applied, retry later")]
+    QueueFull,
+    #[error("the ledger is shutting down; nothing was applied")]
+    ShuttingDown,
+    #[error("the ledger stopped after a failure ({0}); nothing more is applied until it restarts")]
+    Failed(String),
+    #[error("as_of {as_of} is after the latest committed seq {latest}")]
+    AsOfAhead { as_of: u64, latest: u64 },
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AccountQuery {
+    pub prefix: String,
+    pub parent: Option<Id>,
+    pub after: Option<Id>,
+    pub limit: usize,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Status {
+    pub last_seq: u64,
+    pub durable_seq: u64,
+    pub failure: Option<String>,
+    pub queue_depth: usize,
+    pub accounts: usize,
+    pub transfers: usize,
+}
+
+/// A request and its outcomes, one per event in order. The request comes back so callers
+/// can name each result without copying ids before submitting.
+#[derive(Debug)]
+pub struct Applied {
+    pub request: Request,
+    pub outcomes: Vec<Outcome>,
+}
+
+/// What the server needs from a store. Every store runs the same `tally_core` rules, so they
+/// answer every call identically.
+pub trait Ledger: Send + Sync + 'static {
+    /// Applies a request; resolves once its outcomes are durable.
+    fn submit(&self, request: Request) -> LedgerFuture<'_, Applied>;
+    /// The account now, or right after journal position `as_of`.
+    fn account(&self, id: Id, as_of: Option<u64>) -> LedgerFuture<'_, Option<AccountView>>;
+    /// A page of accounts; `None` if the named parent does not exist.
+    fn accounts(&self, query: AccountQuery) -> LedgerFuture<'_, Option<Vec<AccountView>>>;
+    fn transfer(&self, id: Id) -> LedgerFuture<'_, Option<TransferView>>;
+    fn account_transfers(&self, id: Id, after_seq: u64, limit: usize) -> LedgerFuture<'_, Option<Vec<TransferView>>>;
+    /// Committed journal entries after `after_seq`, waiting up to `wait` for the first.
+    fn journal(&self, after_seq: u64, limit: usize, wait: Duration) -> LedgerFuture<'_, Vec<JournalEntry>>;
+    fn status(&self) -> Status;
+}
+
+/// Where a writer reads the time, in nanoseconds since the Unix epoch. Tests and the
+/// simulator plug in their own; the state machine keeps timestamps strictly increasing
+/// whatever the clock does.
+pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+pub fn system_clock() -> Clock {
+    Arc::new(|| SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64))
+}
+
+/// What a panic carried, for the failure a supervisor reports.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
+}

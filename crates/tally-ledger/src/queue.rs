@@ -1,0 +1,240 @@
+//! The bounded write queue in front of a store's single writer, shared by both stores.
+//!
+//! Clients `submit` requests; each is encoded once, here, on the client's thread, so the
+//! queue knows its exact size. The queue is bounded twice, by requests and by encoded bytes,
+//! and a full queue answers at once instead of letting latency and memory grow. The writer
+//! takes a `Batch`: everything queued that fits its `Budget`, measured exactly, so a commit
+//! can never outgrow the record that must hold it. A request that does not fit stays queued
+//! for the next batch. The writer answers a batch as a whole (`answer` or `fail`).
+//!
+//! A writer may be a thread (`take_blocking`) or a task (`take`); the queue wakes either.
+
+use crate::{Applied, LedgerError};
+use std::collections::VecDeque;
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use tally_core::batch::EncodedRequest;
+use tally_core::limits::{BATCH_EVENTS_MAX, BATCH_HEADER_BYTES, COMMIT_BYTES_MAX, QUEUE_BYTES_MAX, QUEUE_REQUESTS_MAX};
+use tally_core::{Outcome, Request};
+use tokio::sync::{oneshot, Notify};
+
+type Reply = oneshot::Sender<Result<Applied, LedgerError>>;
+
+/// A queued request and where its answer goes.
+pub struct Job {
+    pub encoded: EncodedRequest,
+    reply: Reply,
+}
+
+/// How much one batch may take: its encoded requests (with the record header) and events.
+#[derive(Clone, Copy, Debug)]
+pub struct Budget {
+    pub bytes_max: usize,
+    pub events_max: usize,
+}
+
+impl Budget {
+    /// One batch record's worth: what the embedded writer commits at once.
+    pub const COMMIT: Budget = Budget { bytes_max: COMMIT_BYTES_MAX, events_max: usize::MAX };
+
+    /// Whether any single request fits: every batch can then take at least the request at
+    /// the head of the queue.
+    const fn fits_any_request(self) -> bool {
+        self.bytes_max >= BATCH_HEADER_BYTES + tally_core::limits::REQUEST_ENCODED_BYTES_MAX && self.events_max >= BATCH_EVENTS_MAX
+    }
+}
+
+const _: () = assert!(Budget::COMMIT.fits_any_request());
+
+/// What a writer took from the queue.
+pub struct Batch {
+    pub jobs: Vec<Job>,
+    /// The queue is closed and now empty: after this batch the writer stops.
+    pub closed: bool,
+    taken: Instant,
+}
+
+impl Batch {
+    pub fn requests(&self) -> impl Iterator<Item = &EncodedRequest> {
+        self.jobs.iter().map(|job| &job.encoded)
+    }
+
+    pub fn events(&self) -> usize {
+        self.jobs.iter().map(|job| job.encoded.request().len()).sum()
+    }
+
+    /// Answers every request with its outcomes, in order.
+    pub fn answer(self, answers: Vec<Vec<Outcome>>) {
+        assert_eq!(answers.len(), self.jobs.len(), "one answer per request");
+        let events = self.events();
+        if events > 0 {
+            metrics::histogram!("tally_batch_events").record(events as f64);
+            metrics::histogram!("tally_commit_seconds").record(self.taken.elapsed().as_secs_f64());
+        }
+        for (job, outcomes) in self.jobs.into_iter().zip(answers) {
+            // A client that stopped waiting has nothing to hear.
+            let _ = job.reply.send(Ok(Applied { request: job.encoded.into_request(), outcomes }));
+        }
+    }
+
+    /// Answers every request with the same failure.
+    pub fn fail(self, error: &LedgerError) {
+        for job in self.jobs {
+            let _ = job.reply.send(Err(error.clone()));
+        }
+    }
+}
+
+struct Queued {
+    jobs: VecDeque<Job>,
+    bytes: usize,
+    open: bool,
+    /// Set when the writer died: every submission from then on hears it.
+    failure: Option<LedgerError>,
+}
+
+pub struct WriteQueue {
+    queued: Mutex<Queued>,
+    /// Wakes a writer thread.
+    arrived: Condvar,
+    /// Wakes a writer task.
+    arrived_async: Notify,
+    requests_max: usize,
+    bytes_max: usize,
+}
+
+impl Default for WriteQueue {
+    fn default() -> WriteQueue {
+        WriteQueue::new(QUEUE_REQUESTS_MAX)
+    }
+}
+
+impl WriteQueue {
+    pub fn new(requests_max: usize) -> WriteQueue {
+        assert!(requests_max >= 1);
+        WriteQueue {
+            queued: Mutex::new(Queued { jobs: VecDeque::new(), bytes: 0, open: true, failure: None }),
+            arrived: Condvar::new(),
+            arrived_async: Notify::new(),
+            requests_max,
+            bytes_max: QUEUE_BYTES_MAX,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Queued> {
+        // Nothing panics while holding this lock (it guards plain pushes and pops).
+        self.queued.lock().expect("queue lock")
+    }
+
+    /// Queues a request and waits for the writer's answer.
+    pub async fn submit(&self, request: Request) -> Result<Applied, LedgerError> {
+        let encoded = EncodedRequest::new(request);
+        let (reply, answer) = oneshot::channel();
+        self.push(Job { encoded, reply })?;
+        // Every queued request is answered, at shutdown too; a reply dropped unanswered means
+        // the writer died holding it, so whether it was applied is unknown.
+        answer.await.unwrap_or_else(|_| {
+            Err(LedgerError::Failed("the writer stopped before answering; the outcome is unknown, resend the same ids".into()))
+        })
+    }
+
+    fn push(&self, job: Job) -> Result<(), LedgerError> {
+        let mut queued = self.lock();
+        if let Some(failure) = &queued.failure {
+            return Err(failure.clone());
+        }
+        if !queued.open {
+            return Err(LedgerError::ShuttingDown);
+        }
+        let bytes = job.encoded.bytes().len();
+        // An empty queue takes any request (each fits `QUEUE_BYTES_MAX` by construction).
+        if queued.jobs.len() >= self.requests_max || (!queued.jobs.is_empty() && queued.bytes + bytes > self.bytes_max) {
+            return Err(LedgerError::QueueFull);
+        }
+        queued.bytes += bytes;
+        queued.jobs.push_back(job);
+        metrics::gauge!("tally_queue_depth").set(queued.jobs.len() as f64);
+        drop(queued);
+        self.arrived.notify_one();
+        self.arrived_async.notify_one();
+        Ok(())
+    }
+
+    /// Whether the queue takes no more submissions.
+    pub fn is_closed(&self) -> bool {
+        !self.lock().open
+    }
+
+    pub fn depth(&self) -> usize {
+        self.lock().jobs.len()
+    }
+
+    /// Takes no more submissions; the writer still takes and answers what is queued.
+    pub fn close(&self) {
+        self.lock().open = false;
+        self.arrived.notify_all();
+        self.arrived_async.notify_one();
+    }
+
+    /// The writer cannot go on: answer everything queued, and every later submission, with
+    /// `error`. Nothing that is refused this way was applied.
+    pub fn fail(&self, error: LedgerError) {
+        let jobs = {
+            let mut queued = self.lock();
+            queued.open = false;
+            queued.failure = Some(error.clone());
+            queued.bytes = 0;
+            std::mem::take(&mut queued.jobs)
+        };
+        Batch { jobs: jobs.into(), closed: true, taken: Instant::now() }.fail(&error);
+        self.arrived.notify_all();
+        self.arrived_async.notify_one();
+    }
+
+    /// For a writer thread: waits up to `wait` for a request, then takes what fits `budget`
+    /// (possibly nothing, when the wait ran out).
+    pub fn take_blocking(&self, wait: Duration, budget: Budget) -> Batch {
+        let queued = self.lock();
+        let (mut queued, _) = self.arrived.wait_timeout_while(queued, wait, |q| q.jobs.is_empty() && q.open).expect("queue lock");
+        drain(&mut queued, budget)
+    }
+
+    /// For a writer task: the same as `take_blocking`, without blocking the runtime.
+    pub async fn take(&self, wait: Duration, budget: Budget) -> Batch {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            // Made before looking, so a request pushed in between still wakes it.
+            let arrived = self.arrived_async.notified();
+            {
+                let mut queued = self.lock();
+                if !queued.jobs.is_empty() || !queued.open {
+                    return drain(&mut queued, budget);
+                }
+            }
+            if tokio::time::timeout_at(deadline, arrived).await.is_err() {
+                return drain(&mut self.lock(), budget);
+            }
+        }
+    }
+}
+
+/// Takes requests from the head of the queue while they fit `budget`: always the first one
+/// (every request fits an empty batch), then as many as fit, in order.
+fn drain(queued: &mut Queued, budget: Budget) -> Batch {
+    assert!(budget.fits_any_request(), "a budget must fit any single request");
+    let mut jobs = Vec::new();
+    let (mut bytes, mut events) = (BATCH_HEADER_BYTES, 0);
+    while let Some(next) = queued.jobs.front() {
+        let (next_bytes, next_events) = (next.encoded.bytes().len(), next.encoded.request().len());
+        if bytes + next_bytes > budget.bytes_max || events + next_events > budget.events_max {
+            assert!(!jobs.is_empty(), "the first request always fits");
+            break;
+        }
+        bytes += next_bytes;
+        events += next_events;
+        queued.bytes -= next_bytes;
+        jobs.push(queued.jobs.pop_front().expect("looked at above"));
+    }
+    metrics::gauge!("tally_queue_depth").set(queued.jobs.len() as f64);
+    Batch { jobs, closed: !queued.open && queued.jobs.is_empty(), taken: Instant::now() }
+}
