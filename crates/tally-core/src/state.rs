@@ -464,8 +464,14 @@ impl State {
         self.last_timestamp = last_timestamp;
     }
 
+    /// The timestamp the next entry gets when applied at `timestamp`: the clock's reading, or
+    /// just after the last entry's if the clock stepped back, so timestamps strictly increase.
+    fn next_timestamp(&self, timestamp: u64) -> u64 {
+        timestamp.max(self.last_timestamp + 1)
+    }
+
     fn tick(&mut self, timestamp: u64) -> u64 {
-        self.last_timestamp = timestamp.max(self.last_timestamp + 1);
+        self.last_timestamp = self.next_timestamp(timestamp);
         self.last_timestamp
     }
 
@@ -803,7 +809,7 @@ impl State {
             TransferKind::Pending { timeout_ms: Some(timeout_ms), .. } => {
                 assert!(*timeout_ms <= HOLD_TIMEOUT_MS_MAX);
                 // Holds expire relative to their own timestamp, the one `commit` will assign.
-                let stamp = timestamp.max(self.last_timestamp + 1);
+                let stamp = self.next_timestamp(timestamp);
                 stamp.checked_add(timeout_ms * 1_000_000).ok_or(ResultCode::Overflow)?
             }
             _ => 0,
@@ -844,7 +850,7 @@ impl State {
             HoldState::Expired => return Err(ResultCode::PendingExpired),
             HoldState::Pending => {}
         }
-        let now = timestamp.max(self.last_timestamp + 1);
+        let now = self.next_timestamp(timestamp);
         if self.hold_expiry.get(&hold).is_some_and(|&expires_at| expires_at <= now) {
             return Err(ResultCode::PendingExpired);
         }

@@ -261,12 +261,12 @@ pub async fn run(
     let mut involved: BTreeSet<&str> = named_accounts.iter().copied().collect();
     for row in hold_rows.iter().chain(&due_rows) {
         // A failed hold has no accounts.
-        involved.extend([row.get::<_, Option<&str>>(0), row.get::<_, Option<&str>>(1)].into_iter().flatten());
+        involved.extend([row.try_get::<_, Option<&str>>(0)?, row.try_get::<_, Option<&str>>(1)?].into_iter().flatten());
     }
     let unknown: Vec<&str> = involved.iter().copied().filter(|id| !lineages.known.contains_key(*id)).collect();
     if !unknown.is_empty() {
         for row in transaction.query(&statements.lineages, &[&unknown]).await? {
-            lineages.remember(row.get(0), row.get(1));
+            lineages.remember(row.try_get(0)?, row.try_get(1)?);
         }
     }
     // Every involved account and all its ancestors, in id order (Rust's byte order is the
@@ -290,7 +290,7 @@ pub async fn run(
     let mut loaded: HashMap<String, LoadedAccount> = HashMap::with_capacity(account_rows.len());
     for row in &account_rows {
         let account = rows::account(row)?;
-        loaded.insert(account.id.as_str().to_owned(), LoadedAccount { lineage: row.get(17), row_id: row.get(18) });
+        loaded.insert(account.id.as_str().to_owned(), LoadedAccount { lineage: row.try_get(17)?, row_id: row.try_get(18)? });
         accounts.push(account);
     }
     let missing: Vec<&str> = named_accounts.iter().copied().filter(|id| !loaded.contains_key(*id)).collect();
@@ -318,7 +318,7 @@ pub async fn run(
                 }
                 let ids: Vec<&str> = accounts.iter().map(|a| a.id.as_str()).collect();
                 let versions: Vec<i64> = accounts.iter().map(|a| big(a.version)).collect();
-                Ok(transaction.query_one(&statements.versions_moved, &[&ids, &versions]).await?.get::<_, i64>(0))
+                transaction.query_one(&statements.versions_moved, &[&ids, &versions]).await?.try_get::<_, i64>(0)
             },
             transaction.query(&statements.assets, &asset_parameters),
             transaction.query(&statements.transfers, &transfer_parameters),
@@ -327,7 +327,7 @@ pub async fn run(
     };
     // `try_join` polls (and so sends) the turn first.
     let (ledger, (appeared, moved, asset_rows, named_transfer_rows, due_hold_rows)) = futures_util::future::try_join(turn, reads).await?;
-    let (last_seq, last_timestamp) = (rows::unsigned(ledger.get(0), "seq")?, rows::unsigned(ledger.get(1), "timestamp")?);
+    let (last_seq, last_timestamp) = (rows::unsigned(ledger.try_get(0)?, "seq")?, rows::unsigned(ledger.try_get(1)?, "timestamp")?);
     if appeared > 0 {
         return Err(PgError::Conflict("an account the batch names was created by another batch while it was loading"));
     }

@@ -289,8 +289,9 @@ async fn refresh_counts(pool: Pool, shared: Arc<Shared>) {
     while !shared.queue.is_closed() {
         if let Ok(client) = pool.get().await {
             for row in client.query(sql, &[]).await.unwrap_or_default() {
-                let count = row.get::<_, i64>(1).max(0) as u64;
-                match row.get::<_, &str>(0) {
+                let (Ok(table), Ok(count)) = (row.try_get::<_, &str>(0), row.try_get::<_, i64>(1)) else { continue };
+                let count = count.max(0) as u64;
+                match table {
                     "accounts" => shared.accounts.store(count, Ordering::Relaxed),
                     _ => shared.transfers.store(count, Ordering::Relaxed),
                 }
@@ -404,10 +405,14 @@ impl Writer {
     async fn holds_due(&mut self) -> bool {
         let now = rows::big((self.clock)());
         let sql = format!("SELECT last_seq, EXISTS (SELECT 1 {}) FROM tally.ledger", batch::DUE);
-        match self.client.query_one(&sql, &[&now, &1i64]).await {
-            Ok(row) => {
-                self.shared.saw_committed(rows::unsigned(row.get(0), "seq").unwrap_or(0));
-                row.get(1)
+        let looked = async {
+            let row = self.client.query_one(&sql, &[&now, &1i64]).await?;
+            Ok::<_, PgError>((rows::unsigned(row.try_get(0)?, "seq")?, row.try_get::<_, bool>(1)?))
+        };
+        match looked.await {
+            Ok((last_seq, due)) => {
+                self.shared.saw_committed(last_seq);
+                due
             }
             Err(error) => {
                 tracing::warn!(%error, "could not look for due holds");

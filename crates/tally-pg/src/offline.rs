@@ -34,8 +34,8 @@ async fn each_batch(
             )
             .await?;
         for row in &page {
-            after = rows::unsigned(row.get(0), "seq")?;
-            visit(after, row.get(1))?;
+            after = rows::unsigned(row.try_get(0)?, "seq")?;
+            visit(after, row.try_get(1)?)?;
             records += 1;
         }
         if (page.len() as i64) < BATCHES_PER_PAGE {
@@ -168,7 +168,7 @@ pub async fn verify(url: &str, mut progress: impl FnMut(&str, u64, u64)) -> Resu
             &[],
         )
         .await?
-        .get(0);
+        .try_get(0)?;
     if mismatched > 0 {
         return Err(PgError::Corrupt(format!("{mismatched} accounts disagree with their change history")));
     }

@@ -11,12 +11,12 @@ use tokio_postgres::{GenericClient, Row};
 const ID_CEILING: char = '\u{7f}';
 
 pub async fn last_seq(client: &impl GenericClient) -> Result<u64, PgError> {
-    rows::unsigned(client.query_one("SELECT last_seq FROM tally.ledger", &[]).await?.get(0), "seq")
+    rows::unsigned(client.query_one("SELECT last_seq FROM tally.ledger", &[]).await?.try_get(0)?, "seq")
 }
 
 /// An account from `ACCOUNT_COLUMNS` followed by its asset's scale.
 fn account_with_scale(row: &Row) -> Result<(AccountRow, u8), PgError> {
-    let scale = u8::try_from(row.get::<_, i16>(17)).map_err(|_| PgError::Corrupt("stored scale".into()))?;
+    let scale = u8::try_from(row.try_get::<_, i16>(17)?).map_err(|_| PgError::Corrupt("stored scale".into()))?;
     Ok((rows::account(row)?, scale))
 }
 
@@ -26,7 +26,7 @@ fn account_view(row: &Row) -> Result<AccountView, PgError> {
 
 /// A transfer from `TRANSFER_COLUMNS` followed by its asset's code and scale.
 fn transfer_view(row: &Row) -> Result<TransferView, PgError> {
-    let asset = match (row.get::<_, Option<&str>>(13), row.get::<_, Option<i16>>(14)) {
+    let asset = match (row.try_get::<_, Option<&str>>(13)?, row.try_get::<_, Option<i16>>(14)?) {
         (Some(code), Some(scale)) => {
             Some((rows::asset_code(code)?, u8::try_from(scale).map_err(|_| PgError::Corrupt("stored scale".into()))?))
         }
@@ -63,7 +63,7 @@ pub async fn account_as_of(client: &impl GenericClient, id: &Id, seq: u64) -> Re
             &[&big(view.created_seq), &big(seq)],
         )
         .await?;
-    view.version = rows::unsigned(change.get(0), "version")?;
+    view.version = rows::unsigned(change.try_get(0)?, "version")?;
     view.totals = rows::totals(&change, 1)?;
     let settings = client
         .query_opt(
@@ -125,7 +125,7 @@ pub async fn account_transfers(
          WHERE c.account_seq = $1 AND c.seq > $2 ORDER BY c.seq LIMIT $3"
     );
     let limit = limit.min(PAGE_LIMIT_MAX) as i64;
-    let rows = client.query(&sql, &[&account.get::<_, i64>(0), &big(after_seq), &limit]).await?;
+    let rows = client.query(&sql, &[&account.try_get::<_, i64>(0)?, &big(after_seq), &limit]).await?;
     rows.iter().map(transfer_view).collect::<Result<Vec<_>, _>>().map(Some)
 }
 
@@ -169,11 +169,11 @@ pub async fn journal(client: &impl GenericClient, after_seq: u64, until_seq: u64
     for row in &settings {
         let settings: Settings = rows::settings(row, 1)?;
         entries.push(JournalEntry::Update {
-            id: rows::id(row.get(0))?,
+            id: rows::id(row.try_get(0)?)?,
             settings,
-            scale: scale(row.get(4))?,
-            seq: rows::unsigned(row.get(5), "seq")?,
-            timestamp: rows::unsigned(row.get(6), "timestamp")?,
+            scale: scale(row.try_get(4)?)?,
+            seq: rows::unsigned(row.try_get(5)?, "seq")?,
+            timestamp: rows::unsigned(row.try_get(6)?, "timestamp")?,
         });
     }
     for row in &transfers {
@@ -181,13 +181,13 @@ pub async fn journal(client: &impl GenericClient, after_seq: u64, until_seq: u64
     }
     for row in &expiries {
         entries.push(JournalEntry::Expiry {
-            pending_id: row.get::<_, &str>(0).to_owned(),
-            debit: rows::id(row.get(1))?,
-            credit: rows::id(row.get(2))?,
+            pending_id: row.try_get::<_, &str>(0)?.to_owned(),
+            debit: rows::id(row.try_get(1)?)?,
+            credit: rows::id(row.try_get(2)?)?,
             amount: rows::total(row, 3)?,
-            scale: scale(row.get(4))?,
-            seq: rows::unsigned(row.get(5), "seq")?,
-            timestamp: rows::unsigned(row.get(6), "timestamp")?,
+            scale: scale(row.try_get(4)?)?,
+            seq: rows::unsigned(row.try_get(5)?, "seq")?,
+            timestamp: rows::unsigned(row.try_get(6)?, "timestamp")?,
         });
     }
     entries.sort_by_key(JournalEntry::seq);

@@ -117,7 +117,7 @@ pub fn settings(row: &Row, first: usize) -> Result<Settings, PgError> {
     Ok(Settings {
         min_balance: bound(row, first)?,
         max_balance: bound(row, first + 1)?,
-        metadata: row.get::<_, Option<&str>>(first + 2).map(Box::from),
+        metadata: row.try_get::<_, Option<&str>>(first + 2)?.map(Box::from),
     })
 }
 
@@ -134,46 +134,46 @@ pub fn totals(row: &Row, first: usize) -> Result<Totals, PgError> {
 /// An account from `ACCOUNT_COLUMNS`.
 pub fn account(row: &Row) -> Result<AccountRow, PgError> {
     Ok(AccountRow {
-        id: id(row.get(0))?,
-        asset: asset_code(row.get(1))?,
-        parent: row.get::<_, Option<&str>>(2).map(id).transpose()?,
-        depth: u8::try_from(row.get::<_, i16>(3)).map_err(|_| corrupt("stored depth"))?,
+        id: id(row.try_get(0)?)?,
+        asset: asset_code(row.try_get(1)?)?,
+        parent: row.try_get::<_, Option<&str>>(2)?.map(id).transpose()?,
+        depth: u8::try_from(row.try_get::<_, i16>(3)?).map_err(|_| corrupt("stored depth"))?,
         settings: settings(row, 4)?,
         created_settings: settings(row, 7)?,
         totals: totals(row, 10)?,
-        version: unsigned(row.get(14), "version")?,
-        created_seq: unsigned(row.get(15), "seq")?,
-        timestamp: unsigned(row.get(16), "timestamp")?,
+        version: unsigned(row.try_get(14)?, "version")?,
+        created_seq: unsigned(row.try_get(15)?, "seq")?,
+        timestamp: unsigned(row.try_get(16)?, "timestamp")?,
     })
 }
 
 /// A transfer record from `TRANSFER_COLUMNS`.
 pub fn transfer(row: &Row) -> Result<TransferRow, PgError> {
-    let small = |index: usize| u8::try_from(row.get::<_, i16>(index)).map_err(|_| corrupt("stored code"));
+    let small = |index: usize| u8::try_from(row.try_get::<_, i16>(index)?).map_err(|_| corrupt("stored code"));
     Ok(TransferRow {
-        id: row.get::<_, &str>(0).to_owned(),
-        metadata: row.get::<_, Option<&str>>(1).map(str::to_owned),
+        id: row.try_get::<_, &str>(0)?.to_owned(),
+        metadata: row.try_get::<_, Option<&str>>(1)?.map(str::to_owned),
         amount: total(row, 2)?,
-        seq: unsigned(row.get(3), "seq")?,
-        timestamp: unsigned(row.get(4), "timestamp")?,
-        fingerprint: row.get::<_, i64>(5) as u64,
-        debit: row.get::<_, Option<&str>>(6).map(id).transpose()?,
-        credit: row.get::<_, Option<&str>>(7).map(id).transpose()?,
-        related: row.get::<_, Option<&str>>(8).map(str::to_owned),
+        seq: unsigned(row.try_get(3)?, "seq")?,
+        timestamp: unsigned(row.try_get(4)?, "timestamp")?,
+        fingerprint: row.try_get::<_, i64>(5)? as u64,
+        debit: row.try_get::<_, Option<&str>>(6)?.map(id).transpose()?,
+        credit: row.try_get::<_, Option<&str>>(7)?.map(id).transpose()?,
+        related: row.try_get::<_, Option<&str>>(8)?.map(str::to_owned),
         kind: RecordKind::from_u8(small(9)?).ok_or_else(|| corrupt("stored transfer kind"))?,
         result: ResultCode::from_u8(small(10)?).ok_or_else(|| corrupt("stored result code"))?,
         hold_state: HoldState::from_u8(small(11)?).ok_or_else(|| corrupt("stored hold state"))?,
-        expires_at: row.get::<_, Option<i64>>(12).map(|at| unsigned(at, "expiry")).transpose()?,
+        expires_at: row.try_get::<_, Option<i64>>(12)?.map(|at| unsigned(at, "expiry")).transpose()?,
     })
 }
 
 /// An asset from `code, scale, seq, timestamp`.
 pub fn asset(row: &Row) -> Result<Asset, PgError> {
     Ok(Asset {
-        code: asset_code(row.get(0))?,
-        scale: u8::try_from(row.get::<_, i16>(1)).map_err(|_| corrupt("stored scale"))?,
-        seq: unsigned(row.get(2), "seq")?,
-        timestamp: unsigned(row.get(3), "timestamp")?,
+        code: asset_code(row.try_get(0)?)?,
+        scale: u8::try_from(row.try_get::<_, i16>(1)?).map_err(|_| corrupt("stored scale"))?,
+        seq: unsigned(row.try_get(2)?, "seq")?,
+        timestamp: unsigned(row.try_get(3)?, "timestamp")?,
     })
 }
 
