@@ -8,11 +8,12 @@
 //! passed both steps.
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use std::borrow::Cow;
-use tally_core::limits::{BATCH_EVENTS_MAX, HOLD_TIMEOUT_MS_MAX, METADATA_BYTES_MAX};
+use tally_core::limits::{BATCH_EVENTS_MAX, HOLD_TIMEOUT_MS_MAX};
 use tally_core::{
-    format_minor, AccountPatch, AccountUpdate, AccountView, AssetCode, Decimal, Id, JournalEntry, NewAccount, NewAsset, NewTransfer,
-    Outcome, RecordKind, Request, ResultCode, Settings, Totals, TransferKind, TransferView,
+    format_minor, AccountPatch, AccountUpdate, AccountView, AssetCode, Decimal, Id, JournalEntry, Metadata, NewAccount, NewAsset,
+    NewTransfer, Outcome, RecordKind, Request, ResultCode, Settings, Totals, TransferKind, TransferView,
 };
 use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::ToSchema;
@@ -127,7 +128,7 @@ pub struct AccountInput<'a> {
     /// A JSON object of at most 4 KiB.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
-    pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
+    pub metadata: Option<Box<RawValue>>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
@@ -144,7 +145,7 @@ pub struct AccountPatchInput<'a> {
     /// New metadata object, or `null` to remove it.
     #[serde(default, deserialize_with = "explicit", skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
-    pub metadata: Option<Option<serde_json::Map<String, serde_json::Value>>>,
+    pub metadata: Option<Option<Box<RawValue>>>,
     /// Apply only if the account's version is still this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub if_version: Option<u64>,
@@ -183,15 +184,15 @@ pub struct TransferInput<'a> {
     /// Place a hold instead of moving money now.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub pending: bool,
-    /// With `pending`: release the hold automatically after this many milliseconds.
+    /// With `pending`: the hold expires (is voided by itself) after this many milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 1, maximum = 316224000000u64)]
     pub timeout_ms: Option<u64>,
-    /// Settle the hold with this id.
+    /// Post the hold with this id.
     #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>, pattern = "^[A-Za-z0-9._:@-]{1,128}$")]
     pub post: Option<Cow<'a, str>>,
-    /// Release the hold with this id.
+    /// Void the hold with this id.
     #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>, pattern = "^[A-Za-z0-9._:@-]{1,128}$")]
     pub void: Option<Cow<'a, str>>,
@@ -200,7 +201,7 @@ pub struct TransferInput<'a> {
     pub linked: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
-    pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
+    pub metadata: Option<Box<RawValue>>,
     /// Fail with `version_mismatch` unless the debit account's version is this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub if_debit_version: Option<u64>,
@@ -233,12 +234,9 @@ fn positive(field: impl Fn() -> String, text: &str) -> Result<Decimal, FieldErro
 
 /// Metadata in canonical form (keys sorted, no spaces), so the same object always compares
 /// equal when a retry is checked for different fields.
-fn metadata(field: impl FnOnce() -> String, value: serde_json::Map<String, serde_json::Value>) -> Result<Box<str>, FieldError> {
-    let text = serde_json::Value::Object(value).to_string();
-    if text.len() > METADATA_BYTES_MAX {
-        return Err(FieldError::new(field(), format!("metadata is {} bytes; the limit is {METADATA_BYTES_MAX}", text.len())));
-    }
-    Ok(text.into())
+/// Metadata as sent, in canonical form (`tally_core::Metadata` says what that is).
+fn metadata(field: impl FnOnce() -> String, value: &RawValue) -> Result<Metadata, FieldError> {
+    Metadata::parse(value.get()).map_err(|error| FieldError::new(field(), error.0))
 }
 
 fn batch_size(field: &str, len: usize) -> Result<(), FieldError> {
@@ -277,7 +275,7 @@ impl CreateAccounts<'_> {
                     Some(Some(text)) => Some(decimal(|| field("min_balance"), &text)?),
                 },
                 max_balance: account.max_balance.map(|m| decimal(|| field("max_balance"), &m)).transpose()?,
-                metadata: account.metadata.map(|m| metadata(|| field("metadata"), m)).transpose()?,
+                metadata: account.metadata.as_deref().map(|m| metadata(|| field("metadata"), m)).transpose()?,
             });
         }
         Ok(Request::CreateAccounts(events))
@@ -292,7 +290,11 @@ impl AccountPatchInput<'_> {
         let patch = AccountPatch {
             min_balance: bound("min_balance", self.min_balance)?,
             max_balance: bound("max_balance", self.max_balance)?,
-            metadata: self.metadata.map(|inner| inner.map(|m| metadata(|| "metadata".into(), m)).transpose()).transpose()?,
+            metadata: self
+                .metadata
+                .as_ref()
+                .map(|inner| inner.as_deref().map(|m| metadata(|| "metadata".into(), m)).transpose())
+                .transpose()?,
             if_version: self.if_version,
         };
         Ok(Request::UpdateAccounts(vec![AccountUpdate { id: id(|| "id".into(), account)?, patch }]))
@@ -345,7 +347,7 @@ impl<'a> TransferInput<'a> {
             }
             (None, Some(pending_id)) => {
                 forbid(self.pending, "pending", "a void cannot also be pending")?;
-                forbid(self.amount.is_some(), "amount", "a void releases the whole hold and takes no amount")?;
+                forbid(self.amount.is_some(), "amount", "a void voids the whole hold and takes no amount")?;
                 TransferKind::Void {
                     pending_id: id(|| field("void"), &pending_id)?,
                     debit: optional_id(self.debit, "debit")?,
@@ -368,7 +370,7 @@ impl<'a> TransferInput<'a> {
             kind,
             asset: self.asset.map(|a| asset_code(|| field("asset"), &a)).transpose()?,
             linked: self.linked,
-            metadata: self.metadata.map(|m| metadata(|| field("metadata"), m)).transpose()?,
+            metadata: self.metadata.as_deref().map(|m| metadata(|| field("metadata"), m)).transpose()?,
             if_debit_version: self.if_debit_version,
             if_credit_version: self.if_credit_version,
         })
@@ -488,8 +490,9 @@ impl Results {
     }
 }
 
-fn raw_metadata(metadata: Option<&str>) -> Option<serde_json::Value> {
-    metadata.map(|m| serde_json::from_str(m).expect("stored metadata is canonical JSON"))
+/// Metadata exactly as stored: never through a float.
+fn raw_metadata(metadata: Option<&Metadata>) -> Option<Box<RawValue>> {
+    metadata.map(|m| RawValue::from_string(m.as_str().to_owned()).expect("canonical metadata is JSON"))
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
@@ -500,7 +503,7 @@ pub struct Account {
     pub min_balance: Option<String>,
     pub max_balance: Option<String>,
     #[schema(value_type = Option<Object>)]
-    pub metadata: Option<serde_json::Value>,
+    pub metadata: Option<Box<RawValue>>,
     /// For an account with children, every balance field covers the whole subtree, except
     /// transfers between two of its members, which net out.
     pub debits_posted: String,
@@ -535,7 +538,7 @@ impl Account {
             parent: view.parent.as_ref().map(Id::to_string),
             min_balance: bound(view.settings.min_balance, scale),
             max_balance: bound(view.settings.max_balance, scale),
-            metadata: raw_metadata(view.settings.metadata.as_deref()),
+            metadata: raw_metadata(view.settings.metadata.as_ref()),
             debits_posted: amount(totals.debits_posted),
             credits_posted: amount(totals.credits_posted),
             debits_pending: amount(totals.debits_pending),
@@ -572,7 +575,7 @@ pub struct Transfer {
     pub debit: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub credit: Option<String>,
-    /// For a post, the amount settled; for a void, the amount released.
+    /// For a post, the amount posted; for a void, the amount voided.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub amount: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -591,7 +594,7 @@ pub struct Transfer {
     pub expires_at: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     #[schema(value_type = Option<Object>)]
-    pub metadata: Option<serde_json::Value>,
+    pub metadata: Option<Box<RawValue>>,
 }
 
 impl Transfer {
@@ -626,7 +629,7 @@ impl Transfer {
             }
             transfer.resolved_by = detail.resolved_by.clone();
             transfer.expires_at = detail.expires_at;
-            transfer.metadata = raw_metadata(detail.metadata.as_deref());
+            transfer.metadata = raw_metadata(detail.metadata.as_ref());
         }
         transfer
     }
@@ -644,7 +647,7 @@ pub struct Bounds {
     pub min_balance: Option<String>,
     pub max_balance: Option<String>,
     #[schema(value_type = Option<Object>)]
-    pub metadata: Option<serde_json::Value>,
+    pub metadata: Option<Box<RawValue>>,
 }
 
 impl Bounds {
@@ -652,7 +655,7 @@ impl Bounds {
         Bounds {
             min_balance: bound(settings.min_balance, scale),
             max_balance: bound(settings.max_balance, scale),
-            metadata: raw_metadata(settings.metadata.as_deref()),
+            metadata: raw_metadata(settings.metadata.as_ref()),
         }
     }
 }

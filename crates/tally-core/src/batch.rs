@@ -4,43 +4,9 @@
 //! simulator all commit through `apply`, and recovery, `verify` and `import` all rebuild
 //! through `replay_record`, so the order of operations is written once.
 
-use crate::codec::{decode_batch, encode_request, DecodeError, Encoder, BATCH_HEADER_BYTES};
-use crate::limits::{BATCH_EVENTS_MAX, REQUEST_ENCODED_BYTES_MAX};
+use crate::codec::{decode_batch, encode_batch, DecodeError, Encoder};
 use crate::{Outcome, Request, State};
 use std::sync::RwLock;
-
-/// A request with its journal encoding, made once when it is queued: the writer learns its
-/// exact size before taking it into a commit, and copies the bytes into the record instead
-/// of encoding on its own thread.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct EncodedRequest {
-    request: Request,
-    bytes: Vec<u8>,
-}
-
-impl EncodedRequest {
-    /// Encodes a request the edge has validated. Every field is within its limit, so the
-    /// encoding is within `REQUEST_ENCODED_BYTES_MAX` (a compile-time relation in `limits`).
-    pub fn new(request: Request) -> EncodedRequest {
-        assert!(request.len() <= BATCH_EVENTS_MAX, "the edge bounds request sizes");
-        let mut encoder = Encoder::default();
-        encode_request(&request, &mut encoder);
-        assert!(encoder.bytes.len() <= REQUEST_ENCODED_BYTES_MAX, "field limits bound a request's encoding");
-        EncodedRequest { request, bytes: encoder.bytes }
-    }
-
-    pub fn request(&self) -> &Request {
-        &self.request
-    }
-
-    pub fn bytes(&self) -> &[u8] {
-        &self.bytes
-    }
-
-    pub fn into_request(self) -> Request {
-        self.request
-    }
-}
 
 /// Access to the state for one step. The embedded writer takes its lock per step, so readers
 /// get in between requests; the simulator and a PostgreSQL slice own the state outright.
@@ -71,46 +37,47 @@ pub struct BatchApplied {
     pub events: usize,
 }
 
-/// Applies one batch at `now`: first the holds due by then, then each request. The record
-/// holds only the requests that changed something, so replaying it repeats exactly this.
-pub fn apply<'r>(mut state: impl StateAccess, now: u64, requests: impl IntoIterator<Item = &'r EncodedRequest>) -> BatchApplied {
-    let first_seq = state.with(|state| {
-        let first_seq = state.last_seq();
+/// Applies one batch at `now` (or, on a slice, just before its horizon: `State::batch_time`):
+/// first the holds due by then, then each request. The record holds only the requests that
+/// changed something, so replaying it repeats exactly this.
+pub fn apply<'r>(mut state: impl StateAccess, now: u64, requests: impl IntoIterator<Item = &'r Request>) -> BatchApplied {
+    let (first_seq, now) = state.with(|state| {
+        let (first_seq, now) = (state.last_seq(), state.batch_time(now));
         state.expire(now);
-        first_seq
+        (first_seq, now)
     });
-    let mut changed: Vec<&[u8]> = Vec::new();
+    let mut changed = Vec::new();
     let mut answers = Vec::new();
     let mut events = 0;
-    for encoded in requests {
+    for request in requests {
         let (outcomes, changed_anything) = state.with(|state| {
             let before = state.last_seq();
-            (state.apply(&encoded.request, now), state.last_seq() != before)
+            (state.apply(request, now), state.last_seq() != before)
         });
         if changed_anything {
-            changed.push(&encoded.bytes);
+            changed.push(request);
         }
         answers.push(outcomes);
-        events += encoded.request.len();
+        events += request.len();
     }
-    let last_seq = state.with(|state| state.last_seq());
+    let last_seq = state.with(|state| {
+        // On a slice this costs only the rows the batch loaded, so it is checked always; a
+        // whole ledger is checked after every request in debug builds (`State::apply`).
+        if state.is_slice() {
+            if let Err(broken) = state.check_invariants() {
+                panic!("a batch broke an invariant: {broken}");
+            }
+        }
+        state.last_seq()
+    });
     assert!(last_seq >= first_seq, "seqs never go back");
-    let payload = (last_seq != first_seq).then(|| record_payload(now, &changed));
+    let payload = (last_seq != first_seq).then(|| {
+        let mut payload = Encoder::default();
+        encode_batch(now, &changed, &mut payload);
+        debug_assert_eq!(decode_batch(&payload.bytes).map(|batch| batch.requests.len()), Ok(changed.len()), "the record round-trips");
+        payload.bytes
+    });
     BatchApplied { answers, payload, last_seq, events }
-}
-
-/// A batch record's payload from the encodings of its requests (the layout `decode_batch`
-/// reads: timestamp, count, then each request).
-fn record_payload(timestamp: u64, requests: &[&[u8]]) -> Vec<u8> {
-    let length = BATCH_HEADER_BYTES + requests.iter().map(|bytes| bytes.len()).sum::<usize>();
-    let mut out = Encoder { bytes: Vec::with_capacity(length) };
-    out.u64(timestamp);
-    out.u32(u32::try_from(requests.len()).expect("a commit holds far fewer than 2^32 requests"));
-    for bytes in requests {
-        out.bytes.extend_from_slice(bytes);
-    }
-    debug_assert_eq!(decode_batch(&out.bytes).map(|batch| batch.requests.len()), Ok(requests.len()), "the record round-trips");
-    out.bytes
 }
 
 /// Applies one batch record to `state` exactly as `apply` first applied it (expiries first,
@@ -128,16 +95,16 @@ pub fn replay_record(state: &mut State, payload: &[u8]) -> Result<u64, DecodeErr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::EVENT_ENCODED_BYTES_MAX;
+    use crate::codec::{encoded_len, EVENT_ENCODED_BYTES_MAX};
     use crate::limits::{ASSET_CODE_LENGTH_MAX, ID_LENGTH_MAX, METADATA_BYTES_MAX};
-    use crate::{AccountPatch, AccountUpdate, AssetCode, Decimal, Id, NewAccount, NewTransfer, TransferKind};
+    use crate::{AccountPatch, AccountUpdate, AssetCode, Decimal, Id, Metadata, NewAccount, NewTransfer, TransferKind};
 
     fn id(fill: char) -> Id {
         Id::parse(&fill.to_string().repeat(ID_LENGTH_MAX)).unwrap()
     }
 
-    fn metadata() -> Option<Box<str>> {
-        Some(format!("{{\"k\":\"{}\"}}", "v".repeat(METADATA_BYTES_MAX - 8)).into())
+    fn metadata() -> Option<Metadata> {
+        Some(Metadata::parse(&format!("{{\"k\":\"{}\"}}", "v".repeat(METADATA_BYTES_MAX - 8))).unwrap())
     }
 
     fn amount() -> Decimal {
@@ -146,7 +113,10 @@ mod tests {
 
     /// The encoded size of a request holding one event, less the request's header.
     fn event_bytes(request: Request) -> usize {
-        EncodedRequest::new(request).bytes().len() - 5
+        let mut encoded = Encoder::default();
+        encode_batch(0, &[&request], &mut encoded);
+        assert_eq!(encoded.bytes.len(), crate::codec::BATCH_HEADER_BYTES + encoded_len(&request), "the count is exact");
+        encoded_len(&request) - 5
     }
 
     #[test]

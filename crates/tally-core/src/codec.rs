@@ -7,6 +7,7 @@ use crate::amount::Decimal;
 use crate::event::{AccountPatch, AccountUpdate, NewAccount, NewAsset, NewTransfer, Request, ResultCode, TransferKind};
 use crate::id::{AssetCode, Id};
 use crate::limits::{ASSET_CODE_LENGTH_MAX, BATCH_EVENTS_MAX, ID_LENGTH_MAX, METADATA_BYTES_MAX};
+use crate::metadata::Metadata;
 use std::fmt;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,30 +25,52 @@ fn fail<T>(what: impl Into<String>) -> Result<T, DecodeError> {
     Err(DecodeError(what.into()))
 }
 
-/// Appends fixed-width little-endian values to a buffer.
-#[derive(Default)]
-pub struct Encoder {
-    pub bytes: Vec<u8>,
+/// Where an `Encoder` puts bytes: a buffer, or (`Length`) only a count of them.
+pub trait Output {
+    fn put(&mut self, bytes: &[u8]);
 }
 
-impl Encoder {
+impl Output for Vec<u8> {
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+}
+
+/// Counts the bytes an encoding takes without writing them: how a request's exact size is
+/// known when it is queued, long before the writer encodes it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Length(pub usize);
+
+impl Output for Length {
+    fn put(&mut self, bytes: &[u8]) {
+        self.0 += bytes.len();
+    }
+}
+
+/// Appends fixed-width little-endian values to an output.
+#[derive(Default)]
+pub struct Encoder<O: Output = Vec<u8>> {
+    pub bytes: O,
+}
+
+impl<O: Output> Encoder<O> {
     pub fn u8(&mut self, value: u8) {
-        self.bytes.push(value);
+        self.bytes.put(&[value]);
     }
     pub fn u16(&mut self, value: u16) {
-        self.bytes.extend_from_slice(&value.to_le_bytes());
+        self.bytes.put(&value.to_le_bytes());
     }
     pub fn u32(&mut self, value: u32) {
-        self.bytes.extend_from_slice(&value.to_le_bytes());
+        self.bytes.put(&value.to_le_bytes());
     }
     pub fn u64(&mut self, value: u64) {
-        self.bytes.extend_from_slice(&value.to_le_bytes());
+        self.bytes.put(&value.to_le_bytes());
     }
     pub fn u128(&mut self, value: u128) {
-        self.bytes.extend_from_slice(&value.to_le_bytes());
+        self.bytes.put(&value.to_le_bytes());
     }
     pub fn i128(&mut self, value: i128) {
-        self.bytes.extend_from_slice(&value.to_le_bytes());
+        self.bytes.put(&value.to_le_bytes());
     }
     pub fn bool(&mut self, value: bool) {
         self.u8(u8::from(value));
@@ -56,7 +79,7 @@ impl Encoder {
     pub fn str(&mut self, value: &str) {
         let len = u16::try_from(value.len()).expect("encoded strings are bounded by the limits");
         self.u16(len);
-        self.bytes.extend_from_slice(value.as_bytes());
+        self.bytes.put(value.as_bytes());
     }
     pub fn option<T>(&mut self, value: Option<T>, mut write: impl FnMut(&mut Self, T)) {
         match value {
@@ -152,12 +175,12 @@ impl<'a> Decoder<'a> {
         let text = self.str()?;
         AssetCode::parse(text).or_else(|e| fail(format!("invalid asset code {text:?}: {e}")))
     }
-    pub fn metadata(&mut self) -> Result<Box<str>, DecodeError> {
+    pub fn metadata(&mut self) -> Result<Metadata, DecodeError> {
         let text = self.str()?;
         if text.len() > METADATA_BYTES_MAX {
             return fail("metadata longer than the limit");
         }
-        Ok(text.into())
+        Metadata::from_canonical(text).or_else(|e| fail(format!("invalid metadata: {e}")))
     }
     pub fn decimal(&mut self) -> Result<Decimal, DecodeError> {
         let digits = self.u128()?;
@@ -245,8 +268,14 @@ pub fn encode_batch(timestamp: u64, requests: &[&Request], out: &mut Encoder) {
     }
 }
 
-/// Appends one request's encoding: what a batch record holds for it.
-pub fn encode_request(request: &Request, out: &mut Encoder) {
+/// The exact number of bytes `request` takes in a batch record.
+pub fn encoded_len(request: &Request) -> usize {
+    let mut out = Encoder { bytes: Length(0) };
+    encode_request(request, &mut out);
+    out.bytes.0
+}
+
+fn encode_request<O: Output>(request: &Request, out: &mut Encoder<O>) {
     match request {
         Request::CreateAssets(events) => {
             out.u8(REQUEST_ASSETS);
@@ -290,9 +319,9 @@ pub fn encode_request(request: &Request, out: &mut Encoder) {
     }
 }
 
-fn encode_transfer(event: &NewTransfer, out: &mut Encoder) {
+fn encode_transfer<O: Output>(event: &NewTransfer, out: &mut Encoder<O>) {
     out.str(event.id.as_str());
-    let optional_id = |o: &mut Encoder, id: &Option<Id>| o.option(id.as_ref(), |o, id| o.str(id.as_str()));
+    let optional_id = |o: &mut Encoder<O>, id: &Option<Id>| o.option(id.as_ref(), |o, id| o.str(id.as_str()));
     match &event.kind {
         TransferKind::Direct { debit, credit, amount } => {
             out.u8(KIND_DIRECT);

@@ -2,6 +2,7 @@
 
 use crate::amount::Decimal;
 use crate::id::{AssetCode, Id};
+use crate::metadata::Metadata;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewAsset {
@@ -18,8 +19,7 @@ pub struct NewAccount {
     pub min_balance: Option<Decimal>,
     /// `None` means unbounded above.
     pub max_balance: Option<Decimal>,
-    /// A serialized JSON object, at most `METADATA_BYTES_MAX` bytes.
-    pub metadata: Option<Box<str>>,
+    pub metadata: Option<Metadata>,
 }
 
 /// A change to an account's bounds or metadata. An outer `None` leaves the field as it is.
@@ -27,7 +27,7 @@ pub struct NewAccount {
 pub struct AccountPatch {
     pub min_balance: Option<Option<Decimal>>,
     pub max_balance: Option<Option<Decimal>>,
-    pub metadata: Option<Option<Box<str>>>,
+    pub metadata: Option<Option<Metadata>>,
     pub if_version: Option<u64>,
 }
 
@@ -44,10 +44,10 @@ pub enum TransferKind {
     Direct { debit: Id, credit: Id, amount: Decimal },
     /// Places a hold: `amount` counts as pending until it is posted, voided or expires.
     Pending { debit: Id, credit: Id, amount: Decimal, timeout_ms: Option<u64> },
-    /// Settles a hold, for its whole amount or less; the rest is released. `debit` and
+    /// Posts a hold, for its whole amount or less; the rest is voided. `debit` and
     /// `credit`, when given, must name the hold's accounts.
     Post { pending_id: Id, debit: Option<Id>, credit: Option<Id>, amount: Option<Decimal> },
-    /// Releases a hold.
+    /// Voids a hold.
     Void { pending_id: Id, debit: Option<Id>, credit: Option<Id> },
 }
 
@@ -59,7 +59,7 @@ pub struct NewTransfer {
     pub asset: Option<AssetCode>,
     /// Joins this event with the next one: they succeed or fail together.
     pub linked: bool,
-    pub metadata: Option<Box<str>>,
+    pub metadata: Option<Metadata>,
     pub if_debit_version: Option<u64>,
     pub if_credit_version: Option<u64>,
 }

@@ -22,6 +22,10 @@ pub const SCALE_MAX: u8 = 18;
 /// Bytes of metadata (a canonical JSON object) on an account or transfer.
 pub const METADATA_BYTES_MAX: usize = 4_096;
 
+/// Levels of objects and arrays in metadata, the outer object included: bounds the work
+/// (and the recursion) of reading it.
+pub const METADATA_DEPTH_MAX: usize = 32;
+
 /// Levels in an account tree, the root included. Bounds are checked on every ancestor, so
 /// this also bounds the work of one transfer.
 pub const ACCOUNT_DEPTH_MAX: usize = 16;

@@ -8,9 +8,20 @@
 //! whole ledger would assign. Rules that need rows the store did not load cannot be checked
 //! (conservation sums over whole trees), so those checks are skipped for slices; the store's
 //! loader guarantees the rows `apply` reads are present (see the assertions below).
+//!
+//! Two notions let a store load less than everything without editing a rule's inputs:
+//! - A transfer loaded *as a reference* (`load_reference`) is there for its id and outcome
+//!   only, so that a resend of its id is answered; its accounts need not be loaded, and the
+//!   batch may neither post, void nor expire it.
+//! - The slice's *horizon* is the first instant it cannot see past: an open hold loaded as a
+//!   reference may come due there, or (`limit_horizon`) the store loaded only the earliest of
+//!   the holds that are due. `batch_time` keeps a batch's clock before the horizon, so the
+//!   batch expires exactly the holds a whole ledger would at that time, and its record
+//!   replays identically.
 
 use crate::event::ResultCode;
 use crate::id::{AssetCode, Id};
+use crate::metadata::Metadata;
 use crate::state::{Account, Asset, HoldState, LogEntry, RecordKind, Settings, State, Totals, TransferRecord};
 
 const NONE: u32 = u32::MAX;
@@ -21,6 +32,12 @@ pub(crate) struct Loaded {
     accounts: usize,
     /// The hold state of each loaded transfer record, to report holds this batch resolved.
     hold_states: Vec<HoldState>,
+    /// Records loaded as references: never posted, voided or expired by this batch.
+    references: std::collections::BTreeSet<u32>,
+    /// The first instant this slice cannot see past (`u64::MAX`: none).
+    horizon: u64,
+    /// Sums over the loaded root accounts, per asset: what the batch must leave unchanged.
+    pub(crate) root_sums: Vec<crate::state::RootSums>,
 }
 
 /// An account as a store keeps it: everything but its history, which a slice never needs.
@@ -42,7 +59,7 @@ pub struct AccountRow {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TransferRow {
     pub id: String,
-    pub metadata: Option<String>,
+    pub metadata: Option<Metadata>,
     pub amount: u128,
     pub seq: u64,
     pub timestamp: u64,
@@ -121,7 +138,7 @@ impl State {
     pub fn slice(last_seq: u64, last_timestamp: u64) -> State {
         let mut state = State::default();
         state.log_base = last_seq;
-        state.slice = Some(Box::default());
+        state.slice = Some(Box::new(Loaded { horizon: u64::MAX, ..Loaded::default() }));
         state.restore_clock(last_timestamp);
         state
     }
@@ -165,11 +182,49 @@ impl State {
     /// Loads a transfer record. Its accounts are linked if loaded; a hold that is still open
     /// must have both loaded, since a post, void or expiry moves their totals.
     pub fn load_transfer(&mut self, row: TransferRow) {
+        self.load_record(row, false);
+    }
+
+    /// Loads a transfer record for its id and outcome only (see the module docs). An open
+    /// hold's expiry becomes the slice's horizon, since this batch cannot expire it.
+    pub fn load_reference(&mut self, row: TransferRow) {
+        if let (true, Some(expires_at)) = (row.is_open_hold(), row.expires_at) {
+            self.limit_horizon(expires_at);
+        }
+        self.load_record(row, true);
+    }
+
+    /// Tells the slice that holds may be due from `at` on that it did not load: a batch's
+    /// clock stays before `at`.
+    pub fn limit_horizon(&mut self, at: u64) {
+        let loaded = self.slice.as_mut().expect("only a slice has a horizon");
+        loaded.horizon = loaded.horizon.min(at);
+    }
+
+    /// The time a batch runs at when the clock reads `now`: `now`, or just before the
+    /// horizon of a slice that cannot see that far.
+    pub fn batch_time(&self, now: u64) -> u64 {
+        match &self.slice {
+            Some(loaded) => now.min(loaded.horizon.saturating_sub(1)),
+            None => now,
+        }
+    }
+
+    pub fn is_slice(&self) -> bool {
+        self.slice.is_some()
+    }
+
+    /// Whether record `index` was loaded as a reference.
+    pub(crate) fn is_reference(&self, index: u32) -> bool {
+        self.slice.as_ref().is_some_and(|loaded| loaded.references.contains(&index))
+    }
+
+    fn load_record(&mut self, row: TransferRow, reference: bool) {
         self.assert_loading();
         assert!(row.seq <= self.log_base && self.find_transfer(&row.id).is_none());
         let account = |id: &Option<Id>| id.as_ref().and_then(|id| self.account_index.get(id).copied()).unwrap_or(NONE);
         let (debit, credit) = (account(&row.debit), account(&row.credit));
-        let open = row.is_open_hold();
+        let open = row.is_open_hold() && !reference;
         assert!(!open || (debit != NONE && credit != NONE), "an open hold's accounts are loaded with it");
         let index = self.transfers.len() as u32;
         let text = self.strings.push(&row.id, row.metadata.as_deref().unwrap_or(""));
@@ -194,14 +249,18 @@ impl State {
         }
         let loaded = self.slice.as_mut().expect("checked above");
         loaded.hold_states.push(row.hold_state);
+        if reference {
+            loaded.references.insert(index);
+        }
     }
 
     /// Ends loading: from here on everything added is a change.
     pub fn loaded(&mut self) {
-        let (accounts, transfers) = (self.accounts.len(), self.transfers.len());
+        let (accounts, transfers, root_sums) = (self.accounts.len(), self.transfers.len(), self.root_sums());
         let loaded = self.slice.as_mut().expect("only a slice is loaded");
         assert_eq!(loaded.hold_states.len(), transfers);
         loaded.accounts = accounts;
+        loaded.root_sums = root_sums;
     }
 
     fn assert_loading(&self) {
@@ -272,6 +331,20 @@ impl State {
         changes
     }
 
+    /// Rows as a store keeps them, read from this state: how a test loads a slice from a
+    /// whole ledger to compare the two.
+    pub fn asset_row(&self, code: &AssetCode) -> Option<Asset> {
+        self.asset_index.get(code).map(|&index| self.assets[index as usize].clone())
+    }
+
+    pub fn account_row_of(&self, id: &Id) -> Option<AccountRow> {
+        self.account_index.get(id).map(|&index| self.account_row(index))
+    }
+
+    pub fn transfer_row_of(&self, id: &str) -> Option<TransferRow> {
+        self.find_transfer(id).map(|index| self.transfer_row(index))
+    }
+
     pub(crate) fn account_row(&self, index: u32) -> AccountRow {
         let account = &self.accounts[index as usize];
         AccountRow {
@@ -293,7 +366,7 @@ impl State {
         let account = |index: u32| (index != NONE).then(|| self.accounts[index as usize].id.clone());
         TransferRow {
             id: self.id_of(record).to_owned(),
-            metadata: self.metadata_of(record).map(str::to_owned),
+            metadata: self.metadata_of(record).map(Metadata::stored),
             amount: record.amount,
             seq: record.seq,
             timestamp: record.timestamp,

@@ -8,6 +8,7 @@
 
 use crate::chunked::{Span, Strings, CHUNK_ITEMS};
 use crate::codec::{DecodeError, Decoder, Encoder};
+use crate::limits::ACCOUNT_DEPTH_MAX;
 use crate::state::{
     Account, Asset, ExpiryRecord, HoldState, LogEntry, RecordKind, Settings, State, Totals, TransferRecord, UpdateRecord,
     CHECKPOINT_INTERVAL,
@@ -306,7 +307,11 @@ impl State {
             for _ in 0..account.history.len() / CHECKPOINT_INTERVAL {
                 account.checkpoints.push(input.item(decode_totals)?);
             }
-            account.depth = account.parent.map_or(1, |p| state.accounts[p as usize].depth + 1);
+            let depth = account.parent.map_or(1, |p| usize::from(state.accounts[p as usize].depth) + 1);
+            if depth > ACCOUNT_DEPTH_MAX {
+                return fail(format!("account {} is {depth} levels deep; the limit is {ACCOUNT_DEPTH_MAX}", account.id));
+            }
+            account.depth = depth as u8;
             claim(&mut state, account.created_seq, LogEntry::Account(index as u32))?;
             state.account_index.insert(account.id.clone(), index as u32);
             state.accounts_ordered.insert(account.id.clone(), index as u32);

@@ -15,6 +15,7 @@ use crate::chunked::{Chunked, Span, Strings};
 use crate::event::{AccountPatch, AccountUpdate, NewAccount, NewAsset, NewTransfer, Outcome, Request, ResultCode, TransferKind};
 use crate::id::{AssetCode, Id};
 use crate::limits::{ACCOUNT_DEPTH_MAX, HOLD_TIMEOUT_MS_MAX, METADATA_BYTES_MAX};
+use crate::metadata::Metadata;
 use hashbrown::{HashMap, HashTable};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -73,7 +74,7 @@ impl Totals {
 pub struct Settings {
     pub min_balance: Option<i128>,
     pub max_balance: Option<i128>,
-    pub metadata: Option<Box<str>>,
+    pub metadata: Option<Metadata>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -210,9 +211,15 @@ pub enum LogEntry {
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Movement {
     Direct(u128),
-    Hold(u128),
-    Settle { held: u128, posted: u128 },
-    Release(u128),
+    /// Places a hold: the amount becomes pending.
+    Pending(u128),
+    /// Posts a hold: `posted` (at most `held`) moves, the whole `held` stops being pending.
+    Post {
+        held: u128,
+        posted: u128,
+    },
+    /// Voids a hold, or expires it: the held amount stops being pending.
+    Void(u128),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -227,9 +234,9 @@ impl Movement {
     pub(crate) fn shift(self, totals: Totals, side: Side, forward: bool) -> Option<Totals> {
         let (posted_change, pending_change): (i128, i128) = match self {
             Movement::Direct(amount) => (amount as i128, 0),
-            Movement::Hold(amount) => (0, amount as i128),
-            Movement::Settle { held, posted } => (posted as i128, -(held as i128)),
-            Movement::Release(held) => (0, -(held as i128)),
+            Movement::Pending(amount) => (0, amount as i128),
+            Movement::Post { held, posted } => (posted as i128, -(held as i128)),
+            Movement::Void(held) => (0, -(held as i128)),
         };
         let sign = if forward { 1 } else { -1 };
         let adjust = |total: u128, change: i128| -> Option<u128> {
@@ -427,6 +434,7 @@ impl State {
     /// Expires every hold whose timeout has passed at `timestamp`, each as its own journal
     /// entry. Returns how many expired.
     pub fn expire(&mut self, timestamp: u64) -> usize {
+        assert_eq!(self.batch_time(timestamp), timestamp, "a slice never expires past its horizon");
         let mut expired = 0;
         while let Some(&(expires_at, hold)) = self.holds_by_expiry.first() {
             if expires_at > timestamp {
@@ -442,7 +450,7 @@ impl State {
                 for &account in accounts {
                     let account = &mut self.accounts[account as usize];
                     account.totals =
-                        Movement::Release(amount).shift(account.totals, side, true).expect("releasing a hold keeps totals in range");
+                        Movement::Void(amount).shift(account.totals, side, true).expect("voiding a hold keeps totals in range");
                     account.push_change(seq);
                 }
             }
@@ -760,7 +768,7 @@ impl State {
                 let scale = self.check_assets(debit, credit, &event.asset)?;
                 let amount = positive_minor(amount, scale)?;
                 match &event.kind {
-                    TransferKind::Pending { .. } => (debit, credit, Movement::Hold(amount), NONE, amount, RecordKind::Pending),
+                    TransferKind::Pending { .. } => (debit, credit, Movement::Pending(amount), NONE, amount, RecordKind::Pending),
                     _ => (debit, credit, Movement::Direct(amount), NONE, amount, RecordKind::Direct),
                 }
             }
@@ -774,13 +782,13 @@ impl State {
                 if posted > record.amount {
                     return Err(ResultCode::AmountExceedsPending);
                 }
-                let movement = Movement::Settle { held: record.amount, posted };
+                let movement = Movement::Post { held: record.amount, posted };
                 (record.debit, record.credit, movement, hold, posted, RecordKind::Post)
             }
             TransferKind::Void { pending_id, debit, credit } => {
                 let (hold, record) = self.open_hold(pending_id, debit, credit, timestamp)?;
                 self.check_assets(record.debit, record.credit, &event.asset)?;
-                (record.debit, record.credit, Movement::Release(record.amount), hold, record.amount, RecordKind::Void)
+                (record.debit, record.credit, Movement::Void(record.amount), hold, record.amount, RecordKind::Void)
             }
         };
         let version_ok = |account: u32, expected: Option<u64>| expected.is_none_or(|v| v == self.accounts[account as usize].version());
@@ -840,6 +848,7 @@ impl State {
         timestamp: u64,
     ) -> Result<(u32, &TransferRecord), ResultCode> {
         let hold = self.find_transfer(pending_id.as_str()).ok_or(ResultCode::PendingNotFound)?;
+        assert!(!self.is_reference(hold), "a store loads the holds a batch posts or voids in full");
         let record = &self.transfers[hold as usize];
         if record.kind != RecordKind::Pending || record.result != ResultCode::Created {
             return Err(ResultCode::PendingNotFound);
@@ -945,6 +954,14 @@ impl State {
     }
 
     /// The ancestors-or-self of `account`, the account first.
+    /// An account's ancestors, its parent first and its root last (`None` if it is unknown).
+    /// A store that keeps lineages in rows takes them from here, so ancestry is computed in
+    /// one place.
+    pub fn ancestors(&self, id: &Id) -> Option<Vec<Id>> {
+        let account = *self.account_index.get(id)?;
+        Some(self.lineage(account).into_iter().skip(1).map(|&index| self.accounts[index as usize].id.clone()).collect())
+    }
+
     pub(crate) fn lineage(&self, account: u32) -> Path {
         let mut lineage = Path::default();
         let mut next = Some(account);
@@ -993,15 +1010,15 @@ impl State {
                     let held = |r: &TransferRecord| self.transfers[r.related as usize].amount;
                     let movement = match record.kind {
                         RecordKind::Direct => Movement::Direct(record.amount),
-                        RecordKind::Pending => Movement::Hold(record.amount),
-                        RecordKind::Post => Movement::Settle { held: held(record), posted: record.amount },
-                        RecordKind::Void => Movement::Release(held(record)),
+                        RecordKind::Pending => Movement::Pending(record.amount),
+                        RecordKind::Post => Movement::Post { held: held(record), posted: record.amount },
+                        RecordKind::Void => Movement::Void(held(record)),
                     };
                     shift(record, movement)?;
                 }
                 LogEntry::Expiry(index) => {
                     let hold = &self.transfers[self.expiries[index as usize].hold as usize];
-                    shift(hold, Movement::Release(hold.amount))?;
+                    shift(hold, Movement::Void(hold.amount))?;
                 }
                 LogEntry::Asset(_) | LogEntry::Account(_) | LogEntry::Update(_) => {}
             }
@@ -1018,34 +1035,48 @@ impl State {
     /// and pending debits equal pending credits; no account is outside its bounds; every
     /// account's version matches its history.
     pub fn check_invariants(&self) -> Result<(), String> {
-        if self.slice.is_some() {
-            // A slice holds only some accounts of each tree: it can check bounds, not sums.
-            return self.accounts.iter().try_for_each(|account| {
-                account.totals.within(&account.settings).map_err(|_| format!("account {} is outside its bounds", account.id))
-            });
-        }
-        let mut sums = vec![(0i128, 0u128, 0u128); self.assets.len()];
         for account in &self.accounts {
             if account.totals.within(&account.settings).is_err() {
                 return Err(format!("account {} is outside its bounds: {:?}", account.id, account.totals));
             }
-            if account.parent.is_none() {
-                let sum = &mut sums[account.asset as usize];
-                sum.0 += account.totals.balance();
-                sum.1 += account.totals.debits_pending;
-                sum.2 += account.totals.credits_pending;
-            }
         }
-        for (asset, (balance, debits_pending, credits_pending)) in sums.into_iter().enumerate() {
-            if balance != 0 || debits_pending != credits_pending {
+        // A slice holds every ancestor of what it changed, so what it changed must net to zero
+        // at its roots, as a whole ledger's roots sum to zero.
+        let baseline = self.slice.as_ref().map(|loaded| loaded.root_sums.as_slice()).unwrap_or_default();
+        for (asset, sums) in self.root_sums().into_iter().enumerate() {
+            let before = baseline.get(asset).copied().unwrap_or_default();
+            let balance = sums.balance - before.balance;
+            let pending = (sums.debits_pending as i128 - before.debits_pending as i128)
+                - (sums.credits_pending as i128 - before.credits_pending as i128);
+            if balance != 0 || pending != 0 {
                 return Err(format!(
-                    "asset {} is not conserved: balances sum to {balance}, pending debits {debits_pending}, pending credits {credits_pending}",
+                    "asset {} is not conserved: balances change by {balance}, pending debits less pending credits by {pending}",
                     self.assets[asset].code
                 ));
             }
         }
         Ok(())
     }
+
+    /// Per asset, the sums over root accounts (those without a parent): a whole ledger's
+    /// balances sum to zero there, and its pending debits equal its pending credits.
+    pub(crate) fn root_sums(&self) -> Vec<RootSums> {
+        let mut sums = vec![RootSums::default(); self.assets.len()];
+        for account in self.accounts.iter().filter(|account| account.parent.is_none()) {
+            let sum = &mut sums[account.asset as usize];
+            sum.balance += account.totals.balance();
+            sum.debits_pending += account.totals.debits_pending;
+            sum.credits_pending += account.totals.credits_pending;
+        }
+        sums
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct RootSums {
+    balance: i128,
+    debits_pending: u128,
+    credits_pending: u128,
 }
 
 struct Plan {

@@ -4,6 +4,7 @@
 use crate::event::ResultCode;
 use crate::id::{AssetCode, Id};
 use crate::limits::PAGE_LIMIT_MAX;
+use crate::metadata::Metadata;
 use crate::slice::{AccountRow, TransferRow};
 use crate::state::{HoldState, LogEntry, Movement, RecordKind, Settings, Side, State, Totals, TransferRecord, CHECKPOINT_INTERVAL};
 use std::ops::Bound;
@@ -68,7 +69,7 @@ pub struct TransferDetail {
     /// For a hold: the post or void that resolved it.
     pub resolved_by: Option<String>,
     pub expires_at: Option<u64>,
-    pub metadata: Option<String>,
+    pub metadata: Option<Metadata>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -199,7 +200,7 @@ impl State {
             }
             LogEntry::Expiry(expiry) => {
                 let hold = &self.transfers[self.expiries[expiry as usize].hold as usize];
-                (hold, Movement::Release(hold.amount))
+                (hold, Movement::Void(hold.amount))
             }
             LogEntry::Update(_) | LogEntry::Account(_) => return totals,
             LogEntry::Asset(_) => unreachable!("an account's history holds no asset creation"),
@@ -211,9 +212,9 @@ impl State {
     fn movement(&self, record: &TransferRecord) -> Movement {
         match record.kind {
             RecordKind::Direct => Movement::Direct(record.amount),
-            RecordKind::Pending => Movement::Hold(record.amount),
-            RecordKind::Post => Movement::Settle { held: self.transfers[record.related as usize].amount, posted: record.amount },
-            RecordKind::Void => Movement::Release(self.transfers[record.related as usize].amount),
+            RecordKind::Pending => Movement::Pending(record.amount),
+            RecordKind::Post => Movement::Post { held: self.transfers[record.related as usize].amount, posted: record.amount },
+            RecordKind::Void => Movement::Void(self.transfers[record.related as usize].amount),
         }
     }
 

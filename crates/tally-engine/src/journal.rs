@@ -325,6 +325,9 @@ impl Journal {
     /// Appends one record (not yet durable: call `sync`). Opens a new segment when the
     /// current one is full.
     pub fn append<S: Storage>(&mut self, storage: &mut S, last_seq: u64, payload: &[u8]) -> io::Result<()> {
+        // A record holds at least one event, so seqs strictly increase from record to record.
+        // (That its payload decodes is checked where it is built, `tally_core::batch`.)
+        assert!(last_seq > self.position.last_seq, "record seqs strictly increase");
         let record = self.position.record + 1;
         if self.segment.is_empty() || self.segment_len >= SEGMENT_BYTES_TARGET {
             if !self.segment.is_empty() {

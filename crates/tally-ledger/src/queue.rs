@@ -1,7 +1,7 @@
 //! The bounded write queue in front of a store's single writer, shared by both stores.
 //!
-//! Clients `submit` requests; each is encoded once, here, on the client's thread, so the
-//! queue knows its exact size. The queue is bounded twice, by requests and by encoded bytes,
+//! Clients `submit` requests; each is measured here, on the client's thread (the exact size
+//! of its encoding, counted without writing it), so the queue knows what it holds. The queue is bounded twice, by requests and by encoded bytes,
 //! and a full queue answers at once instead of letting latency and memory grow. The writer
 //! takes a `Batch`: everything queued that fits its `Budget`, measured exactly, so a commit
 //! can never outgrow the record that must hold it. A request that does not fit stays queued
@@ -13,8 +13,10 @@ use crate::{Applied, LedgerError};
 use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
-use tally_core::batch::EncodedRequest;
-use tally_core::limits::{BATCH_EVENTS_MAX, BATCH_HEADER_BYTES, COMMIT_BYTES_MAX, QUEUE_BYTES_MAX, QUEUE_REQUESTS_MAX};
+use tally_core::codec::encoded_len;
+use tally_core::limits::{
+    BATCH_EVENTS_MAX, BATCH_HEADER_BYTES, COMMIT_BYTES_MAX, QUEUE_BYTES_MAX, QUEUE_REQUESTS_MAX, REQUEST_ENCODED_BYTES_MAX,
+};
 use tally_core::{Outcome, Request};
 use tokio::sync::{oneshot, Notify};
 
@@ -22,7 +24,9 @@ type Reply = oneshot::Sender<Result<Applied, LedgerError>>;
 
 /// A queued request and where its answer goes.
 pub struct Job {
-    pub encoded: EncodedRequest,
+    pub request: Request,
+    /// The exact size of the request's encoding in a batch record.
+    pub encoded_bytes: usize,
     reply: Reply,
 }
 
@@ -40,7 +44,7 @@ impl Budget {
     /// Whether any single request fits: every batch can then take at least the request at
     /// the head of the queue.
     const fn fits_any_request(self) -> bool {
-        self.bytes_max >= BATCH_HEADER_BYTES + tally_core::limits::REQUEST_ENCODED_BYTES_MAX && self.events_max >= BATCH_EVENTS_MAX
+        self.bytes_max >= BATCH_HEADER_BYTES + REQUEST_ENCODED_BYTES_MAX && self.events_max >= BATCH_EVENTS_MAX
     }
 }
 
@@ -55,12 +59,12 @@ pub struct Batch {
 }
 
 impl Batch {
-    pub fn requests(&self) -> impl Iterator<Item = &EncodedRequest> {
-        self.jobs.iter().map(|job| &job.encoded)
+    pub fn requests(&self) -> impl Iterator<Item = &Request> {
+        self.jobs.iter().map(|job| &job.request)
     }
 
     pub fn events(&self) -> usize {
-        self.jobs.iter().map(|job| job.encoded.request().len()).sum()
+        self.jobs.iter().map(|job| job.request.len()).sum()
     }
 
     /// Answers every request with its outcomes, in order.
@@ -73,7 +77,7 @@ impl Batch {
         }
         for (job, outcomes) in self.jobs.into_iter().zip(answers) {
             // A client that stopped waiting has nothing to hear.
-            let _ = job.reply.send(Ok(Applied { request: job.encoded.into_request(), outcomes }));
+            let _ = job.reply.send(Ok(Applied { request: job.request, outcomes }));
         }
     }
 
@@ -128,9 +132,11 @@ impl WriteQueue {
 
     /// Queues a request and waits for the writer's answer.
     pub async fn submit(&self, request: Request) -> Result<Applied, LedgerError> {
-        let encoded = EncodedRequest::new(request);
+        assert!(request.len() <= BATCH_EVENTS_MAX, "the edge bounds request sizes");
+        let encoded_bytes = encoded_len(&request);
+        assert!(encoded_bytes <= REQUEST_ENCODED_BYTES_MAX, "field limits bound a request's encoding");
         let (reply, answer) = oneshot::channel();
-        self.push(Job { encoded, reply })?;
+        self.push(Job { request, encoded_bytes, reply })?;
         // Every queued request is answered, at shutdown too; a reply dropped unanswered means
         // the writer died holding it, so whether it was applied is unknown.
         answer.await.unwrap_or_else(|_| {
@@ -146,7 +152,7 @@ impl WriteQueue {
         if !queued.open {
             return Err(LedgerError::ShuttingDown);
         }
-        let bytes = job.encoded.bytes().len();
+        let bytes = job.encoded_bytes;
         // An empty queue takes any request (each fits `QUEUE_BYTES_MAX` by construction).
         if queued.jobs.len() >= self.requests_max || (!queued.jobs.is_empty() && queued.bytes + bytes > self.bytes_max) {
             return Err(LedgerError::QueueFull);
@@ -225,7 +231,7 @@ fn drain(queued: &mut Queued, budget: Budget) -> Batch {
     let mut jobs = Vec::new();
     let (mut bytes, mut events) = (BATCH_HEADER_BYTES, 0);
     while let Some(next) = queued.jobs.front() {
-        let (next_bytes, next_events) = (next.encoded.bytes().len(), next.encoded.request().len());
+        let (next_bytes, next_events) = (next.encoded_bytes, next.request.len());
         if bytes + next_bytes > budget.bytes_max || events + next_events > budget.events_max {
             assert!(!jobs.is_empty(), "the first request always fits");
             break;

@@ -18,9 +18,9 @@
 use crate::rows::{self, big, numeric, ACCOUNT_COLUMNS, TRANSFER_COLUMNS};
 use crate::{Concurrency, PgError};
 use futures_util::future::try_join_all;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use tally_core::batch::{self, BatchApplied, EncodedRequest};
-use tally_core::{AccountRow, Changes, HoldState, Id, Request, State, TransferKind};
+use std::collections::{BTreeSet, HashMap};
+use tally_core::batch::{self, BatchApplied};
+use tally_core::{AccountRow, Id, Request, State, TransferKind};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, IsolationLevel, Statement};
 
@@ -37,10 +37,10 @@ struct Names {
 }
 
 impl Names {
-    fn of(requests: &[&EncodedRequest]) -> Names {
+    fn of(requests: &[&Request]) -> Names {
         let mut names = Names::default();
         for request in requests {
-            match request.request() {
+            match request {
                 Request::CreateAssets(events) => names.assets.extend(events.iter().map(|e| e.code.as_str().to_owned())),
                 Request::CreateAccounts(events) => {
                     for event in events {
@@ -128,12 +128,12 @@ impl Statements {
             due_accounts: prepare(format!("SELECT debit, credit {DUE}")).await?,
             lineages: prepare("SELECT id, array_to_string(lineage, ' ') FROM tally.accounts WHERE id = ANY($1::text[])".into()).await?,
             lock_accounts: prepare(format!(
-                "SELECT {ACCOUNT_COLUMNS}, array_to_string(a.lineage, ' '), a.ctid::text FROM tally.accounts a
+                "SELECT {ACCOUNT_COLUMNS}, a.ctid::text FROM tally.accounts a
                  WHERE a.id = ANY($1::text[]) ORDER BY a.id FOR UPDATE"
             ))
             .await?,
             read_accounts: prepare(format!(
-                "SELECT {ACCOUNT_COLUMNS}, array_to_string(a.lineage, ' '), a.ctid::text FROM tally.accounts a
+                "SELECT {ACCOUNT_COLUMNS}, a.ctid::text FROM tally.accounts a
                  WHERE a.id = ANY($1::text[])"
             ))
             .await?,
@@ -219,14 +219,6 @@ impl Statements {
     }
 }
 
-/// Where a loaded account row is: its ancestors, and its physical row id (`ctid`), which
-/// stays put while the batch holds the row (locked, or validated under the ledger row) and
-/// lets the write-back update it without another index lookup.
-struct LoadedAccount {
-    lineage: String,
-    row_id: String,
-}
-
 /// Runs one attempt of a batch in one transaction. Any error leaves nothing applied (the
 /// transaction is rolled back when dropped); `PgError::is_retryable` says whether to retry.
 pub async fn run(
@@ -235,7 +227,7 @@ pub async fn run(
     lineages: &mut Lineages,
     concurrency: Concurrency,
     now: u64,
-    requests: &[&EncodedRequest],
+    requests: &[&Request],
 ) -> Result<BatchApplied, PgError> {
     let started = std::time::Instant::now();
     let names = Names::of(requests);
@@ -287,10 +279,13 @@ pub async fn run(
 
     let locked = started.elapsed();
     let mut accounts = Vec::with_capacity(account_rows.len());
-    let mut loaded: HashMap<String, LoadedAccount> = HashMap::with_capacity(account_rows.len());
+    // Each loaded account's physical row id (`ctid`), which stays put while the batch holds
+    // the row (locked, or validated under the ledger row) and lets the write-back update it
+    // without another index lookup.
+    let mut loaded: HashMap<String, String> = HashMap::with_capacity(account_rows.len());
     for row in &account_rows {
         let account = rows::account(row)?;
-        loaded.insert(account.id.as_str().to_owned(), LoadedAccount { lineage: row.try_get(17)?, row_id: row.try_get(18)? });
+        loaded.insert(account.id.as_str().to_owned(), row.try_get(17)?);
         accounts.push(account);
     }
     let missing: Vec<&str> = named_accounts.iter().copied().filter(|id| !loaded.contains_key(*id)).collect();
@@ -344,39 +339,30 @@ pub async fn run(
     for account in accounts {
         slice.load_account(account);
     }
-    let mut now = now;
-    let mut due = Vec::new();
     let mut loaded_transfers = BTreeSet::new();
     for row in named_transfer_rows.iter().chain(&due_hold_rows) {
-        let mut transfer = rows::transfer(row)?;
+        let transfer = rows::transfer(row)?;
         if !loaded_transfers.insert(transfer.id.clone()) {
             continue;
         }
-        let open = transfer.is_open_hold();
         let is_loaded = |id: &Option<Id>| id.as_ref().is_some_and(|id| loaded.contains_key(id.as_str()));
-        if open && !(is_loaded(&transfer.debit) && is_loaded(&transfer.credit)) {
+        if transfer.is_open_hold() && !(is_loaded(&transfer.debit) && is_loaded(&transfer.credit)) {
             // Another batch created this hold after this one locked its accounts.
             if names.holds.contains(&transfer.id) {
                 return Err(PgError::Conflict("a hold the batch resolves was created by another batch while it was loading"));
             }
-            // Its accounts are not locked, so this batch must neither reach its expiry nor
-            // resolve it (it does not name it); only a resend of its id can meet it, and that
-            // needs just the id, fingerprint and outcome. Load it as closed.
-            if let Some(expires_at) = transfer.expires_at {
-                now = now.min(expires_at.saturating_sub(1));
-            }
-            transfer.hold_state = HoldState::Voided;
-            transfer.expires_at = None;
-        } else if let (true, Some(expires_at)) = (open, transfer.expires_at) {
-            due.push(expires_at);
+            // Its accounts are not locked, and the batch does not name it: only a resend of
+            // its id can meet it.
+            slice.load_reference(transfer);
+        } else {
+            slice.load_transfer(transfer);
         }
-        slice.load_transfer(transfer);
     }
-    due.retain(|&expires_at| expires_at <= now);
-    if due.len() as i64 >= DUE_HOLDS_MAX {
-        // More holds may be due than were loaded: stop just before the latest loaded one, so
-        // that every hold this batch expires is one it loaded.
-        now = now.min(due.iter().max().expect("not empty").saturating_sub(1));
+    if due_hold_rows.len() as i64 >= DUE_HOLDS_MAX {
+        // More holds may be due than were loaded: the batch stays before the latest loaded
+        // one, so every hold it expires is one it loaded.
+        let latest = due_hold_rows.last().map(rows::transfer).transpose()?.and_then(|hold| hold.expires_at);
+        slice.limit_horizon(latest.expect("a due hold has an expiry"));
     }
     slice.loaded();
 
@@ -385,7 +371,7 @@ pub async fn run(
     let first_seq = last_seq + 1;
     if let Some(payload) = &applied.payload {
         let record = Record { first_seq, last_seq: applied.last_seq, last_timestamp: slice.last_timestamp(), payload };
-        write(&transaction, statements, &slice.changes(), &loaded, record).await?;
+        write(&transaction, statements, &slice, &loaded, record).await?;
     }
     let written = started.elapsed();
     transaction.commit().await?;
@@ -406,10 +392,11 @@ struct Record<'a> {
 async fn write(
     transaction: &tokio_postgres::Transaction<'_>,
     statements: &Statements,
-    changes: &Changes,
-    loaded: &HashMap<String, LoadedAccount>,
+    slice: &State,
+    loaded: &HashMap<String, String>,
     record: Record<'_>,
 ) -> Result<(), PgError> {
+    let changes = &slice.changes();
     let bound = |value: Option<i128>| value.map(rows::Numeric);
     let mut calls: Vec<(&Statement, Vec<Box<dyn ToSql + Sync + Send>>)> = Vec::new();
 
@@ -426,27 +413,10 @@ async fn write(
         ));
     }
     if !changes.created_accounts.is_empty() {
-        // A new account's lineage is its parent followed by the parent's lineage; parents
-        // come first (created accounts are in seq order).
-        let mut new_lineages: BTreeMap<&str, String> = BTreeMap::new();
-        for account in &changes.created_accounts {
-            let lineage = match &account.parent {
-                None => String::new(),
-                Some(parent) => {
-                    let above = new_lineages
-                        .get(parent.as_str())
-                        .cloned()
-                        .or_else(|| loaded.get(parent.as_str()).map(|account| account.lineage.clone()))
-                        .expect("a parent is loaded or new");
-                    if above.is_empty() {
-                        parent.as_str().to_owned()
-                    } else {
-                        format!("{} {above}", parent.as_str())
-                    }
-                }
-            };
-            new_lineages.insert(account.id.as_str(), lineage);
-        }
+        // Ancestors as the lineage column stores them: parent first, space-separated (ids
+        // hold no spaces).
+        let lineage =
+            |id: &Id| slice.ancestors(id).expect("a created account is in the slice").iter().map(Id::as_str).collect::<Vec<_>>().join(" ");
         let a = &changes.created_accounts;
         calls.push((
             &statements.insert_accounts,
@@ -454,7 +424,7 @@ async fn write(
                 texts(a.iter().map(|x| Some(x.id.as_str().to_owned()))),
                 texts(a.iter().map(|x| Some(x.asset.as_str().to_owned()))),
                 texts(a.iter().map(|x| x.parent.as_ref().map(|p| p.as_str().to_owned()))),
-                texts(a.iter().map(|x| Some(new_lineages[x.id.as_str()].clone()))),
+                texts(a.iter().map(|x| Some(lineage(&x.id)))),
                 Box::new(a.iter().map(|x| i16::from(x.depth)).collect::<Vec<_>>()),
                 bounds(a.iter().map(|x| bound(x.created_settings.min_balance))),
                 bounds(a.iter().map(|x| bound(x.created_settings.max_balance))),
@@ -474,7 +444,7 @@ async fn write(
         calls.push((
             &statements.update_accounts,
             vec![
-                texts(a.iter().map(|x| Some(loaded[x.id.as_str()].row_id.clone()))),
+                texts(a.iter().map(|x| Some(loaded[x.id.as_str()].clone()))),
                 bounds(a.iter().map(|x| bound(x.settings.min_balance))),
                 bounds(a.iter().map(|x| bound(x.settings.max_balance))),
                 texts(a.iter().map(|x| x.settings.metadata.as_deref().map(str::to_owned))),
@@ -535,7 +505,7 @@ async fn write(
                 texts(t.iter().map(|x| x.related.clone())),
                 Box::new(t.iter().map(|x| x.hold_state as i16).collect::<Vec<_>>()),
                 Box::new(t.iter().map(|x| x.expires_at.map(big)).collect::<Vec<_>>()),
-                texts(t.iter().map(|x| x.metadata.clone())),
+                texts(t.iter().map(|x| x.metadata.as_deref().map(str::to_owned))),
             ],
         ));
     }

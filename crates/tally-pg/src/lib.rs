@@ -21,7 +21,6 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tally_core::batch::EncodedRequest;
 use tally_core::limits::{COMMIT_BYTES_MAX, QUEUE_REQUESTS_MAX};
 use tally_core::{AccountView, Id, JournalEntry, Request, TransferView};
 use tally_ledger::{
@@ -423,7 +422,7 @@ impl Writer {
     }
 
     async fn commit(&mut self, batch: Batch) {
-        let requests: Vec<&EncodedRequest> = batch.requests().collect();
+        let requests: Vec<&Request> = batch.requests().collect();
         let mut attempt = 0;
         let outcome = loop {
             attempt += 1;

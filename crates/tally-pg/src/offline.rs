@@ -5,10 +5,10 @@
 use crate::rows::{self, big};
 use crate::{batch, connect, read, schema, Concurrency, PgError};
 use std::io::{Read, Write};
-use tally_core::batch::{replay_record, EncodedRequest};
+use tally_core::batch::replay_record;
 use tally_core::codec::decode_batch;
 use tally_core::limits::PAGE_LIMIT_MAX;
-use tally_core::State;
+use tally_core::{Request, State};
 use tally_ledger::dump::{DumpReader, DumpWriter};
 use tokio_postgres::{IsolationLevel, Transaction};
 
@@ -80,8 +80,7 @@ pub async fn import(url: &str, input: impl Read, mut progress: impl FnMut(u64, u
     let (mut records, mut lineages) = (0, batch::Lineages::default());
     while let Some((last_seq, payload)) = dump.next_frame().map_err(dump_error)? {
         let record = decode_batch(payload).map_err(|e| PgError::Dump(format!("batch record {} does not decode: {e}", records + 1)))?;
-        let encoded: Vec<EncodedRequest> = record.requests.into_iter().map(EncodedRequest::new).collect();
-        let requests: Vec<&EncodedRequest> = encoded.iter().collect();
+        let requests: Vec<&Request> = record.requests.iter().collect();
         let committed = batch::run(&mut client, &statements, &mut lineages, Concurrency::Locking, record.timestamp, &requests).await?;
         if committed.last_seq != last_seq {
             return Err(PgError::Dump(format!(

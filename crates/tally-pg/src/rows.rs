@@ -5,7 +5,7 @@
 use crate::PgError;
 use bytes::{BufMut, BytesMut};
 use std::error::Error;
-use tally_core::{AccountRow, Asset, AssetCode, HoldState, Id, RecordKind, ResultCode, Settings, Totals, TransferRow, TOTAL_MAX};
+use tally_core::{AccountRow, Asset, AssetCode, HoldState, Id, Metadata, RecordKind, ResultCode, Settings, Totals, TransferRow, TOTAL_MAX};
 use tokio_postgres::types::{accepts, to_sql_checked, FromSql, IsNull, ToSql, Type};
 use tokio_postgres::Row;
 
@@ -93,6 +93,10 @@ pub fn id(text: &str) -> Result<Id, PgError> {
     Id::parse(text).map_err(|error| corrupt(format!("stored id {text:?} {error}")))
 }
 
+fn metadata(text: &str) -> Result<Metadata, PgError> {
+    Metadata::from_canonical(text).map_err(|error| corrupt(format!("stored metadata {text:?}: {error}")))
+}
+
 pub fn asset_code(text: &str) -> Result<AssetCode, PgError> {
     AssetCode::parse(text).map_err(|error| corrupt(format!("stored asset code {text:?} {error}")))
 }
@@ -117,7 +121,7 @@ pub fn settings(row: &Row, first: usize) -> Result<Settings, PgError> {
     Ok(Settings {
         min_balance: bound(row, first)?,
         max_balance: bound(row, first + 1)?,
-        metadata: row.try_get::<_, Option<&str>>(first + 2)?.map(Box::from),
+        metadata: row.try_get::<_, Option<&str>>(first + 2)?.map(metadata).transpose()?,
     })
 }
 
@@ -152,7 +156,7 @@ pub fn transfer(row: &Row) -> Result<TransferRow, PgError> {
     let small = |index: usize| u8::try_from(row.try_get::<_, i16>(index)?).map_err(|_| corrupt("stored code"));
     Ok(TransferRow {
         id: row.try_get::<_, &str>(0)?.to_owned(),
-        metadata: row.try_get::<_, Option<&str>>(1)?.map(str::to_owned),
+        metadata: row.try_get::<_, Option<&str>>(1)?.map(metadata).transpose()?,
         amount: total(row, 2)?,
         seq: unsigned(row.try_get(3)?, "seq")?,
         timestamp: unsigned(row.try_get(4)?, "timestamp")?,

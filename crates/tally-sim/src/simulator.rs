@@ -13,7 +13,7 @@
 //! data taken as real is a violation.
 
 use crate::storage::{FaultCounts, Faults, SimStorage};
-use tally_core::batch::{self, BatchApplied, EncodedRequest};
+use tally_core::batch::{self, BatchApplied};
 use tally_core::*;
 use tally_engine::engine::recover;
 use tally_engine::journal::Journal;
@@ -75,7 +75,7 @@ struct Running {
 /// A batch whose commit failed: it may or may not be on disk.
 struct Uncertain {
     now: u64,
-    requests: Vec<EncodedRequest>,
+    requests: Vec<Request>,
 }
 
 struct Simulation {
@@ -139,7 +139,7 @@ impl Running {
     }
 
     /// One group commit: apply, append, fsync. `Err` means nothing was acknowledged.
-    fn commit(&mut self, now: u64, requests: &[EncodedRequest]) -> Result<BatchApplied, String> {
+    fn commit(&mut self, now: u64, requests: &[Request]) -> Result<BatchApplied, String> {
         let applied = batch::apply(&mut self.state, now, requests);
         if let Some(payload) = &applied.payload {
             self.journal
@@ -166,7 +166,6 @@ impl Simulation {
     }
 
     fn commit(&mut self, requests: Vec<Request>) -> Result<(), Violation> {
-        let requests: Vec<EncodedRequest> = requests.into_iter().map(EncodedRequest::new).collect();
         let now = self.clock;
         match self.node.commit(now, &requests) {
             Ok(applied) => {

@@ -106,7 +106,7 @@ impl Workload {
                     kind,
                     asset: None,
                     linked: self.random.chance(200),
-                    metadata: self.random.chance(100).then(|| format!("{{\"n\":{}}}", self.next_id).into()),
+                    metadata: self.random.chance(100).then(|| Metadata::parse(&format!("{{\"n\":{}}}", self.next_id)).expect("canonical")),
                     if_debit_version: None,
                     if_credit_version: None,
                 }

@@ -114,7 +114,7 @@ fn damaged_snapshots_are_refused_never_misread() {
         parent: None,
         min_balance: None,
         max_balance: None,
-        metadata: Some("{\"k\":1}".into()),
+        metadata: Some(Metadata::parse("{\"k\":1}").unwrap()),
     };
     state.apply(&Request::CreateAccounts(vec![account("a"), account("b")]), 2);
     let transfer = |id: &str, kind: TransferKind| NewTransfer {

@@ -2,4 +2,5 @@
 
 mod model;
 mod results;
+mod slice;
 mod support;

@@ -335,7 +335,7 @@ fn every_result_code_is_reachable() {
     let mut versioned = direct("v", "world", "alice", "1");
     versioned.if_debit_version = Some(99);
     let mut held = pending("h", "world", "alice", "1", Some(1));
-    held.metadata = Some("{}".into());
+    held.metadata = Some(Metadata::parse("{}").unwrap());
     note(state.apply(
         &Request::CreateTransfers(vec![
             direct("f", "world", "alice", "5"),

@@ -41,7 +41,7 @@ fn sample_requests() -> Vec<Request> {
             kind: TransferKind::Direct { debit: id("world"), credit: id("alice"), amount: Decimal::parse("12.30").unwrap() },
             asset: None,
             linked: false,
-            metadata: Some(r#"{"note":"x"}"#.into()),
+            metadata: Some(Metadata::parse(r#"{"note":"x"}"#).unwrap()),
             if_debit_version: None,
             if_credit_version: None,
         }]),

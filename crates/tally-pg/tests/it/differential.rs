@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tally_core::batch::{self, EncodedRequest};
+use tally_core::batch;
 use tally_core::limits::PAGE_LIMIT_MAX;
 use tally_core::{Id, Request, State};
 use tally_ledger::{AccountQuery, Ledger};
@@ -73,7 +73,7 @@ async fn differential(seed: u64, concurrency: Concurrency) {
         for request in requests.drain(..) {
             let request = submit(request);
             let now = clock.load(Ordering::SeqCst);
-            let expected = batch::apply(&mut reference, now, [&EncodedRequest::new(request.clone())]);
+            let expected = batch::apply(&mut reference, now, [&request]);
             let applied = ledger.submit(request).await.expect("the store applies the request");
             assert_eq!(vec![applied.outcomes], expected.answers, "seed {seed} step {step}");
         }

@@ -1,4 +1,5 @@
 //! The PostgreSQL store against a private PostgreSQL cluster each test file starts.
 
 mod differential;
+mod expiry;
 mod nodes;

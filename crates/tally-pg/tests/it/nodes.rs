@@ -94,7 +94,10 @@ async fn the_same_requests_sent_to_two_nodes_at_once_are_applied_once() {
         let (a, b) = both(&first, &second, Request::CreateTransfers(vec![post])).await;
         decided_once(&a, &b);
         if round % 10 == 0 {
-            let patch = AccountPatch { metadata: Some(Some(format!("{{\"round\":{round}}}").into())), ..AccountPatch::default() };
+            let patch = AccountPatch {
+                metadata: Some(Some(tally_core::Metadata::parse(&format!("{{\"round\":{round}}}")).unwrap())),
+                ..AccountPatch::default()
+            };
             let update = Request::UpdateAccounts(vec![tally_core::AccountUpdate { id: id("team"), patch }]);
             let (a, b) = tokio::join!(first.submit(update.clone()), second.submit(update));
             // Updates are not idempotent by id: both apply, one after the other.

@@ -31,7 +31,7 @@ pub fn fund(name: &str, amount: &str) -> Request {
         kind: TransferKind::Direct { debit: id("world"), credit: id("alice"), amount: Decimal::parse(amount).unwrap() },
         asset: None,
         linked: false,
-        metadata: Some(r#"{"note":"x"}"#.into()),
+        metadata: Some(Metadata::parse(r#"{"note":"x"}"#).unwrap()),
         if_debit_version: None,
         if_credit_version: None,
     }])
