@@ -79,6 +79,39 @@ pub const COMMIT_BYTES_MAX: usize = 64 << 20;
 /// one dump frame.
 pub const RECORD_PAYLOAD_BYTES_MAX: usize = 128 << 20;
 
+// ---- The embedded store ----
+
+/// A journal segment is closed once it reaches this size, so no file grows without bound and
+/// recovery can skip whole segments that a snapshot covers.
+pub const SEGMENT_BYTES_TARGET: u64 = 256 << 20;
+
+/// Snapshots kept; older ones are removed once a new one is durable.
+pub const SNAPSHOTS_KEPT: usize = 2;
+
+/// After replaying this many records at start, write a snapshot so the next start is quick.
+pub const SNAPSHOT_AFTER_REPLAY_RECORDS: u64 = 64;
+
+// ---- The PostgreSQL store ----
+
+/// A node's writer stops taking requests into one transaction once they hold this many
+/// events. Bigger transactions share the round trips better but hold their locks longer.
+pub const TRANSACTION_EVENTS_MAX: usize = 16_384;
+
+/// Due holds one PostgreSQL batch loads and may expire; the rest wait for the next batch.
+pub const DUE_HOLDS_MAX: usize = 8_192;
+
+/// Attempts of one PostgreSQL batch before its requests hear that the store is too contended.
+pub const ATTEMPTS_MAX: u32 = 12;
+
+/// Read connections per PostgreSQL node.
+pub const READ_CONNECTIONS: usize = 8;
+
+/// Accounts whose ancestors a PostgreSQL writer remembers; beyond this it forgets them all
+/// and asks again.
+pub const LINEAGES_MAX: usize = 1 << 18;
+
+const _: () = assert!(SEGMENT_BYTES_TARGET as usize >= RECORD_PAYLOAD_BYTES_MAX, "a segment holds a maximal record");
+const _: () = assert!(TRANSACTION_EVENTS_MAX >= BATCH_EVENTS_MAX, "a maximal request fits one transaction");
 const _: () = assert!(REQUEST_ENCODED_BYTES_MAX <= QUEUE_BYTES_MAX, "a maximal request fits an empty queue");
 const _: () = assert!(BATCH_HEADER_BYTES + REQUEST_ENCODED_BYTES_MAX <= COMMIT_BYTES_MAX, "a maximal request fits one commit");
 const _: () = assert!(BATCH_HEADER_BYTES + COMMIT_BYTES_MAX <= RECORD_PAYLOAD_BYTES_MAX, "a full commit fits one record");

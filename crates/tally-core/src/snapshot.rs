@@ -43,6 +43,50 @@ fn decode_totals(input: &mut Decoder<'_>) -> Result<Totals, DecodeError> {
     Ok(Totals { debits_posted, credits_posted, debits_pending, credits_pending })
 }
 
+fn encode_totals(out: &mut Encoder, totals: &Totals) {
+    for total in [totals.debits_posted, totals.credits_posted, totals.debits_pending, totals.credits_pending] {
+        out.u128(total);
+    }
+}
+
+/// An account's own item, then its history in chunks, then its checkpoints.
+fn encode_account<E>(out: &mut Pieces<'_, E>, account: &Account) -> Result<(), E> {
+    out.item(|o| {
+        o.str(account.id.as_str());
+        o.u32(account.asset);
+        o.u32(account.parent.unwrap_or(NONE));
+        encode_settings(o, &account.settings);
+        encode_settings(o, &account.created_settings);
+        encode_totals(o, &account.totals);
+        o.u64(account.created_seq);
+        o.u64(account.timestamp);
+        o.u64(account.history.len() as u64);
+    })?;
+    for chunk in account.history.chunks(CHUNK_ITEMS) {
+        out.item(|o| chunk.iter().for_each(|&seq| o.u64(seq)))?;
+    }
+    for totals in &account.checkpoints {
+        out.item(|o| encode_totals(o, totals))?;
+    }
+    Ok(())
+}
+
+/// A transfer record and its expiry, if it is a hold with a timeout (`decode_transfer`).
+fn encode_transfer(o: &mut Encoder, record: &TransferRecord, expiry: Option<u64>) {
+    o.option(expiry, Encoder::u64);
+    o.u128(record.amount);
+    o.u64(record.text.0);
+    o.u64(record.seq);
+    o.u64(record.timestamp);
+    o.u64(record.fingerprint);
+    o.u32(record.debit);
+    o.u32(record.credit);
+    o.u32(record.related);
+    o.u8(record.kind as u8);
+    o.u8(record.result as u8);
+    o.u8(record.hold_state as u8);
+}
+
 fn encode_settings(out: &mut Encoder, settings: &Settings) {
     out.option(settings.min_balance, Encoder::i128);
     out.option(settings.max_balance, Encoder::i128);
@@ -142,30 +186,7 @@ impl State {
             })?;
         }
         for account in &self.accounts {
-            out.item(|o| {
-                o.str(account.id.as_str());
-                o.u32(account.asset);
-                o.u32(account.parent.unwrap_or(NONE));
-                encode_settings(o, &account.settings);
-                encode_settings(o, &account.created_settings);
-                let totals = &account.totals;
-                for total in [totals.debits_posted, totals.credits_posted, totals.debits_pending, totals.credits_pending] {
-                    o.u128(total);
-                }
-                o.u64(account.created_seq);
-                o.u64(account.timestamp);
-                o.u64(account.history.len() as u64);
-            })?;
-            for chunk in account.history.chunks(CHUNK_ITEMS) {
-                out.item(|o| chunk.iter().for_each(|&seq| o.u64(seq)))?;
-            }
-            for totals in &account.checkpoints {
-                out.item(|o| {
-                    for total in [totals.debits_posted, totals.credits_posted, totals.debits_pending, totals.credits_pending] {
-                        o.u128(total);
-                    }
-                })?;
-            }
+            encode_account(&mut out, account)?;
         }
         for chunk in self.strings.chunks() {
             out.item(|o| {
@@ -174,20 +195,7 @@ impl State {
             })?;
         }
         for (index, record) in self.transfers.iter().enumerate() {
-            out.item(|o| {
-                o.option(self.hold_expiry.get(&(index as u32)).copied(), Encoder::u64);
-                o.u128(record.amount);
-                o.u64(record.text.0);
-                o.u64(record.seq);
-                o.u64(record.timestamp);
-                o.u64(record.fingerprint);
-                o.u32(record.debit);
-                o.u32(record.credit);
-                o.u32(record.related);
-                o.u8(record.kind as u8);
-                o.u8(record.result as u8);
-                o.u8(record.hold_state as u8);
-            })?;
+            out.item(|o| encode_transfer(o, record, self.hold_expiry.get(&(index as u32)).copied()))?;
         }
         for update in &self.updates {
             out.item(|o| {
@@ -216,192 +224,23 @@ impl State {
         next: &mut dyn FnMut() -> Result<Option<Vec<u8>>, DecodeError>,
     ) -> Result<State, DecodeError> {
         let mut input = PieceReader { piece: Vec::new(), position: 0, next };
-        let mut state = State::new();
-        let (last_timestamp, counts) = input.item(|i| {
-            let last_timestamp = i.u64()?;
-            let mut counts = [0usize; 6];
-            for count in &mut counts {
-                *count = usize::try_from(i.u64()?).or_else(|_| fail("count too large"))?;
-            }
-            Ok((last_timestamp, counts))
-        })?;
-        let [assets, accounts, string_chunks, transfers, updates, expiries] = counts;
-        let entries = assets
-            .checked_add(accounts)
-            .and_then(|n| n.checked_add(transfers))
-            .and_then(|n| n.checked_add(updates))
-            .and_then(|n| n.checked_add(expiries))
-            // Every record holds at least its 8-byte seq.
-            .filter(|&n| n <= total_bytes / 8 && string_chunks <= total_bytes)
-            .ok_or_else(|| DecodeError("counts out of range".into()))?;
+        let (last_timestamp, counts) = input.item(Counts::decode)?;
+        let entries = counts.entries(total_bytes)?;
+        let mut loader = Loader { input, state: State::new(), entries, counts };
         // The log is rebuilt by seq: every record claims its slot, and every slot must be claimed once.
         for _ in 0..entries {
-            state.log.push(UNCLAIMED);
+            loader.state.log.push(UNCLAIMED);
         }
-        let claim = |state: &mut State, seq: u64, entry: LogEntry| -> Result<(), DecodeError> {
-            let slot = (seq as usize).wrapping_sub(1);
-            if slot >= entries || state.log[slot] != UNCLAIMED {
-                return fail(format!("seq {seq} is claimed twice or lies outside 1..={entries}"));
-            }
-            state.log[slot] = entry;
-            Ok(())
-        };
-
-        for index in 0..assets {
-            let asset = input.item(|i| Ok(Asset { code: i.asset_code()?, scale: i.u8()?, seq: i.u64()?, timestamp: i.u64()? }))?;
-            claim(&mut state, asset.seq, LogEntry::Asset(index as u32))?;
-            state.asset_index.insert(asset.code.clone(), index as u32);
-            state.assets.push(asset);
-        }
-        for index in 0..accounts {
-            let mut account = input.item(|i| {
-                let id = i.id()?;
-                let asset = i.u32()?;
-                let parent = match i.u32()? {
-                    NONE => None,
-                    parent if (parent as usize) < index => Some(parent),
-                    parent => return fail(format!("account {id} names parent {parent}, which is not an earlier account")),
-                };
-                if asset as usize >= assets {
-                    return fail(format!("account {id} names unknown asset {asset}"));
-                }
-                let settings = decode_settings(i)?;
-                let created_settings = decode_settings(i)?;
-                let totals = decode_totals(i)?;
-                let created_seq = i.u64()?;
-                let timestamp = i.u64()?;
-                let history_len = i.u64()? as usize;
-                if history_len > entries {
-                    return fail(format!("account {id} has more history than the ledger has entries"));
-                }
-                let history = Vec::with_capacity(history_len);
-                let checkpoints = Vec::with_capacity(history_len / CHECKPOINT_INTERVAL);
-                Ok(Account {
-                    id,
-                    asset,
-                    parent,
-                    depth: 0,
-                    settings,
-                    created_settings,
-                    totals,
-                    created_seq,
-                    timestamp,
-                    history,
-                    earlier_changes: 0,
-                    checkpoints,
-                    updates: Vec::new(),
-                })
-            })?;
-            while account.history.len() < account.history.capacity() {
-                let take = (account.history.capacity() - account.history.len()).min(CHUNK_ITEMS);
-                input.item(|i| {
-                    for _ in 0..take {
-                        account.history.push(i.u64()?);
-                    }
-                    Ok(())
-                })?;
-            }
-            if account.history.first() != Some(&account.created_seq) || !account.history.windows(2).all(|w| w[0] < w[1]) {
-                return fail(format!("account {} has a history out of order", account.id));
-            }
-            for _ in 0..account.history.len() / CHECKPOINT_INTERVAL {
-                account.checkpoints.push(input.item(decode_totals)?);
-            }
-            let depth = account.parent.map_or(1, |p| usize::from(state.accounts[p as usize].depth) + 1);
-            if depth > ACCOUNT_DEPTH_MAX {
-                return fail(format!("account {} is {depth} levels deep; the limit is {ACCOUNT_DEPTH_MAX}", account.id));
-            }
-            account.depth = depth as u8;
-            claim(&mut state, account.created_seq, LogEntry::Account(index as u32))?;
-            state.account_index.insert(account.id.clone(), index as u32);
-            state.accounts_ordered.insert(account.id.clone(), index as u32);
-            if let Some(parent) = account.parent {
-                state.children.insert((parent, account.id.clone()));
-            }
-            state.accounts.push(account);
-        }
-        let mut chunks = Vec::with_capacity(string_chunks.min(1 << 20));
-        for _ in 0..string_chunks {
-            chunks.push(input.item(|i| {
-                let len = i.u32()? as usize;
-                Ok(i.take(len)?.to_vec())
-            })?);
-        }
-        state.strings = Strings::from_chunks(chunks).ok_or_else(|| DecodeError("a string chunk exceeds its size".into()))?;
-        state.reserve_transfers(transfers);
-        let accounts = accounts as u32;
-        for index in 0..transfers {
-            let (expiry, record) = input.item(|i| {
-                let expiry = i.option(Decoder::u64)?;
-                Ok((
-                    expiry,
-                    TransferRecord {
-                        amount: match i.u128()? {
-                            amount if amount <= crate::state::TOTAL_MAX => amount,
-                            _ => return fail(format!("transfer record {index} has an amount beyond the limit")),
-                        },
-                        text: Span(i.u64()?),
-                        seq: i.u64()?,
-                        timestamp: i.u64()?,
-                        fingerprint: i.u64()?,
-                        debit: i.u32()?,
-                        credit: i.u32()?,
-                        related: i.u32()?,
-                        kind: i
-                            .u8()
-                            .and_then(|kind| RecordKind::from_u8(kind).map_or_else(|| fail(format!("unknown transfer kind {kind}")), Ok))?,
-                        result: i.result_code()?,
-                        hold_state: i
-                            .u8()
-                            .and_then(|state| HoldState::from_u8(state).map_or_else(|| fail(format!("unknown hold state {state}")), Ok))?,
-                    },
-                ))
-            })?;
-            let text_ok = |text: Option<&[u8]>| text.is_some_and(|t| std::str::from_utf8(t).is_ok());
-            if !text_ok(state.strings.first(record.text)) || !text_ok(state.strings.second(record.text)) {
-                return fail(format!("transfer record {index} points outside the string table"));
-            }
-            let account_ok = |a: u32| a < accounts || (a == NONE && record.result != crate::ResultCode::Created);
-            let related_ok = record.related == NONE || (record.related as usize) < transfers;
-            if !account_ok(record.debit) || !account_ok(record.credit) || !related_ok {
-                return fail(format!("transfer record {index} names an unknown account or transfer"));
-            }
-            if let Some(expires_at) = expiry {
-                if record.kind != RecordKind::Pending {
-                    return fail(format!("transfer record {index} has a timeout but is not a hold"));
-                }
-                state.hold_expiry.insert(index as u32, expires_at);
-                if record.hold_state == HoldState::Pending {
-                    state.holds_by_expiry.insert((expires_at, index as u32));
-                }
-            }
-            claim(&mut state, record.seq, LogEntry::Transfer(index as u32))?;
-            state.transfers.push(record);
-            state.index_transfer(index as u32);
-        }
-        for index in 0..updates {
-            let update = input.item(|i| {
-                let account = i.u32()?;
-                if account >= accounts {
-                    return fail(format!("update {index} names unknown account {account}"));
-                }
-                Ok(UpdateRecord { account, before: decode_settings(i)?, after: decode_settings(i)?, seq: i.u64()?, timestamp: i.u64()? })
-            })?;
-            claim(&mut state, update.seq, LogEntry::Update(index as u32))?;
-            state.accounts[update.account as usize].updates.push(index as u32);
-            state.updates.push(update);
-        }
-        for index in 0..expiries {
-            let expiry = input.item(|i| Ok(ExpiryRecord { hold: i.u32()?, seq: i.u64()?, timestamp: i.u64()? }))?;
-            if expiry.hold as usize >= transfers {
-                return fail(format!("expiry {index} names unknown hold {}", expiry.hold));
-            }
-            claim(&mut state, expiry.seq, LogEntry::Expiry(index as u32))?;
-            state.expiries.push(expiry);
-        }
-        input.finish()?;
+        loader.assets()?;
+        loader.accounts()?;
+        loader.strings()?;
+        loader.transfers()?;
+        loader.updates()?;
+        loader.expiries()?;
+        loader.input.finish()?;
         // `claim` refuses a second claim of a slot, and there are exactly as many records as
         // slots, so every slot is now claimed once.
+        let mut state = loader.state;
         state.restore_clock(last_timestamp);
         state.check_invariants().map_err(DecodeError)?;
         Ok(state)
@@ -423,4 +262,251 @@ impl State {
         let mut given = Some(bytes.to_vec());
         State::decode_snapshot(bytes.len(), &mut || Ok(given.take()))
     }
+}
+
+/// How many items of each kind a snapshot holds, from its first item.
+struct Counts {
+    assets: usize,
+    accounts: usize,
+    string_chunks: usize,
+    transfers: usize,
+    updates: usize,
+    expiries: usize,
+}
+
+impl Counts {
+    fn decode(input: &mut Decoder<'_>) -> Result<(u64, Counts), DecodeError> {
+        let last_timestamp = input.u64()?;
+        let mut counts = [0usize; 6];
+        for count in &mut counts {
+            *count = usize::try_from(input.u64()?).or_else(|_| fail("count too large"))?;
+        }
+        let [assets, accounts, string_chunks, transfers, updates, expiries] = counts;
+        Ok((last_timestamp, Counts { assets, accounts, string_chunks, transfers, updates, expiries }))
+    }
+
+    /// The journal entries (log slots) the records fill, bounded by the snapshot's size: every
+    /// record holds at least its 8-byte seq.
+    fn entries(&self, total_bytes: usize) -> Result<usize, DecodeError> {
+        self.assets
+            .checked_add(self.accounts)
+            .and_then(|n| n.checked_add(self.transfers))
+            .and_then(|n| n.checked_add(self.updates))
+            .and_then(|n| n.checked_add(self.expiries))
+            .filter(|&n| n <= total_bytes / 8 && self.string_chunks <= total_bytes)
+            .ok_or_else(|| DecodeError("counts out of range".into()))
+    }
+}
+
+/// Loads a snapshot's sections into a state, in the order they are written, checking every
+/// reference between records as it goes.
+struct Loader<'a> {
+    input: PieceReader<'a>,
+    state: State,
+    entries: usize,
+    counts: Counts,
+}
+
+impl Loader<'_> {
+    fn claim(&mut self, seq: u64, entry: LogEntry) -> Result<(), DecodeError> {
+        let slot = (seq as usize).wrapping_sub(1);
+        if slot >= self.entries || self.state.log[slot] != UNCLAIMED {
+            return fail(format!("seq {seq} is claimed twice or lies outside 1..={}", self.entries));
+        }
+        self.state.log[slot] = entry;
+        Ok(())
+    }
+
+    fn assets(&mut self) -> Result<(), DecodeError> {
+        for index in 0..self.counts.assets {
+            let asset = self.input.item(|i| Ok(Asset { code: i.asset_code()?, scale: i.u8()?, seq: i.u64()?, timestamp: i.u64()? }))?;
+            self.claim(asset.seq, LogEntry::Asset(index as u32))?;
+            self.state.asset_index.insert(asset.code.clone(), index as u32);
+            self.state.assets.push(asset);
+        }
+        Ok(())
+    }
+
+    fn accounts(&mut self) -> Result<(), DecodeError> {
+        for index in 0..self.counts.accounts {
+            let mut account = self.account(index)?;
+            self.history(&mut account)?;
+            let depth = account.parent.map_or(1, |p| usize::from(self.state.accounts[p as usize].depth) + 1);
+            if depth > ACCOUNT_DEPTH_MAX {
+                return fail(format!("account {} is {depth} levels deep; the limit is {ACCOUNT_DEPTH_MAX}", account.id));
+            }
+            account.depth = depth as u8;
+            self.claim(account.created_seq, LogEntry::Account(index as u32))?;
+            let state = &mut self.state;
+            state.account_index.insert(account.id.clone(), index as u32);
+            state.accounts_ordered.insert(account.id.clone(), index as u32);
+            if let Some(parent) = account.parent {
+                state.children.insert((parent, account.id.clone()));
+            }
+            state.accounts.push(account);
+        }
+        Ok(())
+    }
+
+    /// An account's own item: everything but its history.
+    fn account(&mut self, index: usize) -> Result<Account, DecodeError> {
+        let (assets, entries) = (self.counts.assets, self.entries);
+        self.input.item(|i| {
+            let id = i.id()?;
+            let asset = i.u32()?;
+            let parent = match i.u32()? {
+                NONE => None,
+                parent if (parent as usize) < index => Some(parent),
+                parent => return fail(format!("account {id} names parent {parent}, which is not an earlier account")),
+            };
+            if asset as usize >= assets {
+                return fail(format!("account {id} names unknown asset {asset}"));
+            }
+            let settings = decode_settings(i)?;
+            let created_settings = decode_settings(i)?;
+            let totals = decode_totals(i)?;
+            let created_seq = i.u64()?;
+            let timestamp = i.u64()?;
+            let history_len = i.u64()? as usize;
+            if history_len > entries {
+                return fail(format!("account {id} has more history than the ledger has entries"));
+            }
+            Ok(Account {
+                id,
+                asset,
+                parent,
+                depth: 0,
+                settings,
+                created_settings,
+                totals,
+                created_seq,
+                timestamp,
+                history: Vec::with_capacity(history_len),
+                earlier_changes: 0,
+                checkpoints: Vec::with_capacity(history_len / CHECKPOINT_INTERVAL),
+                updates: Vec::new(),
+            })
+        })
+    }
+
+    /// An account's history (the seqs that changed it, in chunks) and its checkpoints.
+    fn history(&mut self, account: &mut Account) -> Result<(), DecodeError> {
+        while account.history.len() < account.history.capacity() {
+            let take = (account.history.capacity() - account.history.len()).min(CHUNK_ITEMS);
+            self.input.item(|i| {
+                for _ in 0..take {
+                    account.history.push(i.u64()?);
+                }
+                Ok(())
+            })?;
+        }
+        if account.history.first() != Some(&account.created_seq) || !account.history.windows(2).all(|w| w[0] < w[1]) {
+            return fail(format!("account {} has a history out of order", account.id));
+        }
+        for _ in 0..account.history.len() / CHECKPOINT_INTERVAL {
+            account.checkpoints.push(self.input.item(decode_totals)?);
+        }
+        Ok(())
+    }
+
+    fn strings(&mut self) -> Result<(), DecodeError> {
+        let mut chunks = Vec::with_capacity(self.counts.string_chunks.min(1 << 20));
+        for _ in 0..self.counts.string_chunks {
+            chunks.push(self.input.item(|i| {
+                let len = i.u32()? as usize;
+                Ok(i.take(len)?.to_vec())
+            })?);
+        }
+        self.state.strings = Strings::from_chunks(chunks).ok_or_else(|| DecodeError("a string chunk exceeds its size".into()))?;
+        Ok(())
+    }
+
+    fn transfers(&mut self) -> Result<(), DecodeError> {
+        self.state.reserve_transfers(self.counts.transfers);
+        for index in 0..self.counts.transfers {
+            let (expiry, record) = self.input.item(|i| decode_transfer(i, index))?;
+            self.check_transfer(index, &record)?;
+            if let Some(expires_at) = expiry {
+                if record.kind != RecordKind::Pending {
+                    return fail(format!("transfer record {index} has a timeout but is not a hold"));
+                }
+                self.state.hold_expiry.insert(index as u32, expires_at);
+                if record.hold_state == HoldState::Pending {
+                    self.state.holds_by_expiry.insert((expires_at, index as u32));
+                }
+            }
+            self.claim(record.seq, LogEntry::Transfer(index as u32))?;
+            self.state.transfers.push(record);
+            self.state.index_transfer(index as u32);
+        }
+        Ok(())
+    }
+
+    /// A transfer record's text lies in the string table, and it names only known accounts
+    /// and records.
+    fn check_transfer(&self, index: usize, record: &TransferRecord) -> Result<(), DecodeError> {
+        let text_ok = |text: Option<&[u8]>| text.is_some_and(|t| std::str::from_utf8(t).is_ok());
+        if !text_ok(self.state.strings.first(record.text)) || !text_ok(self.state.strings.second(record.text)) {
+            return fail(format!("transfer record {index} points outside the string table"));
+        }
+        let accounts = self.counts.accounts as u32;
+        let account_ok = |a: u32| a < accounts || (a == NONE && record.result != crate::ResultCode::Created);
+        let related_ok = record.related == NONE || (record.related as usize) < self.counts.transfers;
+        if !account_ok(record.debit) || !account_ok(record.credit) || !related_ok {
+            return fail(format!("transfer record {index} names an unknown account or transfer"));
+        }
+        Ok(())
+    }
+
+    fn updates(&mut self) -> Result<(), DecodeError> {
+        let accounts = self.counts.accounts as u32;
+        for index in 0..self.counts.updates {
+            let update = self.input.item(|i| {
+                let account = i.u32()?;
+                if account >= accounts {
+                    return fail(format!("update {index} names unknown account {account}"));
+                }
+                Ok(UpdateRecord { account, before: decode_settings(i)?, after: decode_settings(i)?, seq: i.u64()?, timestamp: i.u64()? })
+            })?;
+            self.claim(update.seq, LogEntry::Update(index as u32))?;
+            self.state.accounts[update.account as usize].updates.push(index as u32);
+            self.state.updates.push(update);
+        }
+        Ok(())
+    }
+
+    fn expiries(&mut self) -> Result<(), DecodeError> {
+        for index in 0..self.counts.expiries {
+            let expiry = self.input.item(|i| Ok(ExpiryRecord { hold: i.u32()?, seq: i.u64()?, timestamp: i.u64()? }))?;
+            if expiry.hold as usize >= self.counts.transfers {
+                return fail(format!("expiry {index} names unknown hold {}", expiry.hold));
+            }
+            self.claim(expiry.seq, LogEntry::Expiry(index as u32))?;
+            self.state.expiries.push(expiry);
+        }
+        Ok(())
+    }
+}
+
+/// A transfer record and its expiry, if it is a hold with a timeout.
+fn decode_transfer(i: &mut Decoder<'_>, index: usize) -> Result<(Option<u64>, TransferRecord), DecodeError> {
+    let expiry = i.option(Decoder::u64)?;
+    let amount = match i.u128()? {
+        amount if amount <= crate::state::TOTAL_MAX => amount,
+        _ => return fail(format!("transfer record {index} has an amount beyond the limit")),
+    };
+    let record = TransferRecord {
+        amount,
+        text: Span(i.u64()?),
+        seq: i.u64()?,
+        timestamp: i.u64()?,
+        fingerprint: i.u64()?,
+        debit: i.u32()?,
+        credit: i.u32()?,
+        related: i.u32()?,
+        kind: i.u8().and_then(|kind| RecordKind::from_u8(kind).map_or_else(|| fail(format!("unknown transfer kind {kind}")), Ok))?,
+        result: i.result_code()?,
+        hold_state: i.u8().and_then(|state| HoldState::from_u8(state).map_or_else(|| fail(format!("unknown hold state {state}")), Ok))?,
+    };
+    Ok((expiry, record))
 }

@@ -21,15 +21,12 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use tally_core::batch;
-use tally_core::limits::QUEUE_REQUESTS_MAX;
+use tally_core::limits::{QUEUE_REQUESTS_MAX, SNAPSHOT_AFTER_REPLAY_RECORDS};
 use tally_core::{AccountView, Id, JournalEntry, Request, State, TransferView};
 use tally_ledger::{
     panic_message, system_clock, AccountQuery, Applied, Batch, Budget, Clock, Ledger, LedgerError, LedgerFuture, Status, WriteQueue,
 };
 use tokio::sync::watch;
-
-/// After replaying this many records at start, write a snapshot so the next start is quick.
-pub const SNAPSHOT_AFTER_REPLAY_RECORDS: u64 = 64;
 
 /// The longest the writer sleeps when idle; it wakes earlier for the next hold expiry.
 const IDLE_WAKE_MS: u64 = 1_000;

@@ -18,11 +18,7 @@ pub const FORMAT_VERSION: u32 = 1;
 pub const SEGMENT_HEADER_BYTES: usize = 48;
 pub const RECORD_HEADER_BYTES: usize = 40;
 
-pub use tally_core::limits::RECORD_PAYLOAD_BYTES_MAX;
-
-/// A segment is closed once it reaches this size, so no file grows without bound and
-/// recovery can skip whole segments that a snapshot covers.
-pub const SEGMENT_BYTES_TARGET: u64 = 256 << 20;
+pub use tally_core::limits::{RECORD_PAYLOAD_BYTES_MAX, SEGMENT_BYTES_TARGET};
 
 pub fn segment_name(first_record: u64) -> String {
     format!("journal-{first_record:020}.tj")

@@ -9,7 +9,7 @@ use crate::journal::Position;
 use crate::storage::Storage;
 use std::io;
 use tally_core::codec::DecodeError;
-use tally_core::snapshot::{SNAPSHOT_ITEM_BYTES_MAX, SNAPSHOT_PIECE_BYTES};
+use tally_core::limits::{SNAPSHOTS_KEPT, SNAPSHOT_ITEM_BYTES_MAX, SNAPSHOT_PIECE_BYTES};
 use tally_core::State;
 use xxhash_rust::xxh3::{xxh3_64, Xxh3};
 
@@ -19,8 +19,6 @@ const HEADER_BYTES: usize = 56;
 const FRAME_HEADER_BYTES: usize = 24;
 /// No frame is larger; a larger length is corruption, not a reason to allocate.
 const FRAME_BYTES_MAX: usize = SNAPSHOT_PIECE_BYTES + SNAPSHOT_ITEM_BYTES_MAX;
-/// Snapshots kept; older ones are removed once a new one is durable.
-pub const SNAPSHOTS_KEPT: usize = 2;
 
 fn snapshot_name(record: u64) -> String {
     format!("snapshot-{record:020}.ts")

@@ -165,6 +165,17 @@ mod tests {
         Ok(frames)
     }
 
+    /// A dump's bytes are a promise to every dump ever exported: this fails if the framing or
+    /// the checksum changes.
+    #[test]
+    fn the_dump_layout_is_frozen() {
+        let bytes = dump(&[(3, b"first"), (9, b"second batch")]);
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex, DUMP);
+    }
+
+    const DUMP: &str = "54414c4c592d44554d50010009000000000000000300000000000000050000006669727374de13aed23d366dd209000000000000000c0000007365636f6e64206261746368e151b96cb291f7b8000000000000000002000000000000009f24a5cef3106567";
+
     #[test]
     fn a_dump_reads_back_and_any_damage_or_cut_is_refused() {
         let bytes = dump(&[(3, b"first"), (9, b"second batch")]);

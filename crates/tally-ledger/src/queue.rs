@@ -244,3 +244,98 @@ fn drain(queued: &mut Queued, budget: Budget) -> Batch {
     metrics::gauge!("tally_queue_depth").set(queued.jobs.len() as f64);
     Batch { jobs, closed: !queued.open && queued.jobs.is_empty(), taken: Instant::now() }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use tally_core::{AssetCode, NewAsset};
+
+    fn asset(code: &str) -> Request {
+        Request::CreateAssets(vec![NewAsset { code: AssetCode::parse(code).unwrap(), scale: 2 }])
+    }
+
+    fn queued(requests_max: usize, codes: &[&str]) -> (Arc<WriteQueue>, Vec<tokio::task::JoinHandle<Result<Applied, LedgerError>>>) {
+        let queue = Arc::new(WriteQueue::new(requests_max));
+        let answers = codes
+            .iter()
+            .map(|code| {
+                let (queue, request) = (queue.clone(), asset(code));
+                tokio::spawn(async move { queue.submit(request).await })
+            })
+            .collect();
+        (queue, answers)
+    }
+
+    async fn wait_for_depth(queue: &WriteQueue, depth: usize) {
+        while queue.depth() < depth {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    /// A request creating `events` assets whose codes start with `prefix`.
+    fn assets(prefix: &str, events: usize) -> Request {
+        let asset = |n: usize| NewAsset { code: AssetCode::parse(&format!("{prefix}{n}")).unwrap(), scale: 2 };
+        Request::CreateAssets((0..events).map(asset).collect())
+    }
+
+    #[tokio::test]
+    async fn a_batch_takes_what_fits_its_budget_in_order_and_leaves_the_rest_queued() {
+        let queue = Arc::new(WriteQueue::new(8));
+        let requests = [assets("A", 5_000), assets("B", 3_000), assets("C", 1_000)];
+        let answers: Vec<_> = requests
+            .iter()
+            .map(|request| {
+                let (queue, request) = (queue.clone(), request.clone());
+                tokio::spawn(async move { queue.submit(request).await })
+            })
+            .collect();
+        wait_for_depth(&queue, 3).await;
+        let bytes: usize = requests.iter().map(encoded_len).sum();
+        assert_eq!(queue.lock().bytes, bytes, "the queue knows the exact size of what it holds");
+        // 5,000 + 3,000 events fit a budget of 8,190; the third request would not.
+        let budget = Budget { bytes_max: COMMIT_BYTES_MAX, events_max: BATCH_EVENTS_MAX };
+        let batch = queue.take(Duration::ZERO, budget).await;
+        assert_eq!(batch.requests().collect::<Vec<_>>(), [&requests[0], &requests[1]]);
+        assert_eq!((queue.depth(), queue.lock().bytes), (1, encoded_len(&requests[2])));
+        batch.answer(vec![Vec::new(), Vec::new()]);
+        let rest = queue.take_blocking(Duration::ZERO, budget);
+        assert_eq!(rest.requests().collect::<Vec<_>>(), [&requests[2]]);
+        rest.fail(&LedgerError::QueueFull);
+        let results = futures_results(answers).await;
+        assert!(results[0].is_ok() && results[1].is_ok() && results[2] == Err(LedgerError::QueueFull));
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_refuses_at_once_and_a_failed_one_answers_everything() {
+        let (queue, answers) = queued(2, &["AAA", "BBB"]);
+        wait_for_depth(&queue, 2).await;
+        assert_eq!(queue.submit(asset("CCC")).await.unwrap_err(), LedgerError::QueueFull);
+        let failure = LedgerError::Failed("the writer stopped".into());
+        queue.fail(failure.clone());
+        assert_eq!(futures_results(answers).await, [Err(failure.clone()), Err(failure.clone())]);
+        assert_eq!(queue.submit(asset("DDD")).await.unwrap_err(), failure, "later submissions hear the failure too");
+        let batch = queue.take_blocking(Duration::ZERO, Budget::COMMIT);
+        assert!(batch.jobs.is_empty() && batch.closed);
+    }
+
+    #[tokio::test]
+    async fn a_closed_queue_refuses_new_requests_but_hands_over_what_it_holds() {
+        let (queue, answers) = queued(4, &["AAA"]);
+        wait_for_depth(&queue, 1).await;
+        queue.close();
+        assert_eq!(queue.submit(asset("BBB")).await.unwrap_err(), LedgerError::ShuttingDown);
+        let batch = queue.take_blocking(Duration::from_secs(1), Budget::COMMIT);
+        assert!(batch.closed && batch.jobs.len() == 1, "the last batch says the writer may stop");
+        batch.answer(vec![Vec::new()]);
+        assert!(futures_results(answers).await[0].is_ok());
+    }
+
+    async fn futures_results(answers: Vec<tokio::task::JoinHandle<Result<Applied, LedgerError>>>) -> Vec<Result<(), LedgerError>> {
+        let mut results = Vec::new();
+        for answer in answers {
+            results.push(answer.await.expect("the task ran").map(|_| ()));
+        }
+        results
+    }
+}

@@ -20,12 +20,10 @@ use crate::{Concurrency, PgError};
 use futures_util::future::try_join_all;
 use std::collections::{BTreeSet, HashMap};
 use tally_core::batch::{self, BatchApplied};
+use tally_core::limits::{DUE_HOLDS_MAX, LINEAGES_MAX};
 use tally_core::{AccountRow, Id, Request, State, TransferKind};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, IsolationLevel, Statement};
-
-/// At most this many due holds are expired by one batch; the rest wait for the next.
-pub const DUE_HOLDS_MAX: i64 = 8_192;
 
 /// What a batch names, collected before touching the database.
 #[derive(Default)]
@@ -107,9 +105,6 @@ pub(crate) const DUE: &str =
 pub struct Lineages {
     known: HashMap<String, String>,
 }
-
-/// Accounts whose ancestors a writer remembers; beyond this it forgets them all and asks again.
-const LINEAGES_MAX: usize = 1 << 18;
 
 impl Lineages {
     fn remember(&mut self, id: &str, lineage: String) {
@@ -239,7 +234,8 @@ pub async fn run(
     let named_accounts: Vec<&str> = names.accounts.iter().map(String::as_str).collect();
     let holds: Vec<&str> = names.holds.iter().map(String::as_str).collect();
     let now_parameter = big(now);
-    let due_parameters: [&(dyn ToSql + Sync); 2] = [&now_parameter, &DUE_HOLDS_MAX];
+    let due_limit = DUE_HOLDS_MAX as i64;
+    let due_parameters: [&(dyn ToSql + Sync); 2] = [&now_parameter, &due_limit];
     // The holds this batch posts or voids, and those due to expire, move their accounts too.
     let (hold_rows, due_rows) = tokio::try_join!(
         async {
@@ -358,7 +354,7 @@ pub async fn run(
             slice.load_transfer(transfer);
         }
     }
-    if due_hold_rows.len() as i64 >= DUE_HOLDS_MAX {
+    if due_hold_rows.len() >= DUE_HOLDS_MAX {
         // More holds may be due than were loaded: the batch stays before the latest loaded
         // one, so every hold it expires is one it loaded.
         let latest = due_hold_rows.last().map(rows::transfer).transpose()?.and_then(|hold| hold.expires_at);

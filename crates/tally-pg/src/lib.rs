@@ -21,7 +21,7 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tally_core::limits::{COMMIT_BYTES_MAX, QUEUE_REQUESTS_MAX};
+use tally_core::limits::{ATTEMPTS_MAX, COMMIT_BYTES_MAX, QUEUE_REQUESTS_MAX, READ_CONNECTIONS, TRANSACTION_EVENTS_MAX};
 use tally_core::{AccountView, Id, JournalEntry, Request, TransferView};
 use tally_ledger::{
     panic_message, system_clock, AccountQuery, Applied, Batch, Budget, Clock, Ledger, LedgerError, LedgerFuture, Status, WriteQueue,
@@ -31,19 +31,9 @@ use tokio::task::JoinHandle;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls};
 
-/// A writer stops taking requests into one transaction once they hold this many events.
-/// Bigger transactions share the round trips better but hold their locks longer.
-pub const TRANSACTION_EVENTS_MAX: usize = 16_384;
-
 /// What one transaction takes from the queue: its batch record is bounded like a journal
 /// record's, and its events by `TRANSACTION_EVENTS_MAX`.
 const TRANSACTION_BUDGET: Budget = Budget { bytes_max: COMMIT_BYTES_MAX, events_max: TRANSACTION_EVENTS_MAX };
-
-/// Attempts of one batch before its requests hear that the store is too contended.
-pub const ATTEMPTS_MAX: u32 = 12;
-
-/// Read connections per node.
-pub const READ_CONNECTIONS: usize = 8;
 
 /// How often an idle writer looks for holds that are due (any node may expire them).
 const EXPIRY_POLL: Duration = Duration::from_millis(100);

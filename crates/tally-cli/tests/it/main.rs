@@ -13,6 +13,7 @@ mod stories;
 
 mod check;
 mod cli;
+mod compatibility;
 mod crash;
 mod moves;
 mod nodes;

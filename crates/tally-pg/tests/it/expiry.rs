@@ -6,15 +6,14 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tally_core::limits::BATCH_EVENTS_MAX;
+use tally_core::limits::{BATCH_EVENTS_MAX, DUE_HOLDS_MAX};
 use tally_core::{AssetCode, Decimal, Id, JournalEntry, NewAccount, NewAsset, NewTransfer, Request, ResultCode, TransferKind};
 use tally_ledger::Ledger;
-use tally_pg::batch::DUE_HOLDS_MAX;
 use tally_pg::{Concurrency, Config, PgLedger};
 use tally_testkit::postgres::{ClusterOptions, PrivateCluster};
 
 const USERS: usize = 20;
-const HOLDS: usize = DUE_HOLDS_MAX as usize + 1_808;
+const HOLDS: usize = DUE_HOLDS_MAX + 1_808;
 const HOLD_TIMEOUT_MS: u64 = 1_000;
 
 fn id(text: &str) -> Id {
