@@ -11,12 +11,12 @@
 use crate::storage::Storage;
 use std::fmt;
 use std::io;
-use xxhash_rust::xxh3::{xxh3_64, Xxh3};
+use tally_ledger::frame::{chained128, record, segment, Header};
 
 pub const SEGMENT_MAGIC: &[u8; 8] = b"TALLYJNL";
 pub const FORMAT_VERSION: u32 = 1;
-pub const SEGMENT_HEADER_BYTES: usize = 48;
-pub const RECORD_HEADER_BYTES: usize = 40;
+pub const SEGMENT_HEADER_BYTES: usize = segment::BYTES;
+pub const RECORD_HEADER_BYTES: usize = record::BYTES;
 
 pub use tally_core::limits::{RECORD_PAYLOAD_BYTES_MAX, SEGMENT_BYTES_TARGET};
 
@@ -31,35 +31,30 @@ fn parse_segment_name(name: &str) -> Option<u64> {
 /// The checksum of a record: xxh3-128 over the previous record's checksum, the rest of this
 /// record's header, and its payload.
 pub fn record_checksum(previous: u128, header_tail: &[u8], payload: &[u8]) -> u128 {
-    let mut hasher = Xxh3::new();
-    hasher.update(&previous.to_le_bytes());
-    hasher.update(header_tail);
-    hasher.update(payload);
-    hasher.digest128()
+    chained128(previous, &[header_tail, payload])
 }
 
 pub fn encode_segment_header(first_record: u64, chain_seed: u128) -> [u8; SEGMENT_HEADER_BYTES] {
-    let mut header = [0u8; SEGMENT_HEADER_BYTES];
-    header[0..8].copy_from_slice(SEGMENT_MAGIC);
-    header[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
-    header[12..16].copy_from_slice(&(SEGMENT_HEADER_BYTES as u32).to_le_bytes());
-    header[16..24].copy_from_slice(&first_record.to_le_bytes());
-    header[24..40].copy_from_slice(&chain_seed.to_le_bytes());
-    let checksum = xxh3_64(&header[0..40]);
-    header[40..48].copy_from_slice(&checksum.to_le_bytes());
-    header
+    let mut header = Header::<SEGMENT_HEADER_BYTES>::default();
+    header.put_bytes(segment::MAGIC, SEGMENT_MAGIC);
+    header.put(segment::VERSION, FORMAT_VERSION.into());
+    header.put(segment::HEADER_BYTES, SEGMENT_HEADER_BYTES as u128);
+    header.put(segment::FIRST_RECORD, first_record.into());
+    header.put(segment::CHAIN_SEED, chain_seed);
+    header.put(segment::CHECKSUM, header.checksum_before(segment::CHECKSUM).into());
+    header.0
 }
 
 /// Frames a payload: returns the header and the record's checksum.
 pub fn encode_record_header(previous: u128, record: u64, last_seq: u64, payload: &[u8]) -> ([u8; RECORD_HEADER_BYTES], u128) {
     assert!(payload.len() <= RECORD_PAYLOAD_BYTES_MAX, "the writer bounds record payloads");
-    let mut header = [0u8; RECORD_HEADER_BYTES];
-    header[16..20].copy_from_slice(&(payload.len() as u32).to_le_bytes());
-    header[24..32].copy_from_slice(&record.to_le_bytes());
-    header[32..40].copy_from_slice(&last_seq.to_le_bytes());
-    let checksum = record_checksum(previous, &header[16..], payload);
-    header[0..16].copy_from_slice(&checksum.to_le_bytes());
-    (header, checksum)
+    let mut header = Header::<RECORD_HEADER_BYTES>::default();
+    header.put(record::PAYLOAD_BYTES, payload.len() as u128);
+    header.put(record::RECORD, record.into());
+    header.put(record::LAST_SEQ, last_seq.into());
+    let checksum = record_checksum(previous, &header.0[record::CHECKSUM.end()..], payload);
+    header.put(record::CHECKSUM, checksum);
+    (header.0, checksum)
 }
 
 #[derive(Debug)]
@@ -153,15 +148,15 @@ fn read_record<S: Storage>(
         return Ok(Err(Damage::IncompleteHeader));
     }
     storage.read_exact_at(name, offset, header).map_err(io_error(name))?;
-    let payload_len = u32::from_le_bytes(header[16..20].try_into().unwrap()) as u64;
+    let header = Header(*header);
+    let payload_len = u64::from(header.get_u32(record::PAYLOAD_BYTES));
     let end = offset + RECORD_HEADER_BYTES as u64 + payload_len;
     if payload_len > RECORD_PAYLOAD_BYTES_MAX as u64 || end > file_len {
         return Ok(Err(Damage::PastEnd));
     }
     payload.resize(payload_len as usize, 0);
     storage.read_exact_at(name, offset + RECORD_HEADER_BYTES as u64, payload).map_err(io_error(name))?;
-    let stored = u128::from_le_bytes(header[0..16].try_into().unwrap());
-    if stored != record_checksum(previous, &header[16..], payload) {
+    if header.get(record::CHECKSUM) != record_checksum(previous, &header.0[record::CHECKSUM.end()..], payload) {
         return Ok(Err(Damage::ChecksumMismatch { end }));
     }
     Ok(Ok(end))
@@ -220,19 +215,23 @@ impl Journal {
                 }
                 return Err(corrupt(0, "segment header is incomplete".into()).into());
             }
-            let mut header = [0u8; SEGMENT_HEADER_BYTES];
-            storage.read_exact_at(name, 0, &mut header).map_err(io_error(name))?;
-            if &header[0..8] != SEGMENT_MAGIC || u64::from_le_bytes(header[40..48].try_into().unwrap()) != xxh3_64(&header[0..40]) {
+            let mut header = Header::<SEGMENT_HEADER_BYTES>::default();
+            storage.read_exact_at(name, 0, &mut header.0).map_err(io_error(name))?;
+            if header.bytes(segment::MAGIC) != SEGMENT_MAGIC
+                || header.get_u64(segment::CHECKSUM) != header.checksum_before(segment::CHECKSUM)
+            {
                 return Err(corrupt(0, "bad segment header".into()).into());
             }
-            let version = u32::from_le_bytes(header[8..12].try_into().unwrap());
+            let version = header.get_u32(segment::VERSION);
             if version != FORMAT_VERSION {
-                return Err(corrupt(8, format!("format version {version}, this build reads {FORMAT_VERSION}")).into());
+                let offset = segment::VERSION.offset as u64;
+                return Err(corrupt(offset, format!("format version {version}, this build reads {FORMAT_VERSION}")).into());
             }
-            let header_first = u64::from_le_bytes(header[16..24].try_into().unwrap());
-            let seed = u128::from_le_bytes(header[24..40].try_into().unwrap());
+            let header_first = header.get_u64(segment::FIRST_RECORD);
+            let seed = header.get(segment::CHAIN_SEED);
             if header_first != *first_record {
-                return Err(corrupt(16, format!("header says first record {header_first}, file name says {first_record}")).into());
+                let offset = segment::FIRST_RECORD.offset as u64;
+                return Err(corrupt(offset, format!("header says first record {header_first}, file name says {first_record}")).into());
             }
             if index == 0 {
                 position = Position { record: first_record - 1, checksum: seed, last_seq: position.last_seq };
@@ -268,9 +267,10 @@ impl Journal {
                         return Err(corrupt(offset, format!("{damage}{place}")).into());
                     }
                 };
-                let stored = u128::from_le_bytes(record_header[0..16].try_into().unwrap());
-                let record = u64::from_le_bytes(record_header[24..32].try_into().unwrap());
-                let last_seq = u64::from_le_bytes(record_header[32..40].try_into().unwrap());
+                let record_header = Header(record_header);
+                let stored = record_header.get(record::CHECKSUM);
+                let record = record_header.get_u64(record::RECORD);
+                let last_seq = record_header.get_u64(record::LAST_SEQ);
                 if record != position.record + 1 || last_seq < position.last_seq {
                     return Err(corrupt(offset, format!("record {record} follows record {}", position.record)).into());
                 }

@@ -11,12 +11,12 @@ use std::io;
 use tally_core::codec::DecodeError;
 use tally_core::limits::{SNAPSHOTS_KEPT, SNAPSHOT_ITEM_BYTES_MAX, SNAPSHOT_PIECE_BYTES};
 use tally_core::State;
-use xxhash_rust::xxh3::{xxh3_64, Xxh3};
+use tally_ledger::frame::{self, chained128, snapshot_frame, Header};
 
 pub const SNAPSHOT_MAGIC: &[u8; 8] = b"TALLYSNP";
 const SNAPSHOT_VERSION: u32 = 1;
-const HEADER_BYTES: usize = 56;
-const FRAME_HEADER_BYTES: usize = 24;
+const HEADER_BYTES: usize = frame::snapshot::BYTES;
+const FRAME_HEADER_BYTES: usize = snapshot_frame::BYTES;
 /// No frame is larger; a larger length is corruption, not a reason to allocate.
 const FRAME_BYTES_MAX: usize = SNAPSHOT_PIECE_BYTES + SNAPSHOT_ITEM_BYTES_MAX;
 
@@ -29,17 +29,14 @@ fn parse_snapshot_name(name: &str) -> Option<u64> {
 }
 
 fn frame_checksum(previous: u128, payload: &[u8]) -> u128 {
-    let mut hasher = Xxh3::new();
-    hasher.update(&previous.to_le_bytes());
-    hasher.update(payload);
-    hasher.digest128()
+    chained128(previous, &[payload])
 }
 
 fn frame_header(len: usize, checksum: u128) -> [u8; FRAME_HEADER_BYTES] {
-    let mut header = [0u8; FRAME_HEADER_BYTES];
-    header[0..4].copy_from_slice(&(len as u32).to_le_bytes());
-    header[8..24].copy_from_slice(&checksum.to_le_bytes());
-    header
+    let mut header = Header::<FRAME_HEADER_BYTES>::default();
+    header.put(snapshot_frame::PAYLOAD_BYTES, len as u128);
+    header.put(snapshot_frame::CHECKSUM, checksum);
+    header.0
 }
 
 /// The checksum chain a snapshot of `state` ends with, to compare a replay with a snapshot
@@ -57,16 +54,15 @@ pub fn checksum(state: &State) -> u128 {
 
 pub fn write<S: Storage>(storage: &mut S, state: &State, position: Position) -> io::Result<()> {
     assert_eq!(state.last_seq(), position.last_seq, "a snapshot must match the record it follows");
-    let mut header = [0u8; HEADER_BYTES];
-    header[0..8].copy_from_slice(SNAPSHOT_MAGIC);
-    header[8..12].copy_from_slice(&SNAPSHOT_VERSION.to_le_bytes());
-    header[16..24].copy_from_slice(&position.record.to_le_bytes());
-    header[24..32].copy_from_slice(&position.last_seq.to_le_bytes());
-    header[32..48].copy_from_slice(&position.checksum.to_le_bytes());
-    let header_checksum = xxh3_64(&header[0..48]);
-    header[48..56].copy_from_slice(&header_checksum.to_le_bytes());
+    let mut header = Header::<HEADER_BYTES>::default();
+    header.put_bytes(frame::snapshot::MAGIC, SNAPSHOT_MAGIC);
+    header.put(frame::snapshot::VERSION, SNAPSHOT_VERSION.into());
+    header.put(frame::snapshot::RECORD, position.record.into());
+    header.put(frame::snapshot::LAST_SEQ, position.last_seq.into());
+    header.put(frame::snapshot::RECORD_CHECKSUM, position.checksum);
+    header.put(frame::snapshot::CHECKSUM, header.checksum_before(frame::snapshot::CHECKSUM).into());
     storage.write_atomic(&snapshot_name(position.record), &mut |emit| {
-        emit(&header)?;
+        emit(&header.0)?;
         let mut chain = 0u128;
         state.encode_snapshot(&mut |piece| {
             chain = frame_checksum(chain, piece);
@@ -85,19 +81,18 @@ pub fn write<S: Storage>(storage: &mut S, state: &State, position: Position) -> 
 }
 
 fn read_header<S: Storage>(storage: &S, name: &str) -> Result<Position, String> {
-    let mut header = [0u8; HEADER_BYTES];
-    storage.read_exact_at(name, 0, &mut header).map_err(|e| e.to_string())?;
-    let field = |range: std::ops::Range<usize>| &header[range];
-    if field(0..8) != SNAPSHOT_MAGIC || u32::from_le_bytes(field(8..12).try_into().unwrap()) != SNAPSHOT_VERSION {
+    let mut header = Header::<HEADER_BYTES>::default();
+    storage.read_exact_at(name, 0, &mut header.0).map_err(|e| e.to_string())?;
+    if header.bytes(frame::snapshot::MAGIC) != SNAPSHOT_MAGIC || header.get_u32(frame::snapshot::VERSION) != SNAPSHOT_VERSION {
         return Err("not a snapshot of this format version".into());
     }
-    if u64::from_le_bytes(field(48..56).try_into().unwrap()) != xxh3_64(&header[0..48]) {
+    if header.get_u64(frame::snapshot::CHECKSUM) != header.checksum_before(frame::snapshot::CHECKSUM) {
         return Err("header checksum mismatch".into());
     }
     Ok(Position {
-        record: u64::from_le_bytes(field(16..24).try_into().unwrap()),
-        last_seq: u64::from_le_bytes(field(24..32).try_into().unwrap()),
-        checksum: u128::from_le_bytes(field(32..48).try_into().unwrap()),
+        record: header.get_u64(frame::snapshot::RECORD),
+        last_seq: header.get_u64(frame::snapshot::LAST_SEQ),
+        checksum: header.get(frame::snapshot::RECORD_CHECKSUM),
     })
 }
 
@@ -108,9 +103,9 @@ pub fn headers<S: Storage>(storage: &S) -> io::Result<Vec<(u64, u128)>> {
         let len = storage.len(&name)?;
         if let Ok(position) = read_header(storage, &name) {
             if len >= (HEADER_BYTES + FRAME_HEADER_BYTES) as u64 {
-                let mut last = [0u8; FRAME_HEADER_BYTES];
-                storage.read_exact_at(&name, len - FRAME_HEADER_BYTES as u64, &mut last)?;
-                found.push((position.record, u128::from_le_bytes(last[8..24].try_into().expect("16 bytes"))));
+                let mut last = Header::<FRAME_HEADER_BYTES>::default();
+                storage.read_exact_at(&name, len - FRAME_HEADER_BYTES as u64, &mut last.0)?;
+                found.push((position.record, last.get(snapshot_frame::CHECKSUM)));
             }
         }
     }
@@ -138,10 +133,10 @@ fn read<S: Storage>(storage: &S, name: &str) -> Result<(State, Position), String
     let mut chain = 0u128;
     let mut next = || -> Result<Option<Vec<u8>>, DecodeError> {
         let corrupt = |what: String| DecodeError(format!("{what} at offset {offset}"));
-        let mut header = [0u8; FRAME_HEADER_BYTES];
-        storage.read_exact_at(name, offset, &mut header).map_err(|e| corrupt(format!("frame header unreadable ({e})")))?;
-        let frame_len = u32::from_le_bytes(header[0..4].try_into().unwrap()) as usize;
-        let stored = u128::from_le_bytes(header[8..24].try_into().unwrap());
+        let mut header = Header::<FRAME_HEADER_BYTES>::default();
+        storage.read_exact_at(name, offset, &mut header.0).map_err(|e| corrupt(format!("frame header unreadable ({e})")))?;
+        let frame_len = header.get_u32(snapshot_frame::PAYLOAD_BYTES) as usize;
+        let stored = header.get(snapshot_frame::CHECKSUM);
         if frame_len == 0 {
             if stored != chain || offset + FRAME_HEADER_BYTES as u64 != len {
                 return Err(corrupt("bad final frame".into()));

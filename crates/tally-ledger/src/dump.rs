@@ -16,9 +16,9 @@
 //! All integers are little-endian. Each checksum chains to the one before, so frames cannot be
 //! dropped, reordered or repeated without detection.
 
+use crate::frame::{chained64, dump, dump_frame, Header};
 use std::io::{self, Read, Write};
 use tally_core::limits::RECORD_PAYLOAD_BYTES_MAX;
-use xxhash_rust::xxh3::Xxh3;
 
 const MAGIC: &[u8; 10] = b"TALLY-DUMP";
 const VERSION: u16 = 1;
@@ -32,21 +32,26 @@ pub struct DumpWriter<W: Write> {
     frames: u64,
 }
 
+/// A frame's header: its last seq and its payload's length.
+fn frame_header(last_seq: u64, payload_len: u32) -> Header<{ dump_frame::BYTES }> {
+    let mut header = Header::default();
+    header.put(dump_frame::LAST_SEQ, last_seq.into());
+    header.put(dump_frame::PAYLOAD_BYTES, payload_len.into());
+    header
+}
+
 fn checksum(previous: u64, last_seq: u64, payload_len: u32, payload: &[u8]) -> u64 {
-    let mut hasher = Xxh3::new();
-    hasher.update(&previous.to_le_bytes());
-    hasher.update(&last_seq.to_le_bytes());
-    hasher.update(&payload_len.to_le_bytes());
-    hasher.update(payload);
-    hasher.digest()
+    chained64(previous, &[&frame_header(last_seq, payload_len).0, payload])
 }
 
 impl<W: Write> DumpWriter<W> {
     /// Starts a dump of a ledger whose last seq is `last_seq` (for progress while importing).
     pub fn new(mut output: W, last_seq: u64) -> io::Result<DumpWriter<W>> {
-        output.write_all(MAGIC)?;
-        output.write_all(&VERSION.to_le_bytes())?;
-        output.write_all(&last_seq.to_le_bytes())?;
+        let mut header = Header::<{ dump::BYTES }>::default();
+        header.put_bytes(dump::MAGIC, MAGIC);
+        header.put(dump::VERSION, VERSION.into());
+        header.put(dump::LAST_SEQ, last_seq.into());
+        output.write_all(&header.0)?;
         Ok(DumpWriter { output, previous: 0, frames: 0 })
     }
 
@@ -54,8 +59,7 @@ impl<W: Write> DumpWriter<W> {
         assert!(last_seq > 0, "a batch record holds at least one event");
         let length = u32::try_from(payload.len()).ok().filter(|&l| l <= DUMP_PAYLOAD_BYTES_MAX).expect("batch records are bounded");
         self.previous = checksum(self.previous, last_seq, length, payload);
-        self.output.write_all(&last_seq.to_le_bytes())?;
-        self.output.write_all(&length.to_le_bytes())?;
+        self.output.write_all(&frame_header(last_seq, length).0)?;
         self.output.write_all(payload)?;
         self.output.write_all(&self.previous.to_le_bytes())?;
         self.frames += 1;
@@ -94,17 +98,17 @@ fn invalid(what: impl Into<String>) -> io::Error {
 
 impl<R: Read> DumpReader<R> {
     pub fn new(mut input: R) -> io::Result<DumpReader<R>> {
-        let mut header = [0u8; 20];
-        input.read_exact(&mut header).map_err(|_| invalid("not a Tally dump: it is shorter than a header"))?;
-        if &header[..10] != MAGIC {
+        let mut header = Header::<{ dump::BYTES }>::default();
+        input.read_exact(&mut header.0).map_err(|_| invalid("not a Tally dump: it is shorter than a header"))?;
+        if header.bytes(dump::MAGIC) != MAGIC {
             return Err(invalid("not a Tally dump: the header is missing"));
         }
-        let version = u16::from_le_bytes([header[10], header[11]]);
+        let version = header.get(dump::VERSION) as u16;
         if version != VERSION {
             return Err(invalid(format!("dump format version {version} is not supported (this build reads {VERSION})")));
         }
-        let last_seq = u64::from_le_bytes(header[12..20].try_into().expect("8 bytes"));
-        Ok(DumpReader { input, previous: 0, frames: 0, last_seq, bytes_read: 20, payload: Vec::new() })
+        let last_seq = header.get_u64(dump::LAST_SEQ);
+        Ok(DumpReader { input, previous: 0, frames: 0, last_seq, bytes_read: dump::BYTES as u64, payload: Vec::new() })
     }
 
     fn u64(&mut self) -> io::Result<u64> {

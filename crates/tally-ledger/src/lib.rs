@@ -11,6 +11,7 @@
 //! - `dump`: the format that moves a ledger between stores (`tally export` / `tally import`).
 
 pub mod dump;
+pub mod frame;
 pub mod queue;
 
 pub use queue::{Batch, Budget, Job, WriteQueue};
