@@ -11,7 +11,7 @@
 use crate::storage::Storage;
 use std::fmt;
 use std::io;
-use tally_ledger::frame::{chained128, record, segment, Header};
+use tally_ledger::frame::{chained128, record, segment, Field, Header};
 
 pub const SEGMENT_MAGIC: &[u8; 8] = b"TALLYJNL";
 pub const FORMAT_VERSION: u32 = 1;
@@ -162,6 +162,125 @@ fn read_record<S: Storage>(
     Ok(Ok(end))
 }
 
+/// A segment's header, checked against its file name; returns the chain seed it continues.
+fn read_segment_header<S: Storage>(storage: &S, name: &str, first_record: u64) -> Result<u128, JournalError> {
+    let corrupt = |field: Field, reason: String| JournalError::Corrupt { file: name.to_owned(), offset: field.offset as u64, reason };
+    let mut header = Header::<SEGMENT_HEADER_BYTES>::default();
+    storage.read_exact_at(name, 0, &mut header.0).map_err(io_error(name))?;
+    if header.bytes(segment::MAGIC) != SEGMENT_MAGIC || header.get_u64(segment::CHECKSUM) != header.checksum_before(segment::CHECKSUM) {
+        return Err(corrupt(segment::MAGIC, "bad segment header".into()));
+    }
+    let version = header.get_u32(segment::VERSION);
+    if version != FORMAT_VERSION {
+        return Err(corrupt(segment::VERSION, format!("format version {version}, this build reads {FORMAT_VERSION}")));
+    }
+    let header_first = header.get_u64(segment::FIRST_RECORD);
+    if header_first != first_record {
+        return Err(corrupt(segment::FIRST_RECORD, format!("header says first record {header_first}, file name says {first_record}")));
+    }
+    Ok(header.get(segment::CHAIN_SEED))
+}
+
+/// The segment being read during recovery.
+struct Segment<'a> {
+    name: &'a str,
+    file_len: u64,
+    is_last: bool,
+}
+
+/// Where recovery stands: the last record read, and whether the record a snapshot was taken
+/// after has been seen (and matched).
+struct Recovering {
+    position: Position,
+    start: Position,
+    verified_start: bool,
+    payload: Vec<u8>,
+}
+
+impl Recovering {
+    /// Checks that a segment continues the chain: the first one read may begin anywhere up to
+    /// the starting position; every later one must follow the record before it.
+    fn continue_chain(&mut self, first: bool, first_record: u64, seed: u128, name: &str) -> Result<(), JournalError> {
+        let corrupt = |reason: String| JournalError::Corrupt { file: name.to_owned(), offset: 0, reason };
+        if first {
+            self.position = Position { record: first_record - 1, checksum: seed, last_seq: self.position.last_seq };
+            if first_record - 1 > self.start.record {
+                return Err(corrupt(format!("records {} to {} are missing", self.start.record + 1, first_record - 1)));
+            }
+        } else if first_record != self.position.record + 1 || seed != self.position.checksum {
+            return Err(corrupt(format!("segment does not continue record {}", self.position.record)));
+        }
+        Ok(())
+    }
+
+    /// Reads a segment's records in order, handing those after the start to `apply`; returns
+    /// the offset where intact records end (a torn tail, if any, begins there).
+    fn records<S: Storage, E: From<JournalError>>(
+        &mut self,
+        storage: &S,
+        segment: &Segment<'_>,
+        apply: &mut impl FnMut(RecordRead<'_>) -> Result<(), E>,
+        mut on_progress: impl FnMut(u64),
+    ) -> Result<u64, E> {
+        let name = segment.name;
+        let mut offset = SEGMENT_HEADER_BYTES as u64;
+        while offset < segment.file_len {
+            let Some((end, header)) = self.judged_read(storage, segment, offset)? else { break };
+            let stored = header.get(record::CHECKSUM);
+            let record = header.get_u64(record::RECORD);
+            let last_seq = header.get_u64(record::LAST_SEQ);
+            let corrupt = |reason: String| JournalError::Corrupt { file: name.to_owned(), offset, reason };
+            if record != self.position.record + 1 || last_seq < self.position.last_seq {
+                return Err(corrupt(format!("record {record} follows record {}", self.position.record)).into());
+            }
+            self.position = Position { record, checksum: stored, last_seq };
+            if record == self.start.record {
+                if stored != self.start.checksum {
+                    return Err(corrupt("record does not match the snapshot taken after it".into()).into());
+                }
+                self.verified_start = true;
+            }
+            if record > self.start.record {
+                apply(RecordRead { record, last_seq, payload: &self.payload, file: name, offset })?;
+            }
+            offset = end;
+            on_progress(offset);
+        }
+        Ok(offset)
+    }
+
+    /// Reads the record at `offset`: its end and header when intact, `None` for a torn tail.
+    /// A damaged record is read again before it is judged, so a fault on the read path is
+    /// never mistaken for damage on disk (and never cut off as a torn tail); it is cut as torn
+    /// only in the last segment, and only if every read agrees the damage runs to the end of
+    /// the file.
+    fn judged_read<S: Storage>(
+        &mut self,
+        storage: &S,
+        segment: &Segment<'_>,
+        offset: u64,
+    ) -> Result<Option<(u64, Header<RECORD_HEADER_BYTES>)>, JournalError> {
+        let mut header = [0u8; RECORD_HEADER_BYTES];
+        let mut verdict = Err(Damage::IncompleteHeader);
+        let mut reaches_end_every_time = true;
+        for _ in 0..READ_ATTEMPTS {
+            verdict = read_record(storage, segment.name, offset, segment.file_len, self.position.checksum, &mut header, &mut self.payload)?;
+            match verdict {
+                Ok(_) => break,
+                Err(damage) => reaches_end_every_time &= damage.reaches(segment.file_len),
+            }
+        }
+        match verdict {
+            Ok(end) => Ok(Some((end, Header(header)))),
+            Err(_) if segment.is_last && reaches_end_every_time => Ok(None),
+            Err(damage) => {
+                let place = if segment.is_last { "" } else { " in a segment that is not the last" };
+                Err(JournalError::Corrupt { file: segment.name.to_owned(), offset, reason: format!("{damage}{place}") })
+            }
+        }
+    }
+}
+
 pub struct Journal {
     segment: String,
     segment_len: u64,
@@ -194,16 +313,12 @@ impl Journal {
         let segments = &segments[first_needed..];
         let total_bytes: u64 = segments.iter().map(|(_, name)| storage.len(name).unwrap_or(0)).sum();
         let mut read_bytes = 0u64;
-
-        let mut position = if segments.is_empty() { start } else { Position::default() };
-        let mut last_segment: Option<(String, u64)> = None;
-        let mut verified_start = start.record == 0;
-        let mut payload = Vec::new();
-        let mut torn_bytes = 0;
+        let position = if segments.is_empty() { start } else { Position::default() };
+        let mut recovering = Recovering { position, start, verified_start: start.record == 0, payload: Vec::new() };
+        let (mut last_segment, mut torn_bytes): (Option<(String, u64)>, u64) = (None, 0);
         for (index, (first_record, name)) in segments.iter().enumerate() {
             let is_last = index + 1 == segments.len();
             let file_len = storage.len(name).map_err(io_error(name))?;
-            let corrupt = |offset: u64, reason: String| JournalError::Corrupt { file: name.clone(), offset, reason };
             if file_len < SEGMENT_HEADER_BYTES as u64 {
                 if is_last {
                     // The segment was being created when the process stopped: it holds no records.
@@ -213,80 +328,12 @@ impl Journal {
                     }
                     break;
                 }
-                return Err(corrupt(0, "segment header is incomplete".into()).into());
+                return Err(JournalError::Corrupt { file: name.clone(), offset: 0, reason: "segment header is incomplete".into() }.into());
             }
-            let mut header = Header::<SEGMENT_HEADER_BYTES>::default();
-            storage.read_exact_at(name, 0, &mut header.0).map_err(io_error(name))?;
-            if header.bytes(segment::MAGIC) != SEGMENT_MAGIC
-                || header.get_u64(segment::CHECKSUM) != header.checksum_before(segment::CHECKSUM)
-            {
-                return Err(corrupt(0, "bad segment header".into()).into());
-            }
-            let version = header.get_u32(segment::VERSION);
-            if version != FORMAT_VERSION {
-                let offset = segment::VERSION.offset as u64;
-                return Err(corrupt(offset, format!("format version {version}, this build reads {FORMAT_VERSION}")).into());
-            }
-            let header_first = header.get_u64(segment::FIRST_RECORD);
-            let seed = header.get(segment::CHAIN_SEED);
-            if header_first != *first_record {
-                let offset = segment::FIRST_RECORD.offset as u64;
-                return Err(corrupt(offset, format!("header says first record {header_first}, file name says {first_record}")).into());
-            }
-            if index == 0 {
-                position = Position { record: first_record - 1, checksum: seed, last_seq: position.last_seq };
-                if first_record - 1 > start.record {
-                    return Err(corrupt(0, format!("records {} to {} are missing", start.record + 1, first_record - 1)).into());
-                }
-            } else if header_first != position.record + 1 || seed != position.checksum {
-                return Err(corrupt(0, format!("segment does not continue record {}", position.record)).into());
-            }
-
-            let mut offset = SEGMENT_HEADER_BYTES as u64;
-            while offset < file_len {
-                let mut record_header = [0u8; RECORD_HEADER_BYTES];
-                // A damaged record is read again before it is judged, so a fault on the read
-                // path is never mistaken for damage on disk (and never cut off as a torn tail).
-                let mut verdict = Err(Damage::IncompleteHeader);
-                // Cut as torn only if every read agrees that the damage runs to the end of the file.
-                let mut reaches_end_every_time = true;
-                for _ in 0..READ_ATTEMPTS {
-                    verdict = read_record(storage, name, offset, file_len, position.checksum, &mut record_header, &mut payload)?;
-                    match verdict {
-                        Ok(_) => break,
-                        Err(damage) => reaches_end_every_time &= damage.reaches(file_len),
-                    }
-                }
-                let end = match verdict {
-                    Ok(end) => end,
-                    Err(damage) => {
-                        if is_last && reaches_end_every_time {
-                            break;
-                        }
-                        let place = if is_last { "" } else { " in a segment that is not the last" };
-                        return Err(corrupt(offset, format!("{damage}{place}")).into());
-                    }
-                };
-                let record_header = Header(record_header);
-                let stored = record_header.get(record::CHECKSUM);
-                let record = record_header.get_u64(record::RECORD);
-                let last_seq = record_header.get_u64(record::LAST_SEQ);
-                if record != position.record + 1 || last_seq < position.last_seq {
-                    return Err(corrupt(offset, format!("record {record} follows record {}", position.record)).into());
-                }
-                position = Position { record, checksum: stored, last_seq };
-                if record == start.record {
-                    if stored != start.checksum {
-                        return Err(corrupt(offset, "record does not match the snapshot taken after it".into()).into());
-                    }
-                    verified_start = true;
-                }
-                if record > start.record {
-                    apply(RecordRead { record, last_seq, payload: &payload, file: name, offset })?;
-                }
-                offset = end;
-                on_progress(read_bytes + offset, total_bytes);
-            }
+            let seed = read_segment_header(storage, name, *first_record)?;
+            recovering.continue_chain(index == 0, *first_record, seed, name)?;
+            let segment = Segment { name, file_len, is_last };
+            let offset = recovering.records(storage, &segment, &mut apply, |offset| on_progress(read_bytes + offset, total_bytes))?;
             if offset < file_len {
                 torn_bytes += file_len - offset;
                 if repair {
@@ -297,7 +344,8 @@ impl Journal {
             read_bytes += file_len;
             last_segment = Some((name.clone(), offset));
         }
-        if !verified_start && position.record < start.record {
+        let position = recovering.position;
+        if !recovering.verified_start && position.record < start.record {
             return Err(JournalError::Corrupt {
                 file: last_segment.map(|(name, _)| name).unwrap_or_else(|| "data directory".into()),
                 offset: 0,

@@ -21,7 +21,7 @@ use futures_util::future::try_join_all;
 use std::collections::{BTreeSet, HashMap};
 use tally_core::batch::{self, BatchApplied};
 use tally_core::limits::{DUE_HOLDS_MAX, LINEAGES_MAX};
-use tally_core::{AccountRow, Id, Request, State, TransferKind};
+use tally_core::{AccountRow, Changes, Id, Request, State, TransferKind};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, IsolationLevel, Statement};
 
@@ -119,9 +119,9 @@ impl Statements {
     pub async fn prepare(client: &Client) -> Result<Statements, PgError> {
         let prepare = |sql: String| async move { client.prepare(&sql).await };
         Ok(Statements {
-            hold_accounts: prepare("SELECT debit, credit FROM tally.transfers WHERE id = ANY($1::text[]) AND kind = 1".into()).await?,
+            hold_accounts: prepare(HOLD_ACCOUNTS.into()).await?,
             due_accounts: prepare(format!("SELECT debit, credit {DUE}")).await?,
-            lineages: prepare("SELECT id, array_to_string(lineage, ' ') FROM tally.accounts WHERE id = ANY($1::text[])".into()).await?,
+            lineages: prepare(LINEAGES.into()).await?,
             lock_accounts: prepare(format!(
                 "SELECT {ACCOUNT_COLUMNS}, a.ctid::text FROM tally.accounts a
                  WHERE a.id = ANY($1::text[]) ORDER BY a.id FOR UPDATE"
@@ -132,84 +132,23 @@ impl Statements {
                  WHERE a.id = ANY($1::text[])"
             ))
             .await?,
-            lock_ledger: prepare("SELECT last_seq, last_timestamp FROM tally.ledger FOR UPDATE".into()).await?,
-            accounts_present: prepare("SELECT id FROM tally.accounts WHERE id = ANY($1::text[])".into()).await?,
-            versions_moved: prepare(
-                "SELECT count(*) FROM tally.accounts a JOIN unnest($1::text[], $2::bigint[]) AS v(id, version)
-                 ON a.id = v.id WHERE a.version <> v.version"
-                    .into(),
-            )
-            .await?,
-            assets: prepare("SELECT code, scale, seq, timestamp FROM tally.assets WHERE code = ANY($1::text[])".into()).await?,
+            lock_ledger: prepare(LOCK_LEDGER.into()).await?,
+            accounts_present: prepare(ACCOUNTS_PRESENT.into()).await?,
+            versions_moved: prepare(VERSIONS_MOVED.into()).await?,
+            assets: prepare(ASSETS.into()).await?,
             transfers: prepare(format!("SELECT {TRANSFER_COLUMNS} FROM tally.transfers t WHERE t.id = ANY($1::text[])")).await?,
             due_holds: prepare(format!("SELECT {TRANSFER_COLUMNS} {}", DUE.replace("FROM tally.transfers", "FROM tally.transfers t")))
                 .await?,
-            insert_assets: prepare(
-                "INSERT INTO tally.assets (code, scale, seq, timestamp)
-                 SELECT * FROM unnest($1::text[], $2::smallint[], $3::bigint[], $4::bigint[])"
-                    .into(),
-            )
-            .await?,
-            insert_accounts: prepare(
-                "INSERT INTO tally.accounts (id, asset, parent, lineage, depth, min_balance, max_balance, metadata,
-                     created_min_balance, created_max_balance, created_metadata, debits_posted, credits_posted, debits_pending,
-                     credits_pending, version, created_seq, timestamp)
-                 SELECT id, asset, parent, string_to_array(lineage, ' '), depth, min, max, metadata, min, max, metadata,
-                     dp, cp, dq, cq, version, seq, ts
-                 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::smallint[], $6::numeric[], $7::numeric[], $8::text[],
-                     $9::numeric[], $10::numeric[], $11::numeric[], $12::numeric[], $13::bigint[], $14::bigint[], $15::bigint[])
-                     AS u(id, asset, parent, lineage, depth, min, max, metadata, dp, cp, dq, cq, version, seq, ts)"
-                    .to_string(),
-            )
-            .await?,
-            update_accounts: prepare(
-                "UPDATE tally.accounts a SET min_balance = u.min, max_balance = u.max, metadata = u.metadata,
-                     debits_posted = u.dp, credits_posted = u.cp, debits_pending = u.dq, credits_pending = u.cq,
-                     version = u.version
-                 FROM unnest($1::text[]::tid[], $2::numeric[], $3::numeric[], $4::text[], $5::numeric[], $6::numeric[],
-                     $7::numeric[], $8::numeric[], $9::bigint[]) AS u(row_id, min, max, metadata, dp, cp, dq, cq, version)
-                 WHERE a.ctid = u.row_id"
-                    .to_string(),
-            )
-            .await?,
-            insert_account_changes: prepare(
-                "INSERT INTO tally.account_changes (account_seq, seq, version, debits_posted, credits_posted, debits_pending,
-                     credits_pending)
-                 SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::numeric[], $5::numeric[], $6::numeric[],
-                     $7::numeric[])"
-                    .to_string(),
-            )
-            .await?,
-            insert_settings_changes: prepare(
-                "INSERT INTO tally.settings_changes (seq, account, timestamp, min_balance, max_balance, metadata)
-                 SELECT seq, account, ts, min, max, metadata
-                 FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::numeric[], $5::numeric[], $6::text[])
-                     AS u(seq, account, ts, min, max, metadata)"
-                    .to_string(),
-            )
-            .await?,
-            insert_transfers: prepare(
-                "INSERT INTO tally.transfers (id, seq, timestamp, fingerprint, result, kind, debit, credit, amount, related,
-                     hold_state, expires_at, metadata)
-                 SELECT id, seq, ts, fingerprint, result, kind, debit, credit, amount, related, hold_state, expires_at, metadata
-                 FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::smallint[], $6::smallint[], $7::text[],
-                     $8::text[], $9::numeric[], $10::text[], $11::smallint[], $12::bigint[], $13::text[])
-                     AS u(id, seq, ts, fingerprint, result, kind, debit, credit, amount, related, hold_state, expires_at, metadata)"
-                    .to_string(),
-            )
-            .await?,
-            resolve_holds: prepare(
-                "UPDATE tally.transfers t SET hold_state = u.state, related = u.related
-                 FROM unnest($1::text[], $2::smallint[], $3::text[]) AS u(id, state, related) WHERE t.id = u.id"
-                    .into(),
-            )
-            .await?,
-            insert_expiries: prepare(
-                "INSERT INTO tally.expiries (seq, hold, timestamp) SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[])".into(),
-            )
-            .await?,
-            insert_batch: prepare("INSERT INTO tally.batches (last_seq, first_seq, payload) VALUES ($1, $2, $3)".into()).await?,
-            advance_ledger: prepare("UPDATE tally.ledger SET last_seq = $1, last_timestamp = $2".into()).await?,
+            insert_assets: prepare(INSERT_ASSETS.into()).await?,
+            insert_accounts: prepare(INSERT_ACCOUNTS.into()).await?,
+            update_accounts: prepare(UPDATE_ACCOUNTS.into()).await?,
+            insert_account_changes: prepare(INSERT_ACCOUNT_CHANGES.into()).await?,
+            insert_settings_changes: prepare(INSERT_SETTINGS_CHANGES.into()).await?,
+            insert_transfers: prepare(INSERT_TRANSFERS.into()).await?,
+            resolve_holds: prepare(RESOLVE_HOLDS.into()).await?,
+            insert_expiries: prepare(INSERT_EXPIRIES.into()).await?,
+            insert_batch: prepare(INSERT_BATCH.into()).await?,
+            advance_ledger: prepare(ADVANCE_LEDGER.into()).await?,
         })
     }
 }
@@ -231,12 +170,50 @@ pub async fn run(
         Concurrency::Locking | Concurrency::Optimistic => IsolationLevel::ReadCommitted,
     };
     let transaction = client.build_transaction().isolation_level(isolation).start().await?;
-    let named_accounts: Vec<&str> = names.accounts.iter().map(String::as_str).collect();
+    let due = DueQuery { now: big(now), limit: DUE_HOLDS_MAX as i64 };
+    let touched = touched_accounts(&transaction, statements, lineages, &names, &due).await?;
+    let loaded = load_accounts(&transaction, statements, concurrency, &touched).await?;
+    let locked = started.elapsed();
+    let turn = take_turn(&transaction, statements, concurrency, &names, &loaded, &due).await?;
+    let last_seq = turn.last_seq;
+    let LoadedAccounts { accounts, row_ids } = loaded;
+    let mut slice = slice_of(turn, accounts, &row_ids, &names)?;
+    let loaded_at = started.elapsed();
+    let applied = batch::apply(&mut slice, now, requests.iter().copied());
+    if let Some(payload) = &applied.payload {
+        let record = Record { first_seq: last_seq + 1, last_seq: applied.last_seq, last_timestamp: slice.last_timestamp(), payload };
+        write(&transaction, statements, &slice, &row_ids, record).await?;
+    }
+    let written = started.elapsed();
+    transaction.commit().await?;
+    tracing::debug!(?locked, loaded = ?loaded_at, ?written, committed = ?started.elapsed(), events = applied.events, "batch");
+    Ok(applied)
+}
+
+/// The parameters of the due-holds queries: holds due at `now`, at most `limit` of them.
+struct DueQuery {
+    now: i64,
+    limit: i64,
+}
+
+impl DueQuery {
+    fn parameters(&self) -> [&(dyn ToSql + Sync); 2] {
+        [&self.now, &self.limit]
+    }
+}
+
+/// Every account the batch moves (named, or on a hold it posts or voids, or on a hold that is
+/// due) and all their ancestors, in id order (Rust's byte order is the `C` collation's): the
+/// global order in which rows are locked.
+async fn touched_accounts<'a>(
+    transaction: &tokio_postgres::Transaction<'_>,
+    statements: &Statements,
+    lineages: &'a mut Lineages,
+    names: &'a Names,
+    due: &DueQuery,
+) -> Result<Vec<&'a str>, PgError> {
     let holds: Vec<&str> = names.holds.iter().map(String::as_str).collect();
-    let now_parameter = big(now);
-    let due_limit = DUE_HOLDS_MAX as i64;
-    let due_parameters: [&(dyn ToSql + Sync); 2] = [&now_parameter, &due_limit];
-    // The holds this batch posts or voids, and those due to expire, move their accounts too.
+    let due_parameters = due.parameters();
     let (hold_rows, due_rows) = tokio::try_join!(
         async {
             if holds.is_empty() {
@@ -246,51 +223,91 @@ pub async fn run(
         },
         transaction.query(&statements.due_accounts, &due_parameters),
     )?;
-    let mut involved: BTreeSet<&str> = named_accounts.iter().copied().collect();
+    let mut involved: BTreeSet<&str> = names.accounts.iter().map(String::as_str).collect();
+    let mut hold_accounts = BTreeSet::new();
     for row in hold_rows.iter().chain(&due_rows) {
         // A failed hold has no accounts.
-        involved.extend([row.try_get::<_, Option<&str>>(0)?, row.try_get::<_, Option<&str>>(1)?].into_iter().flatten());
+        let sides = [row.try_get::<_, Option<String>>(0)?, row.try_get::<_, Option<String>>(1)?];
+        hold_accounts.extend(sides.into_iter().flatten());
     }
-    let unknown: Vec<&str> = involved.iter().copied().filter(|id| !lineages.known.contains_key(*id)).collect();
+    let unknown: Vec<&str> =
+        involved.iter().copied().chain(hold_accounts.iter().map(String::as_str)).filter(|id| !lineages.known.contains_key(*id)).collect();
     if !unknown.is_empty() {
         for row in transaction.query(&statements.lineages, &[&unknown]).await? {
             lineages.remember(row.try_get(0)?, row.try_get(1)?);
         }
     }
-    // Every involved account and all its ancestors, in id order (Rust's byte order is the
-    // `C` collation's): the global order in which rows are locked.
+    let lineages: &'a Lineages = lineages;
+    // Hold accounts are known now (a hold's accounts exist before it), so their ids can be
+    // borrowed from the lineages.
+    involved.extend(hold_accounts.iter().filter_map(|id| lineages.known.get_key_value(id.as_str()).map(|(id, _)| id.as_str())));
     let mut touched: BTreeSet<&str> = BTreeSet::new();
-    for id in &involved {
-        if let Some(lineage) = lineages.known.get(*id) {
+    for id in involved {
+        if let Some(lineage) = lineages.known.get(id) {
             touched.insert(id);
             touched.extend(lineage.split(' ').filter(|ancestor| !ancestor.is_empty()));
         }
     }
-    let touched: Vec<&str> = touched.into_iter().collect();
+    Ok(touched.into_iter().collect())
+}
+
+/// The account rows a batch loaded, and each one's physical row id (`ctid`), which stays put
+/// while the batch holds the row (locked, or validated under the ledger row) and lets the
+/// write-back update it without another index lookup.
+struct LoadedAccounts {
+    accounts: Vec<AccountRow>,
+    row_ids: HashMap<String, String>,
+}
+
+/// Loads (and with `locking`, locks) the touched account rows, in id order.
+async fn load_accounts(
+    transaction: &tokio_postgres::Transaction<'_>,
+    statements: &Statements,
+    concurrency: Concurrency,
+    touched: &[&str],
+) -> Result<LoadedAccounts, PgError> {
     let select = match concurrency {
         Concurrency::Locking => &statements.lock_accounts,
         Concurrency::Optimistic | Concurrency::Serializable => &statements.read_accounts,
     };
     let account_rows = transaction.query(select, &[&touched]).await?;
-
-    let locked = started.elapsed();
-    let mut accounts = Vec::with_capacity(account_rows.len());
-    // Each loaded account's physical row id (`ctid`), which stays put while the batch holds
-    // the row (locked, or validated under the ledger row) and lets the write-back update it
-    // without another index lookup.
-    let mut loaded: HashMap<String, String> = HashMap::with_capacity(account_rows.len());
+    let mut loaded =
+        LoadedAccounts { accounts: Vec::with_capacity(account_rows.len()), row_ids: HashMap::with_capacity(account_rows.len()) };
     for row in &account_rows {
         let account = rows::account(row)?;
-        loaded.insert(account.id.as_str().to_owned(), row.try_get(17)?);
-        accounts.push(account);
+        loaded.row_ids.insert(account.id.as_str().to_owned(), row.try_get(17)?);
+        loaded.accounts.push(account);
     }
-    let missing: Vec<&str> = named_accounts.iter().copied().filter(|id| !loaded.contains_key(*id)).collect();
+    Ok(loaded)
+}
+
+/// What a batch reads once it has the ledger's turn: where the ledger stands, and every row
+/// that decides an outcome.
+struct Turn {
+    last_seq: u64,
+    last_timestamp: u64,
+    assets: Vec<tokio_postgres::Row>,
+    transfers: Vec<tokio_postgres::Row>,
+    due_holds: Vec<tokio_postgres::Row>,
+}
+
+/// Takes the ledger's turn and, in the same round trip, reads what decides outcomes; then
+/// checks that what was read before the turn still holds.
+async fn take_turn(
+    transaction: &tokio_postgres::Transaction<'_>,
+    statements: &Statements,
+    concurrency: Concurrency,
+    names: &Names,
+    loaded: &LoadedAccounts,
+    due: &DueQuery,
+) -> Result<Turn, PgError> {
+    let missing: Vec<&str> = names.accounts.iter().map(String::as_str).filter(|id| !loaded.row_ids.contains_key(*id)).collect();
     let transfer_ids: Vec<&str> = names.transfers.iter().chain(&names.holds).map(String::as_str).collect();
     let mut asset_codes: BTreeSet<&str> = names.assets.iter().map(String::as_str).collect();
-    asset_codes.extend(accounts.iter().map(|a| a.asset.as_str()));
+    asset_codes.extend(loaded.accounts.iter().map(|a| a.asset.as_str()));
     let asset_codes: Vec<&str> = asset_codes.into_iter().collect();
-    let asset_parameters = [&asset_codes as &(dyn ToSql + Sync)];
-    let transfer_parameters = [&transfer_ids as &(dyn ToSql + Sync)];
+    let (asset_parameters, transfer_parameters) = ([&asset_codes as &(dyn ToSql + Sync)], [&transfer_ids as &(dyn ToSql + Sync)]);
+    let due_parameters = due.parameters();
     // Everyone takes turns here. The reads after it are sent with it, in one round trip: the
     // connection runs them in order, so they run once this batch has its turn and see every
     // batch committed before.
@@ -304,11 +321,11 @@ pub async fn run(
                 Ok(transaction.query(&statements.accounts_present, &[&missing]).await?.len())
             },
             async {
-                if concurrency != Concurrency::Optimistic || accounts.is_empty() {
+                if concurrency != Concurrency::Optimistic || loaded.accounts.is_empty() {
                     return Ok(0);
                 }
-                let ids: Vec<&str> = accounts.iter().map(|a| a.id.as_str()).collect();
-                let versions: Vec<i64> = accounts.iter().map(|a| big(a.version)).collect();
+                let ids: Vec<&str> = loaded.accounts.iter().map(|a| a.id.as_str()).collect();
+                let versions: Vec<i64> = loaded.accounts.iter().map(|a| big(a.version)).collect();
                 transaction.query_one(&statements.versions_moved, &[&ids, &versions]).await?.try_get::<_, i64>(0)
             },
             transaction.query(&statements.assets, &asset_parameters),
@@ -317,31 +334,36 @@ pub async fn run(
         )
     };
     // `try_join` polls (and so sends) the turn first.
-    let (ledger, (appeared, moved, asset_rows, named_transfer_rows, due_hold_rows)) = futures_util::future::try_join(turn, reads).await?;
-    let (last_seq, last_timestamp) = (rows::unsigned(ledger.try_get(0)?, "seq")?, rows::unsigned(ledger.try_get(1)?, "timestamp")?);
+    let (ledger, (appeared, moved, assets, transfers, due_holds)) = futures_util::future::try_join(turn, reads).await?;
     if appeared > 0 {
         return Err(PgError::Conflict("an account the batch names was created by another batch while it was loading"));
     }
     if moved > 0 {
         return Err(PgError::Conflict("an account changed between reading it and taking the ledger's turn"));
     }
+    let (last_seq, last_timestamp) = (rows::unsigned(ledger.try_get(0)?, "seq")?, rows::unsigned(ledger.try_get(1)?, "timestamp")?);
+    Ok(Turn { last_seq, last_timestamp, assets, transfers, due_holds })
+}
 
-    let mut slice = State::slice(last_seq, last_timestamp);
-    for row in &asset_rows {
+/// The slice the batch runs on: the assets, the loaded accounts (parents first), the named
+/// transfers and the due holds, each hold whose accounts this batch did not lock loaded as a
+/// reference only.
+fn slice_of(turn: Turn, mut accounts: Vec<AccountRow>, row_ids: &HashMap<String, String>, names: &Names) -> Result<State, PgError> {
+    let mut slice = State::slice(turn.last_seq, turn.last_timestamp);
+    for row in &turn.assets {
         slice.load_asset(rows::asset(row)?);
     }
-    // Parents before children.
     accounts.sort_by_key(|account| account.depth);
     for account in accounts {
         slice.load_account(account);
     }
     let mut loaded_transfers = BTreeSet::new();
-    for row in named_transfer_rows.iter().chain(&due_hold_rows) {
+    for row in turn.transfers.iter().chain(&turn.due_holds) {
         let transfer = rows::transfer(row)?;
         if !loaded_transfers.insert(transfer.id.clone()) {
             continue;
         }
-        let is_loaded = |id: &Option<Id>| id.as_ref().is_some_and(|id| loaded.contains_key(id.as_str()));
+        let is_loaded = |id: &Option<Id>| id.as_ref().is_some_and(|id| row_ids.contains_key(id.as_str()));
         if transfer.is_open_hold() && !(is_loaded(&transfer.debit) && is_loaded(&transfer.credit)) {
             // Another batch created this hold after this one locked its accounts.
             if names.holds.contains(&transfer.id) {
@@ -354,25 +376,14 @@ pub async fn run(
             slice.load_transfer(transfer);
         }
     }
-    if due_hold_rows.len() >= DUE_HOLDS_MAX {
+    if turn.due_holds.len() >= DUE_HOLDS_MAX {
         // More holds may be due than were loaded: the batch stays before the latest loaded
         // one, so every hold it expires is one it loaded.
-        let latest = due_hold_rows.last().map(rows::transfer).transpose()?.and_then(|hold| hold.expires_at);
+        let latest = turn.due_holds.last().map(rows::transfer).transpose()?.and_then(|hold| hold.expires_at);
         slice.limit_horizon(latest.expect("a due hold has an expiry"));
     }
     slice.loaded();
-
-    let loaded_at = started.elapsed();
-    let applied = batch::apply(&mut slice, now, requests.iter().copied());
-    let first_seq = last_seq + 1;
-    if let Some(payload) = &applied.payload {
-        let record = Record { first_seq, last_seq: applied.last_seq, last_timestamp: slice.last_timestamp(), payload };
-        write(&transaction, statements, &slice, &loaded, record).await?;
-    }
-    let written = started.elapsed();
-    transaction.commit().await?;
-    tracing::debug!(?locked, loaded = ?loaded_at, ?written, committed = ?started.elapsed(), events = applied.events, "batch");
-    Ok(applied)
+    Ok(slice)
 }
 
 /// The batch record and where it leaves the ledger.
@@ -393,9 +404,57 @@ async fn write(
     record: Record<'_>,
 ) -> Result<(), PgError> {
     let changes = &slice.changes();
-    let bound = |value: Option<i128>| value.map(rows::Numeric);
-    let mut calls: Vec<(&Statement, Vec<Box<dyn ToSql + Sync + Send>>)> = Vec::new();
+    let mut calls: Vec<Call<'_>> = Vec::new();
+    account_writes(&mut calls, statements, slice, changes, loaded);
+    history_writes(&mut calls, statements, changes);
+    transfer_writes(&mut calls, statements, changes);
+    calls.push((
+        &statements.insert_batch,
+        vec![Box::new(big(record.last_seq)), Box::new(big(record.first_seq)), Box::new(record.payload.to_vec())],
+    ));
+    calls.push((&statements.advance_ledger, vec![Box::new(big(record.last_seq)), Box::new(big(record.last_timestamp))]));
+    // Sent together: the driver pipelines them on the connection, one round trip in all.
+    let affected = try_join_all(calls.iter().map(|(statement, parameters)| {
+        let parameters: Vec<&(dyn ToSql + Sync)> = parameters.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect();
+        async move { transaction.execute(*statement, &parameters).await }
+    }))
+    .await?;
+    // Every statement writes exactly one row per element: anything else means a row moved
+    // under the batch, and the whole transaction is abandoned.
+    let expected = [
+        changes.assets.len(),
+        changes.created_accounts.len(),
+        changes.changed_accounts.len(),
+        changes.account_changes.len(),
+        changes.settings_changes.len(),
+        changes.transfers.len(),
+        changes.resolutions.len(),
+        changes.expiries.len(),
+        1,
+        1,
+    ];
+    let expected: Vec<usize> = expected.into_iter().filter(|&rows| rows > 0).collect();
+    if expected.len() != affected.len() || expected.iter().zip(&affected).any(|(&rows, &written)| rows as u64 != written) {
+        return Err(PgError::Conflict("a row the batch loaded changed before it was written back"));
+    }
+    Ok(())
+}
 
+/// One statement of the write-back and its parameters (arrays, one element per row).
+type Call<'s> = (&'s Statement, Vec<Box<dyn ToSql + Sync + Send>>);
+
+fn bound(value: Option<i128>) -> Option<rows::Numeric> {
+    value.map(rows::Numeric)
+}
+
+/// New assets, new accounts (with the lineage core computed), and the accounts that changed.
+fn account_writes<'s>(
+    calls: &mut Vec<Call<'s>>,
+    statements: &'s Statements,
+    slice: &State,
+    changes: &Changes,
+    loaded: &HashMap<String, String>,
+) {
     if !changes.assets.is_empty() {
         let a = &changes.assets;
         calls.push((
@@ -452,6 +511,10 @@ async fn write(
             ],
         ));
     }
+}
+
+/// The change history `as_of` reads: totals after every change, and every settings change.
+fn history_writes<'s>(calls: &mut Vec<Call<'s>>, statements: &'s Statements, changes: &Changes) {
     if !changes.account_changes.is_empty() {
         // Every changed account is one the batch created or one it changed.
         let account_seqs: HashMap<&str, u64> =
@@ -484,6 +547,10 @@ async fn write(
             ],
         ));
     }
+}
+
+/// New transfer records, holds that were posted or voided, and expiries.
+fn transfer_writes<'s>(calls: &mut Vec<Call<'s>>, statements: &'s Statements, changes: &Changes) {
     if !changes.transfers.is_empty() {
         let t = &changes.transfers;
         calls.push((
@@ -527,36 +594,6 @@ async fn write(
             ],
         ));
     }
-    calls.push((
-        &statements.insert_batch,
-        vec![Box::new(big(record.last_seq)), Box::new(big(record.first_seq)), Box::new(record.payload.to_vec())],
-    ));
-    calls.push((&statements.advance_ledger, vec![Box::new(big(record.last_seq)), Box::new(big(record.last_timestamp))]));
-    // Sent together: the driver pipelines them on the connection, one round trip in all.
-    let affected = try_join_all(calls.iter().map(|(statement, parameters)| {
-        let parameters: Vec<&(dyn ToSql + Sync)> = parameters.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect();
-        async move { transaction.execute(*statement, &parameters).await }
-    }))
-    .await?;
-    // Every statement writes exactly one row per element: anything else means a row moved
-    // under the batch, and the whole transaction is abandoned.
-    let expected = [
-        changes.assets.len(),
-        changes.created_accounts.len(),
-        changes.changed_accounts.len(),
-        changes.account_changes.len(),
-        changes.settings_changes.len(),
-        changes.transfers.len(),
-        changes.resolutions.len(),
-        changes.expiries.len(),
-        1,
-        1,
-    ];
-    let expected: Vec<usize> = expected.into_iter().filter(|&rows| rows > 0).collect();
-    if expected.len() != affected.len() || expected.iter().zip(&affected).any(|(&rows, &written)| rows as u64 != written) {
-        return Err(PgError::Conflict("a row the batch loaded changed before it was written back"));
-    }
-    Ok(())
 }
 
 fn texts(values: impl Iterator<Item = Option<String>>) -> Box<dyn ToSql + Sync + Send> {
@@ -570,3 +607,49 @@ fn numerics(values: impl Iterator<Item = rows::Numeric>) -> Box<dyn ToSql + Sync
 fn bounds(values: impl Iterator<Item = Option<rows::Numeric>>) -> Box<dyn ToSql + Sync + Send> {
     Box::new(values.collect::<Vec<Option<rows::Numeric>>>())
 }
+
+// The statements a batch runs whose text needs no column list (see `Statements::prepare`).
+const HOLD_ACCOUNTS: &str = "SELECT debit, credit FROM tally.transfers WHERE id = ANY($1::text[]) AND kind = 1";
+const LINEAGES: &str = "SELECT id, array_to_string(lineage, ' ') FROM tally.accounts WHERE id = ANY($1::text[])";
+const LOCK_LEDGER: &str = "SELECT last_seq, last_timestamp FROM tally.ledger FOR UPDATE";
+const ACCOUNTS_PRESENT: &str = "SELECT id FROM tally.accounts WHERE id = ANY($1::text[])";
+const ASSETS: &str = "SELECT code, scale, seq, timestamp FROM tally.assets WHERE code = ANY($1::text[])";
+const INSERT_BATCH: &str = "INSERT INTO tally.batches (last_seq, first_seq, payload) VALUES ($1, $2, $3)";
+const ADVANCE_LEDGER: &str = "UPDATE tally.ledger SET last_seq = $1, last_timestamp = $2";
+const VERSIONS_MOVED: &str = "SELECT count(*) FROM tally.accounts a JOIN unnest($1::text[], $2::bigint[]) AS v(id, version)
+                 ON a.id = v.id WHERE a.version <> v.version";
+const INSERT_ASSETS: &str = "INSERT INTO tally.assets (code, scale, seq, timestamp)
+                 SELECT * FROM unnest($1::text[], $2::smallint[], $3::bigint[], $4::bigint[])";
+const INSERT_ACCOUNTS: &str = "INSERT INTO tally.accounts (id, asset, parent, lineage, depth, min_balance, max_balance, metadata,
+                     created_min_balance, created_max_balance, created_metadata, debits_posted, credits_posted, debits_pending,
+                     credits_pending, version, created_seq, timestamp)
+                 SELECT id, asset, parent, string_to_array(lineage, ' '), depth, min, max, metadata, min, max, metadata,
+                     dp, cp, dq, cq, version, seq, ts
+                 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::smallint[], $6::numeric[], $7::numeric[], $8::text[],
+                     $9::numeric[], $10::numeric[], $11::numeric[], $12::numeric[], $13::bigint[], $14::bigint[], $15::bigint[])
+                     AS u(id, asset, parent, lineage, depth, min, max, metadata, dp, cp, dq, cq, version, seq, ts)";
+const UPDATE_ACCOUNTS: &str = "UPDATE tally.accounts a SET min_balance = u.min, max_balance = u.max, metadata = u.metadata,
+                     debits_posted = u.dp, credits_posted = u.cp, debits_pending = u.dq, credits_pending = u.cq,
+                     version = u.version
+                 FROM unnest($1::text[]::tid[], $2::numeric[], $3::numeric[], $4::text[], $5::numeric[], $6::numeric[],
+                     $7::numeric[], $8::numeric[], $9::bigint[]) AS u(row_id, min, max, metadata, dp, cp, dq, cq, version)
+                 WHERE a.ctid = u.row_id";
+const INSERT_ACCOUNT_CHANGES: &str =
+    "INSERT INTO tally.account_changes (account_seq, seq, version, debits_posted, credits_posted, debits_pending,
+                     credits_pending)
+                 SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::numeric[], $5::numeric[], $6::numeric[],
+                     $7::numeric[])";
+const INSERT_SETTINGS_CHANGES: &str = "INSERT INTO tally.settings_changes (seq, account, timestamp, min_balance, max_balance, metadata)
+                 SELECT seq, account, ts, min, max, metadata
+                 FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::numeric[], $5::numeric[], $6::text[])
+                     AS u(seq, account, ts, min, max, metadata)";
+const INSERT_TRANSFERS: &str = "INSERT INTO tally.transfers (id, seq, timestamp, fingerprint, result, kind, debit, credit, amount, related,
+                     hold_state, expires_at, metadata)
+                 SELECT id, seq, ts, fingerprint, result, kind, debit, credit, amount, related, hold_state, expires_at, metadata
+                 FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::smallint[], $6::smallint[], $7::text[],
+                     $8::text[], $9::numeric[], $10::text[], $11::smallint[], $12::bigint[], $13::text[])
+                     AS u(id, seq, ts, fingerprint, result, kind, debit, credit, amount, related, hold_state, expires_at, metadata)";
+const RESOLVE_HOLDS: &str = "UPDATE tally.transfers t SET hold_state = u.state, related = u.related
+                 FROM unnest($1::text[], $2::smallint[], $3::text[]) AS u(id, state, related) WHERE t.id = u.id";
+const INSERT_EXPIRIES: &str =
+    "INSERT INTO tally.expiries (seq, hold, timestamp) SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[])";
