@@ -173,91 +173,124 @@ async fn setup(client: &Client, seed: u64) -> anyhow::Result<Run> {
 
 /// Builds one request of the workload.
 fn request(run: &Run, random: &mut Random) -> Vec<TransferInput<'static>> {
-    let users: Vec<String> = (0..8).map(|n| run.id(&format!("user{n}"))).collect();
-    let pick_account = |random: &mut Random| -> String {
-        match random.below(10) {
-            0..=2 => run.id("hot"),
-            3 => run.id("capped"),
-            4 => run.id("world"),
-            _ => random.pick(&users).clone(),
-        }
-    };
-    let pair = |random: &mut Random| {
-        let debit = pick_account(random);
-        let mut credit = pick_account(random);
-        while credit == debit {
-            credit = pick_account(random);
-        }
-        (debit, credit)
-    };
-    let amount = |random: &mut Random| 1 + random.below(20_000) as i128;
+    let requests = Requests { run, users: (0..8).map(|n| run.id(&format!("user{n}"))).collect() };
     match random.below(100) {
-        0..=39 => {
-            let (debit, credit) = pair(random);
-            vec![transfer(run.next("t"), &debit, &credit, amount(random))]
-        }
-        40..=54 => {
-            let (debit, credit) = pair(random);
-            let mut hold = transfer(run.next("h"), &debit, &credit, amount(random));
-            hold.pending = true;
-            hold.timeout_ms = random.chance(500).then(|| 50 + random.below(1_500) as u64);
-            run.history.lock().expect("history lock").holds.push((hold.id.to_string(), random.next_u64()));
-            vec![hold]
-        }
-        55..=69 => {
-            let hold = {
-                let mut history = run.history.lock().expect("history lock");
-                if history.holds.is_empty() {
-                    None
-                } else {
-                    let index = random.below(history.holds.len());
-                    Some(history.holds.swap_remove(index).0)
-                }
-            };
-            let Some(hold) = hold else { return vec![transfer(run.next("t"), &run.id("world"), &users[0], 100)] };
-            let mut resolve = TransferInput { id: run.next("r").into(), ..TransferInput::default() };
-            if random.chance(600) {
-                resolve.post = Some(hold.into());
-                resolve.amount = random.chance(300).then(|| cents(1 + random.below(5_000) as i128).into());
-            } else {
-                resolve.void = Some(hold.into());
-            }
-            vec![resolve]
-        }
-        70..=79 => {
-            let length = 2 + random.below(2);
-            let mut chain: Vec<_> = (0..length)
-                .map(|_| {
-                    let (debit, credit) = pair(random);
-                    transfer(run.next("c"), &debit, &credit, amount(random))
-                })
-                .collect();
-            if random.chance(300) {
-                // Built to fail: the last link overdraws a bounded account.
-                let last = chain.last_mut().expect("chains are not empty");
-                last.debit = Some(users[random.below(8)].clone().into());
-                last.amount = Some(cents(100_000_000).into());
-            }
-            for link in &mut chain[..length - 1] {
-                link.linked = true;
-            }
-            chain
-        }
-        80..=94 => {
-            let team = run.id(random.pick::<&str>(&TEAMS));
-            if random.chance(300) {
-                let other = run.id(random.pick::<&str>(&TEAMS));
-                let other = if other == team { run.id("org:design") } else { other };
-                if other == team {
-                    return vec![transfer(run.next("s"), &team, &run.id("world"), amount(random))];
-                }
-                vec![transfer(run.next("m"), &team, &other, amount(random))]
-            } else {
-                vec![transfer(run.next("s"), &team, &run.id("world"), amount(random))]
-            }
-        }
+        0..=39 => requests.plain_transfer(random),
+        40..=54 => requests.hold(random),
+        55..=69 => requests.resolve_hold(random),
+        70..=79 => requests.linked_chain(random),
+        80..=94 => requests.team_spend(random),
         _ => Vec::new(), // a bound change, sent by the caller
     }
+}
+
+/// The kinds of request the workload sends, drawn over this run's accounts.
+struct Requests<'a> {
+    run: &'a Run,
+    users: Vec<String>,
+}
+
+impl Requests<'_> {
+    /// An account of the flat part of the ledger, the hot account drawn most often.
+    fn account(&self, random: &mut Random) -> String {
+        match random.below(10) {
+            0..=2 => self.run.id("hot"),
+            3 => self.run.id("capped"),
+            4 => self.run.id("world"),
+            _ => random.pick(&self.users).clone(),
+        }
+    }
+
+    /// A debit and a different credit account.
+    fn pair(&self, random: &mut Random) -> (String, String) {
+        let debit = self.account(random);
+        let mut credit = self.account(random);
+        while credit == debit {
+            credit = self.account(random);
+        }
+        (debit, credit)
+    }
+
+    /// One plain transfer.
+    fn plain_transfer(&self, random: &mut Random) -> Vec<TransferInput<'static>> {
+        let (debit, credit) = self.pair(random);
+        vec![transfer(self.run.next("t"), &debit, &credit, draw_amount(random))]
+    }
+
+    /// A hold, with a timeout half of the time, remembered so that a later request posts or voids it.
+    fn hold(&self, random: &mut Random) -> Vec<TransferInput<'static>> {
+        let (debit, credit) = self.pair(random);
+        let mut hold = transfer(self.run.next("h"), &debit, &credit, draw_amount(random));
+        hold.pending = true;
+        hold.timeout_ms = random.chance(500).then(|| 50 + random.below(1_500) as u64);
+        self.run.history.lock().expect("history lock").holds.push((hold.id.to_string(), random.next_u64()));
+        vec![hold]
+    }
+
+    /// A post (partial some of the time) or a void of a remembered hold, or a small plain
+    /// transfer when no hold is left.
+    fn resolve_hold(&self, random: &mut Random) -> Vec<TransferInput<'static>> {
+        let hold = {
+            let mut history = self.run.history.lock().expect("history lock");
+            if history.holds.is_empty() {
+                None
+            } else {
+                let index = random.below(history.holds.len());
+                Some(history.holds.swap_remove(index).0)
+            }
+        };
+        let Some(hold) = hold else { return vec![transfer(self.run.next("t"), &self.run.id("world"), &self.users[0], 100)] };
+        let mut resolve = TransferInput { id: self.run.next("r").into(), ..TransferInput::default() };
+        if random.chance(600) {
+            resolve.post = Some(hold.into());
+            resolve.amount = random.chance(300).then(|| cents(1 + random.below(5_000) as i128).into());
+        } else {
+            resolve.void = Some(hold.into());
+        }
+        vec![resolve]
+    }
+
+    /// A linked chain of two or three transfers, some of them built to fail.
+    fn linked_chain(&self, random: &mut Random) -> Vec<TransferInput<'static>> {
+        let length = 2 + random.below(2);
+        let mut chain: Vec<_> = (0..length)
+            .map(|_| {
+                let (debit, credit) = self.pair(random);
+                transfer(self.run.next("c"), &debit, &credit, draw_amount(random))
+            })
+            .collect();
+        if random.chance(300) {
+            // Built to fail: the last link overdraws a bounded account.
+            let last = chain.last_mut().expect("chains are not empty");
+            last.debit = Some(self.users[random.below(8)].clone().into());
+            last.amount = Some(cents(100_000_000).into());
+        }
+        for link in &mut chain[..length - 1] {
+            link.linked = true;
+        }
+        chain
+    }
+
+    /// A team of the account tree spends to the world or, sometimes, moves money to another team.
+    fn team_spend(&self, random: &mut Random) -> Vec<TransferInput<'static>> {
+        let run = self.run;
+        let team = run.id(random.pick::<&str>(&TEAMS));
+        if random.chance(300) {
+            let other = run.id(random.pick::<&str>(&TEAMS));
+            let other = if other == team { run.id("org:design") } else { other };
+            if other == team {
+                return vec![transfer(run.next("s"), &team, &run.id("world"), draw_amount(random))];
+            }
+            vec![transfer(run.next("m"), &team, &other, draw_amount(random))]
+        } else {
+            vec![transfer(run.next("s"), &team, &run.id("world"), draw_amount(random))]
+        }
+    }
+}
+
+/// The amount of a drawn transfer, in cents.
+fn draw_amount(random: &mut Random) -> i128 {
+    1 + random.below(20_000) as i128
 }
 
 fn record(run: &Run, transfers: &[TransferInput<'static>]) -> usize {
@@ -572,6 +605,24 @@ fn check_answers(run: &Run, journal: &[JournalItem]) {
 
 pub async fn check(options: CheckOptions) -> anyhow::Result<CheckReport> {
     anyhow::ensure!(!options.urls.is_empty(), "at least one url");
+    let clients = connect(&options).await?;
+    let client = clients[0].clone();
+    let started = Instant::now();
+    let start_seq = client.health().await?.durable_seq;
+    let run = Arc::new(setup(&client, options.seed).await?);
+    resolve_unknown(&run, &client, Duration::from_secs(60)).await?;
+    run_workload(&options, &run, &clients, started, start_seq).await?;
+    let resolved = resolve_unknown(&run, &client, Duration::from_secs(120)).await?;
+    // Let every hold with a timeout expire, so the final state is settled.
+    tokio::time::sleep(Duration::from_millis(2_000)).await;
+
+    let journal = read_journal(&run, &client, start_seq).await?;
+    check_settled(&run, &client, &journal, start_seq, options.seed).await?;
+    Ok(final_report(&run, resolved, &journal, started))
+}
+
+/// A client for each node, each node waited for until it is healthy.
+async fn connect(options: &CheckOptions) -> anyhow::Result<Vec<Client>> {
     let clients: Vec<Client> = options
         .urls
         .iter()
@@ -586,11 +637,13 @@ pub async fn check(options: CheckOptions) -> anyhow::Result<CheckReport> {
     for client in &clients {
         wait_healthy(client, Duration::from_secs(60)).await?;
     }
-    let client = clients[0].clone();
-    let started = Instant::now();
-    let start_seq = client.health().await?.durable_seq;
-    let run = Arc::new(setup(&client, options.seed).await?);
-    resolve_unknown(&run, &client, Duration::from_secs(60)).await?;
+    Ok(clients)
+}
+
+/// Runs the workers until the deadline or the request limit, meanwhile crashing the server
+/// and checking balances at checkpoints on schedule.
+async fn run_workload(options: &CheckOptions, run: &Arc<Run>, clients: &[Client], started: Instant, start_seq: u64) -> anyhow::Result<()> {
+    let client = &clients[0];
     let deadline = Instant::now() + options.duration;
     let ops = Arc::new(AtomicU64::new(0));
     let progress = indicatif::ProgressBar::new(options.duration.as_secs()).with_style(
@@ -615,22 +668,13 @@ pub async fn check(options: CheckOptions) -> anyhow::Result<CheckReport> {
         ));
         if let (Some(crash), Some(restart)) = (&options.crash_cmd, &options.restart_cmd) {
             if Instant::now() >= next_crash && Instant::now() < deadline {
-                shell(crash)?;
-                shell(restart)?;
-                wait_healthy(&client, Duration::from_secs(120)).await?;
-                run.report.lock().expect("report lock").crashes += 1;
+                crash_and_restart(run, client, crash, restart).await?;
                 next_crash = Instant::now() + options.crash_every;
             }
         }
         if Instant::now() >= next_checkpoint {
             // A consistent cut while the load goes on: everything as of one seq.
-            let entries = read_journal(&run, &client, ledger.last_seq).await?;
-            for entry in &entries {
-                ledger.apply(&run, entry);
-            }
-            ledger.last_seq = entries.last().map_or(ledger.last_seq, JournalItem::seq);
-            compare_balances(&run, &client, &ledger, ledger.last_seq).await?;
-            run.report.lock().expect("report lock").checkpoints += 1;
+            checkpoint(run, client, &mut ledger).await?;
             next_checkpoint = Instant::now() + options.checkpoint_every;
         }
     }
@@ -638,37 +682,70 @@ pub async fn check(options: CheckOptions) -> anyhow::Result<CheckReport> {
     for worker in workers {
         worker.await?;
     }
-    let resolved = resolve_unknown(&run, &client, Duration::from_secs(120)).await?;
-    // Let every hold with a timeout expire, so the final state is settled.
-    tokio::time::sleep(Duration::from_millis(2_000)).await;
+    Ok(())
+}
 
-    let journal = read_journal(&run, &client, start_seq).await?;
+/// Kills the server, starts it again and waits until it is healthy.
+async fn crash_and_restart(run: &Run, client: &Client, crash: &str, restart: &str) -> anyhow::Result<()> {
+    shell(crash)?;
+    shell(restart)?;
+    wait_healthy(client, Duration::from_secs(120)).await?;
+    run.report.lock().expect("report lock").crashes += 1;
+    Ok(())
+}
+
+/// Folds the journal written since the last checkpoint into `ledger`, and compares every
+/// account with it as of the newest seq.
+async fn checkpoint(run: &Run, client: &Client, ledger: &mut Ledger) -> anyhow::Result<()> {
+    let entries = read_journal(run, client, ledger.last_seq).await?;
+    for entry in &entries {
+        ledger.apply(run, entry);
+    }
+    ledger.last_seq = entries.last().map_or(ledger.last_seq, JournalItem::seq);
+    compare_balances(run, client, ledger, ledger.last_seq).await?;
+    run.report.lock().expect("report lock").checkpoints += 1;
+    Ok(())
+}
+
+/// Checks the settled ledger against the whole journal of the run: balances at its end and
+/// at sampled past seqs, each account's transfer listing, and every answer heard.
+async fn check_settled(run: &Run, client: &Client, journal: &[JournalItem], start_seq: u64, seed: u64) -> anyhow::Result<()> {
+    let (full, past_cuts) = fold_journal(run, journal, start_seq);
+    compare_balances(run, client, &full, full.last_seq).await?;
+    // Past balances: a sample of seqs across the run.
+    let mut random = Random::new(seed ^ 0xa5);
+    for _ in 0..12.min(past_cuts.len()) {
+        let past = &past_cuts[random.below(past_cuts.len())];
+        compare_balances(run, client, past, past.last_seq).await?;
+    }
+    check_listings(run, client).await?;
+    check_answers(run, journal);
+    Ok(())
+}
+
+/// Folds the run's journal from `start_seq`, returning the ledger at its end and the totals
+/// as of each seq it can be compared at (holds left out: comparing reads only the totals).
+fn fold_journal(run: &Run, journal: &[JournalItem], start_seq: u64) -> (Ledger, Vec<Ledger>) {
     let mut full = Ledger { last_seq: start_seq, ..Ledger::default() };
-    let mut seqs = Vec::new();
+    let mut past_cuts = Vec::new();
     let accounts_created = run.accounts.len();
     let mut created = 0;
-    for entry in &journal {
-        full.apply(&run, entry);
+    for entry in journal {
+        full.apply(run, entry);
         if let JournalItem::AccountCreated { id, .. } = entry {
             created += usize::from(run.parents.contains_key(id));
         }
         // Only seqs after all of this run's accounts exist are compared as of.
-        if created == accounts_created && seqs.len() < 200_000 {
-            seqs.push((entry.seq(), full.totals.clone()));
+        if created == accounts_created && past_cuts.len() < 200_000 {
+            past_cuts.push(Ledger { totals: full.totals.clone(), holds: HashMap::new(), last_seq: entry.seq() });
         }
     }
     full.last_seq = journal.last().map_or(start_seq, JournalItem::seq);
-    compare_balances(&run, &client, &full, full.last_seq).await?;
-    // Past balances: a sample of seqs across the run.
-    let mut random = Random::new(options.seed ^ 0xa5);
-    for _ in 0..12.min(seqs.len()) {
-        let (seq, totals) = &seqs[random.below(seqs.len())];
-        let past = Ledger { totals: totals.clone(), holds: HashMap::new(), last_seq: *seq };
-        compare_balances(&run, &client, &past, *seq).await?;
-    }
-    check_listings(&run, &client).await?;
-    check_answers(&run, &journal);
+    (full, past_cuts)
+}
 
+/// The report of the run: its counters, plus the requests sent and the results first heard.
+fn final_report(run: &Run, resolved: u64, journal: &[JournalItem], started: Instant) -> CheckReport {
     let mut report = std::mem::take(&mut *run.report.lock().expect("report lock"));
     let history = run.history.lock().expect("history lock");
     report.requests = history.requests.len() as u64;
@@ -682,5 +759,5 @@ pub async fn check(options: CheckOptions) -> anyhow::Result<CheckReport> {
         }
     }
     report.elapsed = started.elapsed();
-    Ok(report)
+    report
 }

@@ -270,7 +270,14 @@ async fn drive(args: &Args, clients: &[Client]) -> anyhow::Result<Report> {
     for client in clients {
         wait_healthy(client, Duration::from_secs(600)).await?;
     }
-    let client = &clients[0];
+    let run = create_accounts(args, &clients[0]).await?;
+    let bodies = encode_requests(args, &run);
+    send_requests(args, clients, bodies).await
+}
+
+/// Creates this run's asset and its accounts, without a floor, and returns the prefix of the
+/// run's ids.
+async fn create_accounts(args: &Args, client: &Client) -> anyhow::Result<String> {
     let run = format!("b{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis());
     let asset = format!("{run}-X");
     client.create_asset(&asset, 2).await?;
@@ -291,7 +298,12 @@ async fn drive(args: &Args, clients: &[Client]) -> anyhow::Result<Report> {
             bail!("creating account {} failed: {}", bad.id, bad.result);
         }
     }
+    Ok(run)
+}
 
+/// Encodes the body of every request, each with the number of transfers it carries, before
+/// the clock starts: the bench measures the server, not its own JSON encoding.
+fn encode_requests(args: &Args, run: &str) -> Vec<(usize, Vec<u8>)> {
     let batches = args.transfers.div_ceil(args.batch);
     let encoding = ProgressBar::new(batches as u64)
         .with_style(ProgressStyle::with_template("encoding requests [{bar:40}] {pos}/{len}").expect("valid template"));
@@ -303,15 +315,7 @@ async fn drive(args: &Args, clients: &[Client]) -> anyhow::Result<Report> {
         let mut body = String::with_capacity(size * 80 + 16);
         body.push_str("{\"transfers\":[");
         for n in 0..size {
-            let pick = |random: &mut Random| match args.workload {
-                Workload::Hot if random.below(100) < args.hot_percent as usize => random.below(args.hot_accounts),
-                _ => random.below(args.accounts),
-            };
-            let debit = pick(&mut random);
-            let mut credit = pick(&mut random);
-            while credit == debit {
-                credit = random.below(args.accounts);
-            }
+            let (debit, credit) = draw_accounts(args, &mut random);
             let amount = 1 + random.below(10_000);
             if n > 0 {
                 body.push(',');
@@ -330,53 +334,100 @@ async fn drive(args: &Args, clients: &[Client]) -> anyhow::Result<Report> {
         encoding.inc(1);
     }
     encoding.finish_and_clear();
+    bodies
+}
 
-    let bodies = Arc::new(Mutex::new(bodies.into_iter()));
-    let sent = ProgressBar::new(args.transfers as u64)
-        .with_style(ProgressStyle::with_template("transfers [{bar:40}] {pos}/{len} {per_sec}").expect("valid template"));
-    let failed = Arc::new(AtomicUsize::new(0));
-    let retried = Arc::new(AtomicUsize::new(0));
+/// The indexes of a transfer's debit and credit accounts, drawn as the workload says; the
+/// two differ.
+fn draw_accounts(args: &Args, random: &mut Random) -> (usize, usize) {
+    let pick = |random: &mut Random| match args.workload {
+        Workload::Hot if random.below(100) < args.hot_percent as usize => random.below(args.hot_accounts),
+        _ => random.below(args.accounts),
+    };
+    let debit = pick(random);
+    let mut credit = pick(random);
+    while credit == debit {
+        credit = random.below(args.accounts);
+    }
+    (debit, credit)
+}
+
+/// Sends the encoded requests from `args.clients` concurrent clients, timed from the first
+/// request to the last answer.
+async fn send_requests(args: &Args, clients: &[Client], bodies: Vec<(usize, Vec<u8>)>) -> anyhow::Result<Report> {
+    let queue = Arc::new(Queue {
+        bodies: Mutex::new(bodies.into_iter()),
+        sent: ProgressBar::new(args.transfers as u64)
+            .with_style(ProgressStyle::with_template("transfers [{bar:40}] {pos}/{len} {per_sec}").expect("valid template")),
+        failed: AtomicUsize::new(0),
+        retried: AtomicUsize::new(0),
+    });
     let started = Instant::now();
     let mut tasks = Vec::new();
     for n in 0..args.clients {
         let client = clients[n % clients.len()].clone();
-        let (bodies, sent, failed, retried) = (bodies.clone(), sent.clone(), failed.clone(), retried.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut latency = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3).expect("valid bounds");
-            loop {
-                let Some((size, body)) = bodies.lock().expect("queue lock").next() else { break };
-                let began = Instant::now();
-                // A full queue, or a store that gave up on a contended batch, applied nothing:
-                // the same request (same ids) is sent again.
-                let results = loop {
-                    match client.create_transfers_raw(body.clone()).await {
-                        Err(error) if matches!(error.code(), Some("queue_full" | "unavailable")) => {
-                            retried.fetch_add(1, Ordering::Relaxed);
-                            tokio::time::sleep(Duration::from_millis(5)).await
-                        }
-                        other => break other,
-                    }
-                }?;
-                latency.saturating_record(began.elapsed().as_micros() as u64);
-                let results: Answer<'_> = serde_json::from_slice(&results)?;
-                let not_created = results.results.iter().filter(|r| r.result != "created").count();
-                failed.fetch_add(not_created + size - results.results.len(), Ordering::Relaxed);
-                sent.inc(size as u64);
-            }
-            anyhow::Ok(latency)
-        }));
+        tasks.push(tokio::spawn(queue.clone().drain(client)));
     }
     let mut latency_us = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3).expect("valid bounds");
     for task in tasks {
         latency_us.add(task.await??)?;
     }
     let elapsed = started.elapsed();
-    sent.finish_and_clear();
+    queue.sent.finish_and_clear();
+    Ok(Report {
+        transfers: args.transfers,
+        elapsed,
+        latency_us,
+        failed: queue.failed.load(Ordering::Relaxed),
+        retried: queue.retried.load(Ordering::Relaxed),
+        args_line: args_line(args),
+    })
+}
+
+/// The encoded requests not yet sent, and what the clients sending them have counted.
+struct Queue {
+    bodies: Mutex<std::vec::IntoIter<(usize, Vec<u8>)>>,
+    sent: ProgressBar,
+    failed: AtomicUsize,
+    retried: AtomicUsize,
+}
+
+impl Queue {
+    /// One client's loop: sends requests from the queue until it is empty, and returns their
+    /// latencies.
+    async fn drain(self: Arc<Self>, client: Client) -> anyhow::Result<Histogram<u64>> {
+        let mut latency = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3).expect("valid bounds");
+        loop {
+            let Some((size, body)) = self.bodies.lock().expect("queue lock").next() else { break };
+            let began = Instant::now();
+            // A full queue, or a store that gave up on a contended batch, applied nothing:
+            // the same request (same ids) is sent again.
+            let results = loop {
+                match client.create_transfers_raw(body.clone()).await {
+                    Err(error) if matches!(error.code(), Some("queue_full" | "unavailable")) => {
+                        self.retried.fetch_add(1, Ordering::Relaxed);
+                        tokio::time::sleep(Duration::from_millis(5)).await
+                    }
+                    other => break other,
+                }
+            }?;
+            latency.saturating_record(began.elapsed().as_micros() as u64);
+            let results: Answer<'_> = serde_json::from_slice(&results)?;
+            let not_created = results.results.iter().filter(|r| r.result != "created").count();
+            self.failed.fetch_add(not_created + size - results.results.len(), Ordering::Relaxed);
+            self.sent.inc(size as u64);
+        }
+        Ok(latency)
+    }
+}
+
+/// The line that opens the report: the store and the workload the bench ran.
+fn args_line(args: &Args) -> String {
     let store = match args.engine.as_str() {
         "postgres" => format!("postgres ({}, {} node{})", args.postgres.pg_concurrency, args.nodes, if args.nodes == 1 { "" } else { "s" }),
         _ => "embedded".to_owned(),
     };
-    let args_line = format!(
+    format!(
         "tally bench on {store}: {} accounts, {} transfers, batches of {}, {} clients, {:?} workload{}",
         args.accounts,
         args.transfers,
@@ -387,13 +438,5 @@ async fn drive(args: &Args, clients: &[Client]) -> anyhow::Result<Report> {
             Workload::Hot => format!(" ({}% on {} accounts)", args.hot_percent, args.hot_accounts),
             Workload::Uniform => String::new(),
         }
-    );
-    Ok(Report {
-        transfers: args.transfers,
-        elapsed,
-        latency_us,
-        failed: failed.load(Ordering::Relaxed),
-        retried: retried.load(Ordering::Relaxed),
-        args_line,
-    })
+    )
 }
