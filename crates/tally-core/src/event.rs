@@ -64,6 +64,14 @@ pub struct NewTransfer {
     pub if_credit_version: Option<u64>,
 }
 
+impl NewTransfer {
+    /// A transfer with nothing optional set: no asset check, not linked, no metadata, no
+    /// version checks.
+    pub fn new(id: Id, kind: TransferKind) -> NewTransfer {
+        NewTransfer { id, kind, asset: None, linked: false, metadata: None, if_debit_version: None, if_credit_version: None }
+    }
+}
+
 /// One client submission. Linked chains never cross request boundaries.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Request {

@@ -117,15 +117,7 @@ fn damaged_snapshots_are_refused_never_misread() {
         metadata: Some(Metadata::parse("{\"k\":1}").unwrap()),
     };
     state.apply(&Request::CreateAccounts(vec![account("a"), account("b")]), 2);
-    let transfer = |id: &str, kind: TransferKind| NewTransfer {
-        id: Id::parse(id).unwrap(),
-        kind,
-        asset: None,
-        linked: false,
-        metadata: None,
-        if_debit_version: None,
-        if_credit_version: None,
-    };
+    let transfer = |id: &str, kind: TransferKind| NewTransfer::new(Id::parse(id).unwrap(), kind);
     let (a, b, one) = (Id::parse("a").unwrap(), Id::parse("b").unwrap(), Decimal::parse("1").unwrap());
     state.apply(
         &Request::CreateTransfers(vec![

@@ -21,15 +21,7 @@ fn id(text: &str) -> Id {
 }
 
 fn transfer(name: String, kind: TransferKind) -> NewTransfer {
-    NewTransfer {
-        id: Id::parse(&name).unwrap(),
-        kind,
-        asset: None,
-        linked: false,
-        metadata: None,
-        if_debit_version: None,
-        if_credit_version: None,
-    }
+    NewTransfer::new(id(&name), kind)
 }
 
 fn amount(text: &str) -> Decimal {

@@ -17,19 +17,12 @@ fn id(text: &str) -> Id {
 fn transfer(name: &str, debit: &str, credit: &str, amount: &str, pending: bool) -> NewTransfer {
     let amount = Decimal::parse(amount).unwrap();
     let (debit, credit) = (id(debit), id(credit));
-    NewTransfer {
-        id: id(name),
-        kind: if pending {
-            TransferKind::Pending { debit, credit, amount, timeout_ms: None }
-        } else {
-            TransferKind::Direct { debit, credit, amount }
-        },
-        asset: None,
-        linked: false,
-        metadata: None,
-        if_debit_version: None,
-        if_credit_version: None,
-    }
+    let kind = if pending {
+        TransferKind::Pending { debit, credit, amount, timeout_ms: None }
+    } else {
+        TransferKind::Direct { debit, credit, amount }
+    };
+    NewTransfer::new(id(name), kind)
 }
 
 /// Sends `request` to both nodes at once; returns both answers.
