@@ -232,8 +232,6 @@ fn positive(field: impl Fn() -> String, text: &str) -> Result<Decimal, FieldErro
     Ok(value)
 }
 
-/// Metadata in canonical form (keys sorted, no spaces), so the same object always compares
-/// equal when a retry is checked for different fields.
 /// Metadata as sent, in canonical form (`tally_core::Metadata` says what that is).
 fn metadata(field: impl FnOnce() -> String, value: &RawValue) -> Result<Metadata, FieldError> {
     Metadata::parse(value.get()).map_err(|error| FieldError::new(field(), error.0))

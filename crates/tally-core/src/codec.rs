@@ -248,9 +248,8 @@ const TRANSFER_EVENT_BYTES_MAX: usize =
 pub const EVENT_ENCODED_BYTES_MAX: usize =
     max(max(ASSET_EVENT_BYTES_MAX, ACCOUNT_EVENT_BYTES_MAX), max(UPDATE_EVENT_BYTES_MAX, TRANSFER_EVENT_BYTES_MAX));
 
-/// The most bytes one request encodes to: derived from the field limits, not from the
-/// request body's size, since canonical metadata may be longer than the JSON that was sent
-/// (`1e15` is stored as `1000000000000000.0`).
+/// The most bytes one request encodes to: derived from the field limits, not from the request
+/// body's size, so that it holds whatever form the body takes.
 pub const REQUEST_ENCODED_BYTES_MAX: usize = REQUEST_HEADER_BYTES + BATCH_EVENTS_MAX * EVENT_ENCODED_BYTES_MAX;
 
 /// One journal record's payload: the writer's clock and the requests it applied, in order.

@@ -2,7 +2,9 @@
 //! docs all read these constants, so a limit can never differ between the edge and the core,
 //! and each limit is related at compile time to the next one it feeds: a request's fields
 //! bound its encoding, which bounds a commit, which bounds a batch record, which bounds a
-//! journal record and a dump frame.
+//! journal record and a dump frame. (Polling intervals, and the retry counts of internal
+//! operations that bound no input, such as re-reading a damaged journal record or racing
+//! another node's migration, stay beside the code they tune, each a named constant.)
 
 pub use crate::codec::{BATCH_HEADER_BYTES, EVENT_ENCODED_BYTES_MAX, REQUEST_ENCODED_BYTES_MAX};
 pub use crate::snapshot::{SNAPSHOT_ITEM_BYTES_MAX, SNAPSHOT_PIECE_BYTES};

@@ -317,8 +317,11 @@ impl Parser<'_> {
 
     fn hex4(&mut self) -> Result<u32, MetadataError> {
         let digits = self.bytes.get(self.position..self.position + 4).ok_or_else(|| self.error("a short \\u escape"))?;
-        let text = std::str::from_utf8(digits).map_err(|_| self.error("a bad \\u escape"))?;
-        let value = u32::from_str_radix(text, 16).map_err(|_| self.error("a bad \\u escape"))?;
+        // Exactly four hex digits: `from_str_radix` alone would also take a sign.
+        if !digits.iter().all(u8::is_ascii_hexdigit) {
+            return Err(self.error("a \\u escape needs four hex digits"));
+        }
+        let value = digits.iter().fold(0, |value, &digit| value * 16 + char::from(digit).to_digit(16).expect("a hex digit"));
         self.position += 4;
         Ok(value)
     }
@@ -388,6 +391,7 @@ mod tests {
             r#"{"a":1} x"#,
             "{\"a\":\"\t\"}",
             r#"{"a":"\x"}"#,
+            r#"{"a":"\u+041"}"#,
             r#"{"a":"\ud800"}"#,
             r#"{"a":"\udc00"}"#,
             r#"{a:1}"#,

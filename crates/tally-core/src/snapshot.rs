@@ -9,6 +9,7 @@
 use crate::chunked::{Span, Strings, CHUNK_ITEMS};
 use crate::codec::{DecodeError, Decoder, Encoder};
 use crate::limits::ACCOUNT_DEPTH_MAX;
+use crate::metadata::Metadata;
 use crate::state::{
     Account, Asset, ExpiryRecord, HoldState, LogEntry, RecordKind, Settings, State, Totals, TransferRecord, UpdateRecord,
     CHECKPOINT_INTERVAL,
@@ -445,9 +446,12 @@ impl Loader<'_> {
     /// A transfer record's text lies in the string table, and it names only known accounts
     /// and records.
     fn check_transfer(&self, index: usize, record: &TransferRecord) -> Result<(), DecodeError> {
-        let text_ok = |text: Option<&[u8]>| text.is_some_and(|t| std::str::from_utf8(t).is_ok());
-        if !text_ok(self.state.strings.first(record.text)) || !text_ok(self.state.strings.second(record.text)) {
+        let strings = &self.state.strings;
+        let (Some(_), Some(metadata)) = (utf8(strings.first(record.text)), utf8(strings.second(record.text))) else {
             return fail(format!("transfer record {index} points outside the string table"));
+        };
+        if !metadata.is_empty() {
+            Metadata::from_canonical(metadata).or_else(|e| fail(format!("transfer record {index} has invalid metadata: {e}")))?;
         }
         let accounts = self.counts.accounts as u32;
         let account_ok = |a: u32| a < accounts || (a == NONE && record.result != crate::ResultCode::Created);
@@ -486,6 +490,10 @@ impl Loader<'_> {
         }
         Ok(())
     }
+}
+
+fn utf8(bytes: Option<&[u8]>) -> Option<&str> {
+    bytes.and_then(|bytes| std::str::from_utf8(bytes).ok())
 }
 
 /// A transfer record and its expiry, if it is a hold with a timeout.

@@ -953,7 +953,6 @@ impl State {
         }
     }
 
-    /// The ancestors-or-self of `account`, the account first.
     /// An account's ancestors, its parent first and its root last (`None` if it is unknown).
     /// A store that keeps lineages in rows takes them from here, so ancestry is computed in
     /// one place.
@@ -962,6 +961,7 @@ impl State {
         Some(self.lineage(account).into_iter().skip(1).map(|&index| self.accounts[index as usize].id.clone()).collect())
     }
 
+    /// The ancestors-or-self of `account`, the account first.
     pub(crate) fn lineage(&self, account: u32) -> Path {
         let mut lineage = Path::default();
         let mut next = Some(account);

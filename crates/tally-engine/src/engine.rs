@@ -17,7 +17,7 @@ use crate::storage::{FileStorage, Storage};
 use std::fs::File;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use tally_core::batch;
@@ -69,7 +69,15 @@ struct Shared {
     queue: WriteQueue,
 }
 
+/// Why a poisoned state lock stops every read: a step panicked half-way through a change.
+const POISONED: &str = "a change panicked half-way; the state cannot be trusted";
+
 impl Shared {
+    /// The state, for reading; refused once a step panicked while changing it.
+    fn state(&self) -> Result<RwLockReadGuard<'_, State>, LedgerError> {
+        self.state.read().map_err(|_| LedgerError::Failed(POISONED.into()))
+    }
+
     /// The ledger can no longer be trusted to match its journal: refuse everything from now
     /// on, answer everything queued, and wake every reader waiting for durability.
     fn fail(&self, reason: String) {
@@ -212,7 +220,7 @@ impl Engine {
     async fn read<T>(&self, read: impl FnOnce(&State) -> T) -> Result<T, LedgerError> {
         self.check_failure()?;
         let (value, seq) = {
-            let state = self.shared.state.read().expect("state lock");
+            let state = self.shared.state()?;
             (read(&state), state.last_seq())
         };
         self.durable(seq).await?;
@@ -264,21 +272,24 @@ impl Ledger for Engine {
             let _ = tokio::time::timeout(wait, durable.wait_for(|d| d.failed || d.seq > after_seq)).await;
             let until = durable.borrow().seq;
             self.check_failure()?;
-            let state = self.shared.state.read().expect("state lock");
-            Ok(state.journal(after_seq, until, limit))
+            Ok(self.shared.state()?.journal(after_seq, until, limit))
         })
     }
 
     fn status(&self) -> Status {
-        let (last_seq, accounts, transfers) = {
-            let state = self.shared.state.read().expect("state lock");
-            let (accounts, transfers) = state.counts();
-            (state.last_seq(), accounts, transfers)
+        // Health answers even over a poisoned lock: the counts are only informative, and the
+        // failure is what it must report.
+        let (state, poisoned) = match self.shared.state.read() {
+            Ok(state) => (state, false),
+            Err(poisoned) => (poisoned.into_inner(), true),
         };
+        let ((accounts, transfers), last_seq) = (state.counts(), state.last_seq());
+        drop(state);
+        let failure = self.shared.failure.lock().expect("failure lock").clone();
         Status {
             last_seq,
             durable_seq: self.shared.durable.borrow().seq,
-            failure: self.shared.failure.lock().expect("failure lock").clone(),
+            failure: failure.or_else(|| poisoned.then(|| POISONED.to_owned())),
             queue_depth: self.shared.queue.depth(),
             accounts,
             transfers,

@@ -203,9 +203,10 @@ impl Recovering {
     fn continue_chain(&mut self, first: bool, first_record: u64, seed: u128, name: &str) -> Result<(), JournalError> {
         let corrupt = |reason: String| JournalError::Corrupt { file: name.to_owned(), offset: 0, reason };
         if first {
-            self.position = Position { record: first_record - 1, checksum: seed, last_seq: self.position.last_seq };
-            if first_record - 1 > self.start.record {
-                return Err(corrupt(format!("records {} to {} are missing", self.start.record + 1, first_record - 1)));
+            let before = first_record.checked_sub(1).ok_or_else(|| corrupt("segments are numbered from record 1".into()))?;
+            self.position = Position { record: before, checksum: seed, last_seq: self.position.last_seq };
+            if before > self.start.record {
+                return Err(corrupt(format!("records {} to {before} are missing", self.start.record + 1)));
             }
         } else if first_record != self.position.record + 1 || seed != self.position.checksum {
             return Err(corrupt(format!("segment does not continue record {}", self.position.record)));
@@ -230,7 +231,8 @@ impl Recovering {
             let record = header.get_u64(record::RECORD);
             let last_seq = header.get_u64(record::LAST_SEQ);
             let corrupt = |reason: String| JournalError::Corrupt { file: name.to_owned(), offset, reason };
-            if record != self.position.record + 1 || last_seq < self.position.last_seq {
+            // Every record holds at least one event: seqs strictly increase.
+            if record != self.position.record + 1 || last_seq <= self.position.last_seq {
                 return Err(corrupt(format!("record {record} follows record {}", self.position.record)).into());
             }
             self.position = Position { record, checksum: stored, last_seq };

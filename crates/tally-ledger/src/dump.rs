@@ -8,7 +8,7 @@
 //!
 //! ```text
 //! header  "TALLY-DUMP" (10 bytes) | format version u16 | last seq of the ledger u64
-//! frame   last seq after the batch u64 (never 0) | payload length u32 | payload |
+//! frame   last seq after the batch u64 (never 0, above the frame before) | payload length u32 | payload |
 //!         xxh3-64 of the previous frame's checksum, last seq, length and payload u64
 //! end     0 u64 | frames u64 | xxh3-64 chained like a frame's, over the frame count u64
 //! ```
@@ -16,7 +16,7 @@
 //! All integers are little-endian. Each checksum chains to the one before, so frames cannot be
 //! dropped, reordered or repeated without detection.
 
-use crate::frame::{chained64, dump, dump_frame, Header};
+use crate::frame::{chained64, dump, dump_end, dump_frame, Header};
 use std::io::{self, Read, Write};
 use tally_core::limits::RECORD_PAYLOAD_BYTES_MAX;
 
@@ -56,8 +56,14 @@ impl<W: Write> DumpWriter<W> {
     }
 
     pub fn frame(&mut self, last_seq: u64, payload: &[u8]) -> io::Result<()> {
-        assert!(last_seq > 0, "a batch record holds at least one event");
-        let length = u32::try_from(payload.len()).ok().filter(|&l| l <= DUMP_PAYLOAD_BYTES_MAX).expect("batch records are bounded");
+        let refuse = |what: String| io::Error::new(io::ErrorKind::InvalidInput, what);
+        if last_seq == 0 {
+            return Err(refuse("a batch record at seq 0 holds no event".into()));
+        }
+        let length = u32::try_from(payload.len())
+            .ok()
+            .filter(|&length| length <= DUMP_PAYLOAD_BYTES_MAX)
+            .ok_or_else(|| refuse(format!("a batch record of {} bytes exceeds the limit of {DUMP_PAYLOAD_BYTES_MAX}", payload.len())))?;
         self.previous = checksum(self.previous, last_seq, length, payload);
         self.output.write_all(&frame_header(last_seq, length).0)?;
         self.output.write_all(payload)?;
@@ -72,10 +78,11 @@ impl<W: Write> DumpWriter<W> {
 
     /// Writes the end frame, flushes and hands back the output.
     pub fn finish(mut self) -> io::Result<W> {
-        let end = checksum(self.previous, 0, 0, &self.frames.to_le_bytes());
-        self.output.write_all(&0u64.to_le_bytes())?;
-        self.output.write_all(&self.frames.to_le_bytes())?;
-        self.output.write_all(&end.to_le_bytes())?;
+        let mut end = Header::<{ dump_end::BYTES }>::default();
+        end.put(dump_end::FRAMES, self.frames.into());
+        let checksum = checksum(self.previous, 0, 0, end.bytes(dump_end::FRAMES));
+        self.output.write_all(&end.0)?;
+        self.output.write_all(&checksum.to_le_bytes())?;
         self.output.flush()?;
         Ok(self.output)
     }
@@ -85,6 +92,8 @@ pub struct DumpReader<R: Read> {
     input: R,
     previous: u64,
     frames: u64,
+    /// The last seq of the frame read last: each frame must go further.
+    frame_seq: u64,
     /// The source ledger's last seq, from the header.
     pub last_seq: u64,
     /// Bytes read so far, for progress.
@@ -108,43 +117,59 @@ impl<R: Read> DumpReader<R> {
             return Err(invalid(format!("dump format version {version} is not supported (this build reads {VERSION})")));
         }
         let last_seq = header.get_u64(dump::LAST_SEQ);
-        Ok(DumpReader { input, previous: 0, frames: 0, last_seq, bytes_read: dump::BYTES as u64, payload: Vec::new() })
+        Ok(DumpReader { input, previous: 0, frames: 0, frame_seq: 0, last_seq, bytes_read: dump::BYTES as u64, payload: Vec::new() })
     }
 
-    fn u64(&mut self) -> io::Result<u64> {
-        let mut bytes = [0u8; 8];
-        self.input.read_exact(&mut bytes).map_err(|_| invalid("the dump ends early: it was cut short"))?;
-        self.bytes_read += 8;
+    fn read(&mut self, bytes: &mut [u8]) -> io::Result<()> {
+        self.input.read_exact(bytes).map_err(|_| invalid("the dump ends early: it was cut short"))?;
+        self.bytes_read += bytes.len() as u64;
+        Ok(())
+    }
+
+    fn stored_checksum(&mut self) -> io::Result<u64> {
+        let mut bytes = [0u8; dump_frame::CHECKSUM_BYTES];
+        self.read(&mut bytes)?;
         Ok(u64::from_le_bytes(bytes))
     }
 
     /// The next batch record as (last seq, payload), or `None` after a valid end frame.
     pub fn next_frame(&mut self) -> io::Result<Option<(u64, &[u8])>> {
-        let last_seq = self.u64()?;
+        let mut header = Header::<{ dump_frame::BYTES }>::default();
+        self.read(&mut header.0[dump_frame::LAST_SEQ.range()])?;
+        let last_seq = header.get_u64(dump_frame::LAST_SEQ);
         if last_seq == 0 {
-            let frames = self.u64()?;
-            let expected = checksum(self.previous, 0, 0, &frames.to_le_bytes());
-            if frames != self.frames || self.u64()? != expected {
-                return Err(invalid(format!("the dump's end frame does not match its {} frames", self.frames)));
-            }
-            return Ok(None);
+            return self.end().map(|()| None);
         }
-        let mut length = [0u8; 4];
-        self.input.read_exact(&mut length).map_err(|_| invalid("the dump ends early: it was cut short"))?;
-        let length = u32::from_le_bytes(length);
+        let frame = self.frames + 1;
+        if last_seq <= self.frame_seq {
+            return Err(invalid(format!("frame {frame} ends at seq {last_seq}, not after the frame before it ({})", self.frame_seq)));
+        }
+        self.read(&mut header.0[dump_frame::PAYLOAD_BYTES.range()])?;
+        let length = header.get_u32(dump_frame::PAYLOAD_BYTES);
         if length > DUMP_PAYLOAD_BYTES_MAX {
-            return Err(invalid(format!("frame {} claims {length} bytes, more than a batch record holds", self.frames + 1)));
+            return Err(invalid(format!("frame {frame} claims {length} bytes, more than a batch record holds")));
         }
-        self.payload.resize(length as usize, 0);
-        self.input.read_exact(&mut self.payload).map_err(|_| invalid("the dump ends early: it was cut short"))?;
-        self.bytes_read += 4 + u64::from(length);
+        let mut payload = std::mem::take(&mut self.payload);
+        payload.resize(length as usize, 0);
+        self.read(&mut payload)?;
+        self.payload = payload;
         let expected = checksum(self.previous, last_seq, length, &self.payload);
-        if self.u64()? != expected {
-            return Err(invalid(format!("frame {} (up to seq {last_seq}) is damaged: its checksum does not match", self.frames + 1)));
+        if self.stored_checksum()? != expected {
+            return Err(invalid(format!("frame {frame} (up to seq {last_seq}) is damaged: its checksum does not match")));
         }
-        self.previous = expected;
-        self.frames += 1;
+        (self.previous, self.frames, self.frame_seq) = (expected, frame, last_seq);
         Ok(Some((last_seq, &self.payload)))
+    }
+
+    /// The end frame: its count must match the frames read, and its checksum the chain.
+    fn end(&mut self) -> io::Result<()> {
+        let mut end = Header::<{ dump_end::BYTES }>::default();
+        self.read(&mut end.0[dump_end::FRAMES.range()])?;
+        let expected = checksum(self.previous, 0, 0, end.bytes(dump_end::FRAMES));
+        if end.get_u64(dump_end::FRAMES) != self.frames || self.stored_checksum()? != expected {
+            return Err(invalid(format!("the dump's end frame does not match its {} frames", self.frames)));
+        }
+        Ok(())
     }
 }
 
@@ -179,6 +204,15 @@ mod tests {
     }
 
     const DUMP: &str = "54414c4c592d44554d50010009000000000000000300000000000000050000006669727374de13aed23d366dd209000000000000000c0000007365636f6e64206261746368e151b96cb291f7b8000000000000000002000000000000009f24a5cef3106567";
+
+    #[test]
+    fn frames_that_do_not_advance_the_ledger_are_refused() {
+        for seqs in [[3, 3], [9, 3]] {
+            let bytes = dump(&[(seqs[0], b"first"), (seqs[1], b"again")]);
+            assert!(read_all(&bytes).unwrap_err().to_string().contains("not after the frame before it"), "{seqs:?}");
+        }
+        assert_eq!(DumpWriter::new(Vec::new(), 0).unwrap().frame(0, b"none").unwrap_err().kind(), io::ErrorKind::InvalidInput);
+    }
 
     #[test]
     fn a_dump_reads_back_and_any_damage_or_cut_is_refused() {

@@ -173,14 +173,24 @@ pub mod dump {
 }
 
 /// The header of one dump frame; its payload and then its xxh3-64 chained checksum (over the
-/// previous frame's checksum, this header and the payload) follow. A last seq of 0 marks the
-/// end instead: the frame count follows (u64), then a checksum chained over a header of zeros
-/// and the count as payload.
+/// previous frame's checksum, this header and the payload) follow. Last seqs strictly increase
+/// from frame to frame; a last seq of 0 marks the end frame instead (`dump_end`).
 pub mod dump_frame {
     use super::Field;
     pub const LAST_SEQ: Field = Field::first(8);
     pub const PAYLOAD_BYTES: Field = Field::after(LAST_SEQ, 4);
     pub const BYTES: usize = 12;
+    /// The checksum after the payload.
     pub const CHECKSUM_BYTES: usize = 8;
     const _: () = assert!(PAYLOAD_BYTES.end() == BYTES);
+}
+
+/// The dump's end frame: a zero last seq and the number of frames, then a checksum chained
+/// like a frame's, over a frame header of zeros and the count (u64) as its payload.
+pub mod dump_end {
+    use super::Field;
+    pub const LAST_SEQ: Field = Field::first(8);
+    pub const FRAMES: Field = Field::after(LAST_SEQ, 8);
+    pub const BYTES: usize = 16;
+    const _: () = assert!(FRAMES.end() == BYTES && LAST_SEQ.end() == super::dump_frame::LAST_SEQ.end());
 }

@@ -14,9 +14,7 @@ use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tally_core::codec::encoded_len;
-use tally_core::limits::{
-    BATCH_EVENTS_MAX, BATCH_HEADER_BYTES, COMMIT_BYTES_MAX, QUEUE_BYTES_MAX, QUEUE_REQUESTS_MAX, REQUEST_ENCODED_BYTES_MAX,
-};
+use tally_core::limits::{BATCH_EVENTS_MAX, BATCH_HEADER_BYTES, COMMIT_BYTES_MAX, QUEUE_BYTES_MAX, REQUEST_ENCODED_BYTES_MAX};
 use tally_core::{Outcome, Request};
 use tokio::sync::{oneshot, Notify};
 
@@ -107,12 +105,6 @@ pub struct WriteQueue {
     bytes_max: usize,
 }
 
-impl Default for WriteQueue {
-    fn default() -> WriteQueue {
-        WriteQueue::new(QUEUE_REQUESTS_MAX)
-    }
-}
-
 impl WriteQueue {
     pub fn new(requests_max: usize) -> WriteQueue {
         assert!(requests_max >= 1);
@@ -164,6 +156,11 @@ impl WriteQueue {
         self.arrived.notify_one();
         self.arrived_async.notify_one();
         Ok(())
+    }
+
+    /// Why the queue was failed, if it was: the writer is gone, and reads should say so too.
+    pub fn failure(&self) -> Option<LedgerError> {
+        self.lock().failure.clone()
     }
 
     /// Whether the queue takes no more submissions.

@@ -1,5 +1,5 @@
 //! One batch in one transaction: load the rows the batch names into a `tally_core` slice,
-//! apply it with the same `commit::apply` as the embedded writer, write back what changed
+//! apply it with the same `tally_core::batch::apply` as the embedded writer, write back what changed
 //! with one set-based statement per table, commit.
 //!
 //! The order of locks is what makes this safe and deadlock-free:
@@ -170,7 +170,8 @@ pub async fn run(
         Concurrency::Locking | Concurrency::Optimistic => IsolationLevel::ReadCommitted,
     };
     let transaction = client.build_transaction().isolation_level(isolation).start().await?;
-    let due = DueQuery { now: big(now), limit: DUE_HOLDS_MAX as i64 };
+    // One more than a batch loads, to learn whether more are due.
+    let due = DueQuery { now: big(now), limit: DUE_HOLDS_MAX as i64 + 1 };
     let touched = touched_accounts(&transaction, statements, lineages, &names, &due).await?;
     let loaded = load_accounts(&transaction, statements, concurrency, &touched).await?;
     let locked = started.elapsed();
@@ -358,7 +359,7 @@ fn slice_of(turn: Turn, mut accounts: Vec<AccountRow>, row_ids: &HashMap<String,
         slice.load_account(account);
     }
     let mut loaded_transfers = BTreeSet::new();
-    for row in turn.transfers.iter().chain(&turn.due_holds) {
+    for row in turn.transfers.iter().chain(turn.due_holds.iter().take(DUE_HOLDS_MAX)) {
         let transfer = rows::transfer(row)?;
         if !loaded_transfers.insert(transfer.id.clone()) {
             continue;
@@ -376,13 +377,16 @@ fn slice_of(turn: Turn, mut accounts: Vec<AccountRow>, row_ids: &HashMap<String,
             slice.load_transfer(transfer);
         }
     }
-    if turn.due_holds.len() >= DUE_HOLDS_MAX {
-        // More holds may be due than were loaded: the batch stays before the latest loaded
-        // one, so every hold it expires is one it loaded.
-        let latest = turn.due_holds.last().map(rows::transfer).transpose()?.and_then(|hold| hold.expires_at);
-        slice.limit_horizon(latest.expect("a due hold has an expiry"));
+    if let Some(first_not_loaded) = turn.due_holds.get(DUE_HOLDS_MAX) {
+        // More holds are due than a batch loads: the batch stays before the first one it did
+        // not load, so every hold it expires is one it loaded.
+        let expires_at = rows::transfer(first_not_loaded)?.expires_at;
+        slice.limit_horizon(expires_at.ok_or_else(|| PgError::Corrupt("a due hold without an expiry".into()))?);
     }
     slice.loaded();
+    // Rows read from the database are outside data: one that breaks an invariant is reported,
+    // never handed to the rules (which would stop the node on it).
+    slice.check_invariants().map_err(|broken| PgError::Corrupt(format!("a loaded row breaks an invariant: {broken}")))?;
     Ok(slice)
 }
 

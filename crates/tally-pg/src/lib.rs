@@ -252,6 +252,10 @@ impl PgLedger {
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, LedgerError> {
+        // A node whose writer died answers nothing, reads included: it must be restarted.
+        if let Some(failure) = self.shared.queue.failure() {
+            return Err(failure);
+        }
         self.pool.get().await.map_err(|error| LedgerError::Unavailable(format!("no database connection: {error}")))
     }
 }

@@ -121,7 +121,10 @@ fn damaged_snapshots_are_refused_never_misread() {
     let (a, b, one) = (Id::parse("a").unwrap(), Id::parse("b").unwrap(), Decimal::parse("1").unwrap());
     state.apply(
         &Request::CreateTransfers(vec![
-            transfer("t", TransferKind::Direct { debit: a.clone(), credit: b.clone(), amount: one }),
+            NewTransfer {
+                metadata: Some(Metadata::parse(r#"{"k":[1,2.50]}"#).unwrap()),
+                ..transfer("t", TransferKind::Direct { debit: a.clone(), credit: b.clone(), amount: one })
+            },
             transfer("h", TransferKind::Pending { debit: a, credit: b, amount: one, timeout_ms: Some(5) }),
         ]),
         3,
@@ -136,6 +139,8 @@ fn damaged_snapshots_are_refused_never_misread() {
             if let Ok(loaded) = State::from_snapshot_bytes(&bytes) {
                 prop_assert!(loaded.check_invariants().is_ok());
                 prop_assert_eq!(loaded.snapshot_bytes(), bytes);
+                // Every record renders (transfer metadata is canonical, checked when loaded).
+                prop_assert_eq!(loaded.journal(0, loaded.last_seq(), usize::MAX).len() as u64, loaded.last_seq());
             }
             Ok(())
         })

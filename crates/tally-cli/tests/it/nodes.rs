@@ -1,7 +1,7 @@
 //! Three Tally nodes on one PostgreSQL: the bank workload with clients on all three at once,
 //! one node killed with SIGKILL and restarted on a schedule, for each concurrency strategy.
 //! The checker must find no violation: no lost or doubled transfer, no gap in the journal,
-//! no overdraft, every hold settled exactly once.
+//! no overdraft, every hold posted, voided or expired exactly once.
 
 use crate::support::*;
 use tally_testkit::postgres::{ClusterOptions, PrivateCluster};

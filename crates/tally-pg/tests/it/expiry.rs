@@ -3,6 +3,7 @@
 //! its clock before the rest), so every hold is posted or expires exactly once, and the
 //! batch records replay on the bare state machine to exactly the tables (`verify`).
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -56,8 +57,10 @@ async fn traffic(ledger: &PgLedger, node: usize) {
         ];
         let outcomes = ledger.submit(Request::CreateTransfers(events)).await.unwrap().outcomes;
         assert!(outcomes[..3].iter().all(|o| o.result == ResultCode::Created), "{outcomes:?}");
+        // Each post names a hold of its own (37 and 10,000 share no factor); whether it finds
+        // the hold still open depends on how far expiry has come.
         let post = outcomes[3].result;
-        assert!(matches!(post, ResultCode::Created | ResultCode::PendingExpired | ResultCode::PendingAlreadyPosted), "{post:?}");
+        assert!(matches!(post, ResultCode::Created | ResultCode::PendingExpired), "{post:?}");
     }
 }
 
@@ -102,20 +105,26 @@ async fn more_due_holds_than_one_batch_expires_are_each_resolved_once_across_two
     tokio::join!(traffic(&first, 0), traffic(&second, 1));
 
     let deadline = Instant::now() + Duration::from_secs(120);
-    let (mut expired, mut posted, mut after) = (0, 0, 0);
-    while expired + posted < HOLDS {
+    let (mut resolved, mut after) = (HashSet::new(), 0);
+    while resolved.len() < HOLDS {
         let page = first.journal(after, 1_000, Duration::from_millis(200)).await.unwrap();
         for entry in &page {
-            match entry {
-                JournalEntry::Expiry { pending_id, .. } if pending_id.starts_with("hold-") => expired += 1,
-                JournalEntry::Transfer(view) if view.id.starts_with("post-") && view.result == ResultCode::Created => posted += 1,
-                _ => {}
+            let hold = match entry {
+                JournalEntry::Expiry { pending_id, .. } => Some(pending_id.clone()),
+                JournalEntry::Transfer(view) if view.id.starts_with("post-") && view.result == ResultCode::Created => {
+                    view.detail.as_ref().and_then(|detail| detail.pending_id.clone())
+                }
+                _ => None,
+            };
+            if let Some(hold) = hold.filter(|hold| hold.starts_with("hold-")) {
+                assert!(resolved.insert(hold.clone()), "{hold} resolved twice");
             }
             after = entry.seq();
         }
-        assert!(Instant::now() < deadline, "holds are still open: {expired} expired, {posted} posted of {HOLDS}");
+        assert!(Instant::now() < deadline, "holds are still open: {} of {HOLDS} resolved", resolved.len());
     }
-    assert_eq!(expired + posted, HOLDS, "every hold is resolved exactly once");
+    // Every hold once, and nothing more resolves later.
+    assert!(first.journal(after, 1_000, Duration::ZERO).await.unwrap().is_empty());
     first.shutdown().await;
     second.shutdown().await;
     let verified = tally_pg::offline::verify(&cluster.url(), |_, _, _| {}).await.expect("the batch records replay to the tables");
