@@ -159,7 +159,8 @@ impl Engine {
         if lock.try_lock().is_err() {
             return Err(OpenError::InUse { path: directory.display().to_string() });
         }
-        let storage = FileStorage::open(directory).map_err(io)?;
+        let mut storage = FileStorage::open(directory).map_err(io)?;
+        storage.remove_partial_files().map_err(io)?;
         let (mut engine, recovery) = Engine::start(storage, config)?;
         engine._lock = Some(lock);
         Ok((engine, recovery))
@@ -200,10 +201,17 @@ impl Engine {
     }
 
     fn check_failure(&self) -> Result<(), LedgerError> {
-        match &*self.shared.failure.lock().expect("failure lock") {
-            Some(reason) => Err(LedgerError::Failed(reason.clone())),
+        match self.failure() {
+            Some(reason) => Err(LedgerError::Failed(reason)),
             None => Ok(()),
         }
+    }
+
+    /// Why the ledger stopped: a storage failure, or a writer that died (which the queue
+    /// learns first, when a reply is dropped unanswered).
+    fn failure(&self) -> Option<String> {
+        let failure = self.shared.failure.lock().expect("failure lock").clone();
+        failure.or_else(|| self.shared.queue.failure().map(|error| error.to_string()))
     }
 
     /// Waits until `seq` is durable.
@@ -285,7 +293,7 @@ impl Ledger for Engine {
         };
         let ((accounts, transfers), last_seq) = (state.counts(), state.last_seq());
         drop(state);
-        let failure = self.shared.failure.lock().expect("failure lock").clone();
+        let failure = self.failure();
         Status {
             last_seq,
             durable_seq: self.shared.durable.borrow().seq,

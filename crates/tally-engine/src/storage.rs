@@ -36,10 +36,23 @@ pub struct FileStorage {
     open: HashMap<String, (File, bool)>,
 }
 
+/// The suffix of a file being written by `write_atomic`, before it is renamed into place.
+const PARTIAL_SUFFIX: &str = ".partial";
+
 impl FileStorage {
     pub fn open(directory: &Path) -> io::Result<FileStorage> {
         fs::create_dir_all(directory)?;
         Ok(FileStorage { directory: directory.to_path_buf(), open: HashMap::new() })
+    }
+
+    /// Removes what an interrupted `write_atomic` left: a partial file is never complete (a
+    /// complete one was renamed), so nothing is lost. Only the directory's owner may do this
+    /// (a live server may be writing one right now).
+    pub fn remove_partial_files(&mut self) -> io::Result<()> {
+        for name in self.list()?.into_iter().filter(|name| name.ends_with(PARTIAL_SUFFIX)) {
+            fs::remove_file(self.directory.join(name))?;
+        }
+        Ok(())
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -105,11 +118,17 @@ impl Storage for FileStorage {
     }
 
     fn write_atomic(&mut self, name: &str, produce: &mut Produce<'_>) -> io::Result<()> {
-        let temporary = self.path(&format!("{name}.partial"));
-        let mut file = io::BufWriter::with_capacity(1 << 20, File::create(&temporary)?);
-        produce(&mut |bytes| file.write_all(bytes))?;
-        let file = file.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
+        let temporary = self.path(&format!("{name}{PARTIAL_SUFFIX}"));
+        let written = (|| {
+            let mut file = io::BufWriter::with_capacity(1 << 20, File::create(&temporary)?);
+            produce(&mut |bytes| file.write_all(bytes))?;
+            file.into_inner().map_err(|e| e.into_error())?.sync_all()
+        })();
+        if let Err(error) = written {
+            // A failed write leaves nothing behind (a full disk must not stay full of it).
+            let _ = fs::remove_file(&temporary);
+            return Err(error);
+        }
         fs::rename(&temporary, self.path(name))?;
         self.sync_directory()
     }

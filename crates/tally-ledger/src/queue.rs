@@ -130,9 +130,13 @@ impl WriteQueue {
         let (reply, answer) = oneshot::channel();
         self.push(Job { request, encoded_bytes, reply })?;
         // Every queued request is answered, at shutdown too; a reply dropped unanswered means
-        // the writer died holding it, so whether it was applied is unknown.
+        // the writer died holding it, so whether it was applied is unknown. The queue fails at
+        // once, before this answer leaves, so no one who hears it can still find a ledger that
+        // looks alive.
         answer.await.unwrap_or_else(|_| {
-            Err(LedgerError::Failed("the writer stopped before answering; the outcome is unknown, resend the same ids".into()))
+            let failure = LedgerError::Failed("the writer stopped before answering; the outcome is unknown, resend the same ids".into());
+            self.fail(failure.clone());
+            Err(failure)
         })
     }
 
@@ -180,14 +184,14 @@ impl WriteQueue {
     }
 
     /// The writer cannot go on: answer everything queued, and every later submission, with
-    /// `error`. Nothing that is refused this way was applied.
+    /// `error` (the first failure stands). Nothing that is refused this way was applied.
     pub fn fail(&self, error: LedgerError) {
-        let jobs = {
+        let (jobs, error) = {
             let mut queued = self.lock();
             queued.open = false;
-            queued.failure = Some(error.clone());
+            let error = queued.failure.get_or_insert(error).clone();
             queued.bytes = 0;
-            std::mem::take(&mut queued.jobs)
+            (std::mem::take(&mut queued.jobs), error)
         };
         Batch { jobs: jobs.into(), closed: true, taken: Instant::now() }.fail(&error);
         self.arrived.notify_all();

@@ -360,7 +360,13 @@ impl Ledger for PgLedger {
         Status {
             last_seq,
             durable_seq: last_seq,
-            failure: self.shared.failure.lock().expect("failure lock").clone(),
+            failure: self
+                .shared
+                .failure
+                .lock()
+                .expect("failure lock")
+                .clone()
+                .or_else(|| self.shared.queue.failure().map(|e| e.to_string())),
             queue_depth: self.shared.queue.depth(),
             accounts: self.shared.accounts.load(Ordering::Relaxed) as usize,
             transfers: self.shared.transfers.load(Ordering::Relaxed) as usize,
