@@ -113,6 +113,10 @@ async fn fallback() -> ApiError {
     ApiError::not_found("no such route; see /openapi.json")
 }
 
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not take that method; see /openapi.json")
+}
+
 pub fn router(app: App) -> Router {
     let document = openapi();
     let (v1, _) = api().split_for_parts();
@@ -126,6 +130,7 @@ pub fn router(app: App) -> Router {
     v1.merge(operations)
         .route("/openapi.json", axum::routing::get(move || async move { axum::Json(document) }))
         .fallback(fallback)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(REQUEST_BODY_BYTES_MAX))
         .route_layer(middleware::from_fn(record_metrics))
         .layer(limits)

@@ -21,6 +21,19 @@ async fn oversized_bodies_and_batches_are_refused() {
 }
 
 #[tokio::test]
+async fn a_method_a_route_does_not_take_answers_405_with_the_error_object() {
+    let server = TestServer::start().await;
+    for (method, path) in [("PUT", "/v1/assets"), ("DELETE", "/v1/accounts/alice"), ("POST", "/healthz")] {
+        let response = reqwest::Client::new().request(method.parse().unwrap(), format!("{}{path}", server.url)).send().await.unwrap();
+        let allow = response.headers().get("allow").map(|allow| allow.to_str().unwrap().to_owned());
+        assert_eq!(response.status().as_u16(), 405, "{method} {path}");
+        let answer: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(answer["error"]["code"], "method_not_allowed", "{method} {path}: {answer}");
+        assert!(allow.is_some_and(|allow| !allow.is_empty()), "{method} {path} names the methods it takes");
+    }
+}
+
+#[tokio::test]
 async fn a_token_guards_the_api_but_not_health() {
     let server = TestServer::with_token("s3cret").await;
     let (status, answer) = server.post("/v1/assets", json!({"code": "USD", "scale": 2})).await;
