@@ -89,6 +89,21 @@ async fn authenticate(State(app): State<App>, request: Request, next: Next) -> R
     next.run(request).await
 }
 
+/// Bodies are read as sent: a compressed one would be misread as bad JSON (or, worse, as
+/// other JSON), so any content coding but `identity` is refused before the body is read.
+async fn refuse_content_encoding(request: Request, next: Next) -> Response {
+    let encoding = request.headers().get(header::CONTENT_ENCODING).map(|value| value.to_str().unwrap_or("").trim().to_owned());
+    match encoding {
+        Some(encoding) if !encoding.eq_ignore_ascii_case("identity") => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_encoding",
+            format!("request bodies are read as sent; Content-Encoding {encoding:?} is not supported"),
+        )
+        .into_response(),
+        _ => next.run(request).await,
+    }
+}
+
 async fn record_metrics(request: Request, next: Next) -> Response {
     let route = request.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let method = request.method().to_string();
@@ -132,6 +147,7 @@ pub fn router(app: App) -> Router {
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(REQUEST_BODY_BYTES_MAX))
+        .layer(middleware::from_fn(refuse_content_encoding))
         .route_layer(middleware::from_fn(record_metrics))
         .layer(limits)
         .with_state(app)

@@ -34,6 +34,33 @@ async fn a_method_a_route_does_not_take_answers_405_with_the_error_object() {
 }
 
 #[tokio::test]
+async fn a_compressed_body_is_refused_not_misread() {
+    let server = TestServer::start().await;
+    for encoding in ["gzip", "br", "GZIP"] {
+        let response = reqwest::Client::new()
+            .post(format!("{}/v1/assets", server.url))
+            .header("content-encoding", encoding)
+            .body(r#"{"code":"USD","scale":2}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 415, "{encoding}");
+        let answer: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(answer["error"]["code"], "unsupported_encoding", "{answer}");
+    }
+    let identity = reqwest::Client::new()
+        .post(format!("{}/v1/assets", server.url))
+        .header("content-encoding", "identity")
+        .body(r#"{"code":"USD","scale":2}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(identity.status().as_u16(), 200, "an identity coding is the body as sent");
+    let (_, journal) = server.get("/v1/journal").await;
+    assert_eq!(journal["entries"].as_array().unwrap().len(), 1, "only the identity request was applied");
+}
+
+#[tokio::test]
 async fn a_token_guards_the_api_but_not_health() {
     let server = TestServer::with_token("s3cret").await;
     let (status, answer) = server.post("/v1/assets", json!({"code": "USD", "scale": 2})).await;
