@@ -10,10 +10,11 @@
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::borrow::Cow;
-use tally_core::limits::{BATCH_EVENTS_MAX, HOLD_TIMEOUT_MS_MAX};
+use tally_core::allocation::split;
+use tally_core::limits::{ALLOCATION_SHARES_MAX, ALLOCATION_WEIGHT_MAX, BATCH_EVENTS_MAX, HOLD_TIMEOUT_MS_MAX};
 use tally_core::{
-    format_minor, AccountPatch, AccountUpdate, AccountView, AssetCode, Decimal, Id, JournalEntry, Metadata, NewAccount, NewAsset,
-    NewTransfer, Outcome, RecordKind, Request, ResultCode, Settings, Totals, TransferKind, TransferView,
+    format_minor, AccountPatch, AccountUpdate, AccountView, AssetCode, Decimal, Id, JournalEntry, Metadata, Moved, NewAccount, NewAsset,
+    NewTransfer, Outcome, RecordKind, Request, ResultCode, Settings, Share, Totals, TransferKind, TransferView,
 };
 use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::ToSchema;
@@ -196,6 +197,15 @@ pub struct TransferInput<'a> {
     #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>, pattern = "^[A-Za-z0-9._:@-]{1,128}$")]
     pub void: Option<Cow<'a, str>>,
+    /// Split `amount` from `debit` over these accounts by weight, exactly, instead of
+    /// crediting one `credit`: one leg per entry (`<id>/0`, `<id>/1`, ...), all or none.
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_items = 1, max_items = 1000)]
+    pub allocate: Option<Vec<ShareInput<'a>>>,
+    /// Move at most `amount` (everything the bounds allow when `amount` is omitted), as much
+    /// as the bounds of both sides and their ancestors allow now; the result says how much.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub balancing: bool,
     /// Succeed or fail together with the next transfer in the request.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub linked: bool,
@@ -207,6 +217,18 @@ pub struct TransferInput<'a> {
     pub if_debit_version: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub if_credit_version: Option<u64>,
+}
+
+/// One entry of an allocation.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShareInput<'a> {
+    #[serde(borrow)]
+    #[schema(value_type = String, example = "alice", pattern = "^[A-Za-z0-9._:@-]{1,128}$")]
+    pub credit: Cow<'a, str>,
+    /// This entry's part of the amount is `weight / (sum of weights)`.
+    #[schema(minimum = 1, maximum = 1000000000)]
+    pub weight: u64,
 }
 
 // ---------------------------------------------------------------------------------------
@@ -306,63 +328,33 @@ impl CreateTransfers<'_> {
         for (index, transfer) in self.transfers.into_iter().enumerate() {
             events.push(transfer.convert(index)?);
         }
+        // An allocation's entries each cost what an event does (a leg, a journal entry).
+        let counted: usize =
+            events.iter().map(|event| if let TransferKind::Allocate { shares, .. } = &event.kind { shares.len() } else { 1 }).sum();
+        if counted > BATCH_EVENTS_MAX {
+            return Err(FieldError::new(
+                "transfers",
+                format!("holds {counted} events, counting each allocation entry as one; the limit is {BATCH_EVENTS_MAX}"),
+            ));
+        }
         Ok(Request::CreateTransfers(events))
     }
 }
 
+/// Refuses a field that is present where it may not be.
+fn forbid(present: bool, field: String, reason: &str) -> Result<(), FieldError> {
+    if present {
+        Err(FieldError::new(field, reason.to_owned()))
+    } else {
+        Ok(())
+    }
+}
+
 impl<'a> TransferInput<'a> {
-    fn convert(self, index: usize) -> Result<NewTransfer, FieldError> {
+    fn convert(mut self, index: usize) -> Result<NewTransfer, FieldError> {
         let field = |name: &str| format!("transfers[{index}].{name}");
-        let required = |value: Option<Cow<'a, str>>, name: &str| -> Result<Cow<'a, str>, FieldError> {
-            value.ok_or_else(|| FieldError::new(field(name), "is required for a transfer that is not a post or void"))
-        };
-        let optional_id = |value: Option<Cow<'a, str>>, name: &str| value.map(|v| id(|| field(name), &v)).transpose();
-        let forbid = |present: bool, name: &str, reason: &str| {
-            if present {
-                Err(FieldError::new(field(name), reason.to_owned()))
-            } else {
-                Ok(())
-            }
-        };
-        if let Some(timeout_ms) = self.timeout_ms {
-            forbid(!self.pending, "timeout_ms", "is allowed only with \"pending\": true")?;
-            forbid(
-                timeout_ms == 0 || timeout_ms > HOLD_TIMEOUT_MS_MAX,
-                "timeout_ms",
-                &format!("must be between 1 and {HOLD_TIMEOUT_MS_MAX}"),
-            )?;
-        }
-        let kind = match (self.post, self.void) {
-            (Some(_), Some(_)) => return Err(FieldError::new(field("void"), "a transfer cannot both post and void")),
-            (Some(pending_id), None) => {
-                forbid(self.pending, "pending", "a post cannot also be pending")?;
-                TransferKind::Post {
-                    pending_id: id(|| field("post"), &pending_id)?,
-                    debit: optional_id(self.debit, "debit")?,
-                    credit: optional_id(self.credit, "credit")?,
-                    amount: self.amount.map(|a| positive(|| field("amount"), &a)).transpose()?,
-                }
-            }
-            (None, Some(pending_id)) => {
-                forbid(self.pending, "pending", "a void cannot also be pending")?;
-                forbid(self.amount.is_some(), "amount", "a void voids the whole hold and takes no amount")?;
-                TransferKind::Void {
-                    pending_id: id(|| field("void"), &pending_id)?,
-                    debit: optional_id(self.debit, "debit")?,
-                    credit: optional_id(self.credit, "credit")?,
-                }
-            }
-            (None, None) => {
-                let debit = id(|| field("debit"), &required(self.debit, "debit")?)?;
-                let credit = id(|| field("credit"), &required(self.credit, "credit")?)?;
-                let amount = positive(|| field("amount"), &required(self.amount, "amount")?)?;
-                if self.pending {
-                    TransferKind::Pending { debit, credit, amount, timeout_ms: self.timeout_ms }
-                } else {
-                    TransferKind::Direct { debit, credit, amount }
-                }
-            }
-        };
+        self.check_combination(&field)?;
+        let kind = self.kind(&field)?;
         Ok(NewTransfer {
             id: id(|| field("id"), &self.id)?,
             kind,
@@ -371,8 +363,88 @@ impl<'a> TransferInput<'a> {
             metadata: self.metadata.as_deref().map(|m| metadata(|| field("metadata"), m)).transpose()?,
             if_debit_version: self.if_debit_version,
             if_credit_version: self.if_credit_version,
+            balancing: self.balancing,
         })
     }
+
+    /// Refuses fields that do not go together, before any value is read.
+    fn check_combination(&self, field: &impl Fn(&str) -> String) -> Result<(), FieldError> {
+        if let Some(timeout_ms) = self.timeout_ms {
+            forbid(!self.pending, field("timeout_ms"), "is allowed only with \"pending\": true")?;
+            let range = format!("must be between 1 and {HOLD_TIMEOUT_MS_MAX}");
+            forbid(timeout_ms == 0 || timeout_ms > HOLD_TIMEOUT_MS_MAX, field("timeout_ms"), &range)?;
+        }
+        let resolves = self.post.is_some() || self.void.is_some();
+        forbid(self.post.is_some() && self.void.is_some(), field("void"), "a transfer cannot both post and void")?;
+        forbid(resolves && self.pending, field("pending"), "a post or void cannot also be pending")?;
+        forbid(self.void.is_some() && self.amount.is_some(), field("amount"), "a void voids the whole hold and takes no amount")?;
+        forbid(self.balancing && resolves, field("balancing"), "a post or void cannot balance")?;
+        forbid(self.balancing && self.allocate.is_some(), field("balancing"), "an allocation cannot balance")?;
+        forbid(self.allocate.is_some() && resolves, field("allocate"), "a post or void cannot allocate")?;
+        if self.allocate.is_some() {
+            forbid(self.credit.is_some(), field("credit"), "an allocation names its credit accounts in \"allocate\"")?;
+            forbid(self.if_credit_version.is_some(), field("if_credit_version"), "an allocation has no one credit account")?;
+        }
+        Ok(())
+    }
+
+    /// What the transfer does, from the fields `check_combination` let through.
+    fn kind(&mut self, field: &impl Fn(&str) -> String) -> Result<TransferKind, FieldError> {
+        let required = |value: Option<Cow<'a, str>>, name: &str| -> Result<Cow<'a, str>, FieldError> {
+            value.ok_or_else(|| FieldError::new(field(name), "is required for a transfer that is not a post or void"))
+        };
+        let optional_id = |value: Option<Cow<'a, str>>, name: &str| value.map(|v| id(|| field(name), &v)).transpose();
+        let (debit, credit) = (self.debit.take(), self.credit.take());
+        Ok(if let Some(pending_id) = self.post.take() {
+            TransferKind::Post {
+                pending_id: id(|| field("post"), &pending_id)?,
+                debit: optional_id(debit, "debit")?,
+                credit: optional_id(credit, "credit")?,
+                amount: self.amount.take().map(|a| positive(|| field("amount"), &a)).transpose()?,
+            }
+        } else if let Some(pending_id) = self.void.take() {
+            TransferKind::Void {
+                pending_id: id(|| field("void"), &pending_id)?,
+                debit: optional_id(debit, "debit")?,
+                credit: optional_id(credit, "credit")?,
+            }
+        } else if let Some(entries) = self.allocate.take() {
+            TransferKind::Allocate {
+                debit: id(|| field("debit"), &required(debit, "debit")?)?,
+                shares: shares(entries, field)?,
+                amount: positive(|| field("amount"), &required(self.amount.take(), "amount")?)?,
+                pending: self.pending,
+                timeout_ms: self.timeout_ms,
+            }
+        } else {
+            let debit = id(|| field("debit"), &required(debit, "debit")?)?;
+            let credit = id(|| field("credit"), &required(credit, "credit")?)?;
+            let amount = match self.amount.take() {
+                None if self.balancing => Decimal::UNLIMITED,
+                amount => positive(|| field("amount"), &required(amount, "amount")?)?,
+            };
+            match self.pending {
+                true => TransferKind::Pending { debit, credit, amount, timeout_ms: self.timeout_ms },
+                false => TransferKind::Direct { debit, credit, amount },
+            }
+        })
+    }
+}
+
+/// An allocation's entries, each checked.
+fn shares(inputs: Vec<ShareInput<'_>>, field: &impl Fn(&str) -> String) -> Result<Vec<Share>, FieldError> {
+    if !(1..=ALLOCATION_SHARES_MAX).contains(&inputs.len()) {
+        return Err(FieldError::new(field("allocate"), format!("must hold 1 to {ALLOCATION_SHARES_MAX} entries")));
+    }
+    let mut shares = Vec::with_capacity(inputs.len());
+    for (index, input) in inputs.into_iter().enumerate() {
+        let name = |part: &str| field(&format!("allocate[{index}].{part}"));
+        if !(1..=ALLOCATION_WEIGHT_MAX).contains(&input.weight) {
+            return Err(FieldError::new(name("weight"), format!("must be between 1 and {ALLOCATION_WEIGHT_MAX}")));
+        }
+        shares.push(Share { credit: id(|| name("credit"), &input.credit)?, weight: input.weight });
+    }
+    Ok(shares)
 }
 
 #[cfg(test)]
@@ -381,24 +453,34 @@ mod tests {
 
     #[test]
     fn results_json_is_what_serde_would_write() {
-        let request = CreateTransfers {
-            transfers: (0..3)
-                .map(|n| TransferInput {
-                    id: format!("t:{n}@x.y-z_").into(),
-                    debit: Some("a".into()),
-                    credit: Some("b".into()),
-                    amount: Some("1".into()),
-                    ..TransferInput::default()
-                })
-                .collect(),
-        }
-        .convert()
-        .unwrap();
+        let mut transfers: Vec<TransferInput> = (0..3)
+            .map(|n| TransferInput {
+                id: format!("t:{n}@x.y-z_").into(),
+                debit: Some("a".into()),
+                credit: Some("b".into()),
+                amount: Some("1".into()),
+                ..TransferInput::default()
+            })
+            .collect();
+        transfers.push(TransferInput { id: "sweep".into(), balancing: true, amount: None, ..transfers[0].clone() });
+        let shares = [("x", 1), ("y", 1), ("z", 1)].map(|(credit, weight)| ShareInput { credit: credit.into(), weight });
+        transfers.push(TransferInput {
+            id: "pot".into(),
+            credit: None,
+            allocate: Some(shares.to_vec()),
+            amount: Some("1".into()),
+            ..transfers[0].clone()
+        });
+        let request = CreateTransfers { transfers }.convert().unwrap();
+        let moved = |amount| Some(Moved { amount, scale: 2 });
         let outcomes = [
-            Outcome { result: ResultCode::Created, seq: 7, timestamp: 1_795_000_000_000_000_001 },
+            Outcome { result: ResultCode::Created, seq: 7, timestamp: 1_795_000_000_000_000_001, moved: None },
             Outcome::unrecorded(ResultCode::AccountNotFound),
-            Outcome { result: ResultCode::Exists, seq: u64::MAX, timestamp: u64::MAX },
+            Outcome { result: ResultCode::Exists, seq: u64::MAX, timestamp: u64::MAX, moved: None },
+            Outcome { result: ResultCode::Created, seq: 8, timestamp: 9, moved: moved(0) },
+            Outcome { result: ResultCode::Exists, seq: 9, timestamp: 10, moved: moved(100) },
         ];
+        let leg = |id: &str, credit: &str, amount: &str| Leg { id: id.into(), credit: credit.into(), amount: amount.into() };
         let Request::CreateTransfers(events) = &request else { unreachable!() };
         let results = events
             .iter()
@@ -408,6 +490,9 @@ mod tests {
                 result: outcome.result.name().to_owned(),
                 seq: (outcome.seq != 0).then_some(outcome.seq),
                 timestamp: (outcome.timestamp != 0).then_some(outcome.timestamp),
+                amount: outcome.moved.map(|moved| format_minor(moved.amount as i128, moved.scale)),
+                legs: matches!(event.kind, TransferKind::Allocate { .. })
+                    .then(|| vec![leg("pot/0", "x", "0.34"), leg("pot/1", "y", "0.33"), leg("pot/2", "z", "0.33")]),
             })
             .collect();
         let expected = serde_json::to_vec(&Results { results }).unwrap();
@@ -439,6 +524,24 @@ pub struct EventResult {
     pub seq: Option<u64>,
     /// Nanoseconds since the Unix epoch, assigned by the ledger; strictly increasing.
     pub timestamp: Option<u64>,
+    /// For a balancing transfer or an allocation that succeeded: the amount it moved (or
+    /// held).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "100.00")]
+    pub amount: Option<String>,
+    /// For an allocation that succeeded: its legs, in the order of its entries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub legs: Option<Vec<Leg>>,
+}
+
+/// One leg of an allocation: a transfer (or hold) of its own.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Leg {
+    #[schema(example = "pot-7-payout/0")]
+    pub id: String,
+    pub credit: String,
+    #[schema(example = "33.34")]
+    pub amount: String,
 }
 
 /// One result per event, in request order.
@@ -474,6 +577,9 @@ impl Results {
                 0 => out.extend_from_slice(b"null"),
                 timestamp => out.extend_from_slice(number.format(timestamp).as_bytes()),
             }
+            if let (Some(moved), Request::CreateTransfers(events)) = (outcome.moved, request) {
+                write_moved(&mut out, &events[index], moved);
+            }
             out.push(b'}');
         };
         assert_eq!(request.len(), outcomes.len(), "one outcome per event");
@@ -486,6 +592,34 @@ impl Results {
         out.extend_from_slice(b"]}");
         out
     }
+}
+
+/// `"amount"`, and for an allocation `"legs"`: its split, recomputed from the event exactly
+/// as the ledger computed it.
+fn write_moved(out: &mut Vec<u8>, event: &NewTransfer, moved: Moved) {
+    let decimal = |out: &mut Vec<u8>, minor: u128| {
+        out.push(b'"');
+        out.extend_from_slice(format_minor(minor as i128, moved.scale).as_bytes());
+        out.push(b'"');
+    };
+    out.extend_from_slice(b",\"amount\":");
+    decimal(out, moved.amount);
+    let TransferKind::Allocate { shares, .. } = &event.kind else { return };
+    out.extend_from_slice(b",\"legs\":[");
+    let weights: Vec<u64> = shares.iter().map(|share| share.weight).collect();
+    for (index, (share, part)) in shares.iter().zip(split(moved.amount, &weights)).enumerate() {
+        if index > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"id\":\"");
+        out.extend_from_slice(event.id.leg(index).as_str().as_bytes());
+        out.extend_from_slice(b"\",\"credit\":\"");
+        out.extend_from_slice(share.credit.as_str().as_bytes());
+        out.extend_from_slice(b"\",\"amount\":");
+        decimal(out, part);
+        out.push(b'}');
+    }
+    out.push(b']');
 }
 
 /// Metadata exactly as stored: never through a float.

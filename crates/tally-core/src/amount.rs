@@ -42,6 +42,11 @@ impl fmt::Display for AmountError {
 impl Decimal {
     pub const ZERO: Decimal = Decimal { digits: 0, fraction_digits: 0, negative: false };
 
+    /// The largest decimal there is. As a balancing transfer's amount it asks for as much as
+    /// the bounds allow (it is what an omitted amount means there); anywhere else it is too
+    /// large, as any amount beyond `TOTAL_MAX` is.
+    pub const UNLIMITED: Decimal = Decimal { digits: u128::MAX, fraction_digits: 0, negative: false };
+
     pub fn parse(text: &str) -> Result<Decimal, AmountError> {
         if text.is_empty() {
             return Err(AmountError::Empty);

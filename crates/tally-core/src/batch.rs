@@ -96,8 +96,9 @@ pub fn replay_record(state: &mut State, payload: &[u8]) -> Result<u64, DecodeErr
 mod tests {
     use super::*;
     use crate::codec::{encoded_len, EVENT_ENCODED_BYTES_MAX};
+    use crate::limits::{ALLOCATION_SHARES_MAX, ALLOCATION_WEIGHT_MAX};
     use crate::limits::{ASSET_CODE_LENGTH_MAX, ID_LENGTH_MAX, METADATA_BYTES_MAX};
-    use crate::{AccountPatch, AccountUpdate, AssetCode, Decimal, Id, Metadata, NewAccount, NewTransfer, TransferKind};
+    use crate::{AccountPatch, AccountUpdate, AssetCode, Decimal, Id, Metadata, NewAccount, NewTransfer, Share, TransferKind};
 
     fn id(fill: char) -> Id {
         Id::parse(&fill.to_string().repeat(ID_LENGTH_MAX)).unwrap()
@@ -130,9 +131,21 @@ mod tests {
             metadata: metadata(),
             if_debit_version: Some(u64::MAX),
             if_credit_version: Some(u64::MAX),
+            balancing: false,
         };
         let hold = NewTransfer {
             kind: TransferKind::Pending { debit: id('d'), credit: id('c'), amount: amount(), timeout_ms: Some(u64::MAX) },
+            balancing: true,
+            ..post.clone()
+        };
+        let allocation = |shares: usize| NewTransfer {
+            kind: TransferKind::Allocate {
+                debit: id('d'),
+                shares: vec![Share { credit: id('c'), weight: ALLOCATION_WEIGHT_MAX }; shares],
+                amount: amount(),
+                pending: true,
+                timeout_ms: Some(u64::MAX),
+            },
             ..post.clone()
         };
         let account = NewAccount {
@@ -153,10 +166,14 @@ mod tests {
             },
         };
         assert_eq!(metadata().unwrap().len(), METADATA_BYTES_MAX);
-        assert_eq!(event_bytes(Request::CreateTransfers(vec![post])), EVENT_ENCODED_BYTES_MAX);
+        assert_eq!(event_bytes(Request::CreateTransfers(vec![post.clone()])), EVENT_ENCODED_BYTES_MAX);
         for request in [Request::CreateTransfers(vec![hold]), Request::CreateAccounts(vec![account]), Request::UpdateAccounts(vec![update])]
         {
             assert!(event_bytes(request) <= EVENT_ENCODED_BYTES_MAX);
+        }
+        // An allocation counts as one event per entry towards a request's limit.
+        for shares in [1, 2, ALLOCATION_SHARES_MAX] {
+            assert!(event_bytes(Request::CreateTransfers(vec![allocation(shares)])) <= shares * EVENT_ENCODED_BYTES_MAX);
         }
     }
 }

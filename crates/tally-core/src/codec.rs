@@ -4,9 +4,11 @@
 //! parsed again, so even data with a valid checksum cannot smuggle in a malformed value.
 
 use crate::amount::Decimal;
-use crate::event::{AccountPatch, AccountUpdate, NewAccount, NewAsset, NewTransfer, Request, ResultCode, TransferKind};
+use crate::event::{AccountPatch, AccountUpdate, NewAccount, NewAsset, NewTransfer, Request, ResultCode, Share, TransferKind};
 use crate::id::{AssetCode, Id};
-use crate::limits::{ASSET_CODE_LENGTH_MAX, BATCH_EVENTS_MAX, ID_LENGTH_MAX, METADATA_BYTES_MAX};
+use crate::limits::{
+    ALLOCATION_SHARES_MAX, ALLOCATION_WEIGHT_MAX, ASSET_CODE_LENGTH_MAX, BATCH_EVENTS_MAX, ID_LENGTH_MAX, METADATA_BYTES_MAX,
+};
 use crate::metadata::Metadata;
 use std::fmt;
 
@@ -206,6 +208,11 @@ const KIND_DIRECT: u8 = 0;
 const KIND_PENDING: u8 = 1;
 const KIND_POST: u8 = 2;
 const KIND_VOID: u8 = 3;
+const KIND_ALLOCATE: u8 = 4;
+/// A direct transfer or hold with `balancing`: encoded as `KIND_DIRECT` or `KIND_PENDING`
+/// is, under its own kind so that records written before balancing existed read unchanged.
+const KIND_DIRECT_BALANCING: u8 = 5;
+const KIND_PENDING_BALANCING: u8 = 6;
 
 /// A batch record's header: the timestamp (u64) and the request count (u32).
 pub const BATCH_HEADER_BYTES: usize = 8 + 4;
@@ -239,8 +246,16 @@ const UPDATE_EVENT_BYTES_MAX: usize =
     ID_BYTES_MAX + 2 * optional(optional(DECIMAL_BYTES)) + optional(METADATA_FIELD_BYTES_MAX) + optional(8);
 /// The largest kind-specific part of a transfer: a hold (two accounts, an amount, a timeout)
 /// or a post (the hold, two optional accounts, an optional amount).
-const TRANSFER_KIND_BYTES_MAX: usize =
-    1 + max(2 * ID_BYTES_MAX + DECIMAL_BYTES + optional(8), ID_BYTES_MAX + 2 * optional(ID_BYTES_MAX) + optional(DECIMAL_BYTES));
+const TRANSFER_KIND_BYTES_MAX: usize = 1 + max(
+    max(2 * ID_BYTES_MAX + DECIMAL_BYTES + optional(8), ID_BYTES_MAX + 2 * optional(ID_BYTES_MAX) + optional(DECIMAL_BYTES)),
+    ALLOCATION_BYTES_MAX,
+);
+/// Each entry of an allocation: the account and the weight.
+const SHARE_BYTES: usize = ID_BYTES_MAX + 8;
+const _: () = assert!(ALLOCATION_SHARES_MAX <= u16::MAX as usize, "entry counts are u16");
+/// An allocation with one entry. Each further entry adds `SHARE_BYTES`, less than a whole
+/// event, which is why a request's limit counts every entry of an allocation as one event.
+const ALLOCATION_BYTES_MAX: usize = ID_BYTES_MAX + 2 + SHARE_BYTES + DECIMAL_BYTES + 1 + optional(8);
 const TRANSFER_EVENT_BYTES_MAX: usize =
     ID_BYTES_MAX + TRANSFER_KIND_BYTES_MAX + optional(string(ASSET_CODE_LENGTH_MAX)) + 1 + METADATA_FIELD_BYTES_MAX + 2 * optional(8);
 
@@ -323,13 +338,13 @@ fn encode_transfer<O: Output>(event: &NewTransfer, out: &mut Encoder<O>) {
     let optional_id = |o: &mut Encoder<O>, id: &Option<Id>| o.option(id.as_ref(), |o, id| o.str(id.as_str()));
     match &event.kind {
         TransferKind::Direct { debit, credit, amount } => {
-            out.u8(KIND_DIRECT);
+            out.u8(if event.balancing { KIND_DIRECT_BALANCING } else { KIND_DIRECT });
             out.str(debit.as_str());
             out.str(credit.as_str());
             out.decimal(amount);
         }
         TransferKind::Pending { debit, credit, amount, timeout_ms } => {
-            out.u8(KIND_PENDING);
+            out.u8(if event.balancing { KIND_PENDING_BALANCING } else { KIND_PENDING });
             out.str(debit.as_str());
             out.str(credit.as_str());
             out.decimal(amount);
@@ -348,7 +363,23 @@ fn encode_transfer<O: Output>(event: &NewTransfer, out: &mut Encoder<O>) {
             optional_id(out, debit);
             optional_id(out, credit);
         }
+        TransferKind::Allocate { debit, shares, amount, pending, timeout_ms } => {
+            out.u8(KIND_ALLOCATE);
+            out.str(debit.as_str());
+            out.u16(shares.len() as u16);
+            for share in shares {
+                out.str(share.credit.as_str());
+                out.u64(share.weight);
+            }
+            out.decimal(amount);
+            out.bool(*pending);
+            out.option(*timeout_ms, Encoder::u64);
+        }
     }
+    assert!(
+        !event.balancing || matches!(event.kind, TransferKind::Direct { .. } | TransferKind::Pending { .. }),
+        "only direct transfers and holds balance"
+    );
     out.option(event.asset.as_ref(), |o, a| o.str(a.as_str()));
     out.bool(event.linked);
     out.option(event.metadata.as_deref(), Encoder::str);
@@ -415,18 +446,43 @@ fn decode_request(input: &mut Decoder<'_>) -> Result<Request, DecodeError> {
     })
 }
 
+fn timeout(input: &mut Decoder<'_>) -> Result<Option<u64>, DecodeError> {
+    match input.option(Decoder::u64)? {
+        Some(ms) if ms > crate::limits::HOLD_TIMEOUT_MS_MAX => fail(format!("hold timeout {ms} ms exceeds the limit")),
+        timeout => Ok(timeout),
+    }
+}
+
+fn decode_shares(input: &mut Decoder<'_>) -> Result<Vec<Share>, DecodeError> {
+    let count = usize::from(input.u16()?);
+    if !(1..=ALLOCATION_SHARES_MAX).contains(&count) {
+        return fail(format!("allocation with {count} entries"));
+    }
+    (0..count)
+        .map(|_| {
+            let credit = input.id()?;
+            match input.u64()? {
+                weight @ 1..=ALLOCATION_WEIGHT_MAX => Ok(Share { credit, weight }),
+                weight => fail(format!("allocation weight {weight} out of range")),
+            }
+        })
+        .collect()
+}
+
 fn decode_transfer(input: &mut Decoder<'_>) -> Result<NewTransfer, DecodeError> {
     let id = input.id()?;
-    let kind = match input.u8()? {
-        KIND_DIRECT => TransferKind::Direct { debit: input.id()?, credit: input.id()?, amount: input.decimal()? },
-        KIND_PENDING => TransferKind::Pending {
+    let kind_byte = input.u8()?;
+    let kind = match kind_byte {
+        KIND_DIRECT | KIND_DIRECT_BALANCING => TransferKind::Direct { debit: input.id()?, credit: input.id()?, amount: input.decimal()? },
+        KIND_PENDING | KIND_PENDING_BALANCING => {
+            TransferKind::Pending { debit: input.id()?, credit: input.id()?, amount: input.decimal()?, timeout_ms: timeout(input)? }
+        }
+        KIND_ALLOCATE => TransferKind::Allocate {
             debit: input.id()?,
-            credit: input.id()?,
+            shares: decode_shares(input)?,
             amount: input.decimal()?,
-            timeout_ms: match input.option(Decoder::u64)? {
-                Some(ms) if ms > crate::limits::HOLD_TIMEOUT_MS_MAX => return fail(format!("hold timeout {ms} ms exceeds the limit")),
-                timeout => timeout,
-            },
+            pending: input.bool()?,
+            timeout_ms: timeout(input)?,
         },
         KIND_POST => TransferKind::Post {
             pending_id: input.id()?,
@@ -445,5 +501,6 @@ fn decode_transfer(input: &mut Decoder<'_>) -> Result<NewTransfer, DecodeError> 
         metadata: input.option(Decoder::metadata)?,
         if_debit_version: input.option(Decoder::u64)?,
         if_credit_version: input.option(Decoder::u64)?,
+        balancing: matches!(kind_byte, KIND_DIRECT_BALANCING | KIND_PENDING_BALANCING),
     })
 }

@@ -37,7 +37,15 @@ pub struct AccountUpdate {
     pub patch: AccountPatch,
 }
 
-/// The four things a transfer event can do.
+/// One entry of an allocation: an account to credit and its weight in the split.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Share {
+    pub credit: Id,
+    /// Between 1 and `ALLOCATION_WEIGHT_MAX`.
+    pub weight: u64,
+}
+
+/// The five things a transfer event can do.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TransferKind {
     /// Moves `amount` at once.
@@ -49,6 +57,10 @@ pub enum TransferKind {
     Post { pending_id: Id, debit: Option<Id>, credit: Option<Id>, amount: Option<Decimal> },
     /// Voids a hold.
     Void { pending_id: Id, debit: Option<Id>, credit: Option<Id> },
+    /// Splits `amount` over `shares` by weight, exactly (see `allocation::split`): one leg per
+    /// share, with ids `<id>/0`, `<id>/1`, ..., all applied or none. With `pending`, each leg
+    /// is a hold, and a post or void naming the allocation's id resolves them all.
+    Allocate { debit: Id, shares: Vec<Share>, amount: Decimal, pending: bool, timeout_ms: Option<u64> },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -62,13 +74,26 @@ pub struct NewTransfer {
     pub metadata: Option<Metadata>,
     pub if_debit_version: Option<u64>,
     pub if_credit_version: Option<u64>,
+    /// For a direct transfer or a hold: move at most `amount`, as much as the bounds of both
+    /// sides (and their ancestors) allow now, possibly nothing. `Decimal::UNLIMITED` asks
+    /// for as much as possible.
+    pub balancing: bool,
 }
 
 impl NewTransfer {
     /// A transfer with nothing optional set: no asset check, not linked, no metadata, no
-    /// version checks.
+    /// version checks, not balancing.
     pub fn new(id: Id, kind: TransferKind) -> NewTransfer {
-        NewTransfer { id, kind, asset: None, linked: false, metadata: None, if_debit_version: None, if_credit_version: None }
+        NewTransfer {
+            id,
+            kind,
+            asset: None,
+            linked: false,
+            metadata: None,
+            if_debit_version: None,
+            if_credit_version: None,
+            balancing: false,
+        }
     }
 }
 
@@ -142,6 +167,7 @@ result_codes! {
     LinkedEventFailed => "linked_event_failed",
     LinkedChainOpen => "linked_chain_open",
     Overflow => "overflow",
+    TooManyEntries => "too_many_entries",
 }
 
 impl ResultCode {
@@ -155,16 +181,27 @@ impl ResultCode {
 }
 
 /// What happened to one event. `seq` and `timestamp` are those of the journal entry that
-/// decided it (the original one for `exists`), or 0 when nothing was recorded.
+/// decided it (the original one for `exists`; an allocation's first leg), or 0 when nothing
+/// was recorded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Outcome {
     pub result: ResultCode,
     pub seq: u64,
     pub timestamp: u64,
+    /// For a balancing transfer or an allocation that succeeded: what it moved (or held),
+    /// which the event alone does not tell.
+    pub moved: Option<Moved>,
+}
+
+/// An amount in minor units with the scale of its asset, ready to be shown as a decimal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Moved {
+    pub amount: u128,
+    pub scale: u8,
 }
 
 impl Outcome {
     pub fn unrecorded(result: ResultCode) -> Outcome {
-        Outcome { result, seq: 0, timestamp: 0 }
+        Outcome { result, seq: 0, timestamp: 0, moved: None }
     }
 }

@@ -1,7 +1,7 @@
 //! Validated names. An `Id` or `AssetCode` can only be built by parsing, so the state machine
 //! never sees an empty, oversized or oddly spelled key.
 
-use crate::limits::{ASSET_CODE_LENGTH_MAX, ID_LENGTH_MAX};
+use crate::limits::{ALLOCATION_SHARES_MAX, ASSET_CODE_LENGTH_MAX, ID_LENGTH_MAX};
 use compact_str::CompactString;
 use std::fmt;
 
@@ -51,6 +51,27 @@ impl Id {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The id of leg `index` of the allocation, or of the post or void of one, with this id:
+    /// `<id>/<index>`. The `/` no given id may contain keeps legs apart from every other id.
+    pub fn leg(&self, index: usize) -> Id {
+        assert!(index < ALLOCATION_SHARES_MAX, "an allocation has at most ALLOCATION_SHARES_MAX legs");
+        Id(compact_str::format_compact!("{}/{index}", self.0))
+    }
+
+    /// A transfer id as a lookup names it: an id, or a leg's id (`<id>/<index>`, the index
+    /// written without leading zeros).
+    pub fn parse_transfer(text: &str) -> Result<Id, NameError> {
+        let Some((base, index)) = text.split_once('/') else { return Id::parse(text) };
+        let base = Id::parse(base)?;
+        let canonical = index.bytes().all(|b| b.is_ascii_digit()) && (index == "0" || !index.starts_with('0'));
+        match index.parse::<usize>() {
+            Ok(index) if canonical && index < ALLOCATION_SHARES_MAX => Ok(base.leg(index)),
+            _ => Err(NameError::InvalidCharacter { allowed: Self::ALLOWED_IN_LOOKUPS }),
+        }
+    }
+
+    pub const ALLOWED_IN_LOOKUPS: &'static str = "A-Z a-z 0-9 . _ : @ -, and for a leg /0 to /999 at the end";
 }
 
 /// An asset code: 1 to 32 characters of `A-Za-z0-9_-`.
@@ -96,6 +117,19 @@ mod tests {
         assert!(Id::parse("a b").is_err());
         assert!(Id::parse("a/b").is_err());
         assert!(Id::parse("é").is_err());
+    }
+
+    #[test]
+    fn leg_ids_extend_an_id_and_parse_back_only_in_lookups() {
+        let pot = Id::parse("pot-7").unwrap();
+        assert_eq!(pot.leg(0).as_str(), "pot-7/0");
+        assert_eq!(pot.leg(999).as_str(), "pot-7/999");
+        assert_eq!(Id::parse_transfer("pot-7/12"), Ok(pot.leg(12)));
+        assert_eq!(Id::parse_transfer("pot-7"), Ok(pot));
+        for bad in ["pot-7/", "pot-7/012", "pot-7/1000", "pot-7/1/2", "/1", "pot-7/x", "pot-7/+1"] {
+            assert!(Id::parse_transfer(bad).is_err(), "{bad}");
+        }
+        assert!(Id::parse("pot-7/0").is_err(), "no given id may name a leg");
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! Amounts are integers of minor units (`u128`, at most `TOTAL_MAX`), converted from and to
 //! decimal strings with the asset's scale at the edges; there are no floats anywhere.
 
+pub mod allocation;
 pub mod amount;
 pub mod batch;
 pub mod chunked;
@@ -22,7 +23,7 @@ pub mod state;
 pub mod view;
 
 pub use amount::{format_minor, AmountError, Decimal};
-pub use event::{AccountPatch, AccountUpdate, NewAccount, NewAsset, NewTransfer, Outcome, Request, ResultCode, TransferKind};
+pub use event::{AccountPatch, AccountUpdate, Moved, NewAccount, NewAsset, NewTransfer, Outcome, Request, ResultCode, Share, TransferKind};
 pub use id::{AssetCode, Id, NameError};
 pub use metadata::{Metadata, MetadataError};
 pub use slice::{AccountChange, AccountRow, Changes, Expiry, Resolution, SettingsChange, TransferRow};

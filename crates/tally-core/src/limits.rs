@@ -38,6 +38,17 @@ pub const AMOUNT_LENGTH_MAX: usize = 48;
 /// A hold may not outlive this (about 10 years), so `timestamp + timeout` cannot overflow.
 pub const HOLD_TIMEOUT_MS_MAX: u64 = 10 * 366 * 24 * 3_600 * 1_000;
 
+/// Entries in one allocation, so a leg's index takes at most three digits.
+pub const ALLOCATION_SHARES_MAX: usize = 1_000;
+
+/// The largest weight of one allocation entry. With `ALLOCATION_SHARES_MAX` entries the total
+/// weight stays below 2^40, so splitting never overflows (see `allocation::split`).
+pub const ALLOCATION_WEIGHT_MAX: u64 = 1_000_000_000;
+
+/// Characters a leg's id adds to its allocation's id: "/" and the leg's index. A leg's id is
+/// the one id longer than `ID_LENGTH_MAX`; the `/` keeps it apart from every id a client gives.
+pub const LEG_SUFFIX_LENGTH_MAX: usize = 1 + (ALLOCATION_SHARES_MAX - 1).ilog10() as usize + 1;
+
 // ---- One request ----
 
 /// Events in one request (one `POST` body).
@@ -46,6 +57,11 @@ pub const BATCH_EVENTS_MAX: usize = 8_190;
 /// Bytes in one request body. It bounds the work of parsing; what a request costs the writer
 /// is bounded by `REQUEST_ENCODED_BYTES_MAX`, derived from the field limits above.
 pub const REQUEST_BODY_BYTES_MAX: usize = 32 << 20;
+
+/// Journal entries one request may create. An allocation's legs count towards the event limit
+/// already; a post or void that names an allocation adds its legs here, and fails with
+/// `too_many_entries` if they would take the request past this.
+pub const REQUEST_ENTRIES_MAX: usize = 2 * BATCH_EVENTS_MAX;
 
 /// Items in one page of a listing, and the default when none is asked for.
 pub const PAGE_LIMIT_MAX: usize = 1_000;
@@ -122,3 +138,12 @@ const _: () = assert!(JOURNAL_WAIT_MS_MAX < REQUEST_TIMEOUT_MS, "a long poll end
 const _: () = assert!(PAGE_LIMIT_DEFAULT <= PAGE_LIMIT_MAX);
 const _: () = assert!(ACCOUNT_DEPTH_MAX <= u8::MAX as usize, "depths are u8 in rows and snapshots");
 const _: () = assert!(ID_LENGTH_MAX <= METADATA_BYTES_MAX && METADATA_BYTES_MAX <= u16::MAX as usize, "strings have u16 lengths");
+const _: () = assert!(LEG_SUFFIX_LENGTH_MAX == 4, "legs are /0 to /999");
+const _: () = assert!(
+    (ALLOCATION_SHARES_MAX as u128) * (ALLOCATION_WEIGHT_MAX as u128) < (1 << 40),
+    "a split's remainder times a weight fits a u128 with room to spare"
+);
+const _: () = assert!(
+    REQUEST_ENTRIES_MAX >= BATCH_EVENTS_MAX - 1 + ALLOCATION_SHARES_MAX,
+    "one post or void of the largest allocation always fits a request"
+);

@@ -9,12 +9,13 @@
 //! that strictly increases. Failed transfers are decided events too: a transfer id is
 //! decided once, and a retry can never turn a failure into a success.
 
-use crate::amount::Decimal;
+use crate::allocation::split;
+use crate::amount::{AmountError, Decimal};
 use crate::chunked::{Chunked, Span, Strings};
 
-use crate::event::{AccountPatch, AccountUpdate, NewAccount, NewAsset, NewTransfer, Outcome, Request, ResultCode, TransferKind};
+use crate::event::{AccountPatch, AccountUpdate, Moved, NewAccount, NewAsset, NewTransfer, Outcome, Request, ResultCode, TransferKind};
 use crate::id::{AssetCode, Id};
-use crate::limits::{ACCOUNT_DEPTH_MAX, HOLD_TIMEOUT_MS_MAX, METADATA_BYTES_MAX};
+use crate::limits::{ACCOUNT_DEPTH_MAX, ALLOCATION_SHARES_MAX, HOLD_TIMEOUT_MS_MAX, METADATA_BYTES_MAX, REQUEST_ENTRIES_MAX};
 use crate::metadata::Metadata;
 use hashbrown::{HashMap, HashTable};
 use std::collections::{BTreeMap, BTreeSet};
@@ -229,6 +230,22 @@ pub(crate) enum Side {
 }
 
 impl Movement {
+    /// What the record of this movement shows as its amount.
+    fn amount(self) -> u128 {
+        match self {
+            Movement::Direct(amount) | Movement::Pending(amount) | Movement::Void(amount) => amount,
+            Movement::Post { posted, .. } => posted,
+        }
+    }
+
+    /// Whether this changes no total at all (a balancing transfer or a leg of zero).
+    fn is_nothing(self) -> bool {
+        match self {
+            Movement::Direct(amount) | Movement::Pending(amount) | Movement::Void(amount) => amount == 0,
+            Movement::Post { held, posted } => held == 0 && posted == 0,
+        }
+    }
+
     /// The totals after (or, with `forward == false`, before) this movement; `None` when a
     /// total would leave `0..=TOTAL_MAX`.
     pub(crate) fn shift(self, totals: Totals, side: Side, forward: bool) -> Option<Totals> {
@@ -270,6 +287,7 @@ enum Undo {
 
 /// The accounts a transfer changes: each side's path up to, not including, the first
 /// ancestor the two sides share, where the transfer nets out.
+#[derive(Default)]
 struct Paths {
     debit: Path,
     credit: Path,
@@ -348,6 +366,8 @@ pub struct State {
     pub(crate) log_base: u64,
     /// What a slice loaded, so that its changes can be told apart; `None` for a whole ledger.
     pub(crate) slice: Option<Box<crate::slice::Loaded>>,
+    /// The last seq before the request being applied, to bound the entries it creates.
+    request_start_seq: u64,
 }
 
 /// Where to find one transfer id: 32 bits of the id's hash and the record's index. Keeping
@@ -394,6 +414,7 @@ impl Default for State {
             last_timestamp: 0,
             log_base: 0,
             slice: None,
+            request_start_seq: 0,
         }
     }
 }
@@ -445,7 +466,8 @@ impl State {
             assert_eq!(record.hold_state, HoldState::Pending);
             let (debit, credit, amount) = (record.debit, record.credit, record.amount);
             let seq = self.last_seq() + 1;
-            let paths = self.paths(debit, credit);
+            // A hold of nothing (a balancing hold that found no room) changes no account.
+            let paths = if amount == 0 { Paths::default() } else { self.paths(debit, credit) };
             for (side, accounts) in [(Side::Debit, &paths.debit), (Side::Credit, &paths.credit)] {
                 for &account in accounts {
                     let account = &mut self.accounts[account as usize];
@@ -485,14 +507,14 @@ impl State {
 
     fn record(&mut self, entry: LogEntry, timestamp: u64) -> Outcome {
         self.log.push(entry);
-        Outcome { result: ResultCode::Created, seq: self.last_seq(), timestamp: self.tick(timestamp) }
+        Outcome { result: ResultCode::Created, seq: self.last_seq(), timestamp: self.tick(timestamp), moved: None }
     }
 
     fn create_asset(&mut self, event: &NewAsset, timestamp: u64) -> Outcome {
         if let Some(&index) = self.asset_index.get(&event.code) {
             let asset = &self.assets[index as usize];
             let result = if asset.scale == event.scale { ResultCode::Exists } else { ResultCode::ExistsWithDifferentFields };
-            return Outcome { result, seq: asset.seq, timestamp: asset.timestamp };
+            return Outcome { result, seq: asset.seq, timestamp: asset.timestamp, moved: None };
         }
         if event.scale > crate::limits::SCALE_MAX {
             return Outcome::unrecorded(ResultCode::InvalidScale);
@@ -525,7 +547,7 @@ impl State {
             let parent = account.parent.map(|p| &self.accounts[p as usize].id);
             let same = account.asset == asset && parent == event.parent.as_ref() && account.created_settings == settings;
             let result = if same { ResultCode::Exists } else { ResultCode::ExistsWithDifferentFields };
-            return Outcome { result, seq: account.created_seq, timestamp: account.timestamp };
+            return Outcome { result, seq: account.created_seq, timestamp: account.timestamp, moved: None };
         }
         let (parent, depth) = match &event.parent {
             None => (None, 1),
@@ -576,7 +598,7 @@ impl State {
     /// invalid): an existing account with that id differs from it by definition.
     fn existing_account(&self, event: &NewAccount) -> Option<Outcome> {
         let account = &self.accounts[*self.account_index.get(&event.id)? as usize];
-        Some(Outcome { result: ResultCode::ExistsWithDifferentFields, seq: account.created_seq, timestamp: account.timestamp })
+        Some(Outcome { result: ResultCode::ExistsWithDifferentFields, seq: account.created_seq, timestamp: account.timestamp, moved: None })
     }
 
     fn update_account(&mut self, event: &AccountUpdate, timestamp: u64) -> Outcome {
@@ -618,6 +640,7 @@ impl State {
     }
 
     fn create_transfers(&mut self, events: &[NewTransfer], timestamp: u64) -> Vec<Outcome> {
+        self.request_start_seq = self.last_seq();
         let mut outcomes = Vec::with_capacity(events.len());
         let mut undo = Vec::new();
         let mut start = 0;
@@ -694,7 +717,7 @@ impl State {
     /// Records a failed transfer. An id decided before keeps its original outcome instead,
     /// whatever happened to the chain it was resent in: a retry always hears the same answer.
     fn record_failure(&mut self, event: &NewTransfer, code: ResultCode, timestamp: u64) -> Outcome {
-        if let Some(existing) = self.find_transfer(event.id.as_str()) {
+        if let Some(existing) = self.find_decided(event) {
             return self.known_outcome(existing, event);
         }
         let text = self.strings.push(event.id.as_str(), "");
@@ -744,33 +767,152 @@ impl State {
         } else {
             record.result
         };
-        Outcome { result, seq: record.seq, timestamp: record.timestamp }
+        // What the original moved, for an event whose result says so.
+        let moved = match &event.kind {
+            _ if result != ResultCode::Exists => None,
+            TransferKind::Allocate { shares, .. } => {
+                let legs = (0..shares.len()).filter_map(|index| self.find_transfer(event.id.leg(index).as_str()));
+                Some(self.moved(record.debit, legs.map(|leg| self.transfers[leg as usize].amount).sum()))
+            }
+            _ => event.balancing.then(|| self.moved(record.debit, record.amount)),
+        };
+        Outcome { result, seq: record.seq, timestamp: record.timestamp, moved }
     }
 
     fn attempt(&mut self, event: &NewTransfer, timestamp: u64, undo: &mut Vec<Undo>) -> Attempt {
-        if let Some(existing) = self.find_transfer(event.id.as_str()) {
+        if let Some(existing) = self.find_decided(event) {
             return Attempt::Known(self.known_outcome(existing, event));
         }
-        match self.plan(event, timestamp) {
-            Ok(plan) => Attempt::Applied(self.commit(event, plan, timestamp, undo)),
+        let applied = match &event.kind {
+            TransferKind::Allocate { .. } => self.allocate(event, timestamp, undo),
+            TransferKind::Post { pending_id, .. } | TransferKind::Void { pending_id, .. } if self.is_allocation(pending_id) => {
+                self.resolve_allocation(event, pending_id, timestamp, undo)
+            }
+            _ => self.plan(event, timestamp).map(|plan| {
+                let moved = event.balancing.then(|| self.moved(plan.debit, plan.amount));
+                let outcome = self.commit(&event.id, event.metadata.as_ref(), fingerprint(event), plan, timestamp, undo);
+                Outcome { moved, ..outcome }
+            }),
+        };
+        match applied {
+            Ok(outcome) => Attempt::Applied(outcome),
             Err(code) => Attempt::Rejected(code),
         }
     }
 
+    /// The record that decided this event's id before: the event's own, or for an event that
+    /// may have applied as legs (an allocation, or a post or void that may resolve one), its
+    /// first leg.
+    fn find_decided(&self, event: &NewTransfer) -> Option<u32> {
+        let may_have_legs = matches!(event.kind, TransferKind::Allocate { .. } | TransferKind::Post { .. } | TransferKind::Void { .. });
+        self.find_transfer(event.id.as_str()).or_else(|| may_have_legs.then(|| self.find_transfer(event.id.leg(0).as_str())).flatten())
+    }
+
+    /// Whether `id` names an allocation (of holds or not) rather than a transfer.
+    fn is_allocation(&self, id: &Id) -> bool {
+        self.find_transfer(id.as_str()).is_none() && self.find_transfer(id.leg(0).as_str()).is_some()
+    }
+
+    fn moved(&self, account: u32, amount: u128) -> Moved {
+        Moved { amount, scale: self.assets[self.accounts[account as usize].asset as usize].scale }
+    }
+
+    /// Applies an allocation leg by leg, each leg seeing the ones before it, so the bounds of
+    /// the debit side hold for the sum. On failure the caller rolls back the legs applied.
+    fn allocate(&mut self, event: &NewTransfer, timestamp: u64, undo: &mut Vec<Undo>) -> Result<Outcome, ResultCode> {
+        let TransferKind::Allocate { debit, shares, amount, pending, timeout_ms } = &event.kind else {
+            unreachable!("called for allocations only")
+        };
+        let debit_account = self.account_for(debit)?;
+        let mut credits = Vec::with_capacity(shares.len());
+        for share in shares {
+            if share.credit == *debit {
+                return Err(ResultCode::SameAccount);
+            }
+            credits.push(self.account_for(&share.credit)?);
+        }
+        let mut scale = 0;
+        for &credit in &credits {
+            scale = self.check_assets(debit_account, credit, &event.asset)?;
+        }
+        let total = positive_minor(amount, scale)?;
+        let weights: Vec<u64> = shares.iter().map(|share| share.weight).collect();
+        let fingerprint = fingerprint(event);
+        let mut first = None;
+        for (index, (credit, part)) in credits.into_iter().zip(split(total, &weights)).enumerate() {
+            let (movement, kind) =
+                if *pending { (Movement::Pending(part), RecordKind::Pending) } else { (Movement::Direct(part), RecordKind::Direct) };
+            // The version asked for is the one before the first leg.
+            let versions = if index == 0 { (event.if_debit_version, None) } else { (None, None) };
+            let plan =
+                self.plan_move(Move { debit: debit_account, credit, movement, kind, hold: NONE }, versions, *timeout_ms, timestamp)?;
+            let outcome = self.commit(&event.id.leg(index), event.metadata.as_ref(), fingerprint, plan, timestamp, undo);
+            first.get_or_insert(outcome);
+        }
+        let first = first.expect("an allocation has at least one leg");
+        Ok(Outcome { moved: Some(self.moved(debit_account, total)), ..first })
+    }
+
+    /// Posts or voids every leg of the allocation `allocation`, each whole, as legs of this
+    /// event (`<id>/0`, ...).
+    fn resolve_allocation(
+        &mut self,
+        event: &NewTransfer,
+        allocation: &Id,
+        timestamp: u64,
+        undo: &mut Vec<Undo>,
+    ) -> Result<Outcome, ResultCode> {
+        let (debit, credit, post) = match &event.kind {
+            TransferKind::Post { amount: Some(_), .. } => return Err(ResultCode::InvalidAmount),
+            TransferKind::Post { debit, credit, .. } => (debit, credit, true),
+            TransferKind::Void { debit, credit, .. } => (debit, credit, false),
+            _ => unreachable!("called for posts and voids only"),
+        };
+        let legs = (0..ALLOCATION_SHARES_MAX).take_while(|&index| self.find_transfer(allocation.leg(index).as_str()).is_some()).count();
+        if (self.last_seq() - self.request_start_seq) as usize + legs > REQUEST_ENTRIES_MAX {
+            return Err(ResultCode::TooManyEntries);
+        }
+        let fingerprint = fingerprint(event);
+        let mut first = None;
+        for index in 0..legs {
+            let leg = allocation.leg(index);
+            let (hold, record) = self.open_hold(&leg, debit, credit, timestamp)?;
+            let (movement, kind) = if post {
+                (Movement::Post { held: record.amount, posted: record.amount }, RecordKind::Post)
+            } else {
+                (Movement::Void(record.amount), RecordKind::Void)
+            };
+            let step = Move { debit: record.debit, credit: record.credit, movement, kind, hold };
+            self.check_assets(step.debit, step.credit, &event.asset)?;
+            let versions = if index == 0 { (event.if_debit_version, event.if_credit_version) } else { (None, None) };
+            let plan = self.plan_move(step, versions, None, timestamp)?;
+            let outcome = self.commit(&event.id.leg(index), event.metadata.as_ref(), fingerprint, plan, timestamp, undo);
+            first.get_or_insert(outcome);
+        }
+        Ok(first.expect("an allocation has a first leg"))
+    }
+
     /// Checks a new transfer against the state without changing anything.
     fn plan(&self, event: &NewTransfer, timestamp: u64) -> Result<Plan, ResultCode> {
-        let (debit, credit, movement, hold, amount, kind) = match &event.kind {
+        let versions = (event.if_debit_version, event.if_credit_version);
+        match &event.kind {
             TransferKind::Direct { debit, credit, amount } | TransferKind::Pending { debit, credit, amount, .. } => {
                 if debit == credit {
                     return Err(ResultCode::SameAccount);
                 }
                 let (debit, credit) = (self.account_for(debit)?, self.account_for(credit)?);
                 let scale = self.check_assets(debit, credit, &event.asset)?;
-                let amount = positive_minor(amount, scale)?;
-                match &event.kind {
-                    TransferKind::Pending { .. } => (debit, credit, Movement::Pending(amount), NONE, amount, RecordKind::Pending),
-                    _ => (debit, credit, Movement::Direct(amount), NONE, amount, RecordKind::Direct),
-                }
+                let pending = matches!(event.kind, TransferKind::Pending { .. });
+                let amount = if event.balancing {
+                    balancing_limit(amount, scale)?.min(self.headroom(debit, credit, pending))
+                } else {
+                    positive_minor(amount, scale)?
+                };
+                let (movement, kind, timeout_ms) = match &event.kind {
+                    TransferKind::Pending { timeout_ms, .. } => (Movement::Pending(amount), RecordKind::Pending, *timeout_ms),
+                    _ => (Movement::Direct(amount), RecordKind::Direct, None),
+                };
+                self.plan_move(Move { debit, credit, movement, kind, hold: NONE }, versions, timeout_ms, timestamp)
             }
             TransferKind::Post { pending_id, debit, credit, amount } => {
                 let (hold, record) = self.open_hold(pending_id, debit, credit, timestamp)?;
@@ -783,19 +925,71 @@ impl State {
                     return Err(ResultCode::AmountExceedsPending);
                 }
                 let movement = Movement::Post { held: record.amount, posted };
-                (record.debit, record.credit, movement, hold, posted, RecordKind::Post)
+                self.plan_move(
+                    Move { debit: record.debit, credit: record.credit, movement, kind: RecordKind::Post, hold },
+                    versions,
+                    None,
+                    timestamp,
+                )
             }
             TransferKind::Void { pending_id, debit, credit } => {
                 let (hold, record) = self.open_hold(pending_id, debit, credit, timestamp)?;
                 self.check_assets(record.debit, record.credit, &event.asset)?;
-                (record.debit, record.credit, Movement::Void(record.amount), hold, record.amount, RecordKind::Void)
+                let movement = Movement::Void(record.amount);
+                self.plan_move(
+                    Move { debit: record.debit, credit: record.credit, movement, kind: RecordKind::Void, hold },
+                    versions,
+                    None,
+                    timestamp,
+                )
             }
-        };
+            TransferKind::Allocate { .. } => unreachable!("allocations are planned leg by leg"),
+        }
+    }
+
+    /// The most a balancing transfer or hold from `debit` to `credit` can move now: what
+    /// every bound on both paths, and the range of every total, still leave room for.
+    fn headroom(&self, debit: u32, credit: u32, pending: bool) -> u128 {
+        let paths = self.paths(debit, credit);
+        let mut room = TOTAL_MAX;
+        for (side, accounts) in [(Side::Debit, &paths.debit), (Side::Credit, &paths.credit)] {
+            for &index in accounts {
+                let account = &self.accounts[index as usize];
+                let totals = &account.totals;
+                let (total, bound_room) = match side {
+                    Side::Debit => (
+                        if pending { totals.debits_pending } else { totals.debits_posted },
+                        account.settings.min_balance.map(|min| totals.available() - min),
+                    ),
+                    Side::Credit => (
+                        if pending { totals.credits_pending } else { totals.credits_posted },
+                        account.settings.max_balance.map(|max| max - totals.ceiling()),
+                    ),
+                };
+                room = room.min(TOTAL_MAX - total);
+                if let Some(bound_room) = bound_room {
+                    room = room.min(bound_room.max(0) as u128);
+                }
+            }
+        }
+        room
+    }
+
+    /// Checks one movement between two accounts: versions, then every bound on both paths,
+    /// then the hold's expiry. A movement of nothing changes no account.
+    fn plan_move(
+        &self,
+        step: Move,
+        versions: (Option<u64>, Option<u64>),
+        timeout_ms: Option<u64>,
+        timestamp: u64,
+    ) -> Result<Plan, ResultCode> {
+        let Move { debit, credit, movement, kind, hold } = step;
         let version_ok = |account: u32, expected: Option<u64>| expected.is_none_or(|v| v == self.accounts[account as usize].version());
-        if !version_ok(debit, event.if_debit_version) || !version_ok(credit, event.if_credit_version) {
+        if !version_ok(debit, versions.0) || !version_ok(credit, versions.1) {
             return Err(ResultCode::VersionMismatch);
         }
-        let paths = self.paths(debit, credit);
+        let paths = if movement.is_nothing() { Paths::default() } else { self.paths(debit, credit) };
         for (side, accounts) in [(Side::Debit, &paths.debit), (Side::Credit, &paths.credit)] {
             for &index in accounts {
                 let account = &self.accounts[index as usize];
@@ -813,16 +1007,16 @@ impl State {
                 }
             }
         }
-        let expires_at = match &event.kind {
-            TransferKind::Pending { timeout_ms: Some(timeout_ms), .. } => {
-                assert!(*timeout_ms <= HOLD_TIMEOUT_MS_MAX);
+        let expires_at = match timeout_ms {
+            Some(timeout_ms) => {
+                assert!(timeout_ms <= HOLD_TIMEOUT_MS_MAX);
                 // Holds expire relative to their own timestamp, the one `commit` will assign.
                 let stamp = self.next_timestamp(timestamp);
                 stamp.checked_add(timeout_ms * 1_000_000).ok_or(ResultCode::Overflow)?
             }
-            _ => 0,
+            None => 0,
         };
-        Ok(Plan { debit, credit, amount, kind, hold, movement, paths, expires_at })
+        Ok(Plan { debit, credit, amount: movement.amount(), kind, hold, movement, paths, expires_at })
     }
 
     fn check_assets(&self, debit: u32, credit: u32, asset: &Option<AssetCode>) -> Result<u8, ResultCode> {
@@ -870,7 +1064,15 @@ impl State {
         Ok((hold, record))
     }
 
-    fn commit(&mut self, event: &NewTransfer, plan: Plan, timestamp: u64, undo: &mut Vec<Undo>) -> Outcome {
+    fn commit(
+        &mut self,
+        id: &Id,
+        metadata: Option<&Metadata>,
+        fingerprint: u64,
+        plan: Plan,
+        timestamp: u64,
+        undo: &mut Vec<Undo>,
+    ) -> Outcome {
         undo.push(Undo::Clock { before: self.last_timestamp });
         let index = self.transfers.len() as u32;
         let outcome = self.record(LogEntry::Transfer(index), timestamp);
@@ -898,13 +1100,13 @@ impl State {
             self.hold_expiry.insert(index, plan.expires_at);
             undo.push(Undo::HoldScheduled { hold: index });
         }
-        let text = self.strings.push(event.id.as_str(), event.metadata.as_deref().unwrap_or(""));
+        let text = self.strings.push(id.as_str(), metadata.map_or("", |m| m.as_str()));
         self.transfers.push(TransferRecord {
             amount: plan.amount,
             text,
             seq: outcome.seq,
             timestamp: outcome.timestamp,
-            fingerprint: fingerprint(event),
+            fingerprint,
             debit: plan.debit,
             credit: plan.credit,
             related: plan.hold,
@@ -1079,6 +1281,16 @@ pub(crate) struct RootSums {
     credits_pending: u128,
 }
 
+/// One movement between two accounts, before it is checked.
+struct Move {
+    debit: u32,
+    credit: u32,
+    movement: Movement,
+    kind: RecordKind,
+    /// The hold a post or void resolves; `NONE` otherwise.
+    hold: u32,
+}
+
 struct Plan {
     debit: u32,
     credit: u32,
@@ -1096,6 +1308,18 @@ fn record_kind(kind: &TransferKind) -> RecordKind {
         TransferKind::Pending { .. } => RecordKind::Pending,
         TransferKind::Post { .. } => RecordKind::Post,
         TransferKind::Void { .. } => RecordKind::Void,
+        TransferKind::Allocate { pending: false, .. } => RecordKind::Direct,
+        TransferKind::Allocate { pending: true, .. } => RecordKind::Pending,
+    }
+}
+
+/// The most a balancing transfer may move: its amount, or everything for an amount beyond
+/// any total.
+fn balancing_limit(amount: &Decimal, scale: u8) -> Result<u128, ResultCode> {
+    match amount.to_minor(scale) {
+        Ok(minor) if minor > 0 => Ok((minor as u128).min(TOTAL_MAX)),
+        Err(AmountError::TooLarge) if amount.is_positive() => Ok(TOTAL_MAX),
+        _ => Err(ResultCode::InvalidAmount),
     }
 }
 
@@ -1144,7 +1368,12 @@ fn encode_fields(event: &NewTransfer, bytes: &mut Vec<u8>) {
         bytes.push(u8::from(value.is_some()));
         bytes.extend_from_slice(&value.unwrap_or(0).to_le_bytes());
     };
-    bytes.push(record_kind(&event.kind) as u8);
+    // Allocations are tagged apart from the four record kinds.
+    let tag = match &event.kind {
+        TransferKind::Allocate { pending, .. } => 4 + u8::from(*pending),
+        kind => record_kind(kind) as u8,
+    };
+    bytes.push(tag);
     text(bytes, Some(event.id.as_str()));
     match &event.kind {
         TransferKind::Direct { debit, credit, amount: value } => {
@@ -1169,10 +1398,25 @@ fn encode_fields(event: &NewTransfer, bytes: &mut Vec<u8>) {
             text(bytes, debit.as_ref().map(Id::as_str));
             text(bytes, credit.as_ref().map(Id::as_str));
         }
+        TransferKind::Allocate { debit, shares, amount: value, pending: _, timeout_ms } => {
+            text(bytes, Some(debit.as_str()));
+            bytes.extend_from_slice(&(shares.len() as u32).to_le_bytes());
+            for share in shares {
+                text(bytes, Some(share.credit.as_str()));
+                bytes.extend_from_slice(&share.weight.to_le_bytes());
+            }
+            amount(bytes, Some(value));
+            number(bytes, *timeout_ms);
+        }
     }
     text(bytes, event.asset.as_ref().map(AssetCode::as_str));
     bytes.push(u8::from(event.linked));
     text(bytes, event.metadata.as_deref());
     number(bytes, event.if_debit_version);
     number(bytes, event.if_credit_version);
+    // Added after the first release: written only when set, so that every earlier event
+    // keeps the fingerprint it was stored with.
+    if event.balancing {
+        bytes.push(1);
+    }
 }

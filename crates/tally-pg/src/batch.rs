@@ -31,6 +31,10 @@ struct Names {
     accounts: BTreeSet<String>,
     transfers: BTreeSet<String>,
     holds: BTreeSet<String>,
+    /// Ids whose legs (`<id>/<n>`) the batch loads: allocations and the posts and voids that
+    /// may have applied as legs (to find their earlier outcome), and the holds a post or void
+    /// names (which may be allocations of holds).
+    with_legs: BTreeSet<String>,
     assets: BTreeSet<String>,
 }
 
@@ -59,6 +63,13 @@ impl Names {
                             }
                             TransferKind::Post { pending_id, .. } | TransferKind::Void { pending_id, .. } => {
                                 names.holds.insert(pending_id.as_str().to_owned());
+                                names.with_legs.insert(pending_id.as_str().to_owned());
+                                names.with_legs.insert(event.id.as_str().to_owned());
+                            }
+                            TransferKind::Allocate { debit, shares, .. } => {
+                                names.accounts.insert(debit.as_str().to_owned());
+                                names.accounts.extend(shares.iter().map(|share| share.credit.as_str().to_owned()));
+                                names.with_legs.insert(event.id.as_str().to_owned());
                             }
                         }
                     }
@@ -119,7 +130,12 @@ impl Statements {
     pub async fn prepare(client: &Client) -> Result<Statements, PgError> {
         let prepare = |sql: String| async move { client.prepare(&sql).await };
         Ok(Statements {
-            hold_accounts: prepare(HOLD_ACCOUNTS.into()).await?,
+            hold_accounts: prepare(format!(
+                "SELECT debit, credit FROM tally.transfers WHERE id = ANY($1::text[]) AND kind = 1
+                 UNION ALL SELECT t.debit, t.credit FROM {} WHERE t.kind = 1",
+                legs_of(1)
+            ))
+            .await?,
             due_accounts: prepare(format!("SELECT debit, credit {DUE}")).await?,
             lineages: prepare(LINEAGES.into()).await?,
             lock_accounts: prepare(format!(
@@ -136,7 +152,12 @@ impl Statements {
             accounts_present: prepare(ACCOUNTS_PRESENT.into()).await?,
             versions_moved: prepare(VERSIONS_MOVED.into()).await?,
             assets: prepare(ASSETS.into()).await?,
-            transfers: prepare(format!("SELECT {TRANSFER_COLUMNS} FROM tally.transfers t WHERE t.id = ANY($1::text[])")).await?,
+            transfers: prepare(format!(
+                "SELECT {TRANSFER_COLUMNS} FROM tally.transfers t WHERE t.id = ANY($1::text[])
+                 UNION ALL SELECT {TRANSFER_COLUMNS} FROM {}",
+                legs_of(2)
+            ))
+            .await?,
             due_holds: prepare(format!("SELECT {TRANSFER_COLUMNS} {}", DUE.replace("FROM tally.transfers", "FROM tally.transfers t")))
                 .await?,
             insert_assets: prepare(INSERT_ASSETS.into()).await?,
@@ -304,10 +325,12 @@ async fn take_turn(
 ) -> Result<Turn, PgError> {
     let missing: Vec<&str> = names.accounts.iter().map(String::as_str).filter(|id| !loaded.row_ids.contains_key(*id)).collect();
     let transfer_ids: Vec<&str> = names.transfers.iter().chain(&names.holds).map(String::as_str).collect();
+    let leg_owners: Vec<&str> = names.with_legs.iter().map(String::as_str).collect();
     let mut asset_codes: BTreeSet<&str> = names.assets.iter().map(String::as_str).collect();
     asset_codes.extend(loaded.accounts.iter().map(|a| a.asset.as_str()));
     let asset_codes: Vec<&str> = asset_codes.into_iter().collect();
-    let (asset_parameters, transfer_parameters) = ([&asset_codes as &(dyn ToSql + Sync)], [&transfer_ids as &(dyn ToSql + Sync)]);
+    let asset_parameters = [&asset_codes as &(dyn ToSql + Sync)];
+    let transfer_parameters = [&transfer_ids as &(dyn ToSql + Sync), &leg_owners];
     let due_parameters = due.parameters();
     // Everyone takes turns here. The reads after it are sent with it, in one round trip: the
     // connection runs them in order, so they run once this batch has its turn and see every
@@ -367,7 +390,8 @@ fn slice_of(turn: Turn, mut accounts: Vec<AccountRow>, row_ids: &HashMap<String,
         let is_loaded = |id: &Option<Id>| id.as_ref().is_some_and(|id| row_ids.contains_key(id.as_str()));
         if transfer.is_open_hold() && !(is_loaded(&transfer.debit) && is_loaded(&transfer.credit)) {
             // Another batch created this hold after this one locked its accounts.
-            if names.holds.contains(&transfer.id) {
+            let allocation = transfer.id.split_once('/').map(|(owner, _)| owner);
+            if names.holds.contains(&transfer.id) || allocation.is_some_and(|owner| names.holds.contains(owner)) {
                 return Err(PgError::Conflict("a hold the batch resolves was created by another batch while it was loading"));
             }
             // Its accounts are not locked, and the batch does not name it: only a resend of
@@ -613,7 +637,14 @@ fn bounds(values: impl Iterator<Item = Option<rows::Numeric>>) -> Box<dyn ToSql 
 }
 
 // The statements a batch runs whose text needs no column list (see `Statements::prepare`).
-const HOLD_ACCOUNTS: &str = "SELECT debit, credit FROM tally.transfers WHERE id = ANY($1::text[]) AND kind = 1";
+/// The legs (as `t`) of the ids in parameter `$n`: every id from `<id>/` up to, not including,
+/// `<id>0` (`0` follows `/` in the C collation), one range of the primary key each.
+fn legs_of(n: usize) -> String {
+    format!(
+        "unnest(${n}::text[]) AS owner(id)
+         JOIN tally.transfers t ON t.id > (owner.id || '/') COLLATE \"C\" AND t.id < (owner.id || '0') COLLATE \"C\""
+    )
+}
 const LINEAGES: &str = "SELECT id, array_to_string(lineage, ' ') FROM tally.accounts WHERE id = ANY($1::text[])";
 const LOCK_LEDGER: &str = "SELECT last_seq, last_timestamp FROM tally.ledger FOR UPDATE";
 const ACCOUNTS_PRESENT: &str = "SELECT id FROM tally.accounts WHERE id = ANY($1::text[])";

@@ -61,6 +61,7 @@ fn api() -> OpenApiRouter<App> {
         .routes(routes!(routes::account_transfers))
         .routes(routes!(routes::create_transfers))
         .routes(routes!(routes::get_transfer))
+        .routes(routes!(routes::get_leg))
         .routes(routes!(routes::journal))
 }
 

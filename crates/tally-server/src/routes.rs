@@ -163,7 +163,20 @@ pub async fn list_accounts(State(app): State<App>, RawQuery(raw): RawQuery) -> R
 #[utoipa::path(get, path = "/v1/transfers/{id}", tag = "transfers", params(("id" = String, Path, description = "Transfer id")),
     responses((status = 200, body = Transfer), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get_transfer(State(app): State<App>, Path(id): Path<String>) -> Result<Json<Transfer>, ApiError> {
-    let id = path_id(&id)?;
+    transfer(&app, &id).await
+}
+
+/// Read one leg of an allocation (or of the post or void of one): `/v1/transfers/pot-7/0`
+/// is the transfer `pot-7/0`.
+#[utoipa::path(get, path = "/v1/transfers/{id}/{leg}", tag = "transfers",
+    params(("id" = String, Path, description = "The allocation's id"), ("leg" = u32, Path, description = "The leg's index, from 0")),
+    responses((status = 200, body = Transfer), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn get_leg(State(app): State<App>, Path((id, leg)): Path<(String, String)>) -> Result<Json<Transfer>, ApiError> {
+    transfer(&app, &format!("{id}/{leg}")).await
+}
+
+async fn transfer(app: &App, id: &str) -> Result<Json<Transfer>, ApiError> {
+    let id = Id::parse_transfer(id).map_err(|e| ApiError::invalid("id", format!("invalid transfer id: {e}")))?;
     match app.ledger.transfer(id.clone()).await? {
         Some(view) => Ok(Json(Transfer::new(&view))),
         None => Err(ApiError::not_found(format!("transfer {id} not found"))),

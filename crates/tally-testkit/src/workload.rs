@@ -1,6 +1,6 @@
 //! A seeded random workload over a small tree of accounts with bounds: transfers, holds with
-//! timeouts, posts and voids (of real and unknown holds), linked chains, retries of old ids
-//! and bound changes. The simulator and the engine-against-engine differential test both
+//! timeouts, posts and voids (of real and unknown holds, and of allocations), balancing
+//! transfers, allocations, linked chains, retries of old ids and bound changes. The simulator and the engine-against-engine differential test both
 //! drive the ledger with it.
 
 use tally_check::Random;
@@ -81,26 +81,35 @@ impl Workload {
                 }
                 let amount = decimal(1 + self.random.below(120) as i64);
                 let held = |workload: &mut Self| {
-                    let holds: Vec<Id> =
-                        workload.sent.iter().filter(|e| matches!(e.kind, TransferKind::Pending { .. })).map(|e| e.id.clone()).collect();
+                    let is_hold =
+                        |e: &&NewTransfer| matches!(e.kind, TransferKind::Pending { .. } | TransferKind::Allocate { pending: true, .. });
+                    let holds: Vec<Id> = workload.sent.iter().filter(is_hold).map(|e| e.id.clone()).collect();
                     if holds.is_empty() {
                         id("none")
                     } else {
                         workload.random.pick(&holds).clone()
                     }
                 };
-                let kind = match self.random.below(10) {
+                let timeout = |workload: &mut Self| workload.random.chance(600).then(|| 1 + workload.random.below(200) as u64);
+                let balancing = self.random.chance(100);
+                let kind = match self.random.below(11) {
                     0..=4 => TransferKind::Direct { debit, credit, amount },
-                    5..=6 => {
-                        let timeout_ms = self.random.chance(600).then(|| 1 + self.random.below(200) as u64);
-                        TransferKind::Pending { debit, credit, amount, timeout_ms }
-                    }
+                    5..=6 => TransferKind::Pending { debit, credit, amount, timeout_ms: timeout(self) },
                     7..=8 => {
                         let partial = self.random.chance(300).then(|| decimal(1 + self.random.below(60) as i64));
                         TransferKind::Post { pending_id: held(self), debit: None, credit: None, amount: partial }
                     }
-                    _ => TransferKind::Void { pending_id: held(self), debit: None, credit: None },
+                    9 => TransferKind::Void { pending_id: held(self), debit: None, credit: None },
+                    _ => {
+                        let shares = (0..1 + self.random.below(4))
+                            .map(|_| Share { credit: self.account(), weight: 1 + self.random.below(5) as u64 })
+                            .collect();
+                        let pending = self.random.chance(400);
+                        let timeout_ms = if pending { timeout(self) } else { None };
+                        TransferKind::Allocate { debit, shares, amount, pending, timeout_ms }
+                    }
                 };
+                let balancing = balancing && matches!(kind, TransferKind::Direct { .. } | TransferKind::Pending { .. });
                 NewTransfer {
                     id: id(&format!("t{}", self.next_id)),
                     kind,
@@ -109,6 +118,7 @@ impl Workload {
                     metadata: self.random.chance(100).then(|| Metadata::parse(&format!("{{\"n\":{}}}", self.next_id)).expect("canonical")),
                     if_debit_version: None,
                     if_credit_version: None,
+                    balancing,
                 }
             };
             self.sent.push(event.clone());

@@ -1,6 +1,6 @@
 //! Tests of Tally as users run it. The HTTP API's behaviour end to end through the Rust
 //! client, on both stores (`harness` starts a server on a private port; `api`, `limits`,
-//! `openapi` and `stories` are one concern each), then the `tally` binary itself: real
+//! `movements`, `openapi` and `stories` are one concern each), then the `tally` binary itself: real
 //! processes, real signals (`check`, `cli`, `crash`, `moves`, `nodes`).
 
 #[macro_use]
@@ -8,6 +8,7 @@ mod harness;
 mod api;
 mod limits;
 mod maximal;
+mod movements;
 mod openapi;
 mod stories;
 

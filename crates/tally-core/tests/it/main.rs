@@ -1,6 +1,7 @@
 //! Tests of the ledger state machine, one module per concern.
 
 mod model;
+mod movements;
 mod results;
 mod slice;
 mod support;

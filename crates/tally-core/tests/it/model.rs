@@ -1,7 +1,9 @@
 //! The state machine against a reference model that is slow and obvious: it keeps a flat list
-//! of transfers, recomputes every subtree total from scratch, and handles a failed chain by
-//! restoring a clone. Random requests (duplicates, chains, holds with timeouts, posts, voids,
-//! bound changes, clock jumps) must give the same outcomes, seqs and balances in both.
+//! of transfers, recomputes every subtree total from scratch, handles a failed chain by
+//! restoring a clone, and finds what a balancing transfer can move by trying amounts. Random
+//! requests (duplicates, chains, holds with timeouts, posts, voids, balancing transfers and
+//! holds, allocations and their posts and voids, bound changes, clock jumps) must give the
+//! same outcomes, seqs and balances in both.
 
 use crate::support::*;
 use proptest::prelude::*;
@@ -59,12 +61,34 @@ fn in_subtree(member: usize, root: usize) -> bool {
     false
 }
 
+fn leg(id: &str, index: usize) -> String {
+    format!("{id}/{index}")
+}
+
+fn cents(amount: i128) -> Moved {
+    Moved { amount: amount as u128, scale: 2 }
+}
+
+/// The split as the API documents it: each part the floor of its exact share, then one unit
+/// each to the largest remainders, the earlier part first among equals.
+fn largest_remainders(total: i128, weights: &[i128]) -> Vec<i128> {
+    let sum: i128 = weights.iter().sum();
+    let mut parts: Vec<i128> = weights.iter().map(|w| total * w / sum).collect();
+    let mut order: Vec<usize> = (0..weights.len()).collect();
+    order.sort_by_key(|&i| (std::cmp::Reverse(total * weights[i] % sum), i));
+    let left_over = total - parts.iter().sum::<i128>();
+    for &i in order.iter().take(left_over as usize) {
+        parts[i] += 1;
+    }
+    parts
+}
+
 fn same_event(a: &NewTransfer, b: &NewTransfer) -> bool {
     let normal = |e: &NewTransfer| {
         let mut e = e.clone();
         match &mut e.kind {
             TransferKind::Direct { amount, .. } | TransferKind::Pending { amount, .. } => *amount = amount.normalized(),
-            TransferKind::Post { amount: Some(amount), .. } => *amount = amount.normalized(),
+            TransferKind::Post { amount: Some(amount), .. } | TransferKind::Allocate { amount, .. } => *amount = amount.normalized(),
             _ => {}
         }
         e
@@ -120,9 +144,11 @@ impl Model {
     fn expire(&mut self, now: u64) {
         let mut due: Vec<_> = self
             .transfers
-            .values()
-            .filter(|t| t.kind == RecordKind::Pending && t.hold_state == HoldState::Pending && t.expires_at != 0 && t.expires_at <= now)
-            .map(|t| (t.expires_at, t.seq, t.event.id.as_str().to_owned()))
+            .iter()
+            .filter(|(_, t)| {
+                t.kind == RecordKind::Pending && t.hold_state == HoldState::Pending && t.expires_at != 0 && t.expires_at <= now
+            })
+            .map(|(id, t)| (t.expires_at, t.seq, id.clone()))
             .collect();
         due.sort();
         for (_, _, id) in due {
@@ -132,9 +158,14 @@ impl Model {
         }
     }
 
-    /// The answer an id decided before gives when it comes again.
+    /// The answer an id decided before gives when it comes again. An event that may have
+    /// applied as legs is found by its first leg.
     fn known(&self, event: &NewTransfer) -> Option<Outcome> {
-        let existing = self.transfers.get(event.id.as_str())?;
+        let may_have_legs = matches!(event.kind, TransferKind::Allocate { .. } | TransferKind::Post { .. } | TransferKind::Void { .. });
+        let existing = self
+            .transfers
+            .get(event.id.as_str())
+            .or_else(|| may_have_legs.then(|| self.transfers.get(&leg(event.id.as_str(), 0))).flatten())?;
         let result = if !same_event(&existing.event, event) {
             ExistsWithDifferentFields
         } else if existing.result == Created {
@@ -142,60 +173,169 @@ impl Model {
         } else {
             existing.result
         };
-        Some(Outcome { result, seq: existing.seq, timestamp: existing.timestamp })
+        let moved = match &event.kind {
+            _ if result != Exists => None,
+            TransferKind::Allocate { shares, .. } => {
+                let legs = (0..shares.len()).map(|i| self.transfers[&leg(event.id.as_str(), i)].amount);
+                Some(cents(legs.sum()))
+            }
+            _ => event.balancing.then(|| cents(existing.amount)),
+        };
+        Some(Outcome { result, seq: existing.seq, timestamp: existing.timestamp, moved })
     }
 
     fn try_transfer(&mut self, event: &NewTransfer, now: u64) -> Result<Outcome, ResultCode> {
         if let Some(outcome) = self.known(event) {
             return if outcome.result == Exists { Ok(outcome) } else { Err(outcome.result) };
         }
+        let before = self.clone();
+        let applied = self.apply_transfer(event, now);
+        if applied.is_err() {
+            *self = before;
+        }
+        applied
+    }
+
+    fn apply_transfer(&mut self, event: &NewTransfer, now: u64) -> Result<Outcome, ResultCode> {
         let stamp = now.max(self.clock + 1);
-        let (debit, credit, amount, kind, hold, expires_at) = match &event.kind {
+        let account = |name: &Id| index_of(name.as_str()).ok_or(AccountNotFound);
+        let minor = |amount: &Decimal| amount.to_minor(2).ok().filter(|a| *a > 0).ok_or(InvalidAmount);
+        let expiry = |timeout_ms: &Option<u64>| timeout_ms.map_or(0, |ms| stamp + ms * 1_000_000);
+        match &event.kind {
             TransferKind::Direct { debit, credit, amount } | TransferKind::Pending { debit, credit, amount, .. } => {
                 if debit == credit {
                     return Err(SameAccount);
                 }
-                let (d, c) = (index_of(debit.as_str()).ok_or(AccountNotFound)?, index_of(credit.as_str()).ok_or(AccountNotFound)?);
-                let amount = amount.to_minor(2).ok().filter(|a| *a > 0).ok_or(InvalidAmount)?;
-                match &event.kind {
-                    TransferKind::Pending { timeout_ms, .. } => {
-                        (d, c, amount, RecordKind::Pending, None, timeout_ms.map_or(0, |ms| stamp + ms * 1_000_000))
+                let (d, c) = (account(debit)?, account(credit)?);
+                let (kind, expires_at) = match &event.kind {
+                    TransferKind::Pending { timeout_ms, .. } => (RecordKind::Pending, expiry(timeout_ms)),
+                    _ => (RecordKind::Direct, 0),
+                };
+                let amount = if event.balancing {
+                    let limit = match amount.to_minor(2) {
+                        Ok(limit) if limit > 0 => limit,
+                        _ => return Err(InvalidAmount),
+                    };
+                    self.most_that_fits(event, d, c, limit, kind, expires_at, now)
+                } else {
+                    minor(amount)?
+                };
+                let outcome = self.add(event.id.as_str(), event, (d, c, amount, kind), None, expires_at, now)?;
+                Ok(Outcome { moved: event.balancing.then(|| cents(amount)), ..outcome })
+            }
+            TransferKind::Allocate { debit, shares, amount, pending, timeout_ms } => {
+                let d = account(debit)?;
+                let mut credits = Vec::new();
+                for share in shares {
+                    if share.credit == *debit {
+                        return Err(SameAccount);
                     }
-                    _ => (d, c, amount, RecordKind::Direct, None, 0),
+                    credits.push(account(&share.credit)?);
                 }
+                let total = minor(amount)?;
+                let kind = if *pending { RecordKind::Pending } else { RecordKind::Direct };
+                let weights: Vec<i128> = shares.iter().map(|share| i128::from(share.weight)).collect();
+                let mut first = None;
+                for (index, (c, part)) in credits.into_iter().zip(largest_remainders(total, &weights)).enumerate() {
+                    // Each leg expires relative to its own timestamp.
+                    let stamp = now.max(self.clock + 1);
+                    let expires_at = if *pending { timeout_ms.map_or(0, |ms| stamp + ms * 1_000_000) } else { 0 };
+                    let outcome = self.add(&leg(event.id.as_str(), index), event, (d, c, part, kind), None, expires_at, now)?;
+                    first.get_or_insert(outcome);
+                }
+                Ok(Outcome { moved: Some(cents(total)), ..first.unwrap() })
             }
             TransferKind::Post { pending_id, .. } | TransferKind::Void { pending_id, .. } => {
-                let amount = match &event.kind {
-                    TransferKind::Post { amount, .. } => *amount,
-                    _ => None,
+                let (post, amount) = match &event.kind {
+                    TransferKind::Post { amount, .. } => (true, amount),
+                    _ => (false, &None),
                 };
-                let hold = self.transfers.get(pending_id.as_str()).ok_or(PendingNotFound)?;
-                if hold.kind != RecordKind::Pending || hold.result != Created {
-                    return Err(PendingNotFound);
+                let pending_id = pending_id.as_str();
+                if self.transfers.contains_key(pending_id) || !self.transfers.contains_key(&leg(pending_id, 0)) {
+                    return self.resolve(event, pending_id, event.id.as_str(), post, amount.as_ref(), now);
                 }
-                match hold.hold_state {
-                    HoldState::Posted => return Err(PendingAlreadyPosted),
-                    HoldState::Voided => return Err(PendingAlreadyVoided),
-                    HoldState::Expired => return Err(PendingExpired),
-                    HoldState::Pending if hold.expires_at != 0 && hold.expires_at <= stamp => return Err(PendingExpired),
-                    HoldState::Pending => {}
+                if amount.is_some() {
+                    return Err(InvalidAmount);
                 }
-                let (kind, posted) = match (&event.kind, amount.as_ref()) {
-                    (TransferKind::Post { .. }, None) => (RecordKind::Post, hold.amount),
-                    (TransferKind::Post { .. }, Some(amount)) => {
-                        let posted = amount.to_minor(2).ok().filter(|a| *a > 0).ok_or(InvalidAmount)?;
-                        if posted > hold.amount {
-                            return Err(AmountExceedsPending);
-                        }
-                        (RecordKind::Post, posted)
+                let mut first = None;
+                for index in 0.. {
+                    if !self.transfers.contains_key(&leg(pending_id, index)) {
+                        break;
                     }
-                    _ => (RecordKind::Void, hold.amount),
-                };
-                (hold.debit, hold.credit, posted, kind, Some(pending_id.as_str().to_owned()), 0)
+                    let outcome = self.resolve(event, &leg(pending_id, index), &leg(event.id.as_str(), index), post, None, now)?;
+                    first.get_or_insert(outcome);
+                }
+                Ok(first.unwrap())
             }
+        }
+    }
+
+    /// The largest amount up to `limit` that a balancing transfer can move without breaking a
+    /// bound: found by trying, as slowly and plainly as possible.
+    #[allow(clippy::too_many_arguments)]
+    fn most_that_fits(&self, event: &NewTransfer, d: usize, c: usize, limit: i128, kind: RecordKind, expires_at: u64, now: u64) -> i128 {
+        let fits = |amount: i128| self.clone().add(event.id.as_str(), event, (d, c, amount, kind), None, expires_at, now).is_ok();
+        let (mut low, mut high) = (0, limit);
+        while low < high {
+            let middle = high - (high - low) / 2;
+            if fits(middle) {
+                low = middle;
+            } else {
+                high = middle - 1;
+            }
+        }
+        low
+    }
+
+    /// Posts or voids the hold `hold` as the record `id`.
+    fn resolve(
+        &mut self,
+        event: &NewTransfer,
+        hold: &str,
+        id: &str,
+        post: bool,
+        amount: Option<&Decimal>,
+        now: u64,
+    ) -> Result<Outcome, ResultCode> {
+        let stamp = now.max(self.clock + 1);
+        let held = self.transfers.get(hold).ok_or(PendingNotFound)?;
+        if held.kind != RecordKind::Pending || held.result != Created {
+            return Err(PendingNotFound);
+        }
+        match held.hold_state {
+            HoldState::Posted => return Err(PendingAlreadyPosted),
+            HoldState::Voided => return Err(PendingAlreadyVoided),
+            HoldState::Expired => return Err(PendingExpired),
+            HoldState::Pending if held.expires_at != 0 && held.expires_at <= stamp => return Err(PendingExpired),
+            HoldState::Pending => {}
+        }
+        let (kind, moved) = match (post, amount) {
+            (true, None) => (RecordKind::Post, held.amount),
+            (true, Some(amount)) => {
+                let posted = amount.to_minor(2).ok().filter(|a| *a > 0).ok_or(InvalidAmount)?;
+                if posted > held.amount {
+                    return Err(AmountExceedsPending);
+                }
+                (RecordKind::Post, posted)
+            }
+            (false, _) => (RecordKind::Void, held.amount),
         };
-        let before = self.clone();
-        if let Some(hold) = &hold {
+        let (debit, credit) = (held.debit, held.credit);
+        self.add(id, event, (debit, credit, moved, kind), Some(hold), 0, now)
+    }
+
+    /// Records one movement as `id` and checks every bound.
+    #[allow(clippy::too_many_arguments)]
+    fn add(
+        &mut self,
+        id: &str,
+        event: &NewTransfer,
+        (debit, credit, amount, kind): (usize, usize, i128, RecordKind),
+        hold: Option<&str>,
+        expires_at: u64,
+        now: u64,
+    ) -> Result<Outcome, ResultCode> {
+        if let Some(hold) = hold {
             self.transfers.get_mut(hold).unwrap().hold_state = if kind == RecordKind::Post { HoldState::Posted } else { HoldState::Voided };
         }
         self.seq += 1;
@@ -212,12 +352,11 @@ impl Model {
             hold_state: HoldState::Pending,
             expires_at,
         };
-        self.transfers.insert(event.id.as_str().to_owned(), record);
+        self.transfers.insert(id.to_owned(), record);
         if let Some(code) = self.bound_violation() {
-            *self = before;
             return Err(code);
         }
-        Ok(Outcome { result: Created, seq: self.seq, timestamp })
+        Ok(Outcome { result: Created, seq: self.seq, timestamp, moved: None })
     }
 
     fn record_failure(&mut self, event: &NewTransfer, code: ResultCode, now: u64) -> Outcome {
@@ -240,7 +379,7 @@ impl Model {
             expires_at: 0,
         };
         self.transfers.insert(event.id.as_str().to_owned(), record);
-        Outcome { result: code, seq: self.seq, timestamp }
+        Outcome { result: code, seq: self.seq, timestamp, moved: None }
     }
 
     fn transfers(&mut self, events: &[NewTransfer], now: u64) -> Vec<Outcome> {
@@ -301,8 +440,9 @@ fn name(index: usize) -> &'static str {
 fn transfer_strategy() -> impl Strategy<Value = NewTransfer> {
     let account = 0..TREE.len() + 1; // one past the end names an account that does not exist
     let account_name = |i: usize| if i < TREE.len() { name(i).to_owned() } else { "ghost".to_owned() };
-    (0u8..24, 0..4u8, account.clone(), account, 1i64..2_500, 0..8u8, prop::option::of(1u64..40), 0..5u8, 0..24u8).prop_map(
-        move |(id, kind, debit, credit, cents, extra, timeout, linked, hold)| {
+    let shares = prop::collection::vec((0..TREE.len() + 1, 1u64..6), 1..5);
+    (0u8..24, 0..6u8, account.clone(), account, 1i64..2_500, 0..8u8, prop::option::of(1u64..40), 0..5u8, 0..24u8, shares).prop_map(
+        move |(id, kind, debit, credit, cents, extra, timeout, linked, hold, shares)| {
             let amount = if extra == 0 {
                 dec(&format!("{}.{:03}", cents / 100, cents % 1000))
             } else {
@@ -317,7 +457,26 @@ fn transfer_strategy() -> impl Strategy<Value = NewTransfer> {
                     &format!("t{hold}"),
                     (extra < 3).then(|| format!("{}.{:02}", cents / 100, cents % 100)).as_deref(),
                 ),
-                _ => void(&format!("t{id}"), &format!("t{hold}")),
+                3 => void(&format!("t{id}"), &format!("t{hold}")),
+                4 => {
+                    let event = balancing(&format!("t{id}"), &debit, &credit, Some("1"));
+                    if extra < 3 {
+                        event
+                    } else {
+                        let TransferKind::Direct { debit, credit, amount } = event.kind else { unreachable!() };
+                        NewTransfer { kind: TransferKind::Pending { debit, credit, amount, timeout_ms: timeout }, ..event }
+                    }
+                }
+                _ => {
+                    let shares: Vec<(String, u64)> = shares.into_iter().map(|(credit, weight)| (account_name(credit), weight)).collect();
+                    let shares: Vec<(&str, u64)> = shares.iter().map(|(credit, weight)| (credit.as_str(), *weight)).collect();
+                    let hold = (extra < 3).then_some(timeout);
+                    let mut event = allocate(&format!("t{id}"), &debit, "1", &shares, hold);
+                    if let TransferKind::Allocate { amount: a, .. } = &mut event.kind {
+                        *a = amount;
+                    }
+                    event
+                }
             };
             match &mut event.kind {
                 TransferKind::Direct { amount: a, .. } | TransferKind::Pending { amount: a, .. } => *a = amount,

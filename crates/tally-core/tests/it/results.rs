@@ -3,6 +3,7 @@
 
 use crate::support::*;
 use std::collections::BTreeSet;
+use tally_core::limits::ALLOCATION_SHARES_MAX;
 use tally_core::ResultCode::*;
 use tally_core::*;
 
@@ -377,6 +378,20 @@ fn every_result_code_is_reachable() {
         ]),
         T0,
     ));
+    // Posts naming allocations of 1,000 held legs each: the seventeenth would take the request
+    // past its 16,380 entries.
+    let unbounded = |name: &str| NewAccount { min_balance: None, ..account(name, "EUR") };
+    state.apply(&Request::CreateAccounts(vec![unbounded("w1"), unbounded("w2")]), T0);
+    let wide: Vec<(String, u64)> = (0..ALLOCATION_SHARES_MAX).map(|_| ("w2".to_owned(), 1)).collect();
+    let wide: Vec<(&str, u64)> = wide.iter().map(|(credit, weight)| (credit.as_str(), *weight)).collect();
+    for n in 0..17 {
+        let held = allocate(&format!("wide{n}"), "w1", "1000", &wide, Some(None));
+        assert_eq!(state.apply(&Request::CreateTransfers(vec![held]), T0)[0].result, Created);
+    }
+    let posts = (0..17).map(|n| post(&format!("all{n}"), &format!("wide{n}"), None)).collect();
+    let outcomes = state.apply(&Request::CreateTransfers(posts), T0);
+    assert_eq!(outcomes.iter().filter(|o| o.result == Created).count(), 16);
+    note(outcomes);
     let all: BTreeSet<_> = ResultCode::ALL.iter().copied().collect();
     let missing: Vec<_> = all.difference(&seen).collect();
     assert!(missing.is_empty(), "no story produces {missing:?}");

@@ -28,15 +28,21 @@ pub fn account(name: &str, code: &str) -> NewAccount {
 }
 
 pub fn direct(name: &str, debit: &str, credit: &str, amount: &str) -> NewTransfer {
-    NewTransfer {
-        id: id(name),
-        kind: TransferKind::Direct { debit: id(debit), credit: id(credit), amount: dec(amount) },
-        asset: None,
-        linked: false,
-        metadata: None,
-        if_debit_version: None,
-        if_credit_version: None,
-    }
+    NewTransfer::new(id(name), TransferKind::Direct { debit: id(debit), credit: id(credit), amount: dec(amount) })
+}
+
+/// A balancing transfer of at most `amount` (as much as possible if `None`).
+pub fn balancing(name: &str, debit: &str, credit: &str, amount: Option<&str>) -> NewTransfer {
+    let amount = amount.map_or(Decimal::UNLIMITED, dec);
+    NewTransfer { balancing: true, ..NewTransfer::new(id(name), TransferKind::Direct { debit: id(debit), credit: id(credit), amount }) }
+}
+
+/// An allocation of `amount` from `debit` over `(credit, weight)` entries.
+pub fn allocate(name: &str, debit: &str, amount: &str, shares: &[(&str, u64)], hold: Option<Option<u64>>) -> NewTransfer {
+    let shares = shares.iter().map(|&(credit, weight)| Share { credit: id(credit), weight }).collect();
+    let kind =
+        TransferKind::Allocate { debit: id(debit), shares, amount: dec(amount), pending: hold.is_some(), timeout_ms: hold.flatten() };
+    NewTransfer::new(id(name), kind)
 }
 
 pub fn pending(name: &str, debit: &str, credit: &str, amount: &str, timeout_ms: Option<u64>) -> NewTransfer {

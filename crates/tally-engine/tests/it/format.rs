@@ -45,6 +45,7 @@ fn sample_requests() -> Vec<Request> {
             metadata: Some(Metadata::parse(r#"{"note":"x"}"#).unwrap()),
             if_debit_version: None,
             if_credit_version: None,
+            balancing: false,
         }]),
     ]
 }

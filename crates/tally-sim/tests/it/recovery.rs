@@ -177,15 +177,8 @@ fn holds_expire_through_the_journal() {
         submit(&engine, request);
     }
     submit(&engine, fund("f", "10.00"));
-    let hold = Request::CreateTransfers(vec![NewTransfer {
-        id: id("h"),
-        kind: TransferKind::Pending { debit: id("alice"), credit: id("world"), amount: Decimal::parse("4").unwrap(), timeout_ms: Some(5) },
-        asset: None,
-        linked: false,
-        metadata: None,
-        if_debit_version: None,
-        if_credit_version: None,
-    }]);
+    let kind = TransferKind::Pending { debit: id("alice"), credit: id("world"), amount: Decimal::parse("4").unwrap(), timeout_ms: Some(5) };
+    let hold = Request::CreateTransfers(vec![NewTransfer::new(id("h"), kind)]);
     assert_eq!(submit(&engine, hold), [ResultCode::Created]);
     let seq = engine.status().durable_seq;
     now.fetch_add(10_000_000, Ordering::SeqCst);

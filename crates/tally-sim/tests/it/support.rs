@@ -34,5 +34,6 @@ pub fn fund(name: &str, amount: &str) -> Request {
         metadata: Some(Metadata::parse(r#"{"note":"x"}"#).unwrap()),
         if_debit_version: None,
         if_credit_version: None,
+        balancing: false,
     }])
 }
