@@ -147,6 +147,13 @@ pub struct AccountPatchInput<'a> {
     #[serde(default, deserialize_with = "explicit", skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<Option<Box<RawValue>>>,
+    /// `true` closes the account to new transfers (holds already placed can still be
+    /// posted or voided); `false` reopens it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closed: Option<bool>,
+    /// With `"closed": true`: close it even though it still has a balance or open holds.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub force: bool,
     /// Apply only if the account's version is still this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub if_version: Option<u64>,
@@ -315,8 +322,11 @@ impl AccountPatchInput<'_> {
                 .as_ref()
                 .map(|inner| inner.as_deref().map(|m| metadata(|| "metadata".into(), m)).transpose())
                 .transpose()?,
+            closed: self.closed,
+            force: self.force,
             if_version: self.if_version,
         };
+        forbid(self.force && self.closed != Some(true), "force".into(), "is allowed only with \"closed\": true")?;
         Ok(Request::UpdateAccounts(vec![AccountUpdate { id: id(|| "id".into(), account)?, patch }]))
     }
 }
@@ -636,6 +646,8 @@ pub struct Account {
     pub max_balance: Option<String>,
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<Box<RawValue>>,
+    /// No new transfer may touch a closed account or any account under it.
+    pub closed: bool,
     /// For an account with children, every balance field covers the whole subtree, except
     /// transfers between two of its members, which net out.
     pub debits_posted: String,
@@ -671,6 +683,7 @@ impl Account {
             min_balance: bound(view.settings.min_balance, scale),
             max_balance: bound(view.settings.max_balance, scale),
             metadata: raw_metadata(view.settings.metadata.as_ref()),
+            closed: view.settings.closed,
             debits_posted: amount(totals.debits_posted),
             credits_posted: amount(totals.credits_posted),
             debits_pending: amount(totals.debits_pending),
@@ -780,6 +793,7 @@ pub struct Bounds {
     pub max_balance: Option<String>,
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<Box<RawValue>>,
+    pub closed: bool,
 }
 
 impl Bounds {
@@ -788,6 +802,7 @@ impl Bounds {
             min_balance: bound(settings.min_balance, scale),
             max_balance: bound(settings.max_balance, scale),
             metadata: raw_metadata(settings.metadata.as_ref()),
+            closed: settings.closed,
         }
     }
 }

@@ -24,7 +24,7 @@ pub fn run(data_dir: &Path) -> anyhow::Result<()> {
         );
     }
     let mut storage = FileStorage::open(data_dir).with_context(|| format!("opening {}", data_dir.display()))?;
-    let snapshots = snapshot::headers(&storage)?;
+    let snapshots = snapshot::checksums(&storage)?;
     let progress = ProgressBar::new(0).with_style(
         ProgressStyle::with_template("{spinner} replaying [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})")
             .expect("valid template"),

@@ -162,6 +162,8 @@ mod tests {
                 min_balance: Some(Some(amount())),
                 max_balance: Some(Some(amount())),
                 metadata: Some(metadata()),
+                closed: Some(true),
+                force: true,
                 if_version: Some(u64::MAX),
             },
         };

@@ -203,6 +203,9 @@ const REQUEST_ASSETS: u8 = 1;
 const REQUEST_ACCOUNTS: u8 = 2;
 const REQUEST_UPDATES: u8 = 3;
 const REQUEST_TRANSFERS: u8 = 4;
+/// Account updates that close or reopen: `REQUEST_UPDATES` with two more fields per event,
+/// under its own kind so that records written before closing existed read unchanged.
+const REQUEST_UPDATES_CLOSING: u8 = 5;
 
 const KIND_DIRECT: u8 = 0;
 const KIND_PENDING: u8 = 1;
@@ -243,7 +246,7 @@ const ASSET_EVENT_BYTES_MAX: usize = string(ASSET_CODE_LENGTH_MAX) + 1;
 const ACCOUNT_EVENT_BYTES_MAX: usize =
     ID_BYTES_MAX + string(ASSET_CODE_LENGTH_MAX) + optional(ID_BYTES_MAX) + 2 * optional(DECIMAL_BYTES) + METADATA_FIELD_BYTES_MAX;
 const UPDATE_EVENT_BYTES_MAX: usize =
-    ID_BYTES_MAX + 2 * optional(optional(DECIMAL_BYTES)) + optional(METADATA_FIELD_BYTES_MAX) + optional(8);
+    ID_BYTES_MAX + 2 * optional(optional(DECIMAL_BYTES)) + optional(METADATA_FIELD_BYTES_MAX) + optional(8) + optional(1) + 1;
 /// The largest kind-specific part of a transfer: a hold (two accounts, an amount, a timeout)
 /// or a post (the hold, two optional accounts, an optional amount).
 const TRANSFER_KIND_BYTES_MAX: usize = 1 + max(
@@ -312,7 +315,8 @@ fn encode_request<O: Output>(request: &Request, out: &mut Encoder<O>) {
             }
         }
         Request::UpdateAccounts(events) => {
-            out.u8(REQUEST_UPDATES);
+            let closing = events.iter().any(|event| event.patch.closed.is_some() || event.patch.force);
+            out.u8(if closing { REQUEST_UPDATES_CLOSING } else { REQUEST_UPDATES });
             out.u32(events.len() as u32);
             for event in events {
                 out.str(event.id.as_str());
@@ -321,6 +325,10 @@ fn encode_request<O: Output>(request: &Request, out: &mut Encoder<O>) {
                 out.option(patch.max_balance.as_ref(), |o, m| o.option(m.as_ref(), Encoder::decimal));
                 out.option(patch.metadata.as_ref(), |o, m| o.option(m.as_deref(), Encoder::str));
                 out.option(patch.if_version, Encoder::u64);
+                if closing {
+                    out.option(patch.closed, Encoder::bool);
+                    out.bool(patch.force);
+                }
             }
         }
         Request::CreateTransfers(events) => {
@@ -431,19 +439,27 @@ fn decode_request(input: &mut Decoder<'_>) -> Result<Request, DecodeError> {
                 metadata: i.option(Decoder::metadata)?,
             })
         })?),
-        REQUEST_UPDATES => Request::UpdateAccounts(events(input, count, |i| {
-            let id = i.id()?;
-            let patch = AccountPatch {
-                min_balance: i.option(|i| i.option(Decoder::decimal))?,
-                max_balance: i.option(|i| i.option(Decoder::decimal))?,
-                metadata: i.option(|i| i.option(Decoder::metadata))?,
-                if_version: i.option(Decoder::u64)?,
-            };
-            Ok(AccountUpdate { id, patch })
-        })?),
+        REQUEST_UPDATES => Request::UpdateAccounts(events(input, count, |i| decode_update(i, false))?),
+        REQUEST_UPDATES_CLOSING => Request::UpdateAccounts(events(input, count, |i| decode_update(i, true))?),
         REQUEST_TRANSFERS => Request::CreateTransfers(events(input, count, decode_transfer)?),
         other => return fail(format!("unknown request kind {other}")),
     })
+}
+
+fn decode_update(input: &mut Decoder<'_>, closing: bool) -> Result<AccountUpdate, DecodeError> {
+    let id = input.id()?;
+    let mut patch = AccountPatch {
+        min_balance: input.option(|i| i.option(Decoder::decimal))?,
+        max_balance: input.option(|i| i.option(Decoder::decimal))?,
+        metadata: input.option(|i| i.option(Decoder::metadata))?,
+        if_version: input.option(Decoder::u64)?,
+        ..AccountPatch::default()
+    };
+    if closing {
+        patch.closed = input.option(Decoder::bool)?;
+        patch.force = input.bool()?;
+    }
+    Ok(AccountUpdate { id, patch })
 }
 
 fn timeout(input: &mut Decoder<'_>) -> Result<Option<u64>, DecodeError> {

@@ -22,12 +22,17 @@ pub struct NewAccount {
     pub metadata: Option<Metadata>,
 }
 
-/// A change to an account's bounds or metadata. An outer `None` leaves the field as it is.
+/// A change to an account's bounds, metadata or closed state. An outer `None` leaves the
+/// field as it is.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct AccountPatch {
     pub min_balance: Option<Option<Decimal>>,
     pub max_balance: Option<Option<Decimal>>,
     pub metadata: Option<Option<Metadata>>,
+    /// `Some(true)` closes the account to new transfers, `Some(false)` reopens it.
+    pub closed: Option<bool>,
+    /// Closes an account even though it still has a balance or open holds.
+    pub force: bool,
     pub if_version: Option<u64>,
 }
 
@@ -168,6 +173,8 @@ result_codes! {
     LinkedChainOpen => "linked_chain_open",
     Overflow => "overflow",
     TooManyEntries => "too_many_entries",
+    AccountClosed => "account_closed",
+    AccountNotEmpty => "account_not_empty",
 }
 
 impl ResultCode {

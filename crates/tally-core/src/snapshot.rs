@@ -24,6 +24,10 @@ pub const SNAPSHOT_PIECE_BYTES: usize = 8 << 20;
 /// piece exceeds `SNAPSHOT_PIECE_BYTES + SNAPSHOT_ITEM_BYTES_MAX`.
 pub const SNAPSHOT_ITEM_BYTES_MAX: usize = 2 << 20;
 
+/// The layout `encode_snapshot` writes. 2 added `closed` to every account's settings;
+/// `decode_snapshot` still reads 1.
+pub const SNAPSHOT_FORMAT: u32 = 2;
+
 /// A log slot not yet claimed while loading.
 const UNCLAIMED: LogEntry = LogEntry::Asset(NONE);
 
@@ -92,13 +96,15 @@ fn encode_settings(out: &mut Encoder, settings: &Settings) {
     out.option(settings.min_balance, Encoder::i128);
     out.option(settings.max_balance, Encoder::i128);
     out.option(settings.metadata.as_deref(), Encoder::str);
+    out.bool(settings.closed);
 }
 
-fn decode_settings(input: &mut Decoder<'_>) -> Result<Settings, DecodeError> {
+fn decode_settings(input: &mut Decoder<'_>, format: u32) -> Result<Settings, DecodeError> {
     Ok(Settings {
         min_balance: input.option(Decoder::i128)?,
         max_balance: input.option(Decoder::i128)?,
         metadata: input.option(Decoder::metadata)?,
+        closed: if format >= 2 { input.bool()? } else { false },
     })
 }
 
@@ -221,13 +227,17 @@ impl State {
     /// `total_bytes` (the pieces' size together) bounds every count read, so damaged counts
     /// fail fast instead of reserving memory they cannot describe.
     pub fn decode_snapshot(
+        format: u32,
         total_bytes: usize,
         next: &mut dyn FnMut() -> Result<Option<Vec<u8>>, DecodeError>,
     ) -> Result<State, DecodeError> {
+        if !(1..=SNAPSHOT_FORMAT).contains(&format) {
+            return fail(format!("snapshot format {format}; this build reads 1 to {SNAPSHOT_FORMAT}"));
+        }
         let mut input = PieceReader { piece: Vec::new(), position: 0, next };
         let (last_timestamp, counts) = input.item(Counts::decode)?;
         let entries = counts.entries(total_bytes)?;
-        let mut loader = Loader { input, state: State::new(), entries, counts };
+        let mut loader = Loader { input, state: State::new(), entries, counts, format };
         // The log is rebuilt by seq: every record claims its slot, and every slot must be claimed once.
         for _ in 0..entries {
             loader.state.log.push(UNCLAIMED);
@@ -261,7 +271,7 @@ impl State {
     /// Decodes `snapshot_bytes` output.
     pub fn from_snapshot_bytes(bytes: &[u8]) -> Result<State, DecodeError> {
         let mut given = Some(bytes.to_vec());
-        State::decode_snapshot(bytes.len(), &mut || Ok(given.take()))
+        State::decode_snapshot(SNAPSHOT_FORMAT, bytes.len(), &mut || Ok(given.take()))
     }
 }
 
@@ -306,6 +316,7 @@ struct Loader<'a> {
     state: State,
     entries: usize,
     counts: Counts,
+    format: u32,
 }
 
 impl Loader<'_> {
@@ -351,7 +362,7 @@ impl Loader<'_> {
 
     /// An account's own item: everything but its history.
     fn account(&mut self, index: usize) -> Result<Account, DecodeError> {
-        let (assets, entries) = (self.counts.assets, self.entries);
+        let (assets, entries, format) = (self.counts.assets, self.entries, self.format);
         self.input.item(|i| {
             let id = i.id()?;
             let asset = i.u32()?;
@@ -363,8 +374,8 @@ impl Loader<'_> {
             if asset as usize >= assets {
                 return fail(format!("account {id} names unknown asset {asset}"));
             }
-            let settings = decode_settings(i)?;
-            let created_settings = decode_settings(i)?;
+            let settings = decode_settings(i, format)?;
+            let created_settings = decode_settings(i, format)?;
             let totals = decode_totals(i)?;
             let created_seq = i.u64()?;
             let timestamp = i.u64()?;
@@ -463,14 +474,15 @@ impl Loader<'_> {
     }
 
     fn updates(&mut self) -> Result<(), DecodeError> {
-        let accounts = self.counts.accounts as u32;
+        let (accounts, format) = (self.counts.accounts as u32, self.format);
         for index in 0..self.counts.updates {
             let update = self.input.item(|i| {
                 let account = i.u32()?;
                 if account >= accounts {
                     return fail(format!("update {index} names unknown account {account}"));
                 }
-                Ok(UpdateRecord { account, before: decode_settings(i)?, after: decode_settings(i)?, seq: i.u64()?, timestamp: i.u64()? })
+                let (before, after) = (decode_settings(i, format)?, decode_settings(i, format)?);
+                Ok(UpdateRecord { account, before, after, seq: i.u64()?, timestamp: i.u64()? })
             })?;
             self.claim(update.seq, LogEntry::Update(index as u32))?;
             self.state.accounts[update.account as usize].updates.push(index as u32);

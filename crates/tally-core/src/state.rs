@@ -59,6 +59,11 @@ impl Totals {
         self.balance() + self.credits_pending as i128
     }
 
+    /// Nothing left: a zero balance and no open holds either way.
+    pub fn is_settled(&self) -> bool {
+        self.balance() == 0 && self.debits_pending == 0 && self.credits_pending == 0
+    }
+
     fn within(&self, settings: &Settings) -> Result<(), ResultCode> {
         if settings.min_balance.is_some_and(|min| self.available() < min) {
             return Err(ResultCode::ExceedsMinBalance);
@@ -76,6 +81,9 @@ pub struct Settings {
     pub min_balance: Option<i128>,
     pub max_balance: Option<i128>,
     pub metadata: Option<Metadata>,
+    /// No new transfer may touch a closed account, nor any account below it; holds already
+    /// placed can still be posted or voided, and still expire.
+    pub closed: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -539,7 +547,7 @@ impl State {
         };
         let scale = self.assets[asset as usize].scale;
         let settings = match (Self::bound(&event.min_balance, scale), Self::bound(&event.max_balance, scale)) {
-            (Ok(min_balance), Ok(max_balance)) => Settings { min_balance, max_balance, metadata: event.metadata.clone() },
+            (Ok(min_balance), Ok(max_balance)) => Settings { min_balance, max_balance, metadata: event.metadata.clone(), closed: false },
             _ => return self.existing_account(event).unwrap_or(Outcome::unrecorded(ResultCode::InvalidAmount)),
         };
         if let Some(&index) = self.account_index.get(&event.id) {
@@ -606,7 +614,7 @@ impl State {
             return Outcome::unrecorded(ResultCode::AccountNotFound);
         };
         let account = &self.accounts[index as usize];
-        let AccountPatch { min_balance, max_balance, metadata, if_version } = &event.patch;
+        let AccountPatch { min_balance, max_balance, metadata, closed, force, if_version } = &event.patch;
         if if_version.is_some_and(|v| v != account.version()) {
             return Outcome::unrecorded(ResultCode::VersionMismatch);
         }
@@ -628,6 +636,14 @@ impl State {
         }
         if let Err(code) = account.totals.within(&after) {
             return Outcome::unrecorded(code);
+        }
+        if let Some(closed) = *closed {
+            // Closing an account that still holds something is usually a sweep forgotten, so it
+            // takes `force` (freezing a wallet for review is that case, and says so).
+            if closed && !account.settings.closed && !force && !account.totals.is_settled() {
+                return Outcome::unrecorded(ResultCode::AccountNotEmpty);
+            }
+            after.closed = closed;
         }
         let update = self.updates.len() as u32;
         let outcome = self.record(LogEntry::Update(update), timestamp);
@@ -824,12 +840,15 @@ impl State {
             unreachable!("called for allocations only")
         };
         let debit_account = self.account_for(debit)?;
+        self.check_open(debit_account)?;
         let mut credits = Vec::with_capacity(shares.len());
         for share in shares {
             if share.credit == *debit {
                 return Err(ResultCode::SameAccount);
             }
-            credits.push(self.account_for(&share.credit)?);
+            let credit = self.account_for(&share.credit)?;
+            self.check_open(credit)?;
+            credits.push(credit);
         }
         let mut scale = 0;
         for &credit in &credits {
@@ -901,6 +920,8 @@ impl State {
                     return Err(ResultCode::SameAccount);
                 }
                 let (debit, credit) = (self.account_for(debit)?, self.account_for(credit)?);
+                self.check_open(debit)?;
+                self.check_open(credit)?;
                 let scale = self.check_assets(debit, credit, &event.asset)?;
                 let pending = matches!(event.kind, TransferKind::Pending { .. });
                 let amount = if event.balancing {
@@ -1017,6 +1038,14 @@ impl State {
             None => 0,
         };
         Ok(Plan { debit, credit, amount: movement.amount(), kind, hold, movement, paths, expires_at })
+    }
+
+    /// Refuses a new transfer that touches a closed account or an account under one.
+    fn check_open(&self, account: u32) -> Result<(), ResultCode> {
+        match self.lineage(account).into_iter().any(|&index| self.accounts[index as usize].settings.closed) {
+            true => Err(ResultCode::AccountClosed),
+            false => Ok(()),
+        }
     }
 
     fn check_assets(&self, debit: u32, credit: u32, asset: &Option<AssetCode>) -> Result<u8, ResultCode> {

@@ -10,11 +10,11 @@ use crate::storage::Storage;
 use std::io;
 use tally_core::codec::DecodeError;
 use tally_core::limits::{SNAPSHOTS_KEPT, SNAPSHOT_ITEM_BYTES_MAX, SNAPSHOT_PIECE_BYTES};
+use tally_core::snapshot::SNAPSHOT_FORMAT;
 use tally_core::State;
 use tally_ledger::frame::{self, chained128, snapshot_frame, Header};
 
 pub const SNAPSHOT_MAGIC: &[u8; 8] = b"TALLYSNP";
-const SNAPSHOT_VERSION: u32 = 1;
 const HEADER_BYTES: usize = frame::snapshot::BYTES;
 const FRAME_HEADER_BYTES: usize = snapshot_frame::BYTES;
 /// No frame is larger; a larger length is corruption, not a reason to allocate.
@@ -56,7 +56,7 @@ pub fn write<S: Storage>(storage: &mut S, state: &State, position: Position) -> 
     assert_eq!(state.last_seq(), position.last_seq, "a snapshot must match the record it follows");
     let mut header = Header::<HEADER_BYTES>::default();
     header.put_bytes(frame::snapshot::MAGIC, SNAPSHOT_MAGIC);
-    header.put(frame::snapshot::VERSION, SNAPSHOT_VERSION.into());
+    header.put(frame::snapshot::VERSION, SNAPSHOT_FORMAT.into());
     header.put(frame::snapshot::RECORD, position.record.into());
     header.put(frame::snapshot::LAST_SEQ, position.last_seq.into());
     header.put(frame::snapshot::RECORD_CHECKSUM, position.checksum);
@@ -80,33 +80,44 @@ pub fn write<S: Storage>(storage: &mut S, state: &State, position: Position) -> 
     Ok(())
 }
 
-fn read_header<S: Storage>(storage: &S, name: &str) -> Result<Position, String> {
+/// A snapshot's header: the journal position it follows and the format of its state.
+fn read_header<S: Storage>(storage: &S, name: &str) -> Result<(Position, u32), String> {
     let mut header = Header::<HEADER_BYTES>::default();
     storage.read_exact_at(name, 0, &mut header.0).map_err(|e| e.to_string())?;
-    if header.bytes(frame::snapshot::MAGIC) != SNAPSHOT_MAGIC || header.get_u32(frame::snapshot::VERSION) != SNAPSHOT_VERSION {
-        return Err("not a snapshot of this format version".into());
+    let format = header.get_u32(frame::snapshot::VERSION);
+    if header.bytes(frame::snapshot::MAGIC) != SNAPSHOT_MAGIC || !(1..=SNAPSHOT_FORMAT).contains(&format) {
+        return Err(format!("not a snapshot this build reads (format {format}; it reads 1 to {SNAPSHOT_FORMAT})"));
     }
     if header.get_u64(frame::snapshot::CHECKSUM) != header.checksum_before(frame::snapshot::CHECKSUM) {
         return Err("header checksum mismatch".into());
     }
-    Ok(Position {
+    let position = Position {
         record: header.get_u64(frame::snapshot::RECORD),
         last_seq: header.get_u64(frame::snapshot::LAST_SEQ),
         checksum: header.get(frame::snapshot::RECORD_CHECKSUM),
-    })
+    };
+    Ok((position, format))
 }
 
-/// The record and final chain checksum of every snapshot, read without decoding the state.
-pub fn headers<S: Storage>(storage: &S) -> io::Result<Vec<(u64, u128)>> {
+/// The record every snapshot follows and the checksum chain a snapshot of the current format
+/// would end with: read from the file without decoding it, or, for a file of an earlier
+/// format, by loading it and encoding it again (so a replay compares with either).
+pub fn checksums<S: Storage>(storage: &S) -> io::Result<Vec<(u64, u128)>> {
     let mut found = Vec::new();
     for name in storage.list()?.into_iter().filter(|n| parse_snapshot_name(n).is_some()) {
         let len = storage.len(&name)?;
-        if let Ok(position) = read_header(storage, &name) {
-            if len >= (HEADER_BYTES + FRAME_HEADER_BYTES) as u64 {
+        match read_header(storage, &name) {
+            Ok((position, SNAPSHOT_FORMAT)) if len >= (HEADER_BYTES + FRAME_HEADER_BYTES) as u64 => {
                 let mut last = Header::<FRAME_HEADER_BYTES>::default();
                 storage.read_exact_at(&name, len - FRAME_HEADER_BYTES as u64, &mut last.0)?;
                 found.push((position.record, last.get(snapshot_frame::CHECKSUM)));
             }
+            Ok((position, _)) => {
+                if let Ok((state, _)) = read(storage, &name) {
+                    found.push((position.record, checksum(&state)));
+                }
+            }
+            Err(_) => {}
         }
     }
     Ok(found)
@@ -127,7 +138,7 @@ pub fn load_latest<S: Storage>(storage: &S) -> io::Result<Option<(State, Positio
 }
 
 fn read<S: Storage>(storage: &S, name: &str) -> Result<(State, Position), String> {
-    let position = read_header(storage, name)?;
+    let (position, format) = read_header(storage, name)?;
     let len = storage.len(name).map_err(|e| e.to_string())?;
     let mut offset = HEADER_BYTES as u64;
     let mut chain = 0u128;
@@ -157,7 +168,7 @@ fn read<S: Storage>(storage: &S, name: &str) -> Result<(State, Position), String
         offset += (FRAME_HEADER_BYTES + frame_len) as u64;
         Ok(Some(payload))
     };
-    let state = State::decode_snapshot(len as usize, &mut next).map_err(|e| e.to_string())?;
+    let state = State::decode_snapshot(format, len as usize, &mut next).map_err(|e| e.to_string())?;
     if state.last_seq() != position.last_seq {
         return Err("state does not match its header".into());
     }

@@ -15,7 +15,7 @@
 //! step 2 is checked after it: an account that appeared meanwhile, or (optimistic) an
 //! account whose version moved, makes the attempt a `Conflict` that is rolled back and retried.
 
-use crate::rows::{self, big, numeric, ACCOUNT_COLUMNS, TRANSFER_COLUMNS};
+use crate::rows::{self, big, numeric, ACCOUNT_COLUMNS, ACCOUNT_COLUMN_COUNT, TRANSFER_COLUMNS};
 use crate::{Concurrency, PgError};
 use futures_util::future::try_join_all;
 use std::collections::{BTreeSet, HashMap};
@@ -297,7 +297,7 @@ async fn load_accounts(
         LoadedAccounts { accounts: Vec::with_capacity(account_rows.len()), row_ids: HashMap::with_capacity(account_rows.len()) };
     for row in &account_rows {
         let account = rows::account(row)?;
-        loaded.row_ids.insert(account.id.as_str().to_owned(), row.try_get(17)?);
+        loaded.row_ids.insert(account.id.as_str().to_owned(), row.try_get(ACCOUNT_COLUMN_COUNT)?);
         loaded.accounts.push(account);
     }
     Ok(loaded)
@@ -531,6 +531,7 @@ fn account_writes<'s>(
                 bounds(a.iter().map(|x| bound(x.settings.min_balance))),
                 bounds(a.iter().map(|x| bound(x.settings.max_balance))),
                 texts(a.iter().map(|x| x.settings.metadata.as_deref().map(str::to_owned))),
+                Box::new(a.iter().map(|x| x.settings.closed).collect::<Vec<_>>()),
                 numerics(a.iter().map(|x| numeric(x.totals.debits_posted))),
                 numerics(a.iter().map(|x| numeric(x.totals.credits_posted))),
                 numerics(a.iter().map(|x| numeric(x.totals.debits_pending))),
@@ -572,6 +573,7 @@ fn history_writes<'s>(calls: &mut Vec<Call<'s>>, statements: &'s Statements, cha
                 bounds(s.iter().map(|x| bound(x.settings.min_balance))),
                 bounds(s.iter().map(|x| bound(x.settings.max_balance))),
                 texts(s.iter().map(|x| x.settings.metadata.as_deref().map(str::to_owned))),
+                Box::new(s.iter().map(|x| x.settings.closed).collect::<Vec<_>>()),
             ],
         ));
     }
@@ -664,20 +666,22 @@ const INSERT_ACCOUNTS: &str = "INSERT INTO tally.accounts (id, asset, parent, li
                      $9::numeric[], $10::numeric[], $11::numeric[], $12::numeric[], $13::bigint[], $14::bigint[], $15::bigint[])
                      AS u(id, asset, parent, lineage, depth, min, max, metadata, dp, cp, dq, cq, version, seq, ts)";
 const UPDATE_ACCOUNTS: &str = "UPDATE tally.accounts a SET min_balance = u.min, max_balance = u.max, metadata = u.metadata,
-                     debits_posted = u.dp, credits_posted = u.cp, debits_pending = u.dq, credits_pending = u.cq,
-                     version = u.version
-                 FROM unnest($1::text[]::tid[], $2::numeric[], $3::numeric[], $4::text[], $5::numeric[], $6::numeric[],
-                     $7::numeric[], $8::numeric[], $9::bigint[]) AS u(row_id, min, max, metadata, dp, cp, dq, cq, version)
+                     closed = u.closed, debits_posted = u.dp, credits_posted = u.cp, debits_pending = u.dq,
+                     credits_pending = u.cq, version = u.version
+                 FROM unnest($1::text[]::tid[], $2::numeric[], $3::numeric[], $4::text[], $5::boolean[], $6::numeric[],
+                     $7::numeric[], $8::numeric[], $9::numeric[], $10::bigint[])
+                     AS u(row_id, min, max, metadata, closed, dp, cp, dq, cq, version)
                  WHERE a.ctid = u.row_id";
 const INSERT_ACCOUNT_CHANGES: &str =
     "INSERT INTO tally.account_changes (account_seq, seq, version, debits_posted, credits_posted, debits_pending,
                      credits_pending)
                  SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::numeric[], $5::numeric[], $6::numeric[],
                      $7::numeric[])";
-const INSERT_SETTINGS_CHANGES: &str = "INSERT INTO tally.settings_changes (seq, account, timestamp, min_balance, max_balance, metadata)
-                 SELECT seq, account, ts, min, max, metadata
-                 FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::numeric[], $5::numeric[], $6::text[])
-                     AS u(seq, account, ts, min, max, metadata)";
+const INSERT_SETTINGS_CHANGES: &str =
+    "INSERT INTO tally.settings_changes (seq, account, timestamp, min_balance, max_balance, metadata, closed)
+                 SELECT seq, account, ts, min, max, metadata, closed
+                 FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::numeric[], $5::numeric[], $6::text[], $7::boolean[])
+                     AS u(seq, account, ts, min, max, metadata, closed)";
 const INSERT_TRANSFERS: &str = "INSERT INTO tally.transfers (id, seq, timestamp, fingerprint, result, kind, debit, credit, amount, related,
                      hold_state, expires_at, metadata)
                  SELECT id, seq, ts, fingerprint, result, kind, debit, credit, amount, related, hold_state, expires_at, metadata

@@ -1,7 +1,7 @@
 //! Reads, straight from the tables. Every row a read returns was committed, so it is durable;
 //! every listing is bounded by `PAGE_LIMIT_MAX`.
 
-use crate::rows::{self, big, ACCOUNT_COLUMNS, TRANSFER_COLUMNS};
+use crate::rows::{self, big, ACCOUNT_COLUMNS, ACCOUNT_COLUMN_COUNT, TRANSFER_COLUMNS};
 use crate::PgError;
 use tally_core::limits::PAGE_LIMIT_MAX;
 use tally_core::{AccountRow, AccountView, Id, JournalEntry, Settings, Totals, TransferView};
@@ -16,7 +16,7 @@ pub async fn last_seq(client: &impl GenericClient) -> Result<u64, PgError> {
 
 /// An account from `ACCOUNT_COLUMNS` followed by its asset's scale.
 fn account_with_scale(row: &Row) -> Result<(AccountRow, u8), PgError> {
-    let scale = u8::try_from(row.try_get::<_, i16>(17)?).map_err(|_| PgError::Corrupt("stored scale".into()))?;
+    let scale = u8::try_from(row.try_get::<_, i16>(ACCOUNT_COLUMN_COUNT)?).map_err(|_| PgError::Corrupt("stored scale".into()))?;
     Ok((rows::account(row)?, scale))
 }
 
@@ -67,7 +67,7 @@ pub async fn account_as_of(client: &impl GenericClient, id: &Id, seq: u64) -> Re
     view.totals = rows::totals(&change, 1)?;
     let settings = client
         .query_opt(
-            "SELECT min_balance, max_balance, metadata FROM tally.settings_changes
+            "SELECT min_balance, max_balance, metadata, closed FROM tally.settings_changes
              WHERE account = $1 AND seq <= $2 ORDER BY seq DESC LIMIT 1",
             &[&id.as_str(), &big(seq)],
         )
@@ -140,7 +140,7 @@ pub async fn journal(client: &impl GenericClient, after_seq: u64, until_seq: u64
     let range: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&after, &until_parameter];
     let assets_sql = "SELECT code, scale, seq, timestamp FROM tally.assets WHERE seq > $1 AND seq <= $2";
     let accounts_sql = format!("SELECT {ACCOUNT_COLUMNS}, s.scale {ACCOUNT_FROM} WHERE a.created_seq > $1 AND a.created_seq <= $2");
-    let settings_sql = "SELECT c.account, c.min_balance, c.max_balance, c.metadata, s.scale, c.seq, c.timestamp
+    let settings_sql = "SELECT c.account, c.min_balance, c.max_balance, c.metadata, c.closed, s.scale, c.seq, c.timestamp
          FROM tally.settings_changes c JOIN tally.accounts a ON a.id = c.account JOIN tally.assets s ON s.code = a.asset
          WHERE c.seq > $1 AND c.seq <= $2";
     let transfers_sql = format!("SELECT {TRANSFER_COLUMNS}, d.asset, s.scale {TRANSFER_FROM} WHERE t.seq > $1 AND t.seq <= $2");
@@ -171,9 +171,9 @@ pub async fn journal(client: &impl GenericClient, after_seq: u64, until_seq: u64
         entries.push(JournalEntry::Update {
             id: rows::id(row.try_get(0)?)?,
             settings,
-            scale: scale(row.try_get(4)?)?,
-            seq: rows::unsigned(row.try_get(5)?, "seq")?,
-            timestamp: rows::unsigned(row.try_get(6)?, "timestamp")?,
+            scale: scale(row.try_get(5)?)?,
+            seq: rows::unsigned(row.try_get(6)?, "seq")?,
+            timestamp: rows::unsigned(row.try_get(7)?, "timestamp")?,
         });
     }
     for row in &transfers {

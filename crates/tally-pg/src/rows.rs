@@ -77,9 +77,12 @@ pub fn numeric(value: u128) -> Numeric {
 }
 
 /// The account columns every query selecting accounts names, in this order.
-pub const ACCOUNT_COLUMNS: &str = "a.id, a.asset, a.parent, a.depth, a.min_balance, a.max_balance, a.metadata, \
-     a.created_min_balance, a.created_max_balance, a.created_metadata, a.debits_posted, a.credits_posted, \
+pub const ACCOUNT_COLUMNS: &str = "a.id, a.asset, a.parent, a.depth, a.min_balance, a.max_balance, a.metadata, a.closed, \
+     a.created_min_balance, a.created_max_balance, a.created_metadata, false, a.debits_posted, a.credits_posted, \
      a.debits_pending, a.credits_pending, a.version, a.created_seq, a.timestamp";
+
+/// How many columns `ACCOUNT_COLUMNS` names: a query's own columns start at this index.
+pub const ACCOUNT_COLUMN_COUNT: usize = 19;
 
 /// The transfer columns every query selecting transfers names, in this order.
 pub const TRANSFER_COLUMNS: &str = "t.id, t.metadata, t.amount, t.seq, t.timestamp, t.fingerprint, t.debit, t.credit, \
@@ -116,12 +119,13 @@ pub fn unsigned(value: i64, what: &str) -> Result<u64, PgError> {
     u64::try_from(value).map_err(|_| corrupt(format!("stored {what} {value}")))
 }
 
-/// Settings from three columns starting at `first`.
+/// Settings from four columns starting at `first`: the bounds, the metadata, closed.
 pub fn settings(row: &Row, first: usize) -> Result<Settings, PgError> {
     Ok(Settings {
         min_balance: bound(row, first)?,
         max_balance: bound(row, first + 1)?,
         metadata: row.try_get::<_, Option<&str>>(first + 2)?.map(metadata).transpose()?,
+        closed: row.try_get(first + 3)?,
     })
 }
 
@@ -143,11 +147,11 @@ pub fn account(row: &Row) -> Result<AccountRow, PgError> {
         parent: row.try_get::<_, Option<&str>>(2)?.map(id).transpose()?,
         depth: u8::try_from(row.try_get::<_, i16>(3)?).map_err(|_| corrupt("stored depth"))?,
         settings: settings(row, 4)?,
-        created_settings: settings(row, 7)?,
-        totals: totals(row, 10)?,
-        version: unsigned(row.try_get(14)?, "version")?,
-        created_seq: unsigned(row.try_get(15)?, "seq")?,
-        timestamp: unsigned(row.try_get(16)?, "timestamp")?,
+        created_settings: settings(row, 8)?,
+        totals: totals(row, 12)?,
+        version: unsigned(row.try_get(16)?, "version")?,
+        created_seq: unsigned(row.try_get(17)?, "seq")?,
+        timestamp: unsigned(row.try_get(ACCOUNT_COLUMN_COUNT - 1)?, "timestamp")?,
     })
 }
 

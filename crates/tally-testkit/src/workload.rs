@@ -1,6 +1,7 @@
 //! A seeded random workload over a small tree of accounts with bounds: transfers, holds with
 //! timeouts, posts and voids (of real and unknown holds, and of allocations), balancing
-//! transfers, allocations, linked chains, retries of old ids and bound changes. The simulator and the engine-against-engine differential test both
+//! transfers, allocations, linked chains, retries of old ids, bound changes, and accounts
+//! closed (sometimes by force) and reopened. The simulator and the engine-against-engine differential test both
 //! drive the ledger with it.
 
 use tally_check::Random;
@@ -134,11 +135,17 @@ impl Workload {
             1 => Some(base.map(decimal)),
             _ => Some(Some(decimal(base.unwrap_or(0) + random.below(200) as i64 - 100))),
         };
+        let (closed, force) = match self.random.below(8) {
+            0 => (Some(true), self.random.chance(500)),
+            1..=2 => (Some(false), false),
+            _ => (None, false),
+        };
         let patch = AccountPatch {
             min_balance: bound(&mut self.random, ACCOUNTS[index].2),
             max_balance: bound(&mut self.random, ACCOUNTS[index].3),
-            metadata: None,
-            if_version: None,
+            closed,
+            force,
+            ..AccountPatch::default()
         };
         Request::UpdateAccounts(vec![AccountUpdate { id: id(ACCOUNTS[index].0), patch }])
     }

@@ -205,7 +205,38 @@ impl TestServer {
     }
 }
 
+async fn a_closed_account_refuses_new_transfers_and_says_so_everywhere(server: TestServer) {
+    server.usd().await;
+    let body = json!({"transfers": [
+        {"id": "fund", "debit": "world", "credit": "alice", "amount": "10"},
+        {"id": "hold", "debit": "alice", "credit": "bob", "amount": "4", "pending": true}
+    ]});
+    assert_eq!(server.results("/v1/transfers", body).await, ["created", "created"]);
+    let (status, answer) = server.raw("PATCH", "/v1/accounts/alice", r#"{"force": true}"#).await;
+    assert_eq!((status, answer["error"]["field"].as_str()), (400, Some("force")), "{answer}");
+    let (_, answer) = server.raw("PATCH", "/v1/accounts/alice", r#"{"closed": true}"#).await;
+    assert_eq!(answer["results"][0]["result"], "account_not_empty");
+    let (_, answer) = server.raw("PATCH", "/v1/accounts/alice", r#"{"closed": true, "force": true}"#).await;
+    assert_eq!(answer["results"][0]["result"], "updated");
+    let closed_at = answer["results"][0]["seq"].as_u64().unwrap();
+    let (_, alice) = server.get("/v1/accounts/alice").await;
+    assert_eq!(alice["closed"], true);
+    let body = json!({"transfers": [
+        {"id": "more", "debit": "world", "credit": "alice", "amount": "1"},
+        {"id": "settle", "post": "hold"}
+    ]});
+    assert_eq!(server.results("/v1/transfers", body).await, ["account_closed", "created"]);
+    let (_, page) = server.get(&format!("/v1/journal?after_seq={}&limit=1", closed_at - 1)).await;
+    let entry = &page["entries"][0];
+    assert_eq!((entry["type"].as_str(), entry["closed"].as_bool()), (Some("account_updated"), Some(true)), "{page}");
+    let (_, answer) = server.raw("PATCH", "/v1/accounts/alice", r#"{"closed": false}"#).await;
+    assert_eq!(answer["results"][0]["result"], "updated");
+    let (_, then) = server.get(&format!("/v1/accounts/alice?as_of={closed_at}")).await;
+    assert_eq!((then["closed"].as_bool(), server.get("/v1/accounts/alice").await.1["closed"].as_bool()), (Some(true), Some(false)));
+}
+
 on_both_engines!(
+    a_closed_account_refuses_new_transfers_and_says_so_everywhere,
     the_quick_start_works_as_documented,
     bad_input_names_the_field_and_applies_nothing,
     amounts_with_more_decimals_than_the_scale_fail_per_event_and_are_never_rounded,

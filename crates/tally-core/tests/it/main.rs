@@ -1,5 +1,6 @@
 //! Tests of the ledger state machine, one module per concern.
 
+mod closing;
 mod model;
 mod movements;
 mod results;

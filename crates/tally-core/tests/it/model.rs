@@ -2,8 +2,8 @@
 //! of transfers, recomputes every subtree total from scratch, handles a failed chain by
 //! restoring a clone, and finds what a balancing transfer can move by trying amounts. Random
 //! requests (duplicates, chains, holds with timeouts, posts, voids, balancing transfers and
-//! holds, allocations and their posts and voids, bound changes, clock jumps) must give the
-//! same outcomes, seqs and balances in both.
+//! holds, allocations and their posts and voids, bound changes, accounts closed and
+//! reopened, clock jumps) must give the same outcomes, seqs and balances in both.
 
 use crate::support::*;
 use proptest::prelude::*;
@@ -41,6 +41,7 @@ struct ModelTransfer {
 #[derive(Clone, Debug, Default)]
 struct Model {
     bounds: Vec<(Option<i128>, Option<i128>)>,
+    closed: Vec<bool>,
     transfers: BTreeMap<String, ModelTransfer>,
     seq: u64,
     clock: u64,
@@ -98,7 +99,7 @@ fn same_event(a: &NewTransfer, b: &NewTransfer) -> bool {
 
 impl Model {
     fn new() -> Model {
-        Model { bounds: TREE.iter().map(|&(_, _, min, max)| (min, max)).collect(), ..Model::default() }
+        Model { bounds: TREE.iter().map(|&(_, _, min, max)| (min, max)).collect(), closed: vec![false; TREE.len()], ..Model::default() }
     }
 
     fn tick(&mut self, now: u64) -> u64 {
@@ -128,6 +129,26 @@ impl Model {
             }
         }
         totals
+    }
+
+    /// Refuses an account that is closed, or under one that is.
+    fn open(&self, account: usize) -> Result<usize, ResultCode> {
+        match (0..TREE.len()).any(|other| self.closed[other] && in_subtree(account, other)) {
+            true => Err(AccountClosed),
+            false => Ok(account),
+        }
+    }
+
+    fn close(&mut self, account: usize, closed: bool, force: bool, now: u64) -> ResultCode {
+        let totals = self.totals(account);
+        let settled = totals.balance() == 0 && totals.debits_pending == 0 && totals.credits_pending == 0;
+        if closed && !self.closed[account] && !force && !settled {
+            return AccountNotEmpty;
+        }
+        self.closed[account] = closed;
+        self.seq += 1;
+        self.tick(now);
+        Updated
     }
 
     fn bound_violation(&self) -> Option<ResultCode> {
@@ -207,6 +228,7 @@ impl Model {
                     return Err(SameAccount);
                 }
                 let (d, c) = (account(debit)?, account(credit)?);
+                let (d, c) = (self.open(d)?, self.open(c)?);
                 let (kind, expires_at) = match &event.kind {
                     TransferKind::Pending { timeout_ms, .. } => (RecordKind::Pending, expiry(timeout_ms)),
                     _ => (RecordKind::Direct, 0),
@@ -224,13 +246,13 @@ impl Model {
                 Ok(Outcome { moved: event.balancing.then(|| cents(amount)), ..outcome })
             }
             TransferKind::Allocate { debit, shares, amount, pending, timeout_ms } => {
-                let d = account(debit)?;
+                let d = self.open(account(debit)?)?;
                 let mut credits = Vec::new();
                 for share in shares {
                     if share.credit == *debit {
                         return Err(SameAccount);
                     }
-                    credits.push(account(&share.credit)?);
+                    credits.push(self.open(account(&share.credit)?)?);
                 }
                 let total = minor(amount)?;
                 let kind = if *pending { RecordKind::Pending } else { RecordKind::Direct };
@@ -431,6 +453,7 @@ enum Op {
     Transfers(Vec<NewTransfer>),
     Bounds { account: usize, min: Option<i128>, max: Option<i128> },
     Wait { ms: u64 },
+    Close { account: usize, closed: bool, force: bool },
 }
 
 fn name(index: usize) -> &'static str {
@@ -494,6 +517,7 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         1 => (0..TREE.len(), prop::option::of(-4_000i128..1_000), prop::option::of(0i128..6_000))
             .prop_map(|(account, min, max)| Op::Bounds { account, min, max }),
         1 => (1u64..30).prop_map(|ms| Op::Wait { ms }),
+        1 => (0..TREE.len(), prop::bool::weighted(0.4), prop::bool::ANY).prop_map(|(account, closed, force)| Op::Close { account, closed, force }),
     ]
 }
 
@@ -555,6 +579,13 @@ proptest! {
                         None => { model.seq += 1; model.tick(now); Updated }
                     };
                     prop_assert_eq!(got.result, want);
+                }
+                Op::Close { account, closed, force } => {
+                    let patch = AccountPatch { closed: Some(closed), force, ..AccountPatch::default() };
+                    let request = Request::UpdateAccounts(vec![AccountUpdate { id: id(name(account)), patch }]);
+                    journal.push(batch(now, &request));
+                    let got = state.apply(&request, now)[0];
+                    prop_assert_eq!(got.result, model.close(account, closed, force, now));
                 }
                 Op::Wait { ms } => {
                     // Expiries happen at the start of every op, so this op's record carries them.

@@ -392,6 +392,9 @@ fn every_result_code_is_reachable() {
     let outcomes = state.apply(&Request::CreateTransfers(posts), T0);
     assert_eq!(outcomes.iter().filter(|o| o.result == Created).count(), 16);
     note(outcomes);
+    let close = |force| AccountUpdate { id: id("w1"), patch: AccountPatch { closed: Some(true), force, ..AccountPatch::default() } };
+    note(state.apply(&Request::UpdateAccounts(vec![close(false), close(true)]), T0));
+    note(state.apply(&Request::CreateTransfers(vec![direct("shut", "w1", "w2", "1")]), T0));
     let all: BTreeSet<_> = ResultCode::ALL.iter().copied().collect();
     let missing: Vec<_> = all.difference(&seen).collect();
     assert!(missing.is_empty(), "no story produces {missing:?}");
