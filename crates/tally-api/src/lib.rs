@@ -13,8 +13,8 @@ use std::borrow::Cow;
 use tally_core::allocation::split;
 use tally_core::limits::{ALLOCATION_SHARES_MAX, ALLOCATION_WEIGHT_MAX, BATCH_EVENTS_MAX, HOLD_TIMEOUT_MS_MAX};
 use tally_core::{
-    format_minor, AccountPatch, AccountUpdate, AccountView, AssetCode, Decimal, Id, JournalEntry, Metadata, Moved, NewAccount, NewAsset,
-    NewTransfer, Outcome, RecordKind, Request, ResultCode, Settings, Share, Totals, TransferKind, TransferView,
+    format_minor, AccountPatch, AccountUpdate, AccountView, AssetCode, Decimal, HoldRenewal, Id, JournalEntry, Metadata, Moved, NewAccount,
+    NewAsset, NewTransfer, Outcome, RecordKind, Request, ResultCode, Settings, Share, Totals, TransferKind, TransferView,
 };
 use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::ToSchema;
@@ -157,6 +157,29 @@ pub struct AccountPatchInput<'a> {
     /// Apply only if the account's version is still this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub if_version: Option<u64>,
+}
+
+/// `PATCH /v1/transfers/{id}`: a hold's timeout set again, as a lease is renewed.
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HoldPatchInput {
+    /// The hold expires this many milliseconds after the renewal (sooner or later than it
+    /// would have).
+    #[schema(minimum = 1, maximum = 316224000000u64)]
+    pub timeout_ms: Option<u64>,
+    /// Renew only if the hold's `seq` (its fencing token) is this; `version_mismatch` if not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub if_seq: Option<u64>,
+}
+
+impl HoldPatchInput {
+    pub fn convert(self, hold: &str) -> Result<Request, FieldError> {
+        let id = Id::parse_transfer(hold).map_err(|e| FieldError::new("id", format!("invalid transfer id: {e}")))?;
+        let timeout_ms = self.timeout_ms.ok_or_else(|| FieldError::new("timeout_ms", "is required: a hold's new timeout"))?;
+        let range = format!("must be between 1 and {HOLD_TIMEOUT_MS_MAX}");
+        forbid(timeout_ms == 0 || timeout_ms > HOLD_TIMEOUT_MS_MAX, "timeout_ms".into(), &range)?;
+        Ok(Request::RenewHolds(vec![HoldRenewal { id, timeout_ms, if_seq: self.if_seq }]))
+    }
 }
 
 #[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
@@ -598,6 +621,7 @@ impl Results {
             Request::CreateAccounts(events) => events.iter().enumerate().for_each(|(i, e)| write(i, e.id.as_str())),
             Request::UpdateAccounts(events) => events.iter().enumerate().for_each(|(i, e)| write(i, e.id.as_str())),
             Request::CreateTransfers(events) => events.iter().enumerate().for_each(|(i, e)| write(i, e.id.as_str())),
+            Request::RenewHolds(events) => events.iter().enumerate().for_each(|(i, e)| write(i, e.id.as_str())),
         }
         out.extend_from_slice(b"]}");
         out
@@ -846,6 +870,13 @@ pub enum JournalItem {
         credit: String,
         amount: String,
     },
+    /// A hold's timeout set again: it now expires at `expires_at` (ns since the epoch).
+    HoldRenewed {
+        seq: u64,
+        timestamp: u64,
+        pending_id: String,
+        expires_at: u64,
+    },
 }
 
 impl JournalItem {
@@ -874,6 +905,9 @@ impl JournalItem {
                 credit: credit.to_string(),
                 amount: format_minor(*amount as i128, *scale),
             },
+            JournalEntry::Renewal { pending_id, expires_at, seq, timestamp } => {
+                JournalItem::HoldRenewed { seq: *seq, timestamp: *timestamp, pending_id: pending_id.clone(), expires_at: *expires_at }
+            }
         }
     }
 
@@ -882,7 +916,8 @@ impl JournalItem {
             JournalItem::AssetCreated { seq, .. }
             | JournalItem::AccountCreated { seq, .. }
             | JournalItem::AccountUpdated { seq, .. }
-            | JournalItem::HoldExpired { seq, .. } => *seq,
+            | JournalItem::HoldExpired { seq, .. }
+            | JournalItem::HoldRenewed { seq, .. } => *seq,
             JournalItem::Transfer { transfer } => transfer.seq,
         }
     }

@@ -4,10 +4,11 @@
 //! parsed again, so even data with a valid checksum cannot smuggle in a malformed value.
 
 use crate::amount::Decimal;
-use crate::event::{AccountPatch, AccountUpdate, NewAccount, NewAsset, NewTransfer, Request, ResultCode, Share, TransferKind};
+use crate::event::{AccountPatch, AccountUpdate, HoldRenewal, NewAccount, NewAsset, NewTransfer, Request, ResultCode, Share, TransferKind};
 use crate::id::{AssetCode, Id};
 use crate::limits::{
-    ALLOCATION_SHARES_MAX, ALLOCATION_WEIGHT_MAX, ASSET_CODE_LENGTH_MAX, BATCH_EVENTS_MAX, ID_LENGTH_MAX, METADATA_BYTES_MAX,
+    ALLOCATION_SHARES_MAX, ALLOCATION_WEIGHT_MAX, ASSET_CODE_LENGTH_MAX, BATCH_EVENTS_MAX, ID_LENGTH_MAX, LEG_SUFFIX_LENGTH_MAX,
+    METADATA_BYTES_MAX,
 };
 use crate::metadata::Metadata;
 use std::fmt;
@@ -206,6 +207,7 @@ const REQUEST_TRANSFERS: u8 = 4;
 /// Account updates that close or reopen: `REQUEST_UPDATES` with two more fields per event,
 /// under its own kind so that records written before closing existed read unchanged.
 const REQUEST_UPDATES_CLOSING: u8 = 5;
+const REQUEST_RENEWALS: u8 = 6;
 
 const KIND_DIRECT: u8 = 0;
 const KIND_PENDING: u8 = 1;
@@ -262,9 +264,15 @@ const ALLOCATION_BYTES_MAX: usize = ID_BYTES_MAX + 2 + SHARE_BYTES + DECIMAL_BYT
 const TRANSFER_EVENT_BYTES_MAX: usize =
     ID_BYTES_MAX + TRANSFER_KIND_BYTES_MAX + optional(string(ASSET_CODE_LENGTH_MAX)) + 1 + METADATA_FIELD_BYTES_MAX + 2 * optional(8);
 
+/// A renewal: the hold (possibly a leg, whose id is longer than any given id), the timeout
+/// and the seq it must have.
+const RENEWAL_EVENT_BYTES_MAX: usize = string(ID_LENGTH_MAX + LEG_SUFFIX_LENGTH_MAX) + 8 + optional(8);
+
 /// The most bytes one event of any kind encodes to, with every field at its limit.
-pub const EVENT_ENCODED_BYTES_MAX: usize =
-    max(max(ASSET_EVENT_BYTES_MAX, ACCOUNT_EVENT_BYTES_MAX), max(UPDATE_EVENT_BYTES_MAX, TRANSFER_EVENT_BYTES_MAX));
+pub const EVENT_ENCODED_BYTES_MAX: usize = max(
+    max(max(ASSET_EVENT_BYTES_MAX, ACCOUNT_EVENT_BYTES_MAX), max(UPDATE_EVENT_BYTES_MAX, TRANSFER_EVENT_BYTES_MAX)),
+    RENEWAL_EVENT_BYTES_MAX,
+);
 
 /// The most bytes one request encodes to: derived from the field limits, not from the request
 /// body's size, so that it holds whatever form the body takes.
@@ -329,6 +337,15 @@ fn encode_request<O: Output>(request: &Request, out: &mut Encoder<O>) {
                     out.option(patch.closed, Encoder::bool);
                     out.bool(patch.force);
                 }
+            }
+        }
+        Request::RenewHolds(events) => {
+            out.u8(REQUEST_RENEWALS);
+            out.u32(events.len() as u32);
+            for event in events {
+                out.str(event.id.as_str());
+                out.u64(event.timeout_ms);
+                out.option(event.if_seq, Encoder::u64);
             }
         }
         Request::CreateTransfers(events) => {
@@ -442,6 +459,14 @@ fn decode_request(input: &mut Decoder<'_>) -> Result<Request, DecodeError> {
         REQUEST_UPDATES => Request::UpdateAccounts(events(input, count, |i| decode_update(i, false))?),
         REQUEST_UPDATES_CLOSING => Request::UpdateAccounts(events(input, count, |i| decode_update(i, true))?),
         REQUEST_TRANSFERS => Request::CreateTransfers(events(input, count, decode_transfer)?),
+        REQUEST_RENEWALS => Request::RenewHolds(events(input, count, |i| {
+            let id = Id::parse_transfer(i.str()?).map_err(|e| DecodeError(format!("renewed hold id: {e}")))?;
+            let timeout_ms = i.u64()?;
+            if !(1..=crate::limits::HOLD_TIMEOUT_MS_MAX).contains(&timeout_ms) {
+                return fail(format!("renewal timeout {timeout_ms} ms out of range"));
+            }
+            Ok(HoldRenewal { id, timeout_ms, if_seq: i.option(Decoder::u64)? })
+        })?),
         other => return fail(format!("unknown request kind {other}")),
     })
 }

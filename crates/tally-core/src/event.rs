@@ -102,6 +102,18 @@ impl NewTransfer {
     }
 }
 
+/// A hold's timeout set again: it expires `timeout_ms` after the renewal, sooner or later
+/// than it would have. What makes a hold a renewable lease.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HoldRenewal {
+    /// The hold, or one leg of a held allocation (`Id::parse_transfer`).
+    pub id: Id,
+    /// Between 1 and `HOLD_TIMEOUT_MS_MAX`.
+    pub timeout_ms: u64,
+    /// Renew only if the hold's seq (its fencing token) is this.
+    pub if_seq: Option<u64>,
+}
+
 /// One client submission. Linked chains never cross request boundaries.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Request {
@@ -109,6 +121,7 @@ pub enum Request {
     CreateAccounts(Vec<NewAccount>),
     UpdateAccounts(Vec<AccountUpdate>),
     CreateTransfers(Vec<NewTransfer>),
+    RenewHolds(Vec<HoldRenewal>),
 }
 
 impl Request {
@@ -118,6 +131,7 @@ impl Request {
             Request::CreateAccounts(events) => events.len(),
             Request::UpdateAccounts(events) => events.len(),
             Request::CreateTransfers(events) => events.len(),
+            Request::RenewHolds(events) => events.len(),
         }
     }
 

@@ -23,9 +23,11 @@ pub mod state;
 pub mod view;
 
 pub use amount::{format_minor, AmountError, Decimal};
-pub use event::{AccountPatch, AccountUpdate, Moved, NewAccount, NewAsset, NewTransfer, Outcome, Request, ResultCode, Share, TransferKind};
+pub use event::{
+    AccountPatch, AccountUpdate, HoldRenewal, Moved, NewAccount, NewAsset, NewTransfer, Outcome, Request, ResultCode, Share, TransferKind,
+};
 pub use id::{AssetCode, Id, NameError};
 pub use metadata::{Metadata, MetadataError};
-pub use slice::{AccountChange, AccountRow, Changes, Expiry, Resolution, SettingsChange, TransferRow};
+pub use slice::{AccountChange, AccountRow, Changes, Expiry, Renewal, Resolution, SettingsChange, TransferRow};
 pub use state::{Asset, HoldState, RecordKind, Settings, State, Totals, TOTAL_MAX};
 pub use view::{AccountView, JournalEntry, TransferDetail, TransferState, TransferView};

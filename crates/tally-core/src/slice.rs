@@ -100,6 +100,15 @@ pub struct Expiry {
     pub timestamp: u64,
 }
 
+/// A hold given a new expiry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Renewal {
+    pub hold: String,
+    pub expires_at: u64,
+    pub seq: u64,
+    pub timestamp: u64,
+}
+
 /// A hold loaded as pending that this batch posted or voided.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Resolution {
@@ -124,6 +133,8 @@ pub struct Changes {
     pub transfers: Vec<TransferRow>,
     pub resolutions: Vec<Resolution>,
     pub expiries: Vec<Expiry>,
+    /// In seq order; a hold renewed twice appears twice, its last expiry the one that holds.
+    pub renewals: Vec<Renewal>,
 }
 
 impl TransferRow {
@@ -292,6 +303,15 @@ impl State {
                         hold: self.id_of(&self.transfers[expiry.hold as usize]).to_owned(),
                         seq: expiry.seq,
                         timestamp: expiry.timestamp,
+                    });
+                }
+                LogEntry::Renewal(index) => {
+                    let renewal = self.renewals[index as usize];
+                    changes.renewals.push(Renewal {
+                        hold: self.id_of(&self.transfers[renewal.hold as usize]).to_owned(),
+                        expires_at: renewal.expires_at,
+                        seq: renewal.seq,
+                        timestamp: renewal.timestamp,
                     });
                 }
             }

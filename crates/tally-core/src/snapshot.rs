@@ -11,7 +11,7 @@ use crate::codec::{DecodeError, Decoder, Encoder};
 use crate::limits::ACCOUNT_DEPTH_MAX;
 use crate::metadata::Metadata;
 use crate::state::{
-    Account, Asset, ExpiryRecord, HoldState, LogEntry, RecordKind, Settings, State, Totals, TransferRecord, UpdateRecord,
+    Account, Asset, ExpiryRecord, HoldState, LogEntry, RecordKind, RenewalRecord, Settings, State, Totals, TransferRecord, UpdateRecord,
     CHECKPOINT_INTERVAL,
 };
 
@@ -24,8 +24,9 @@ pub const SNAPSHOT_PIECE_BYTES: usize = 8 << 20;
 /// piece exceeds `SNAPSHOT_PIECE_BYTES + SNAPSHOT_ITEM_BYTES_MAX`.
 pub const SNAPSHOT_ITEM_BYTES_MAX: usize = 2 << 20;
 
-/// The layout `encode_snapshot` writes. 2 added `closed` to every account's settings;
-/// `decode_snapshot` still reads 1.
+/// The layout `encode_snapshot` writes. 2 added `closed` to every account's settings and
+/// hold renewals (a seventh count, and a section after the expiries); `decode_snapshot` still
+/// reads 1.
 pub const SNAPSHOT_FORMAT: u32 = 2;
 
 /// A log slot not yet claimed while loading.
@@ -180,6 +181,7 @@ impl State {
                 self.transfers.len(),
                 self.updates.len(),
                 self.expiries.len(),
+                self.renewals.len(),
             ] {
                 o.u64(count as u64);
             }
@@ -220,6 +222,14 @@ impl State {
                 o.u64(expiry.timestamp);
             })?;
         }
+        for renewal in &self.renewals {
+            out.item(|o| {
+                o.u32(renewal.hold);
+                o.u64(renewal.expires_at);
+                o.u64(renewal.seq);
+                o.u64(renewal.timestamp);
+            })?;
+        }
         out.flush()
     }
 
@@ -235,7 +245,7 @@ impl State {
             return fail(format!("snapshot format {format}; this build reads 1 to {SNAPSHOT_FORMAT}"));
         }
         let mut input = PieceReader { piece: Vec::new(), position: 0, next };
-        let (last_timestamp, counts) = input.item(Counts::decode)?;
+        let (last_timestamp, counts) = input.item(|i| Counts::decode(i, format))?;
         let entries = counts.entries(total_bytes)?;
         let mut loader = Loader { input, state: State::new(), entries, counts, format };
         // The log is rebuilt by seq: every record claims its slot, and every slot must be claimed once.
@@ -248,6 +258,7 @@ impl State {
         loader.transfers()?;
         loader.updates()?;
         loader.expiries()?;
+        loader.renewals()?;
         loader.input.finish()?;
         // `claim` refuses a second claim of a slot, and there are exactly as many records as
         // slots, so every slot is now claimed once.
@@ -283,17 +294,20 @@ struct Counts {
     transfers: usize,
     updates: usize,
     expiries: usize,
+    renewals: usize,
 }
 
 impl Counts {
-    fn decode(input: &mut Decoder<'_>) -> Result<(u64, Counts), DecodeError> {
+    fn decode(input: &mut Decoder<'_>, format: u32) -> Result<(u64, Counts), DecodeError> {
         let last_timestamp = input.u64()?;
-        let mut counts = [0usize; 6];
-        for count in &mut counts {
+        // Format 1 has no renewals.
+        let mut counts = [0usize; 7];
+        let present = if format >= 2 { 7 } else { 6 };
+        for count in &mut counts[..present] {
             *count = usize::try_from(input.u64()?).or_else(|_| fail("count too large"))?;
         }
-        let [assets, accounts, string_chunks, transfers, updates, expiries] = counts;
-        Ok((last_timestamp, Counts { assets, accounts, string_chunks, transfers, updates, expiries }))
+        let [assets, accounts, string_chunks, transfers, updates, expiries, renewals] = counts;
+        Ok((last_timestamp, Counts { assets, accounts, string_chunks, transfers, updates, expiries, renewals }))
     }
 
     /// The journal entries (log slots) the records fill, bounded by the snapshot's size: every
@@ -304,6 +318,7 @@ impl Counts {
             .and_then(|n| n.checked_add(self.transfers))
             .and_then(|n| n.checked_add(self.updates))
             .and_then(|n| n.checked_add(self.expiries))
+            .and_then(|n| n.checked_add(self.renewals))
             .filter(|&n| n <= total_bytes / 8 && self.string_chunks <= total_bytes)
             .ok_or_else(|| DecodeError("counts out of range".into()))
     }
@@ -499,6 +514,20 @@ impl Loader<'_> {
             }
             self.claim(expiry.seq, LogEntry::Expiry(index as u32))?;
             self.state.expiries.push(expiry);
+        }
+        Ok(())
+    }
+
+    fn renewals(&mut self) -> Result<(), DecodeError> {
+        for index in 0..self.counts.renewals {
+            let renewal =
+                self.input.item(|i| Ok(RenewalRecord { hold: i.u32()?, expires_at: i.u64()?, seq: i.u64()?, timestamp: i.u64()? }))?;
+            let is_hold = |hold: &TransferRecord| hold.kind == RecordKind::Pending && hold.result == crate::ResultCode::Created;
+            if (renewal.hold as usize) >= self.state.transfers.len() || !is_hold(&self.state.transfers[renewal.hold as usize]) {
+                return fail(format!("renewal {index} names {}, which is not a hold", renewal.hold));
+            }
+            self.claim(renewal.seq, LogEntry::Renewal(index as u32))?;
+            self.state.renewals.push(renewal);
         }
         Ok(())
     }

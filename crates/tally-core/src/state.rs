@@ -13,7 +13,9 @@ use crate::allocation::split;
 use crate::amount::{AmountError, Decimal};
 use crate::chunked::{Chunked, Span, Strings};
 
-use crate::event::{AccountPatch, AccountUpdate, Moved, NewAccount, NewAsset, NewTransfer, Outcome, Request, ResultCode, TransferKind};
+use crate::event::{
+    AccountPatch, AccountUpdate, HoldRenewal, Moved, NewAccount, NewAsset, NewTransfer, Outcome, Request, ResultCode, TransferKind,
+};
 use crate::id::{AssetCode, Id};
 use crate::limits::{ACCOUNT_DEPTH_MAX, ALLOCATION_SHARES_MAX, HOLD_TIMEOUT_MS_MAX, METADATA_BYTES_MAX, REQUEST_ENTRIES_MAX};
 use crate::metadata::Metadata;
@@ -206,6 +208,15 @@ pub struct ExpiryRecord {
     pub timestamp: u64,
 }
 
+/// A hold given a new expiry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RenewalRecord {
+    pub hold: u32,
+    pub expires_at: u64,
+    pub seq: u64,
+    pub timestamp: u64,
+}
+
 /// One journal position. `seq` is the index in `State::log` plus one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogEntry {
@@ -214,6 +225,7 @@ pub enum LogEntry {
     Update(u32),
     Transfer(u32),
     Expiry(u32),
+    Renewal(u32),
 }
 
 /// How a transfer event moves one side's totals.
@@ -363,6 +375,7 @@ pub struct State {
     pub(crate) strings: Strings,
     pub(crate) updates: Vec<UpdateRecord>,
     pub(crate) expiries: Vec<ExpiryRecord>,
+    pub(crate) renewals: Vec<RenewalRecord>,
     pub(crate) log: Chunked<LogEntry>,
     /// Holds with a timeout, by expiry time then record index (a deterministic order).
     pub(crate) holds_by_expiry: BTreeSet<(u64, u32)>,
@@ -416,6 +429,7 @@ impl Default for State {
             strings: Strings::default(),
             updates: Vec::new(),
             expiries: Vec::new(),
+            renewals: Vec::new(),
             log: Chunked::default(),
             holds_by_expiry: BTreeSet::new(),
             hold_expiry: HashMap::default(),
@@ -455,6 +469,7 @@ impl State {
             Request::CreateAccounts(events) => events.iter().map(|e| self.create_account(e, timestamp)).collect(),
             Request::UpdateAccounts(events) => events.iter().map(|e| self.update_account(e, timestamp)).collect(),
             Request::CreateTransfers(events) => self.create_transfers(events, timestamp),
+            Request::RenewHolds(events) => events.iter().map(|e| self.renew_hold(e, timestamp)).collect(),
         };
         debug_assert!(self.check_invariants().is_ok(), "{:?}", self.check_invariants());
         outcomes
@@ -653,6 +668,33 @@ impl State {
         account.updates.push(update);
         self.updates.push(UpdateRecord { account: index, before, after, seq: outcome.seq, timestamp: outcome.timestamp });
         Outcome { result: ResultCode::Updated, ..outcome }
+    }
+
+    fn renew_hold(&mut self, event: &HoldRenewal, timestamp: u64) -> Outcome {
+        match self.renewed_expiry(event, timestamp) {
+            Err(code) => Outcome::unrecorded(code),
+            Ok((hold, expires_at)) => {
+                let renewal = self.renewals.len() as u32;
+                let outcome = self.record(LogEntry::Renewal(renewal), timestamp);
+                assert_eq!(expires_at - event.timeout_ms * 1_000_000, outcome.timestamp, "a lease runs from its renewal");
+                if let Some(before) = self.hold_expiry.insert(hold, expires_at) {
+                    self.holds_by_expiry.remove(&(before, hold));
+                }
+                self.holds_by_expiry.insert((expires_at, hold));
+                self.renewals.push(RenewalRecord { hold, expires_at, seq: outcome.seq, timestamp: outcome.timestamp });
+                Outcome { result: ResultCode::Updated, ..outcome }
+            }
+        }
+    }
+
+    /// The hold a renewal names and its new expiry, if it can still be renewed.
+    fn renewed_expiry(&self, event: &HoldRenewal, timestamp: u64) -> Result<(u32, u64), ResultCode> {
+        assert!((1..=HOLD_TIMEOUT_MS_MAX).contains(&event.timeout_ms), "renewal timeouts are validated");
+        let (hold, record) = self.pending_hold(&event.id, timestamp)?;
+        if event.if_seq.is_some_and(|seq| seq != record.seq) {
+            return Err(ResultCode::VersionMismatch);
+        }
+        Ok((hold, self.next_timestamp(timestamp).checked_add(event.timeout_ms * 1_000_000).ok_or(ResultCode::Overflow)?))
     }
 
     fn create_transfers(&mut self, events: &[NewTransfer], timestamp: u64) -> Vec<Outcome> {
@@ -1062,16 +1104,11 @@ impl State {
         Ok(self.assets[debit_asset as usize].scale)
     }
 
-    /// The hold a post or void refers to, if it can still be resolved now.
-    fn open_hold(
-        &self,
-        pending_id: &Id,
-        debit: &Option<Id>,
-        credit: &Option<Id>,
-        timestamp: u64,
-    ) -> Result<(u32, &TransferRecord), ResultCode> {
-        let hold = self.find_transfer(pending_id.as_str()).ok_or(ResultCode::PendingNotFound)?;
-        assert!(!self.is_reference(hold), "a store loads the holds a batch posts or voids in full");
+    /// The hold named `id`, if it is still pending at `timestamp`: placed, not resolved, and
+    /// not past its expiry even if not yet expired.
+    fn pending_hold(&self, id: &Id, timestamp: u64) -> Result<(u32, &TransferRecord), ResultCode> {
+        let hold = self.find_transfer(id.as_str()).ok_or(ResultCode::PendingNotFound)?;
+        assert!(!self.is_reference(hold), "a store loads the holds a batch posts, voids or renews in full");
         let record = &self.transfers[hold as usize];
         if record.kind != RecordKind::Pending || record.result != ResultCode::Created {
             return Err(ResultCode::PendingNotFound);
@@ -1086,6 +1123,18 @@ impl State {
         if self.hold_expiry.get(&hold).is_some_and(|&expires_at| expires_at <= now) {
             return Err(ResultCode::PendingExpired);
         }
+        Ok((hold, record))
+    }
+
+    /// The hold a post or void refers to, if it can still be resolved now.
+    fn open_hold(
+        &self,
+        pending_id: &Id,
+        debit: &Option<Id>,
+        credit: &Option<Id>,
+        timestamp: u64,
+    ) -> Result<(u32, &TransferRecord), ResultCode> {
+        let (hold, record) = self.pending_hold(pending_id, timestamp)?;
         let matches = |given: &Option<Id>, account: u32| given.as_ref().is_none_or(|id| *id == self.accounts[account as usize].id);
         if !matches(debit, record.debit) || !matches(credit, record.credit) {
             return Err(ResultCode::PendingAccountMismatch);
@@ -1251,7 +1300,7 @@ impl State {
                     let hold = &self.transfers[self.expiries[index as usize].hold as usize];
                     shift(hold, Movement::Void(hold.amount))?;
                 }
-                LogEntry::Asset(_) | LogEntry::Account(_) | LogEntry::Update(_) => {}
+                LogEntry::Asset(_) | LogEntry::Account(_) | LogEntry::Update(_) | LogEntry::Renewal(_) => {}
             }
         }
         for (account, recomputed) in self.accounts.iter().zip(totals) {

@@ -74,11 +74,40 @@ pub struct TransferDetail {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum JournalEntry {
-    Asset { code: AssetCode, scale: u8, seq: u64, timestamp: u64 },
-    Account { view: AccountView, created_settings: Settings },
-    Update { id: Id, settings: Settings, scale: u8, seq: u64, timestamp: u64 },
+    Asset {
+        code: AssetCode,
+        scale: u8,
+        seq: u64,
+        timestamp: u64,
+    },
+    Account {
+        view: AccountView,
+        created_settings: Settings,
+    },
+    Update {
+        id: Id,
+        settings: Settings,
+        scale: u8,
+        seq: u64,
+        timestamp: u64,
+    },
     Transfer(TransferView),
-    Expiry { pending_id: String, debit: Id, credit: Id, amount: u128, scale: u8, seq: u64, timestamp: u64 },
+    Expiry {
+        pending_id: String,
+        debit: Id,
+        credit: Id,
+        amount: u128,
+        scale: u8,
+        seq: u64,
+        timestamp: u64,
+    },
+    /// A hold given a new expiry.
+    Renewal {
+        pending_id: String,
+        expires_at: u64,
+        seq: u64,
+        timestamp: u64,
+    },
 }
 
 impl AccountRow {
@@ -138,7 +167,10 @@ impl TransferRow {
 impl JournalEntry {
     pub fn seq(&self) -> u64 {
         match self {
-            JournalEntry::Asset { seq, .. } | JournalEntry::Update { seq, .. } | JournalEntry::Expiry { seq, .. } => *seq,
+            JournalEntry::Asset { seq, .. }
+            | JournalEntry::Update { seq, .. }
+            | JournalEntry::Expiry { seq, .. }
+            | JournalEntry::Renewal { seq, .. } => *seq,
             JournalEntry::Account { view, .. } => view.created_seq,
             JournalEntry::Transfer(view) => view.seq,
         }
@@ -203,7 +235,7 @@ impl State {
                 (hold, Movement::Void(hold.amount))
             }
             LogEntry::Update(_) | LogEntry::Account(_) => return totals,
-            LogEntry::Asset(_) => unreachable!("an account's history holds no asset creation"),
+            LogEntry::Asset(_) | LogEntry::Renewal(_) => unreachable!("an account's history holds no asset creation nor renewal"),
         };
         let side = if self.lineage(record.debit).contains(&account) { Side::Debit } else { Side::Credit };
         movement.shift(totals, side, forward).expect("history replays within range")
@@ -316,6 +348,15 @@ impl State {
                     scale: self.assets[debit.asset as usize].scale,
                     seq: expiry.seq,
                     timestamp: expiry.timestamp,
+                }
+            }
+            LogEntry::Renewal(index) => {
+                let renewal = self.renewals[index as usize];
+                JournalEntry::Renewal {
+                    pending_id: self.id_of(&self.transfers[renewal.hold as usize]).to_owned(),
+                    expires_at: renewal.expires_at,
+                    seq: renewal.seq,
+                    timestamp: renewal.timestamp,
                 }
             }
         }

@@ -52,6 +52,7 @@ impl Names {
                     }
                 }
                 Request::UpdateAccounts(events) => names.accounts.extend(events.iter().map(|e| e.id.as_str().to_owned())),
+                Request::RenewHolds(events) => names.holds.extend(events.iter().map(|e| e.id.as_str().to_owned())),
                 Request::CreateTransfers(events) => {
                     for event in events {
                         names.transfers.insert(event.id.as_str().to_owned());
@@ -101,6 +102,8 @@ pub struct Statements {
     insert_transfers: Statement,
     resolve_holds: Statement,
     insert_expiries: Statement,
+    insert_renewals: Statement,
+    renew_holds: Statement,
     insert_batch: Statement,
     advance_ledger: Statement,
 }
@@ -168,6 +171,8 @@ impl Statements {
             insert_transfers: prepare(INSERT_TRANSFERS.into()).await?,
             resolve_holds: prepare(RESOLVE_HOLDS.into()).await?,
             insert_expiries: prepare(INSERT_EXPIRIES.into()).await?,
+            insert_renewals: prepare(INSERT_RENEWALS.into()).await?,
+            renew_holds: prepare(RENEW_HOLDS.into()).await?,
             insert_batch: prepare(INSERT_BATCH.into()).await?,
             advance_ledger: prepare(ADVANCE_LEDGER.into()).await?,
         })
@@ -458,6 +463,8 @@ async fn write(
         changes.transfers.len(),
         changes.resolutions.len(),
         changes.expiries.len(),
+        changes.renewals.len(),
+        renewed_expiries(&changes.renewals).len(),
         1,
         1,
     ];
@@ -624,6 +631,28 @@ fn transfer_writes<'s>(calls: &mut Vec<Call<'s>>, statements: &'s Statements, ch
             ],
         ));
     }
+    if !changes.renewals.is_empty() {
+        let r = &changes.renewals;
+        calls.push((
+            &statements.insert_renewals,
+            vec![
+                Box::new(r.iter().map(|x| big(x.seq)).collect::<Vec<_>>()),
+                texts(r.iter().map(|x| Some(x.hold.clone()))),
+                Box::new(r.iter().map(|x| big(x.expires_at)).collect::<Vec<_>>()),
+                Box::new(r.iter().map(|x| big(x.timestamp)).collect::<Vec<_>>()),
+            ],
+        ));
+        let last = renewed_expiries(r);
+        calls.push((
+            &statements.renew_holds,
+            vec![texts(last.keys().map(|&hold| Some(hold.to_owned()))), Box::new(last.values().map(|&at| big(at)).collect::<Vec<_>>())],
+        ));
+    }
+}
+
+/// Each renewed hold's expiry after the batch: its last renewal's (renewals are in seq order).
+fn renewed_expiries(renewals: &[tally_core::Renewal]) -> std::collections::BTreeMap<&str, u64> {
+    renewals.iter().map(|renewal| (renewal.hold.as_str(), renewal.expires_at)).collect()
 }
 
 fn texts(values: impl Iterator<Item = Option<String>>) -> Box<dyn ToSql + Sync + Send> {
@@ -690,5 +719,9 @@ const INSERT_TRANSFERS: &str = "INSERT INTO tally.transfers (id, seq, timestamp,
                      AS u(id, seq, ts, fingerprint, result, kind, debit, credit, amount, related, hold_state, expires_at, metadata)";
 const RESOLVE_HOLDS: &str = "UPDATE tally.transfers t SET hold_state = u.state, related = u.related
                  FROM unnest($1::text[], $2::smallint[], $3::text[]) AS u(id, state, related) WHERE t.id = u.id";
+const INSERT_RENEWALS: &str = "INSERT INTO tally.renewals (seq, hold, expires_at, timestamp)
+                 SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[])";
+const RENEW_HOLDS: &str = "UPDATE tally.transfers t SET expires_at = u.expires_at
+                 FROM unnest($1::text[], $2::bigint[]) AS u(id, expires_at) WHERE t.id = u.id";
 const INSERT_EXPIRIES: &str =
     "INSERT INTO tally.expiries (seq, hold, timestamp) SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[])";

@@ -129,7 +129,17 @@ pub async fn account_transfers(
     rows.iter().map(transfer_view).collect::<Result<Vec<_>, _>>().map(Some)
 }
 
-/// Journal entries with seq in `after_seq + 1 ..= until_seq`, at most `limit`, from the five
+// The journal's entries by kind, each between seqs $1 (excluded) and $2.
+const JOURNAL_ASSETS: &str = "SELECT code, scale, seq, timestamp FROM tally.assets WHERE seq > $1 AND seq <= $2";
+const JOURNAL_SETTINGS: &str = "SELECT c.account, c.min_balance, c.max_balance, c.metadata, c.closed, s.scale, c.seq, c.timestamp
+     FROM tally.settings_changes c JOIN tally.accounts a ON a.id = c.account JOIN tally.assets s ON s.code = a.asset
+     WHERE c.seq > $1 AND c.seq <= $2";
+const JOURNAL_EXPIRIES: &str = "SELECT e.hold, t.debit, t.credit, t.amount, s.scale, e.seq, e.timestamp
+     FROM tally.expiries e JOIN tally.transfers t ON t.id = e.hold JOIN tally.accounts d ON d.id = t.debit
+     JOIN tally.assets s ON s.code = d.asset WHERE e.seq > $1 AND e.seq <= $2";
+const JOURNAL_RENEWALS: &str = "SELECT hold, expires_at, seq, timestamp FROM tally.renewals WHERE seq > $1 AND seq <= $2";
+
+/// Journal entries with seq in `after_seq + 1 ..= until_seq`, at most `limit`, from the six
 /// tables that hold events (seqs are gapless, so the range is exact).
 pub async fn journal(client: &impl GenericClient, after_seq: u64, until_seq: u64, limit: usize) -> Result<Vec<JournalEntry>, PgError> {
     let until = until_seq.min(after_seq.saturating_add(limit.min(PAGE_LIMIT_MAX) as u64));
@@ -138,21 +148,15 @@ pub async fn journal(client: &impl GenericClient, after_seq: u64, until_seq: u64
     }
     let (after, until_parameter) = (big(after_seq), big(until));
     let range: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&after, &until_parameter];
-    let assets_sql = "SELECT code, scale, seq, timestamp FROM tally.assets WHERE seq > $1 AND seq <= $2";
     let accounts_sql = format!("SELECT {ACCOUNT_COLUMNS}, s.scale {ACCOUNT_FROM} WHERE a.created_seq > $1 AND a.created_seq <= $2");
-    let settings_sql = "SELECT c.account, c.min_balance, c.max_balance, c.metadata, c.closed, s.scale, c.seq, c.timestamp
-         FROM tally.settings_changes c JOIN tally.accounts a ON a.id = c.account JOIN tally.assets s ON s.code = a.asset
-         WHERE c.seq > $1 AND c.seq <= $2";
     let transfers_sql = format!("SELECT {TRANSFER_COLUMNS}, d.asset, s.scale {TRANSFER_FROM} WHERE t.seq > $1 AND t.seq <= $2");
-    let expiries_sql = "SELECT e.hold, t.debit, t.credit, t.amount, s.scale, e.seq, e.timestamp
-         FROM tally.expiries e JOIN tally.transfers t ON t.id = e.hold JOIN tally.accounts d ON d.id = t.debit
-         JOIN tally.assets s ON s.code = d.asset WHERE e.seq > $1 AND e.seq <= $2";
-    let (assets, accounts, settings, transfers, expiries) = tokio::try_join!(
-        client.query(assets_sql, &range),
+    let (assets, accounts, settings, transfers, expiries, renewals) = tokio::try_join!(
+        client.query(JOURNAL_ASSETS, &range),
         client.query(&accounts_sql, &range),
-        client.query(settings_sql, &range),
+        client.query(JOURNAL_SETTINGS, &range),
         client.query(&transfers_sql, &range),
-        client.query(expiries_sql, &range),
+        client.query(JOURNAL_EXPIRIES, &range),
+        client.query(JOURNAL_RENEWALS, &range),
     )?;
     let scale = |value: i16| u8::try_from(value).map_err(|_| PgError::Corrupt("stored scale".into()));
     let mut entries = Vec::with_capacity((until - after_seq) as usize);
@@ -188,6 +192,14 @@ pub async fn journal(client: &impl GenericClient, after_seq: u64, until_seq: u64
             scale: scale(row.try_get(4)?)?,
             seq: rows::unsigned(row.try_get(5)?, "seq")?,
             timestamp: rows::unsigned(row.try_get(6)?, "timestamp")?,
+        });
+    }
+    for row in &renewals {
+        entries.push(JournalEntry::Renewal {
+            pending_id: row.try_get::<_, &str>(0)?.to_owned(),
+            expires_at: rows::unsigned(row.try_get(1)?, "expiry")?,
+            seq: rows::unsigned(row.try_get(2)?, "seq")?,
+            timestamp: rows::unsigned(row.try_get(3)?, "timestamp")?,
         });
     }
     entries.sort_by_key(JournalEntry::seq);

@@ -117,6 +117,15 @@ ALTER TABLE tally.batches ALTER COLUMN payload SET STORAGE EXTERNAL;
 -- Closed accounts. A constant default makes these instant: no table is rewritten.
 ALTER TABLE tally.accounts ADD COLUMN closed boolean NOT NULL DEFAULT false;
 ALTER TABLE tally.settings_changes ADD COLUMN closed boolean NOT NULL DEFAULT false;
+
+-- Holds renewed as leases: each renewal is a journal entry; the hold's row keeps its latest
+-- expiry in transfers.expires_at.
+CREATE TABLE tally.renewals (
+    seq bigint PRIMARY KEY,
+    hold text COLLATE "C" NOT NULL,
+    expires_at bigint NOT NULL,
+    timestamp bigint NOT NULL
+);
 "#,
 ];
 

@@ -60,8 +60,8 @@ fn api() -> OpenApiRouter<App> {
         .routes(routes!(routes::get_account, routes::update_account))
         .routes(routes!(routes::account_transfers))
         .routes(routes!(routes::create_transfers))
-        .routes(routes!(routes::get_transfer))
-        .routes(routes!(routes::get_leg))
+        .routes(routes!(routes::get_transfer, routes::renew_hold))
+        .routes(routes!(routes::get_leg, routes::renew_leg))
         .routes(routes!(routes::journal))
 }
 

@@ -175,6 +175,35 @@ pub async fn get_leg(State(app): State<App>, Path((id, leg)): Path<(String, Stri
     transfer(&app, &format!("{id}/{leg}")).await
 }
 
+/// Renew a hold as a lease: it expires `timeout_ms` after this renewal. Refused with
+/// `pending_already_posted`, `pending_already_voided` or `pending_expired` once it is resolved.
+#[utoipa::path(patch, path = "/v1/transfers/{id}", tag = "transfers", request_body = HoldPatchInput,
+    params(("id" = String, Path, description = "The hold's id")),
+    responses((status = 200, description = "One result: updated, or why not", body = Results), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn renew_hold(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    bytes: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let bytes = body(bytes)?;
+    let request = decode_json::<HoldPatchInput>(&bytes)?.convert(&id)?;
+    submit(&app, request).await
+}
+
+/// Renew one held leg of an allocation, as `PATCH /v1/transfers/{id}` renews a hold.
+#[utoipa::path(patch, path = "/v1/transfers/{id}/{leg}", tag = "transfers", request_body = HoldPatchInput,
+    params(("id" = String, Path, description = "The allocation's id"), ("leg" = u32, Path, description = "The leg's index, from 0")),
+    responses((status = 200, description = "One result: updated, or why not", body = Results), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn renew_leg(
+    State(app): State<App>,
+    Path((id, leg)): Path<(String, String)>,
+    bytes: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let bytes = body(bytes)?;
+    let request = decode_json::<HoldPatchInput>(&bytes)?.convert(&format!("{id}/{leg}"))?;
+    submit(&app, request).await
+}
+
 async fn transfer(app: &App, id: &str) -> Result<Json<Transfer>, ApiError> {
     let id = Id::parse_transfer(id).map_err(|e| ApiError::invalid("id", format!("invalid transfer id: {e}")))?;
     match app.ledger.transfer(id.clone()).await? {

@@ -114,8 +114,12 @@ pub fn run(seed: u64, options: Options) -> Result<Report, Violation> {
                 simulation.report.events += requests.iter().map(|request| request.len() as u64).sum::<u64>();
                 simulation.commit(requests)?;
             }
-            65..=71 => {
+            65..=68 => {
                 let request = simulation.workload.bounds();
+                simulation.commit(vec![request])?;
+            }
+            69..=71 => {
+                let request = simulation.workload.renewals();
                 simulation.commit(vec![request])?;
             }
             72..=79 => simulation.commit(Vec::new())?,

@@ -1,7 +1,7 @@
 //! A seeded random workload over a small tree of accounts with bounds: transfers, holds with
 //! timeouts, posts and voids (of real and unknown holds, and of allocations), balancing
-//! transfers, allocations, linked chains, retries of old ids, bound changes, and accounts
-//! closed (sometimes by force) and reopened. The simulator and the engine-against-engine differential test both
+//! transfers, allocations, linked chains, retries of old ids, bound changes, accounts
+//! closed (sometimes by force) and reopened, and holds renewed as leases. The simulator and the engine-against-engine differential test both
 //! drive the ledger with it.
 
 use tally_check::Random;
@@ -126,6 +126,28 @@ impl Workload {
             events.push(event);
         }
         Request::CreateTransfers(events)
+    }
+
+    /// Renewals of holds sent before (some already resolved or expired, some legs of held
+    /// allocations), now and then with a fencing token that does not match.
+    pub fn renewals(&mut self) -> Request {
+        let holds: Vec<Id> = self
+            .sent
+            .iter()
+            .filter_map(|event| match &event.kind {
+                TransferKind::Pending { .. } => Some(event.id.clone()),
+                TransferKind::Allocate { pending: true, .. } => Some(event.id.leg(0)),
+                _ => None,
+            })
+            .collect();
+        let renewals = (0..1 + self.random.below(3))
+            .map(|_| HoldRenewal {
+                id: if holds.is_empty() { id("none") } else { self.random.pick(&holds).clone() },
+                timeout_ms: 1 + self.random.below(200) as u64,
+                if_seq: self.random.chance(100).then_some(1),
+            })
+            .collect();
+        Request::RenewHolds(renewals)
     }
 
     pub fn bounds(&mut self) -> Request {

@@ -235,7 +235,45 @@ async fn a_closed_account_refuses_new_transfers_and_says_so_everywhere(server: T
     assert_eq!((then["closed"].as_bool(), server.get("/v1/accounts/alice").await.1["closed"].as_bool()), (Some(true), Some(false)));
 }
 
+async fn a_hold_is_renewed_as_a_lease_and_the_renewal_is_journaled(server: TestServer) {
+    server.usd().await;
+    let body = json!({"transfers": [
+        {"id": "fund", "debit": "world", "credit": "alice", "amount": "10"},
+        {"id": "lease", "debit": "alice", "credit": "bob", "amount": "1", "pending": true, "timeout_ms": 60000},
+        {"id": "pair", "debit": "alice", "amount": "2", "pending": true, "timeout_ms": 60000,
+         "allocate": [{"credit": "bob", "weight": 1}, {"credit": "world", "weight": 1}]}
+    ]});
+    let (_, answer) = server.post("/v1/transfers", body).await;
+    let token = answer["results"][1]["seq"].as_u64().unwrap();
+    let (_, before) = server.get("/v1/transfers/lease").await;
+    let (status, answer) = server.raw("PATCH", "/v1/transfers/lease", &format!(r#"{{"timeout_ms": 600000, "if_seq": {token}}}"#)).await;
+    assert_eq!((status, answer["results"][0]["result"].as_str()), (200, Some("updated")), "{answer}");
+    let renewed_at = answer["results"][0]["timestamp"].as_u64().unwrap();
+    let (_, after) = server.get("/v1/transfers/lease").await;
+    assert_eq!(after["expires_at"].as_u64(), Some(renewed_at + 600_000 * 1_000_000));
+    assert!(after["expires_at"].as_u64() > before["expires_at"].as_u64());
+    let (_, answer) = server.raw("PATCH", "/v1/transfers/lease", &format!(r#"{{"timeout_ms": 1000, "if_seq": {}}}"#, token + 1)).await;
+    assert_eq!(answer["results"][0]["result"], "version_mismatch");
+    let (_, answer) = server.raw("PATCH", "/v1/transfers/pair/1", r#"{"timeout_ms": 1000}"#).await;
+    assert_eq!(answer["results"][0]["result"], "updated", "{answer}");
+    for (body, field) in
+        [(r#"{}"#, "timeout_ms"), (r#"{"timeout_ms": 0}"#, "timeout_ms"), (r#"{"timeout_ms": 1, "amount": "1"}"#, "amount")]
+    {
+        let (status, answer) = server.raw("PATCH", "/v1/transfers/lease", body).await;
+        assert_eq!((status, answer["error"]["field"].as_str()), (400, Some(field)), "{body} -> {answer}");
+    }
+    let settle = json!({"transfers": [{"id": "done", "post": "lease"}]});
+    assert_eq!(server.results("/v1/transfers", settle).await, ["created"]);
+    let (_, answer) = server.raw("PATCH", "/v1/transfers/lease", r#"{"timeout_ms": 1000}"#).await;
+    assert_eq!(answer["results"][0]["result"], "pending_already_posted");
+    let (_, page) = server.get(&format!("/v1/journal?after_seq={}&limit=1000", token)).await;
+    let renewals: Vec<_> = page["entries"].as_array().unwrap().iter().filter(|e| e["type"] == "hold_renewed").collect();
+    assert_eq!(renewals.len(), 2, "{page}");
+    assert_eq!((renewals[0]["pending_id"].as_str(), renewals[1]["pending_id"].as_str()), (Some("lease"), Some("pair/1")));
+}
+
 on_both_engines!(
+    a_hold_is_renewed_as_a_lease_and_the_renewal_is_journaled,
     a_closed_account_refuses_new_transfers_and_says_so_everywhere,
     the_quick_start_works_as_documented,
     bad_input_names_the_field_and_applies_nothing,

@@ -107,7 +107,62 @@ async fn a_linked_chain_is_all_or_nothing_and_spares_the_rest_of_the_batch(serve
     assert_eq!((server.balance("alice").await, server.balance("bob").await), ("0.00".to_owned(), "1.00".to_owned()));
 }
 
+/// The root lock of a tree of records that share state: a lease (a hold of 1 with a timeout)
+/// on any node of a tree whose root holds 1 permit excludes every other lease in that tree,
+/// and nothing in any other tree. Many holders race for leases on random nodes of two trees;
+/// each one that gets a lease enters its tree's critical section, which must be empty.
+async fn a_lease_on_any_node_locks_its_whole_tree_against_many_concurrent_holders(server: TestServer) {
+    assert_eq!(server.results("/v1/assets", json!({"code": "LOCK", "scale": 0})).await, ["created"]);
+    let mut accounts = vec![json!({"id": "holders", "asset": "LOCK", "min_balance": null})];
+    for tree in ["lock:genome:g0", "lock:genome:g1"] {
+        accounts.push(json!({"id": tree, "asset": "LOCK", "min_balance": "-1"}));
+        for chunk in 0..3 {
+            let node = format!("{tree}:chunk:{chunk}");
+            accounts.push(json!({"id": node, "asset": "LOCK", "parent": tree, "min_balance": null}));
+            accounts.push(json!({"id": format!("{node}:part"), "asset": "LOCK", "parent": node, "min_balance": null}));
+        }
+    }
+    let created = server.results("/v1/accounts", json!({"accounts": accounts})).await;
+    assert!(created.iter().all(|result| result == "created"), "{created:?}");
+    let inside = [std::sync::atomic::AtomicUsize::new(0), std::sync::atomic::AtomicUsize::new(0)];
+    let held = [std::sync::atomic::AtomicUsize::new(0), std::sync::atomic::AtomicUsize::new(0)];
+    let holder = |worker: usize| {
+        let (inside, held, server) = (&inside, &held, &server);
+        async move {
+            let tree = worker % 2;
+            for attempt in 0..8 {
+                let node = match (worker + attempt) % 3 {
+                    0 => format!("lock:genome:g{tree}"),
+                    chunk => format!("lock:genome:g{tree}:chunk:{chunk}:part"),
+                };
+                let id = format!("lease-{worker}-{attempt}");
+                let take = json!({"transfers": [{"id": id, "debit": node, "credit": "holders", "amount": "1", "pending": true, "timeout_ms": 60000}]});
+                match server.results("/v1/transfers", take).await[0].as_str() {
+                    "created" => {
+                        assert_eq!(inside[tree].fetch_add(1, std::sync::atomic::Ordering::SeqCst), 0, "two holders inside tree {tree}");
+                        held[tree].fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        tokio::task::yield_now().await;
+                        inside[tree].fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                        let release = json!({"transfers": [{"id": format!("release-{worker}-{attempt}"), "void": id}]});
+                        assert_eq!(server.results("/v1/transfers", release).await, ["created"]);
+                    }
+                    "exceeds_min_balance" => {}
+                    other => panic!("a lease attempt answered {other}"),
+                }
+            }
+        }
+    };
+    join_all((0..16).map(holder)).await;
+    assert!(held.iter().all(|count| count.load(std::sync::atomic::Ordering::SeqCst) > 0), "both trees were leased");
+    // While one tree is leased, the other is free.
+    let take = |id: &str, node: &str| json!({"transfers": [{"id": id, "debit": node, "credit": "holders", "amount": "1", "pending": true, "timeout_ms": 60000}]});
+    assert_eq!(server.results("/v1/transfers", take("a", "lock:genome:g0:chunk:1:part")).await, ["created"]);
+    assert_eq!(server.results("/v1/transfers", take("b", "lock:genome:g0:chunk:2")).await, ["exceeds_min_balance"]);
+    assert_eq!(server.results("/v1/transfers", take("c", "lock:genome:g1:chunk:2:part")).await, ["created"]);
+}
+
 on_both_engines!(
+    a_lease_on_any_node_locks_its_whole_tree_against_many_concurrent_holders,
     fifty_concurrent_withdrawals_never_overdraw,
     a_job_with_two_slots_admits_two_of_six_concurrent_applicants,
     a_retried_payment_applies_once_even_when_the_retries_race,

@@ -2,8 +2,8 @@
 //! of transfers, recomputes every subtree total from scratch, handles a failed chain by
 //! restoring a clone, and finds what a balancing transfer can move by trying amounts. Random
 //! requests (duplicates, chains, holds with timeouts, posts, voids, balancing transfers and
-//! holds, allocations and their posts and voids, bound changes, accounts closed and
-//! reopened, clock jumps) must give the same outcomes, seqs and balances in both.
+//! holds, allocations and their posts and voids, holds renewed, bound changes, accounts
+//! closed and reopened, clock jumps) must give the same outcomes, seqs and balances in both.
 
 use crate::support::*;
 use proptest::prelude::*;
@@ -137,6 +137,27 @@ impl Model {
             true => Err(AccountClosed),
             false => Ok(account),
         }
+    }
+
+    fn renew(&mut self, hold: &str, timeout_ms: u64, if_seq: Option<u64>, now: u64) -> Outcome {
+        let stamp = now.max(self.clock + 1);
+        let Some(held) = self.transfers.get(hold) else { return Outcome::unrecorded(PendingNotFound) };
+        let refused = match held.hold_state {
+            _ if held.kind != RecordKind::Pending || held.result != Created => Some(PendingNotFound),
+            HoldState::Posted => Some(PendingAlreadyPosted),
+            HoldState::Voided => Some(PendingAlreadyVoided),
+            HoldState::Expired => Some(PendingExpired),
+            HoldState::Pending if held.expires_at != 0 && held.expires_at <= stamp => Some(PendingExpired),
+            HoldState::Pending if if_seq.is_some_and(|seq| seq != held.seq) => Some(VersionMismatch),
+            HoldState::Pending => None,
+        };
+        if let Some(code) = refused {
+            return Outcome::unrecorded(code);
+        }
+        self.transfers.get_mut(hold).unwrap().expires_at = stamp + timeout_ms * 1_000_000;
+        self.seq += 1;
+        let timestamp = self.tick(now);
+        Outcome { result: Updated, seq: self.seq, timestamp, moved: None }
     }
 
     fn close(&mut self, account: usize, closed: bool, force: bool, now: u64) -> ResultCode {
@@ -454,6 +475,7 @@ enum Op {
     Bounds { account: usize, min: Option<i128>, max: Option<i128> },
     Wait { ms: u64 },
     Close { account: usize, closed: bool, force: bool },
+    Renew { hold: String, timeout_ms: u64, wrong_seq: bool },
 }
 
 fn name(index: usize) -> &'static str {
@@ -518,6 +540,10 @@ fn op_strategy() -> impl Strategy<Value = Op> {
             .prop_map(|(account, min, max)| Op::Bounds { account, min, max }),
         1 => (1u64..30).prop_map(|ms| Op::Wait { ms }),
         1 => (0..TREE.len(), prop::bool::weighted(0.4), prop::bool::ANY).prop_map(|(account, closed, force)| Op::Close { account, closed, force }),
+        2 => (0u8..24, prop::bool::weighted(0.2), 1u64..40, prop::bool::weighted(0.1)).prop_map(|(hold, leg, timeout_ms, wrong_seq)| {
+            let hold = if leg { format!("t{hold}/0") } else { format!("t{hold}") };
+            Op::Renew { hold, timeout_ms, wrong_seq }
+        }),
     ]
 }
 
@@ -586,6 +612,14 @@ proptest! {
                     journal.push(batch(now, &request));
                     let got = state.apply(&request, now)[0];
                     prop_assert_eq!(got.result, model.close(account, closed, force, now));
+                }
+                Op::Renew { hold, timeout_ms, wrong_seq } => {
+                    let if_seq = wrong_seq.then_some(1);
+                    let renewal = HoldRenewal { id: Id::parse_transfer(&hold).unwrap(), timeout_ms, if_seq };
+                    let request = Request::RenewHolds(vec![renewal]);
+                    journal.push(batch(now, &request));
+                    let got = state.apply(&request, now)[0];
+                    prop_assert_eq!(got, model.renew(&hold, timeout_ms, if_seq, now));
                 }
                 Op::Wait { ms } => {
                     // Expiries happen at the start of every op, so this op's record carries them.

@@ -88,7 +88,7 @@ fn a_limited_horizon_expires_only_the_holds_before_it() {
 }
 
 #[test]
-#[should_panic(expected = "a store loads the holds a batch posts or voids in full")]
+#[should_panic(expected = "a store loads the holds a batch posts, voids or renews in full")]
 fn posting_a_hold_loaded_as_a_reference_is_a_bug_in_the_store() {
     let whole = ledger_with_holds();
     let mut slice = slice_of(&whole, &["world", "bob"]);

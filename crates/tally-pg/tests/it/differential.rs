@@ -78,7 +78,11 @@ async fn differential(seed: u64, concurrency: Concurrency) {
             assert_eq!(vec![applied.outcomes], expected.answers, "seed {seed} step {step}");
         }
         clock.fetch_add(random.below(40) as u64 * 1_000_000, Ordering::SeqCst);
-        requests.push(if random.chance(100) { workload.bounds() } else { workload.transfers() });
+        requests.push(match random.below(1_000) {
+            0..=99 => workload.bounds(),
+            100..=179 => workload.renewals(),
+            _ => workload.transfers(),
+        });
     }
     // Let every due hold expire on both sides, then compare everything.
     clock.fetch_add(1_000_000_000, Ordering::SeqCst);
