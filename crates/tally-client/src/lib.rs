@@ -116,6 +116,11 @@ impl Client {
         self.call(Method::POST, "/v1/transfers", Self::json(&CreateTransfers { transfers })).await
     }
 
+    /// Renews a hold (or a held leg, `<id>/<n>`) as a lease: it expires `timeout_ms` after now.
+    pub async fn renew_hold(&self, id: &str, renewal: &HoldPatchInput) -> Result<Results, ClientError> {
+        self.call(Method::PATCH, &format!("/v1/transfers/{id}"), Self::json(renewal)).await
+    }
+
     /// Sends an already encoded `{"transfers": [...]}` body and returns the answer's raw
     /// JSON, for load generators that decode only what they need.
     pub async fn create_transfers_raw(&self, body: Vec<u8>) -> Result<Vec<u8>, ClientError> {

@@ -36,6 +36,7 @@ async fn a_ledger_moves_to_postgres_and_back_unchanged() {
     // Holds with timeouts, posts, voids, failed chains, bound changes, retries.
     let url = format!("http://127.0.0.1:{port}");
     tally_with_files(&["check", "--url", &url, "--clients", "4", "--duration", "2"], None, None);
+    every_later_kind(&server.client).await;
     assert!(server.terminate().success());
 
     tally_with_files(&["export", "--data-dir", source.to_str().unwrap()], None, Some(&first_dump));
@@ -64,4 +65,48 @@ async fn a_ledger_moves_to_postgres_and_back_unchanged() {
         server.client.health().await.unwrap().durable_seq
     };
     assert_eq!(reopened.client.health().await.unwrap().durable_seq, original_seq);
+}
+
+/// An allocation held and posted by its id, a balancing transfer, a renewed lease and a closed
+/// account: the events added after the first format, so the move carries them too.
+async fn every_later_kind(client: &tally_client::Client) {
+    use tally_api::{AccountInput, AccountPatchInput, HoldPatchInput, ShareInput, TransferInput};
+    assert_eq!(client.create_asset("MOV", 2).await.unwrap().results[0].result, "created");
+    let account = |id: &'static str| AccountInput { id: id.into(), asset: "MOV".into(), min_balance: Some(None), ..AccountInput::default() };
+    client.create_accounts(vec![account("m:source"), account("m:a"), account("m:b")]).await.unwrap();
+    let shares = vec![ShareInput { credit: "m:a".into(), weight: 1 }, ShareInput { credit: "m:b".into(), weight: 2 }];
+    let transfers = vec![
+        TransferInput {
+            id: "m:pot".into(),
+            debit: Some("m:source".into()),
+            amount: Some("10.00".into()),
+            allocate: Some(shares),
+            pending: true,
+            timeout_ms: Some(600_000),
+            ..TransferInput::default()
+        },
+        TransferInput { id: "m:settle".into(), post: Some("m:pot".into()), ..TransferInput::default() },
+        TransferInput {
+            id: "m:lease".into(),
+            debit: Some("m:a".into()),
+            credit: Some("m:b".into()),
+            amount: Some("1".into()),
+            pending: true,
+            timeout_ms: Some(600_000),
+            ..TransferInput::default()
+        },
+        TransferInput {
+            id: "m:sweep".into(),
+            debit: Some("m:b".into()),
+            credit: Some("m:source".into()),
+            balancing: true,
+            ..TransferInput::default()
+        },
+    ];
+    let results = client.create_transfers(transfers).await.unwrap().results;
+    assert!(results.iter().all(|r| r.result == "created"), "{results:?}");
+    let renewed = client.renew_hold("m:lease", &HoldPatchInput { timeout_ms: Some(900_000), if_seq: None }).await.unwrap();
+    assert_eq!(renewed.results[0].result, "updated");
+    let close = AccountPatchInput { closed: Some(true), force: true, ..AccountPatchInput::default() };
+    assert_eq!(client.update_account("m:a", &close).await.unwrap().results[0].result, "updated");
 }
