@@ -176,8 +176,8 @@ impl HoldPatchInput {
     pub fn convert(self, hold: &str) -> Result<Request, FieldError> {
         let id = Id::parse_transfer(hold).map_err(|e| FieldError::new("id", format!("invalid transfer id: {e}")))?;
         let timeout_ms = self.timeout_ms.ok_or_else(|| FieldError::new("timeout_ms", "is required: a hold's new timeout"))?;
-        let range = format!("must be between 1 and {HOLD_TIMEOUT_MS_MAX}");
-        forbid(timeout_ms == 0 || timeout_ms > HOLD_TIMEOUT_MS_MAX, "timeout_ms".into(), &range)?;
+        let out_of_range = timeout_ms == 0 || timeout_ms > HOLD_TIMEOUT_MS_MAX;
+        forbid(out_of_range, || "timeout_ms".into(), &format!("must be between 1 and {HOLD_TIMEOUT_MS_MAX}"))?;
         Ok(Request::RenewHolds(vec![HoldRenewal { id, timeout_ms, if_seq: self.if_seq }]))
     }
 }
@@ -349,7 +349,7 @@ impl AccountPatchInput<'_> {
             force: self.force,
             if_version: self.if_version,
         };
-        forbid(self.force && self.closed != Some(true), "force".into(), "is allowed only with \"closed\": true")?;
+        forbid(self.force && self.closed != Some(true), || "force".into(), "is allowed only with \"closed\": true")?;
         Ok(Request::UpdateAccounts(vec![AccountUpdate { id: id(|| "id".into(), account)?, patch }]))
     }
 }
@@ -361,23 +361,118 @@ impl CreateTransfers<'_> {
         for (index, transfer) in self.transfers.into_iter().enumerate() {
             events.push(transfer.convert(index)?);
         }
-        // An allocation's entries each cost what an event does (a leg, a journal entry).
-        let counted: usize =
-            events.iter().map(|event| if let TransferKind::Allocate { shares, .. } = &event.kind { shares.len() } else { 1 }).sum();
-        if counted > BATCH_EVENTS_MAX {
-            return Err(FieldError::new(
-                "transfers",
-                format!("holds {counted} events, counting each allocation entry as one; the limit is {BATCH_EVENTS_MAX}"),
-            ));
+        transfers_request(events)
+    }
+
+    /// Decodes a `POST /v1/transfers` body straight into events: each transfer is checked as
+    /// soon as it is read, so the list of wire structs that `decode_json` + `convert` would
+    /// build (tens of bytes more per event than the events themselves) never exists, and
+    /// reading stops at the first bad event or past the event limit. Errors are exactly those
+    /// of `decode_json` + `convert`: a malformed body is decoded again to name its field.
+    pub fn decode(body: &[u8]) -> Result<Request, FieldError> {
+        let refused = std::cell::RefCell::new(None);
+        let mut deserializer = serde_json::Deserializer::from_slice(body);
+        // The smallest transfer takes about 60 bytes of JSON: enough room, rarely too much.
+        let seed = TransfersSeed { refused: &refused, capacity: (body.len() / 60).min(BATCH_EVENTS_MAX) };
+        match serde::de::DeserializeSeed::deserialize(seed, &mut deserializer).and_then(|events| deserializer.end().map(|()| events)) {
+            Ok(events) => transfers_request(events),
+            Err(_) => match refused.take() {
+                Some(error) => Err(error),
+                None => decode_json::<CreateTransfers>(body)?.convert(),
+            },
         }
-        Ok(Request::CreateTransfers(events))
+    }
+}
+
+/// The checks on a whole request of transfers, once each event passed its own.
+fn transfers_request(events: Vec<NewTransfer>) -> Result<Request, FieldError> {
+    batch_size("transfers", events.len())?;
+    // An allocation's entries each cost what an event does (a leg, a journal entry).
+    let counted: usize =
+        events.iter().map(|event| if let TransferKind::Allocate { shares, .. } = &event.kind { shares.len() } else { 1 }).sum();
+    if counted > BATCH_EVENTS_MAX {
+        return Err(FieldError::new(
+            "transfers",
+            format!("holds {counted} events, counting each allocation entry as one; the limit is {BATCH_EVENTS_MAX}"),
+        ));
+    }
+    Ok(Request::CreateTransfers(events))
+}
+
+/// Reads `{"transfers": [...]}` into events, converting each transfer as it comes; a refused
+/// event is kept in `refused` and stops the read.
+struct TransfersSeed<'r> {
+    refused: &'r std::cell::RefCell<Option<FieldError>>,
+    capacity: usize,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for TransfersSeed<'_> {
+    type Value = Vec<NewTransfer>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for TransfersSeed<'_> {
+    type Value = Vec<NewTransfer>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an object with one field, \"transfers\"")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        match map.next_key::<&str>()? {
+            Some("transfers") => {}
+            _ => return Err(serde::de::Error::custom("expected \"transfers\"")),
+        }
+        let events = map.next_value_seed(TransferList(self))?;
+        match map.next_key::<&str>()? {
+            None => Ok(events),
+            Some(_) => Err(serde::de::Error::custom("unexpected field")),
+        }
+    }
+}
+
+/// The list itself.
+struct TransferList<'r>(TransfersSeed<'r>);
+
+impl<'de> serde::de::DeserializeSeed<'de> for TransferList<'_> {
+    type Value = Vec<NewTransfer>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for TransferList<'_> {
+    type Value = Vec<NewTransfer>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a list of transfers")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut events = Vec::with_capacity(self.0.capacity);
+        while let Some(input) = seq.next_element::<TransferInput<'de>>()? {
+            let index = events.len();
+            let checked = batch_size("transfers", index + 1).and_then(|()| input.convert(index));
+            match checked {
+                Ok(event) => events.push(event),
+                Err(error) => {
+                    *self.0.refused.borrow_mut() = Some(error);
+                    return Err(serde::de::Error::custom("refused"));
+                }
+            }
+        }
+        Ok(events)
     }
 }
 
 /// Refuses a field that is present where it may not be.
-fn forbid(present: bool, field: String, reason: &str) -> Result<(), FieldError> {
+fn forbid(present: bool, field: impl FnOnce() -> String, reason: &str) -> Result<(), FieldError> {
     if present {
-        Err(FieldError::new(field, reason.to_owned()))
+        Err(FieldError::new(field(), reason.to_owned()))
     } else {
         Ok(())
     }
@@ -403,20 +498,20 @@ impl<'a> TransferInput<'a> {
     /// Refuses fields that do not go together, before any value is read.
     fn check_combination(&self, field: &impl Fn(&str) -> String) -> Result<(), FieldError> {
         if let Some(timeout_ms) = self.timeout_ms {
-            forbid(!self.pending, field("timeout_ms"), "is allowed only with \"pending\": true")?;
+            forbid(!self.pending, || field("timeout_ms"), "is allowed only with \"pending\": true")?;
             let range = format!("must be between 1 and {HOLD_TIMEOUT_MS_MAX}");
-            forbid(timeout_ms == 0 || timeout_ms > HOLD_TIMEOUT_MS_MAX, field("timeout_ms"), &range)?;
+            forbid(timeout_ms == 0 || timeout_ms > HOLD_TIMEOUT_MS_MAX, || field("timeout_ms"), &range)?;
         }
         let resolves = self.post.is_some() || self.void.is_some();
-        forbid(self.post.is_some() && self.void.is_some(), field("void"), "a transfer cannot both post and void")?;
-        forbid(resolves && self.pending, field("pending"), "a post or void cannot also be pending")?;
-        forbid(self.void.is_some() && self.amount.is_some(), field("amount"), "a void voids the whole hold and takes no amount")?;
-        forbid(self.balancing && resolves, field("balancing"), "a post or void cannot balance")?;
-        forbid(self.balancing && self.allocate.is_some(), field("balancing"), "an allocation cannot balance")?;
-        forbid(self.allocate.is_some() && resolves, field("allocate"), "a post or void cannot allocate")?;
+        forbid(self.post.is_some() && self.void.is_some(), || field("void"), "a transfer cannot both post and void")?;
+        forbid(resolves && self.pending, || field("pending"), "a post or void cannot also be pending")?;
+        forbid(self.void.is_some() && self.amount.is_some(), || field("amount"), "a void voids the whole hold and takes no amount")?;
+        forbid(self.balancing && resolves, || field("balancing"), "a post or void cannot balance")?;
+        forbid(self.balancing && self.allocate.is_some(), || field("balancing"), "an allocation cannot balance")?;
+        forbid(self.allocate.is_some() && resolves, || field("allocate"), "a post or void cannot allocate")?;
         if self.allocate.is_some() {
-            forbid(self.credit.is_some(), field("credit"), "an allocation names its credit accounts in \"allocate\"")?;
-            forbid(self.if_credit_version.is_some(), field("if_credit_version"), "an allocation has no one credit account")?;
+            forbid(self.credit.is_some(), || field("credit"), "an allocation names its credit accounts in \"allocate\"")?;
+            forbid(self.if_credit_version.is_some(), || field("if_credit_version"), "an allocation has no one credit account")?;
         }
         Ok(())
     }
@@ -483,6 +578,37 @@ fn shares(inputs: Vec<ShareInput<'_>>, field: &impl Fn(&str) -> String) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decoding_while_reading_answers_exactly_as_decoding_then_converting() {
+        let transfer = |n: usize| format!(r#"{{"id":"t{n}","debit":"a","credit":"b","amount":"1.50"}}"#);
+        let many = |count: usize| format!(r#"{{"transfers":[{}]}}"#, (0..count).map(transfer).collect::<Vec<_>>().join(","));
+        let shares = (0..1_000).map(|_| r#"{"credit":"b","weight":1}"#).collect::<Vec<_>>().join(",");
+        let allocations = (0..9).map(|n| format!(r#"{{"id":"p{n}","debit":"a","amount":"1","allocate":[{shares}]}}"#)).collect::<Vec<_>>();
+        let bodies = [
+            many(3),
+            many(BATCH_EVENTS_MAX),
+            many(BATCH_EVENTS_MAX + 1),
+            many(0),
+            format!(r#"{{"transfers":[{}]}}"#, allocations.join(",")),
+            r#"{"transfers":[{"id":"a","debit":"a","credit":"b","amount":12.5}]}"#.into(),
+            r#"{"transfers":[{"id":"a","debit":"a","credit":"b","amount":"1"},{"id":"b c","debit":"a","credit":"b","amount":"1"}]}"#.into(),
+            r#"{"transfers":[{"id":"a","debit":"a","credit":"b","amount":"1","colour":"red"}]}"#.into(),
+            r#"{"transfers":[{"id":"a","post":"h","void":"h"}]}"#.into(),
+            r#"{"transfers":[]}"#.into(),
+            r#"{"transfer":[]}"#.into(),
+            r#"{}"#.into(),
+            r#"{"transfers":[], "more": 1}"#.into(),
+            r#"{"transfers":[{"id":"a","debit":"a","credit":"b","amount":"1"}]} trailing"#.into(),
+            r#"{"transfers":["#.into(),
+            r#"[]"#.into(),
+            r#"{"trans\u0066ers":[{"id":"a","debit":"a","credit":"b","amount":"1"}]}"#.into(),
+        ];
+        for body in bodies {
+            let expected = decode_json::<CreateTransfers>(body.as_bytes()).and_then(CreateTransfers::convert);
+            assert_eq!(CreateTransfers::decode(body.as_bytes()), expected, "{}", &body[..body.len().min(200)]);
+        }
+    }
 
     #[test]
     fn results_json_is_what_serde_would_write() {

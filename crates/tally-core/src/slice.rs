@@ -168,6 +168,7 @@ impl State {
         let asset = *self.asset_index.get(&row.asset).expect("an account's asset is loaded before it");
         let parent = row.parent.as_ref().map(|parent| *self.account_index.get(parent).expect("an account's parent is loaded before it"));
         let index = self.accounts.len() as u32;
+        self.closed_accounts += usize::from(row.settings.closed);
         self.accounts.push(Account {
             id: row.id.clone(),
             asset,

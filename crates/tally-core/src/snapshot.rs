@@ -370,6 +370,7 @@ impl Loader<'_> {
             if let Some(parent) = account.parent {
                 state.children.insert((parent, account.id.clone()));
             }
+            state.closed_accounts += usize::from(account.settings.closed);
             state.accounts.push(account);
         }
         Ok(())

@@ -389,6 +389,9 @@ pub struct State {
     pub(crate) slice: Option<Box<crate::slice::Loaded>>,
     /// The last seq before the request being applied, to bound the entries it creates.
     request_start_seq: u64,
+    /// How many accounts are closed: while none is, a transfer need not walk its accounts'
+    /// ancestors to find one.
+    pub(crate) closed_accounts: usize,
 }
 
 /// Where to find one transfer id: 32 bits of the id's hash and the record's index. Keeping
@@ -437,6 +440,7 @@ impl Default for State {
             log_base: 0,
             slice: None,
             request_start_seq: 0,
+            closed_accounts: 0,
         }
     }
 }
@@ -664,6 +668,7 @@ impl State {
         let outcome = self.record(LogEntry::Update(update), timestamp);
         let account = &mut self.accounts[index as usize];
         let before = std::mem::replace(&mut account.settings, after.clone());
+        self.closed_accounts = self.closed_accounts + usize::from(after.closed) - usize::from(before.closed);
         account.push_change(outcome.seq);
         account.updates.push(update);
         self.updates.push(UpdateRecord { account: index, before, after, seq: outcome.seq, timestamp: outcome.timestamp });
@@ -711,16 +716,17 @@ impl State {
             };
             undo.clear();
             let mut failure = None;
-            let mut applied = Vec::new();
+            // The chain's outcomes go straight into `outcomes`; a failure takes them back out.
+            let chain_outcomes = outcomes.len();
             for (index, event) in events.iter().enumerate().take(end + 1).skip(start) {
                 if open && index == end {
                     failure = Some((index, ResultCode::LinkedChainOpen));
                     break;
                 }
                 match self.attempt(event, timestamp, &mut undo) {
-                    Attempt::Applied(outcome) => applied.push(outcome),
-                    Attempt::Known(outcome) if outcome.result == ResultCode::Exists => applied.push(outcome),
-                    Attempt::Known(outcome) if start == end => applied.push(outcome),
+                    Attempt::Applied(outcome) => outcomes.push(outcome),
+                    Attempt::Known(outcome) if outcome.result == ResultCode::Exists => outcomes.push(outcome),
+                    Attempt::Known(outcome) if start == end => outcomes.push(outcome),
                     Attempt::Known(outcome) => {
                         failure = Some((index, outcome.result));
                         break;
@@ -731,14 +737,12 @@ impl State {
                     }
                 }
             }
-            match failure {
-                None => outcomes.extend(applied),
-                Some((failed, code)) => {
-                    self.roll_back(&mut undo);
-                    for (index, event) in events.iter().enumerate().take(end + 1).skip(start) {
-                        let code = if index == failed { code } else { ResultCode::LinkedEventFailed };
-                        outcomes.push(self.record_failure(event, code, timestamp));
-                    }
+            if let Some((failed, code)) = failure {
+                outcomes.truncate(chain_outcomes);
+                self.roll_back(&mut undo);
+                for (index, event) in events.iter().enumerate().take(end + 1).skip(start) {
+                    let code = if index == failed { code } else { ResultCode::LinkedEventFailed };
+                    outcomes.push(self.record_failure(event, code, timestamp));
                 }
             }
             start = end + 1;
@@ -1084,6 +1088,9 @@ impl State {
 
     /// Refuses a new transfer that touches a closed account or an account under one.
     fn check_open(&self, account: u32) -> Result<(), ResultCode> {
+        if self.closed_accounts == 0 {
+            return Ok(());
+        }
         match self.lineage(account).into_iter().any(|&index| self.accounts[index as usize].settings.closed) {
             true => Err(ResultCode::AccountClosed),
             false => Ok(()),
@@ -1319,6 +1326,10 @@ impl State {
             if account.totals.within(&account.settings).is_err() {
                 return Err(format!("account {} is outside its bounds: {:?}", account.id, account.totals));
             }
+        }
+        let closed = self.accounts.iter().filter(|account| account.settings.closed).count();
+        if closed != self.closed_accounts {
+            return Err(format!("{closed} accounts are closed but {} are counted", self.closed_accounts));
         }
         // A slice holds every ancestor of what it changed, so what it changed must net to zero
         // at its roots, as a whole ledger's roots sum to zero.

@@ -96,7 +96,7 @@ pub async fn update_account(
     responses((status = 200, description = "One result per transfer, in order", body = Results), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn create_transfers(State(app): State<App>, bytes: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
     let bytes = body(bytes)?;
-    let request = decode_json::<CreateTransfers>(&bytes)?.convert()?;
+    let request = CreateTransfers::decode(&bytes)?;
     submit(&app, request).await
 }
 

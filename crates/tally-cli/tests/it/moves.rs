@@ -72,7 +72,8 @@ async fn a_ledger_moves_to_postgres_and_back_unchanged() {
 async fn every_later_kind(client: &tally_client::Client) {
     use tally_api::{AccountInput, AccountPatchInput, HoldPatchInput, ShareInput, TransferInput};
     assert_eq!(client.create_asset("MOV", 2).await.unwrap().results[0].result, "created");
-    let account = |id: &'static str| AccountInput { id: id.into(), asset: "MOV".into(), min_balance: Some(None), ..AccountInput::default() };
+    let account =
+        |id: &'static str| AccountInput { id: id.into(), asset: "MOV".into(), min_balance: Some(None), ..AccountInput::default() };
     client.create_accounts(vec![account("m:source"), account("m:a"), account("m:b")]).await.unwrap();
     let shares = vec![ShareInput { credit: "m:a".into(), weight: 1 }, ShareInput { credit: "m:b".into(), weight: 2 }];
     let transfers = vec![
