@@ -165,7 +165,8 @@ pub struct AccountPatchInput<'a> {
 pub struct HoldPatchInput {
     /// The hold expires this many milliseconds after the renewal (sooner or later than it
     /// would have).
-    #[schema(minimum = 1, maximum = 316224000000u64)]
+    // Read as optional so that its absence is answered with this field's name.
+    #[schema(required = true, nullable = false, minimum = 1, maximum = 316224000000u64)]
     pub timeout_ms: Option<u64>,
     /// Renew only if the hold's `seq` (its fencing token) is this; `version_mismatch` if not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -174,7 +175,7 @@ pub struct HoldPatchInput {
 
 impl HoldPatchInput {
     pub fn convert(self, hold: &str) -> Result<Request, FieldError> {
-        let id = Id::parse_transfer(hold).map_err(|e| FieldError::new("id", format!("invalid transfer id: {e}")))?;
+        let id = transfer_id(|| "id".into(), hold)?;
         let timeout_ms = self.timeout_ms.ok_or_else(|| FieldError::new("timeout_ms", "is required: a hold's new timeout"))?;
         let out_of_range = timeout_ms == 0 || timeout_ms > HOLD_TIMEOUT_MS_MAX;
         forbid(out_of_range, || "timeout_ms".into(), &format!("must be between 1 and {HOLD_TIMEOUT_MS_MAX}"))?;
@@ -266,6 +267,11 @@ pub struct ShareInput<'a> {
 
 fn id(field: impl FnOnce() -> String, text: &str) -> Result<Id, FieldError> {
     Id::parse(text).map_err(|e| FieldError::new(field(), format!("invalid id: {e}")))
+}
+
+/// A hold as a post, void or renewal names it: an id, or a leg's (`<id>/<n>`).
+fn transfer_id(field: impl FnOnce() -> String, text: &str) -> Result<Id, FieldError> {
+    Id::parse_transfer(text).map_err(|e| FieldError::new(field(), format!("invalid transfer id: {e}")))
 }
 
 fn asset_code(field: impl FnOnce() -> String, text: &str) -> Result<AssetCode, FieldError> {
@@ -367,8 +373,10 @@ impl CreateTransfers<'_> {
     /// Decodes a `POST /v1/transfers` body straight into events: each transfer is checked as
     /// soon as it is read, so the list of wire structs that `decode_json` + `convert` would
     /// build (tens of bytes more per event than the events themselves) never exists, and
-    /// reading stops at the first bad event or past the event limit. Errors are exactly those
-    /// of `decode_json` + `convert`: a malformed body is decoded again to name its field.
+    /// reading stops at the first bad event. A malformed body, or one past the event limit,
+    /// is decoded again by `decode_json` + `convert` to name its field and count its events,
+    /// so the answers are theirs; only a body with both a bad event and a malformed part
+    /// after it is told about the first one read.
     pub fn decode(body: &[u8]) -> Result<Request, FieldError> {
         let refused = std::cell::RefCell::new(None);
         let mut deserializer = serde_json::Deserializer::from_slice(body);
@@ -456,8 +464,11 @@ impl<'de> serde::de::Visitor<'de> for TransferList<'_> {
         let mut events = Vec::with_capacity(self.0.capacity);
         while let Some(input) = seq.next_element::<TransferInput<'de>>()? {
             let index = events.len();
-            let checked = batch_size("transfers", index + 1).and_then(|()| input.convert(index));
-            match checked {
+            if index == BATCH_EVENTS_MAX {
+                // Too many: stop here, and let the whole-body decode count them for the answer.
+                return Err(serde::de::Error::custom("too many transfers"));
+            }
+            match input.convert(index) {
                 Ok(event) => events.push(event),
                 Err(error) => {
                     *self.0.refused.borrow_mut() = Some(error);
@@ -525,14 +536,14 @@ impl<'a> TransferInput<'a> {
         let (debit, credit) = (self.debit.take(), self.credit.take());
         Ok(if let Some(pending_id) = self.post.take() {
             TransferKind::Post {
-                pending_id: id(|| field("post"), &pending_id)?,
+                pending_id: transfer_id(|| field("post"), &pending_id)?,
                 debit: optional_id(debit, "debit")?,
                 credit: optional_id(credit, "credit")?,
                 amount: self.amount.take().map(|a| positive(|| field("amount"), &a)).transpose()?,
             }
         } else if let Some(pending_id) = self.void.take() {
             TransferKind::Void {
-                pending_id: id(|| field("void"), &pending_id)?,
+                pending_id: transfer_id(|| field("void"), &pending_id)?,
                 debit: optional_id(debit, "debit")?,
                 credit: optional_id(credit, "credit")?,
             }

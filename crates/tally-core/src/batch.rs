@@ -125,7 +125,7 @@ mod tests {
         let asset = || AssetCode::parse(&"A".repeat(ASSET_CODE_LENGTH_MAX)).unwrap();
         let post = NewTransfer {
             id: id('t'),
-            kind: TransferKind::Post { pending_id: id('h'), debit: Some(id('d')), credit: Some(id('c')), amount: Some(amount()) },
+            kind: TransferKind::Post { pending_id: id('h').leg(999), debit: Some(id('d')), credit: Some(id('c')), amount: Some(amount()) },
             asset: Some(asset()),
             linked: true,
             metadata: metadata(),

@@ -174,6 +174,11 @@ impl<'a> Decoder<'a> {
         let text = self.str()?;
         Id::parse(text).or_else(|e| fail(format!("invalid id {text:?}: {e}")))
     }
+    /// A transfer id as a post, void or renewal names it: an id, or a leg's.
+    pub fn transfer_id(&mut self) -> Result<Id, DecodeError> {
+        let text = self.str()?;
+        Id::parse_transfer(text).or_else(|e| fail(format!("invalid transfer id {text:?}: {e}")))
+    }
     pub fn asset_code(&mut self) -> Result<AssetCode, DecodeError> {
         let text = self.str()?;
         AssetCode::parse(text).or_else(|e| fail(format!("invalid asset code {text:?}: {e}")))
@@ -252,9 +257,12 @@ const UPDATE_EVENT_BYTES_MAX: usize =
 /// The largest kind-specific part of a transfer: a hold (two accounts, an amount, a timeout)
 /// or a post (the hold, two optional accounts, an optional amount).
 const TRANSFER_KIND_BYTES_MAX: usize = 1 + max(
-    max(2 * ID_BYTES_MAX + DECIMAL_BYTES + optional(8), ID_BYTES_MAX + 2 * optional(ID_BYTES_MAX) + optional(DECIMAL_BYTES)),
+    max(2 * ID_BYTES_MAX + DECIMAL_BYTES + optional(8), LEG_ID_BYTES_MAX + 2 * optional(ID_BYTES_MAX) + optional(DECIMAL_BYTES)),
     ALLOCATION_BYTES_MAX,
 );
+/// A hold's id as a post, void or renewal names it: possibly a leg's, the one id longer than
+/// any given id.
+const LEG_ID_BYTES_MAX: usize = string(ID_LENGTH_MAX + LEG_SUFFIX_LENGTH_MAX);
 /// Each entry of an allocation: the account and the weight.
 const SHARE_BYTES: usize = ID_BYTES_MAX + 8;
 const _: () = assert!(ALLOCATION_SHARES_MAX <= u16::MAX as usize, "entry counts are u16");
@@ -266,7 +274,7 @@ const TRANSFER_EVENT_BYTES_MAX: usize =
 
 /// A renewal: the hold (possibly a leg, whose id is longer than any given id), the timeout
 /// and the seq it must have.
-const RENEWAL_EVENT_BYTES_MAX: usize = string(ID_LENGTH_MAX + LEG_SUFFIX_LENGTH_MAX) + 8 + optional(8);
+const RENEWAL_EVENT_BYTES_MAX: usize = LEG_ID_BYTES_MAX + 8 + optional(8);
 
 /// The most bytes one event of any kind encodes to, with every field at its limit.
 pub const EVENT_ENCODED_BYTES_MAX: usize = max(
@@ -460,7 +468,7 @@ fn decode_request(input: &mut Decoder<'_>) -> Result<Request, DecodeError> {
         REQUEST_UPDATES_CLOSING => Request::UpdateAccounts(events(input, count, |i| decode_update(i, true))?),
         REQUEST_TRANSFERS => Request::CreateTransfers(events(input, count, decode_transfer)?),
         REQUEST_RENEWALS => Request::RenewHolds(events(input, count, |i| {
-            let id = Id::parse_transfer(i.str()?).map_err(|e| DecodeError(format!("renewed hold id: {e}")))?;
+            let id = i.transfer_id()?;
             let timeout_ms = i.u64()?;
             if !(1..=crate::limits::HOLD_TIMEOUT_MS_MAX).contains(&timeout_ms) {
                 return fail(format!("renewal timeout {timeout_ms} ms out of range"));
@@ -518,20 +526,23 @@ fn decode_transfer(input: &mut Decoder<'_>) -> Result<NewTransfer, DecodeError> 
         KIND_PENDING | KIND_PENDING_BALANCING => {
             TransferKind::Pending { debit: input.id()?, credit: input.id()?, amount: input.decimal()?, timeout_ms: timeout(input)? }
         }
-        KIND_ALLOCATE => TransferKind::Allocate {
-            debit: input.id()?,
-            shares: decode_shares(input)?,
-            amount: input.decimal()?,
-            pending: input.bool()?,
-            timeout_ms: timeout(input)?,
-        },
+        KIND_ALLOCATE => {
+            let (debit, shares, amount, pending, timeout_ms) =
+                (input.id()?, decode_shares(input)?, input.decimal()?, input.bool()?, timeout(input)?);
+            if timeout_ms.is_some() && !pending {
+                return fail("an allocation that is not held has a timeout");
+            }
+            TransferKind::Allocate { debit, shares, amount, pending, timeout_ms }
+        }
         KIND_POST => TransferKind::Post {
-            pending_id: input.id()?,
+            pending_id: input.transfer_id()?,
             debit: input.option(Decoder::id)?,
             credit: input.option(Decoder::id)?,
             amount: input.option(Decoder::decimal)?,
         },
-        KIND_VOID => TransferKind::Void { pending_id: input.id()?, debit: input.option(Decoder::id)?, credit: input.option(Decoder::id)? },
+        KIND_VOID => {
+            TransferKind::Void { pending_id: input.transfer_id()?, debit: input.option(Decoder::id)?, credit: input.option(Decoder::id)? }
+        }
         other => return fail(format!("unknown transfer kind {other}")),
     };
     Ok(NewTransfer {

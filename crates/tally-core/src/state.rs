@@ -871,8 +871,12 @@ impl State {
     }
 
     /// Whether `id` names an allocation (of holds or not) rather than a transfer.
+    /// Legs are looked at first: a plain transfer sent later under an allocation's id must not
+    /// hide the allocation from the post or void that resolves it.
     fn is_allocation(&self, id: &Id) -> bool {
-        self.find_transfer(id.as_str()).is_none() && self.find_transfer(id.leg(0).as_str()).is_some()
+        self.find_transfer(id.leg(0).as_str()).is_some_and(|leg| {
+            self.transfers[leg as usize].kind == RecordKind::Pending && self.transfers[leg as usize].result == ResultCode::Created
+        })
     }
 
     fn moved(&self, account: u32, amount: u128) -> Moved {
@@ -909,8 +913,12 @@ impl State {
                 if *pending { (Movement::Pending(part), RecordKind::Pending) } else { (Movement::Direct(part), RecordKind::Direct) };
             // The version asked for is the one before the first leg.
             let versions = if index == 0 { (event.if_debit_version, None) } else { (None, None) };
-            let plan =
-                self.plan_move(Move { debit: debit_account, credit, movement, kind, hold: NONE }, versions, *timeout_ms, timestamp)?;
+            let plan = self.plan_move(
+                Move { debit: debit_account, credit, movement, kind, hold: NONE },
+                versions,
+                timeout_ms.filter(|_| *pending),
+                timestamp,
+            )?;
             let outcome = self.commit(&event.id.leg(index), event.metadata.as_ref(), fingerprint, plan, timestamp, undo);
             first.get_or_insert(outcome);
         }
@@ -1026,11 +1034,11 @@ impl State {
                 let (total, bound_room) = match side {
                     Side::Debit => (
                         if pending { totals.debits_pending } else { totals.debits_posted },
-                        account.settings.min_balance.map(|min| totals.available() - min),
+                        account.settings.min_balance.map(|min| totals.available().saturating_sub(min)),
                     ),
                     Side::Credit => (
                         if pending { totals.credits_pending } else { totals.credits_posted },
-                        account.settings.max_balance.map(|max| max - totals.ceiling()),
+                        account.settings.max_balance.map(|max| max.saturating_sub(totals.ceiling())),
                     ),
                 };
                 room = room.min(TOTAL_MAX - total);

@@ -516,6 +516,11 @@ fn account_writes<'s>(
                 texts(a.iter().map(|x| x.parent.as_ref().map(|p| p.as_str().to_owned()))),
                 texts(a.iter().map(|x| Some(lineage(&x.id)))),
                 Box::new(a.iter().map(|x| i16::from(x.depth)).collect::<Vec<_>>()),
+                bounds(a.iter().map(|x| bound(x.settings.min_balance))),
+                bounds(a.iter().map(|x| bound(x.settings.max_balance))),
+                texts(a.iter().map(|x| x.settings.metadata.as_deref().map(str::to_owned))),
+                Box::new(a.iter().map(|x| x.settings.closed).collect::<Vec<_>>()),
+                // As created: an account changed in the batch that created it differs.
                 bounds(a.iter().map(|x| bound(x.created_settings.min_balance))),
                 bounds(a.iter().map(|x| bound(x.created_settings.max_balance))),
                 texts(a.iter().map(|x| x.created_settings.metadata.as_deref().map(str::to_owned))),
@@ -687,13 +692,15 @@ const VERSIONS_MOVED: &str = "SELECT count(*) FROM tally.accounts a JOIN unnest(
 const INSERT_ASSETS: &str = "INSERT INTO tally.assets (code, scale, seq, timestamp)
                  SELECT * FROM unnest($1::text[], $2::smallint[], $3::bigint[], $4::bigint[])";
 const INSERT_ACCOUNTS: &str = "INSERT INTO tally.accounts (id, asset, parent, lineage, depth, min_balance, max_balance, metadata,
-                     created_min_balance, created_max_balance, created_metadata, debits_posted, credits_posted, debits_pending,
-                     credits_pending, version, created_seq, timestamp)
-                 SELECT id, asset, parent, string_to_array(lineage, ' '), depth, min, max, metadata, min, max, metadata,
-                     dp, cp, dq, cq, version, seq, ts
+                     closed, created_min_balance, created_max_balance, created_metadata, debits_posted, credits_posted,
+                     debits_pending, credits_pending, version, created_seq, timestamp)
+                 SELECT id, asset, parent, string_to_array(lineage, ' '), depth, min, max, metadata, closed,
+                     created_min, created_max, created_metadata, dp, cp, dq, cq, version, seq, ts
                  FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::smallint[], $6::numeric[], $7::numeric[], $8::text[],
-                     $9::numeric[], $10::numeric[], $11::numeric[], $12::numeric[], $13::bigint[], $14::bigint[], $15::bigint[])
-                     AS u(id, asset, parent, lineage, depth, min, max, metadata, dp, cp, dq, cq, version, seq, ts)";
+                     $9::boolean[], $10::numeric[], $11::numeric[], $12::text[], $13::numeric[], $14::numeric[], $15::numeric[],
+                     $16::numeric[], $17::bigint[], $18::bigint[], $19::bigint[])
+                     AS u(id, asset, parent, lineage, depth, min, max, metadata, closed, created_min, created_max, created_metadata,
+                         dp, cp, dq, cq, version, seq, ts)";
 const UPDATE_ACCOUNTS: &str = "UPDATE tally.accounts a SET min_balance = u.min, max_balance = u.max, metadata = u.metadata,
                      closed = u.closed, debits_posted = u.dp, credits_posted = u.cp, debits_pending = u.dq,
                      credits_pending = u.cq, version = u.version

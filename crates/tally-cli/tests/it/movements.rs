@@ -55,9 +55,17 @@ async fn a_held_allocation_is_posted_by_its_id_and_a_balancing_transfer_sweeps_w
     assert_eq!((server.balance("alice").await, server.balance("bob").await), ("1.00".into(), "6.00".into()));
     let (_, leg) = server.get("/v1/transfers/refund/0").await;
     assert_eq!((leg["state"].as_str(), leg["resolved_by"].as_str()), (Some("posted"), Some("settle/0")), "{leg}");
+    // One leg of a held allocation is resolved by its own id.
+    let held = json!({"transfers": [
+        {"id": "pair", "debit": "alice", "amount": "0.50", "pending": true, "allocate": [{"credit": "bob", "weight": 1}, {"credit": "world", "weight": 1}]},
+        {"id": "one", "void": "pair/1"},
+        {"id": "rest", "post": "pair/0"}
+    ]});
+    assert_eq!(server.results("/v1/transfers", held).await, ["created", "created", "created"]);
+    assert_eq!(server.balance("bob").await, "6.25");
     let sweep = json!({"transfers": [{"id": "sweep", "debit": "alice", "credit": "world", "balancing": true}]});
     let (_, answer) = server.post("/v1/transfers", sweep).await;
-    assert_eq!((answer["results"][0]["result"].as_str(), answer["results"][0]["amount"].as_str()), (Some("created"), Some("1.00")));
+    assert_eq!((answer["results"][0]["result"].as_str(), answer["results"][0]["amount"].as_str()), (Some("created"), Some("0.75")));
     let again = json!({"transfers": [{"id": "sweep-2", "debit": "alice", "credit": "world", "amount": "5", "balancing": true}]});
     let (_, answer) = server.post("/v1/transfers", again).await;
     assert_eq!(answer["results"][0]["amount"], "0.00", "nothing is left: created, moving nothing");

@@ -294,7 +294,8 @@ impl Model {
                     _ => (false, &None),
                 };
                 let pending_id = pending_id.as_str();
-                if self.transfers.contains_key(pending_id) || !self.transfers.contains_key(&leg(pending_id, 0)) {
+                let first_leg = self.transfers.get(&leg(pending_id, 0));
+                if !first_leg.is_some_and(|leg| leg.kind == RecordKind::Pending && leg.result == Created) {
                     return self.resolve(event, pending_id, event.id.as_str(), post, amount.as_ref(), now);
                 }
                 if amount.is_some() {

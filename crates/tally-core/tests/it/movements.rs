@@ -143,6 +143,29 @@ fn a_held_allocation_is_posted_or_voided_whole_by_its_id() {
     assert_eq!(state.account(&id("alice")).unwrap().totals.available(), 55);
 }
 
+#[test]
+fn a_plain_transfer_sent_later_under_an_allocations_id_does_not_hide_the_allocation() {
+    let mut state = ledger();
+    transfers(&mut state, vec![direct("fund", "world", "alice", "10.00")]);
+    assert_eq!(transfers(&mut state, vec![allocate("a", "alice", "4.00", &[("bob", 1), ("world", 1)], Some(None))]), [Created]);
+    assert_eq!(transfers(&mut state, vec![direct("a", "world", "ghost", "1")]), [AccountNotFound]);
+    assert_eq!(transfers(&mut state, vec![void("release", "a")]), [Created], "the legs are still found");
+    assert_eq!(state.account(&id("alice")).unwrap().totals.available(), 1_000);
+}
+
+#[test]
+fn a_balancing_transfer_under_a_bound_near_the_end_of_the_range_moves_what_the_totals_allow() {
+    let mut state = ledger();
+    let deep = NewAccount { min_balance: Some(dec(&format!("-{}", i128::MAX / 1_000))), ..account("deep", "USD") };
+    state.apply(&Request::CreateAccounts(vec![deep]), T0);
+    let [sweep] = apply(&mut state, vec![balancing("sweep", "deep", "world", Some("1000000"))])[..] else { panic!() };
+    assert_eq!((sweep.result, sweep.moved.unwrap().amount), (Created, 100_000_000));
+    let [all] = apply(&mut state, vec![balancing("all", "deep", "world", None)])[..] else { panic!() };
+    assert_eq!(all.result, Created);
+    assert!(all.moved.unwrap().amount > 0);
+    state.check_invariants().unwrap();
+}
+
 proptest! {
     #[test]
     fn legs_sum_to_the_amount_each_within_one_unit_of_its_share_and_always_the_same(

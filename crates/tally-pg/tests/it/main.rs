@@ -3,3 +3,4 @@
 mod differential;
 mod expiry;
 mod nodes;
+mod same_batch;
