@@ -493,8 +493,7 @@ impl State {
             assert_eq!(record.hold_state, HoldState::Pending);
             let (debit, credit, amount) = (record.debit, record.credit, record.amount);
             let seq = self.last_seq() + 1;
-            // A hold of nothing (a balancing hold that found no room) changes no account.
-            let paths = if amount == 0 { Paths::default() } else { self.paths(debit, credit) };
+            let paths = self.moved_paths(debit, credit, Movement::Void(amount));
             for (side, accounts) in [(Side::Debit, &paths.debit), (Side::Credit, &paths.credit)] {
                 for &account in accounts {
                     let account = &mut self.accounts[account as usize];
@@ -905,6 +904,7 @@ impl State {
             scale = self.check_assets(debit_account, credit, &event.asset)?;
         }
         let total = positive_minor(amount, scale)?;
+        assert!(*pending || timeout_ms.is_none(), "only a held allocation has a timeout (the edges refuse others)");
         let weights: Vec<u64> = shares.iter().map(|share| share.weight).collect();
         let fingerprint = fingerprint(event);
         let mut first = None;
@@ -913,12 +913,8 @@ impl State {
                 if *pending { (Movement::Pending(part), RecordKind::Pending) } else { (Movement::Direct(part), RecordKind::Direct) };
             // The version asked for is the one before the first leg.
             let versions = if index == 0 { (event.if_debit_version, None) } else { (None, None) };
-            let plan = self.plan_move(
-                Move { debit: debit_account, credit, movement, kind, hold: NONE },
-                versions,
-                timeout_ms.filter(|_| *pending),
-                timestamp,
-            )?;
+            let plan =
+                self.plan_move(Move { debit: debit_account, credit, movement, kind, hold: NONE }, versions, *timeout_ms, timestamp)?;
             let outcome = self.commit(&event.id.leg(index), event.metadata.as_ref(), fingerprint, plan, timestamp, undo);
             first.get_or_insert(outcome);
         }
@@ -1064,7 +1060,7 @@ impl State {
         if !version_ok(debit, versions.0) || !version_ok(credit, versions.1) {
             return Err(ResultCode::VersionMismatch);
         }
-        let paths = if movement.is_nothing() { Paths::default() } else { self.paths(debit, credit) };
+        let paths = self.moved_paths(debit, credit, movement);
         for (side, accounts) in [(Side::Debit, &paths.debit), (Side::Credit, &paths.credit)] {
             for &index in accounts {
                 let account = &self.accounts[index as usize];
@@ -1265,6 +1261,16 @@ impl State {
             next = self.accounts[index as usize].parent;
         }
         lineage
+    }
+
+    /// The accounts `movement` changes: none for a movement of nothing (a balancing transfer
+    /// or hold that found no room, a leg of zero, and their posts, voids and expiries).
+    fn moved_paths(&self, debit: u32, credit: u32, movement: Movement) -> Paths {
+        if movement.is_nothing() {
+            Paths::default()
+        } else {
+            self.paths(debit, credit)
+        }
     }
 
     fn paths(&self, debit: u32, credit: u32) -> Paths {
