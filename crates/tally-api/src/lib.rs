@@ -1069,12 +1069,15 @@ pub struct JournalPage {
 
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct Health {
-    /// `ok`, or `failed` after a storage failure.
+    /// `ok`; `stalled` while the writer has held one commit for more than 5 s (a stalled disk
+    /// or database: writes wait, and time out); `failed` after a storage failure.
     pub status: String,
     pub engine: String,
     pub last_seq: u64,
     pub durable_seq: u64,
     pub queue_depth: usize,
+    /// How long the writer has held the commit it is working on, 0 when idle.
+    pub writer_busy_ms: u64,
     pub accounts: usize,
     pub transfer_records: usize,
     #[serde(skip_serializing_if = "Option::is_none", default)]

@@ -64,7 +64,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             let concurrency = config.concurrency;
             let ledger = Arc::new(tally_pg::PgLedger::start(config).await.context("cannot start on PostgreSQL")?);
             tracing::info!(%concurrency, last_seq = ledger.status().last_seq, "ledger open on PostgreSQL");
-            let app = App { ledger: ledger.clone(), engine_name: "postgres", metrics: tally_server::metrics_handle(), api_token };
+            let app = App { api_token, ..App::new(ledger.clone(), "postgres") };
             serve(args.listen, app).await?;
             tracing::info!("draining the write queue");
             ledger.shutdown().await;
@@ -75,7 +75,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let (engine, recovery) = Engine::open(&args.data_dir, Config::default())?;
     tracing::info!(data_dir = %args.data_dir.display(), last_seq = recovery.last_seq, replayed_records = recovery.replayed_records, "ledger open");
     let engine = Arc::new(engine);
-    let app = App { ledger: engine.clone(), engine_name: "embedded", metrics: tally_server::metrics_handle(), api_token };
+    let app = App { api_token, ..App::new(engine.clone(), "embedded") };
     runtime.block_on(serve(args.listen, app))?;
     tracing::info!("draining the write queue");
     engine.shutdown();
@@ -86,7 +86,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 async fn serve(listen: SocketAddr, app: App) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
     tracing::info!("listening on http://{}", listener.local_addr()?);
-    axum::serve(listener, tally_server::router(app)).with_graceful_shutdown(stop_signal()).await?;
+    tally_server::listen::serve(listener, app, tally_server::listen::connections_max(), stop_signal()).await?;
     Ok(())
 }
 

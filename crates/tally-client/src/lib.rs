@@ -24,9 +24,10 @@ pub enum ClientError {
 }
 
 impl ClientError {
-    /// True when the outcome is unknown: the request may have been applied.
+    /// True when the outcome is unknown: the request may have been applied (the connection
+    /// failed, or the server answered 504 `outcome_unknown`). Resend it with the same ids.
     pub fn is_unknown_outcome(&self) -> bool {
-        matches!(self, ClientError::Transport(_))
+        matches!(self, ClientError::Transport(_)) || self.code() == Some("outcome_unknown")
     }
 
     pub fn code(&self) -> Option<&str> {

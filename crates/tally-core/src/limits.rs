@@ -76,8 +76,41 @@ pub const JOURNAL_WAIT_MS_MAX: u64 = 30_000;
 /// once instead of queueing without bound.
 pub const IN_FLIGHT_REQUESTS_MAX: usize = 4_096;
 
-/// The longest any request may take, long polls included.
+/// The longest any request may take, long polls included. Writes have deadlines of their
+/// own inside this (`BODY_READ_TIMEOUT_MS`, then `WRITE_WAIT_MS`), so this one only ever
+/// ends a read, which applies nothing.
 pub const REQUEST_TIMEOUT_MS: u64 = 60_000;
+
+/// The longest a write waits for the writer once its body has arrived. Still queued then, it
+/// is withdrawn (503, nothing applied); already taken by the writer, it answers 504
+/// `outcome_unknown` (it may be applied: resend it with the same ids).
+pub const WRITE_WAIT_MS: u64 = 25_000;
+
+/// Open connections, by default: each holds a descriptor and buffers, so a flood of idle
+/// ones must meet a cap rather than the process's descriptor limit. The server lowers it
+/// further to leave `DESCRIPTORS_RESERVED` below that limit.
+pub const CONNECTIONS_MAX: usize = 8_192;
+
+/// Descriptors the server never gives to connections: journal segments, snapshots, the
+/// key file, PostgreSQL connections.
+pub const DESCRIPTORS_RESERVED: usize = 256;
+
+/// The longest a connection may take to send a request's headers, counted from when it
+/// opened or its previous answer was sent: a client sending headers byte by byte, and a
+/// kept-alive connection left idle, are both closed after this.
+pub const HEADER_READ_TIMEOUT_MS: u64 = 10_000;
+
+/// The longest a request's body may take to arrive once its headers have: a body that
+/// trickles in is answered 408 and frees what it held.
+pub const BODY_READ_TIMEOUT_MS: u64 = 30_000;
+
+/// Bytes of request bodies held in memory while they arrive, all connections together:
+/// beyond this a body is answered 503 ("retry later") rather than buffered.
+pub const BODY_BYTES_BUFFERED_MAX: usize = 512 << 20;
+
+/// A writer that has held one commit this long is reported `stalled` by `/healthz` (503), so
+/// a balancer can send traffic elsewhere while the disk or database is stuck.
+pub const WRITER_STALLED_MS: u64 = 5_000;
 
 // ---- The write queue and one commit ----
 
@@ -135,6 +168,11 @@ const _: () = assert!(BATCH_HEADER_BYTES + REQUEST_ENCODED_BYTES_MAX <= COMMIT_B
 const _: () = assert!(BATCH_HEADER_BYTES + COMMIT_BYTES_MAX <= RECORD_PAYLOAD_BYTES_MAX, "a full commit fits one record");
 const _: () = assert!(RECORD_PAYLOAD_BYTES_MAX <= u32::MAX as usize, "record lengths are u32 on disk");
 const _: () = assert!(JOURNAL_WAIT_MS_MAX < REQUEST_TIMEOUT_MS, "a long poll ends before its request times out");
+const _: () = assert!(
+    BODY_READ_TIMEOUT_MS + WRITE_WAIT_MS < REQUEST_TIMEOUT_MS,
+    "a write meets its own deadlines before the request's, so its answer says what became of it"
+);
+const _: () = assert!(REQUEST_BODY_BYTES_MAX <= BODY_BYTES_BUFFERED_MAX, "a maximal body fits when nothing else is arriving");
 const _: () = assert!(PAGE_LIMIT_DEFAULT <= PAGE_LIMIT_MAX);
 const _: () = assert!(ACCOUNT_DEPTH_MAX <= u8::MAX as usize, "depths are u8 in rows and snapshots");
 const _: () = assert!(ID_LENGTH_MAX <= METADATA_BYTES_MAX && METADATA_BYTES_MAX <= u16::MAX as usize, "strings have u16 lengths");

@@ -243,8 +243,8 @@ impl Drop for Engine {
 }
 
 impl Ledger for Engine {
-    fn submit(&self, request: Request) -> LedgerFuture<'_, Applied> {
-        Box::pin(self.shared.queue.submit(request))
+    fn submit_by(&self, request: Request, deadline: Instant) -> LedgerFuture<'_, Applied> {
+        Box::pin(self.shared.queue.submit(request, deadline))
     }
 
     fn account(&self, id: Id, as_of: Option<u64>) -> LedgerFuture<'_, Option<AccountView>> {
@@ -299,6 +299,7 @@ impl Ledger for Engine {
             durable_seq: self.shared.durable.borrow().seq,
             failure: failure.or_else(|| poisoned.then(|| POISONED.to_owned())),
             queue_depth: self.shared.queue.depth(),
+            writer_busy: self.shared.queue.writer_busy_for(),
             accounts,
             transfers,
         }
@@ -354,7 +355,8 @@ impl<S: Storage> Writer<S> {
                 // accepting writes and reads, and tell no one that anything succeeded.
                 let reason = format!("journal write failed: {error}");
                 self.shared.fail(reason.clone());
-                batch.fail(&LedgerError::Failed(reason));
+                // The record may have reached the disk all the same, and replay would apply it.
+                batch.fail(&LedgerError::OutcomeUnknown(reason));
                 return;
             }
             metrics::histogram!("tally_commit_bytes").record(payload.len() as f64);

@@ -19,8 +19,11 @@ pub use queue::{Batch, Budget, Job, WriteQueue};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tally_core::{AccountView, Id, JournalEntry, Outcome, Request, TransferView};
+
+/// A deadline far enough away to mean "until answered" (a year).
+const WAIT_FOREVER: Duration = Duration::from_secs(365 * 24 * 3600);
 
 pub type LedgerFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, LedgerError>> + Send + 'a>>;
 
@@ -36,6 +39,11 @@ pub enum LedgerError {
     AsOfAhead { as_of: u64, latest: u64 },
     #[error("the store is unavailable: {0}")]
     Unavailable(String),
+    #[error("the request waited too long for the writer and was withdrawn; nothing was applied, retry later")]
+    Withdrawn,
+    /// The writer had the request when something went wrong: it may have been applied.
+    #[error("{0}; the request may have been applied: resend it with the same ids (an id is applied at most once)")]
+    OutcomeUnknown(String),
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -52,6 +60,8 @@ pub struct Status {
     pub durable_seq: u64,
     pub failure: Option<String>,
     pub queue_depth: usize,
+    /// How long the writer has held the batch it is committing (zero when idle).
+    pub writer_busy: Duration,
     pub accounts: usize,
     pub transfers: usize,
 }
@@ -67,8 +77,13 @@ pub struct Applied {
 /// What the server needs from a store. Every store runs the same `tally_core` rules, so they
 /// answer every call identically.
 pub trait Ledger: Send + Sync + 'static {
-    /// Applies a request; resolves once its outcomes are durable.
-    fn submit(&self, request: Request) -> LedgerFuture<'_, Applied>;
+    /// Applies a request; resolves once its outcomes are durable, or at `deadline` with
+    /// `Withdrawn` (nothing applied) or `OutcomeUnknown` (the writer had it).
+    fn submit_by(&self, request: Request, deadline: Instant) -> LedgerFuture<'_, Applied>;
+    /// `submit_by` with no deadline a caller would notice.
+    fn submit(&self, request: Request) -> LedgerFuture<'_, Applied> {
+        self.submit_by(request, Instant::now() + WAIT_FOREVER)
+    }
     /// The account now, or right after journal position `as_of`.
     fn account(&self, id: Id, as_of: Option<u64>) -> LedgerFuture<'_, Option<AccountView>>;
     /// A page of accounts; `None` if the named parent does not exist.

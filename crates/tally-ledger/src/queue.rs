@@ -11,17 +11,20 @@
 
 use crate::{Applied, LedgerError};
 use std::collections::VecDeque;
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tally_core::codec::encoded_len;
 use tally_core::limits::{BATCH_EVENTS_MAX, BATCH_HEADER_BYTES, COMMIT_BYTES_MAX, QUEUE_BYTES_MAX, REQUEST_ENCODED_BYTES_MAX};
 use tally_core::{Outcome, Request};
+use tokio::sync::oneshot::error::TryRecvError;
 use tokio::sync::{oneshot, Notify};
 
 type Reply = oneshot::Sender<Result<Applied, LedgerError>>;
 
 /// A queued request and where its answer goes.
 pub struct Job {
+    /// Names the job while it is queued, so its submitter can withdraw it.
+    ticket: u64,
     pub request: Request,
     /// The exact size of the request's encoding in a batch record.
     pub encoded_bytes: usize,
@@ -54,6 +57,16 @@ pub struct Batch {
     /// The queue is closed and now empty: after this batch the writer stops.
     pub closed: bool,
     taken: Instant,
+    /// The queue's record of a batch in the writer's hands, cleared when this one is answered.
+    busy: Option<Arc<Mutex<Option<Instant>>>>,
+}
+
+impl Drop for Batch {
+    fn drop(&mut self) {
+        if let Some(busy) = &self.busy {
+            *busy.lock().expect("busy lock") = None;
+        }
+    }
 }
 
 impl Batch {
@@ -66,22 +79,22 @@ impl Batch {
     }
 
     /// Answers every request with its outcomes, in order.
-    pub fn answer(self, answers: Vec<Vec<Outcome>>) {
+    pub fn answer(mut self, answers: Vec<Vec<Outcome>>) {
         assert_eq!(answers.len(), self.jobs.len(), "one answer per request");
         let events = self.events();
         if events > 0 {
             metrics::histogram!("tally_batch_events").record(events as f64);
             metrics::histogram!("tally_commit_seconds").record(self.taken.elapsed().as_secs_f64());
         }
-        for (job, outcomes) in self.jobs.into_iter().zip(answers) {
+        for (job, outcomes) in std::mem::take(&mut self.jobs).into_iter().zip(answers) {
             // A client that stopped waiting has nothing to hear.
             let _ = job.reply.send(Ok(Applied { request: job.request, outcomes }));
         }
     }
 
     /// Answers every request with the same failure.
-    pub fn fail(self, error: &LedgerError) {
-        for job in self.jobs {
+    pub fn fail(mut self, error: &LedgerError) {
+        for job in std::mem::take(&mut self.jobs) {
             let _ = job.reply.send(Err(error.clone()));
         }
     }
@@ -89,6 +102,7 @@ impl Batch {
 
 struct Queued {
     jobs: VecDeque<Job>,
+    next_ticket: u64,
     bytes: usize,
     open: bool,
     /// Set when the writer died: every submission from then on hears it.
@@ -103,17 +117,20 @@ pub struct WriteQueue {
     arrived_async: Notify,
     requests_max: usize,
     bytes_max: usize,
+    /// When the writer took the batch it holds, if it holds one.
+    busy: Arc<Mutex<Option<Instant>>>,
 }
 
 impl WriteQueue {
     pub fn new(requests_max: usize) -> WriteQueue {
         assert!(requests_max >= 1);
         WriteQueue {
-            queued: Mutex::new(Queued { jobs: VecDeque::new(), bytes: 0, open: true, failure: None }),
+            queued: Mutex::new(Queued { jobs: VecDeque::new(), next_ticket: 0, bytes: 0, open: true, failure: None }),
             arrived: Condvar::new(),
             arrived_async: Notify::new(),
             requests_max,
             bytes_max: QUEUE_BYTES_MAX,
+            busy: Arc::default(),
         }
     }
 
@@ -122,25 +139,49 @@ impl WriteQueue {
         self.queued.lock().expect("queue lock")
     }
 
-    /// Queues a request and waits for the writer's answer.
-    pub async fn submit(&self, request: Request) -> Result<Applied, LedgerError> {
+    /// Queues a request and waits for the writer's answer until `deadline`. A request still
+    /// queued then is withdrawn (`Withdrawn`: nothing applied); one the writer already took
+    /// may yet be applied (`OutcomeUnknown`).
+    pub async fn submit(&self, request: Request, deadline: Instant) -> Result<Applied, LedgerError> {
         assert!(request.len() <= BATCH_EVENTS_MAX, "the edge bounds request sizes");
         let encoded_bytes = encoded_len(&request);
         assert!(encoded_bytes <= REQUEST_ENCODED_BYTES_MAX, "field limits bound a request's encoding");
-        let (reply, answer) = oneshot::channel();
-        self.push(Job { request, encoded_bytes, reply })?;
+        let (reply, mut answer) = oneshot::channel();
+        let ticket = self.push(request, encoded_bytes, reply)?;
+        let answered = match tokio::time::timeout_at(deadline.into(), &mut answer).await {
+            Ok(answered) => answered.ok(),
+            Err(_) if self.withdraw(ticket) => return Err(LedgerError::Withdrawn),
+            // Taken by the writer: answered just now, or still being applied.
+            Err(_) => match answer.try_recv() {
+                Ok(answered) => Some(answered),
+                Err(TryRecvError::Empty) => {
+                    return Err(LedgerError::OutcomeUnknown("the writer took the request but did not answer in time".into()))
+                }
+                Err(TryRecvError::Closed) => None,
+            },
+        };
         // Every queued request is answered, at shutdown too; a reply dropped unanswered means
         // the writer died holding it, so whether it was applied is unknown. The queue fails at
         // once, before this answer leaves, so no one who hears it can still find a ledger that
         // looks alive.
-        answer.await.unwrap_or_else(|_| {
-            let failure = LedgerError::Failed("the writer stopped before answering; the outcome is unknown, resend the same ids".into());
-            self.fail(failure.clone());
-            Err(failure)
+        answered.unwrap_or_else(|| {
+            self.fail(LedgerError::Failed("the writer stopped".into()));
+            Err(LedgerError::OutcomeUnknown("the writer stopped before answering".into()))
         })
     }
 
-    fn push(&self, job: Job) -> Result<(), LedgerError> {
+    /// Removes a job the writer has not taken; false if it has.
+    fn withdraw(&self, ticket: u64) -> bool {
+        let mut queued = self.lock();
+        let Some(position) = queued.jobs.iter().position(|job| job.ticket == ticket) else { return false };
+        let job = queued.jobs.remove(position).expect("found above");
+        queued.bytes -= job.encoded_bytes;
+        metrics::gauge!("tally_queue_depth").set(queued.jobs.len() as f64);
+        metrics::counter!("tally_requests_withdrawn_total").increment(1);
+        true
+    }
+
+    fn push(&self, request: Request, encoded_bytes: usize, reply: Reply) -> Result<u64, LedgerError> {
         let mut queued = self.lock();
         if let Some(failure) = &queued.failure {
             return Err(failure.clone());
@@ -148,18 +189,19 @@ impl WriteQueue {
         if !queued.open {
             return Err(LedgerError::ShuttingDown);
         }
-        let bytes = job.encoded_bytes;
         // An empty queue takes any request (each fits `QUEUE_BYTES_MAX` by construction).
-        if queued.jobs.len() >= self.requests_max || (!queued.jobs.is_empty() && queued.bytes + bytes > self.bytes_max) {
+        if queued.jobs.len() >= self.requests_max || (!queued.jobs.is_empty() && queued.bytes + encoded_bytes > self.bytes_max) {
             return Err(LedgerError::QueueFull);
         }
-        queued.bytes += bytes;
-        queued.jobs.push_back(job);
+        let ticket = queued.next_ticket;
+        queued.next_ticket += 1;
+        queued.bytes += encoded_bytes;
+        queued.jobs.push_back(Job { ticket, request, encoded_bytes, reply });
         metrics::gauge!("tally_queue_depth").set(queued.jobs.len() as f64);
         drop(queued);
         self.arrived.notify_one();
         self.arrived_async.notify_one();
-        Ok(())
+        Ok(ticket)
     }
 
     /// Why the queue was failed, if it was: the writer is gone, and reads should say so too.
@@ -174,6 +216,12 @@ impl WriteQueue {
 
     pub fn depth(&self) -> usize {
         self.lock().jobs.len()
+    }
+
+    /// How long the writer has held its current batch (zero when it holds none): a stalled
+    /// disk or database shows here before anything else does.
+    pub fn writer_busy_for(&self) -> Duration {
+        self.busy.lock().expect("busy lock").map_or(Duration::ZERO, |since| since.elapsed())
     }
 
     /// Takes no more submissions; the writer still takes and answers what is queued.
@@ -193,7 +241,7 @@ impl WriteQueue {
             queued.bytes = 0;
             (std::mem::take(&mut queued.jobs), error)
         };
-        Batch { jobs: jobs.into(), closed: true, taken: Instant::now() }.fail(&error);
+        Batch { jobs: jobs.into(), closed: true, taken: Instant::now(), busy: None }.fail(&error);
         self.arrived.notify_all();
         self.arrived_async.notify_one();
     }
@@ -203,7 +251,7 @@ impl WriteQueue {
     pub fn take_blocking(&self, wait: Duration, budget: Budget) -> Batch {
         let queued = self.lock();
         let (mut queued, _) = self.arrived.wait_timeout_while(queued, wait, |q| q.jobs.is_empty() && q.open).expect("queue lock");
-        drain(&mut queued, budget)
+        self.drain(&mut queued, budget)
     }
 
     /// For a writer task: the same as `take_blocking`, without blocking the runtime.
@@ -215,35 +263,40 @@ impl WriteQueue {
             {
                 let mut queued = self.lock();
                 if !queued.jobs.is_empty() || !queued.open {
-                    return drain(&mut queued, budget);
+                    return self.drain(&mut queued, budget);
                 }
             }
             if tokio::time::timeout_at(deadline, arrived).await.is_err() {
-                return drain(&mut self.lock(), budget);
+                return self.drain(&mut self.lock(), budget);
             }
         }
     }
-}
 
-/// Takes requests from the head of the queue while they fit `budget`: always the first one
-/// (every request fits an empty batch), then as many as fit, in order.
-fn drain(queued: &mut Queued, budget: Budget) -> Batch {
-    assert!(budget.fits_any_request(), "a budget must fit any single request");
-    let mut jobs = Vec::new();
-    let (mut bytes, mut events) = (BATCH_HEADER_BYTES, 0);
-    while let Some(next) = queued.jobs.front() {
-        let (next_bytes, next_events) = (next.encoded_bytes, next.request.len());
-        if bytes + next_bytes > budget.bytes_max || events + next_events > budget.events_max {
-            assert!(!jobs.is_empty(), "the first request always fits");
-            break;
+    /// Takes requests from the head of the queue while they fit `budget`: always the first
+    /// one (every request fits an empty batch), then as many as fit, in order.
+    fn drain(&self, queued: &mut Queued, budget: Budget) -> Batch {
+        assert!(budget.fits_any_request(), "a budget must fit any single request");
+        let mut jobs = Vec::new();
+        let (mut bytes, mut events) = (BATCH_HEADER_BYTES, 0);
+        while let Some(next) = queued.jobs.front() {
+            let (next_bytes, next_events) = (next.encoded_bytes, next.request.len());
+            if bytes + next_bytes > budget.bytes_max || events + next_events > budget.events_max {
+                assert!(!jobs.is_empty(), "the first request always fits");
+                break;
+            }
+            bytes += next_bytes;
+            events += next_events;
+            queued.bytes -= next_bytes;
+            jobs.push(queued.jobs.pop_front().expect("looked at above"));
         }
-        bytes += next_bytes;
-        events += next_events;
-        queued.bytes -= next_bytes;
-        jobs.push(queued.jobs.pop_front().expect("looked at above"));
+        metrics::gauge!("tally_queue_depth").set(queued.jobs.len() as f64);
+        let taken = Instant::now();
+        let busy = (!jobs.is_empty()).then(|| {
+            *self.busy.lock().expect("busy lock") = Some(taken);
+            self.busy.clone()
+        });
+        Batch { jobs, closed: !queued.open && queued.jobs.is_empty(), taken, busy }
     }
-    metrics::gauge!("tally_queue_depth").set(queued.jobs.len() as f64);
-    Batch { jobs, closed: !queued.open && queued.jobs.is_empty(), taken: Instant::now() }
 }
 
 #[cfg(test)]
@@ -251,6 +304,30 @@ mod tests {
     use super::*;
     use std::sync::Arc;
     use tally_core::{AssetCode, NewAsset};
+
+    fn later() -> Instant {
+        Instant::now() + Duration::from_secs(60)
+    }
+
+    #[tokio::test]
+    async fn a_request_past_its_deadline_is_withdrawn_if_queued_and_unknown_if_taken() {
+        let queue = WriteQueue::new(4);
+        let soon = Instant::now() + Duration::from_millis(20);
+        assert_eq!(queue.submit(asset("AAA"), soon).await.unwrap_err(), LedgerError::Withdrawn);
+        assert_eq!((queue.depth(), queue.lock().bytes), (0, 0), "a withdrawn request leaves nothing queued");
+        let queue = Arc::new(queue);
+        let taken = {
+            let queue = queue.clone();
+            tokio::spawn(async move { queue.submit(asset("BBB"), Instant::now() + Duration::from_millis(200)).await })
+        };
+        wait_for_depth(&queue, 1).await;
+        let batch = queue.take(Duration::ZERO, Budget::COMMIT).await;
+        assert_eq!(
+            taken.await.unwrap().unwrap_err(),
+            LedgerError::OutcomeUnknown("the writer took the request but did not answer in time".into())
+        );
+        batch.answer(vec![Vec::new()]);
+    }
 
     fn asset(code: &str) -> Request {
         Request::CreateAssets(vec![NewAsset { code: AssetCode::parse(code).unwrap(), scale: 2 }])
@@ -262,7 +339,7 @@ mod tests {
             .iter()
             .map(|code| {
                 let (queue, request) = (queue.clone(), asset(code));
-                tokio::spawn(async move { queue.submit(request).await })
+                tokio::spawn(async move { queue.submit(request, later()).await })
             })
             .collect();
         (queue, answers)
@@ -288,7 +365,7 @@ mod tests {
             .iter()
             .map(|request| {
                 let (queue, request) = (queue.clone(), request.clone());
-                tokio::spawn(async move { queue.submit(request).await })
+                tokio::spawn(async move { queue.submit(request, later()).await })
             })
             .collect();
         wait_for_depth(&queue, 3).await;
@@ -311,11 +388,11 @@ mod tests {
     async fn a_full_queue_refuses_at_once_and_a_failed_one_answers_everything() {
         let (queue, answers) = queued(2, &["AAA", "BBB"]);
         wait_for_depth(&queue, 2).await;
-        assert_eq!(queue.submit(asset("CCC")).await.unwrap_err(), LedgerError::QueueFull);
+        assert_eq!(queue.submit(asset("CCC"), later()).await.unwrap_err(), LedgerError::QueueFull);
         let failure = LedgerError::Failed("the writer stopped".into());
         queue.fail(failure.clone());
         assert_eq!(futures_results(answers).await, [Err(failure.clone()), Err(failure.clone())]);
-        assert_eq!(queue.submit(asset("DDD")).await.unwrap_err(), failure, "later submissions hear the failure too");
+        assert_eq!(queue.submit(asset("DDD"), later()).await.unwrap_err(), failure, "later submissions hear the failure too");
         let batch = queue.take_blocking(Duration::ZERO, Budget::COMMIT);
         assert!(batch.jobs.is_empty() && batch.closed);
     }
@@ -325,7 +402,7 @@ mod tests {
         let (queue, answers) = queued(4, &["AAA"]);
         wait_for_depth(&queue, 1).await;
         queue.close();
-        assert_eq!(queue.submit(asset("BBB")).await.unwrap_err(), LedgerError::ShuttingDown);
+        assert_eq!(queue.submit(asset("BBB"), later()).await.unwrap_err(), LedgerError::ShuttingDown);
         let batch = queue.take_blocking(Duration::from_secs(1), Budget::COMMIT);
         assert!(batch.closed && batch.jobs.len() == 1, "the last batch says the writer may stop");
         batch.answer(vec![Vec::new()]);

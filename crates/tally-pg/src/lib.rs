@@ -301,8 +301,8 @@ impl Drop for PgLedger {
 }
 
 impl Ledger for PgLedger {
-    fn submit(&self, request: Request) -> LedgerFuture<'_, Applied> {
-        Box::pin(self.shared.queue.submit(request))
+    fn submit_by(&self, request: Request, deadline: Instant) -> LedgerFuture<'_, Applied> {
+        Box::pin(self.shared.queue.submit(request, deadline))
     }
 
     fn account(&self, id: Id, as_of: Option<u64>) -> LedgerFuture<'_, Option<AccountView>> {
@@ -368,6 +368,7 @@ impl Ledger for PgLedger {
                 .clone()
                 .or_else(|| self.shared.queue.failure().map(|e| e.to_string())),
             queue_depth: self.shared.queue.depth(),
+            writer_busy: self.shared.queue.writer_busy_for(),
             accounts: self.shared.accounts.load(Ordering::Relaxed) as usize,
             transfers: self.shared.transfers.load(Ordering::Relaxed) as usize,
         }
@@ -441,11 +442,10 @@ impl Writer {
                 }
                 Err(error) => {
                     tracing::warn!(%error, "batch failed");
-                    let reason = format!(
-                        "{error}; if the connection failed while committing the outcome is unknown: resending the same ids is safe"
-                    );
+                    // The connection may have failed after COMMIT was sent.
+                    let reason = format!("the batch failed: {error}");
                     self.reconnect().await;
-                    break Err(LedgerError::Unavailable(reason));
+                    break Err(LedgerError::OutcomeUnknown(reason));
                 }
             }
         };

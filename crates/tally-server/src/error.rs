@@ -1,5 +1,6 @@
 //! Every failure the API reports, as `{"error": {"code", "message", "field"}}` with the
-//! right status. A request that fails here has applied nothing.
+//! right status. A request that fails here has applied nothing, except one answered 504
+//! `outcome_unknown`: the store had it when something went wrong, and it may be applied.
 
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -51,6 +52,11 @@ impl From<LedgerError> for ApiError {
                 ApiError { retry_after: Some(1), ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message) }
             }
             LedgerError::Failed(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message),
+            LedgerError::Withdrawn => {
+                ApiError { retry_after: Some(1), ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message) }
+            }
+            // Not a 503: a 503 promises nothing was applied, and this one may have been.
+            LedgerError::OutcomeUnknown(_) => ApiError::new(StatusCode::GATEWAY_TIMEOUT, "outcome_unknown", message),
         }
     }
 }

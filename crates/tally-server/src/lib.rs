@@ -2,12 +2,14 @@
 //! any store that implements `tally_ledger::Ledger`. The `tally serve` command and the
 //! tests both build the service from here.
 
+pub mod body;
 pub mod error;
+pub mod listen;
 pub mod routes;
 
 use axum::error_handling::HandleErrorLayer;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::{header, StatusCode};
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::{BoxError, Router};
@@ -15,14 +17,13 @@ use error::ApiError;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
-use tally_api::REQUEST_BODY_BYTES_MAX;
 use tally_ledger::Ledger;
 use tower::ServiceBuilder;
 use utoipa::openapi::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-pub use tally_core::limits::{IN_FLIGHT_REQUESTS_MAX, REQUEST_TIMEOUT_MS};
+pub use tally_core::limits::{IN_FLIGHT_REQUESTS_MAX, REQUEST_TIMEOUT_MS, WRITE_WAIT_MS};
 
 #[derive(Clone)]
 pub struct App {
@@ -31,6 +32,26 @@ pub struct App {
     pub metrics: PrometheusHandle,
     /// When set, every `/v1` route requires `Authorization: Bearer <token>`.
     pub api_token: Option<Arc<str>>,
+    /// What the request bodies being read hold, all together.
+    pub bodies: Arc<body::BodyBudget>,
+    /// Requests served at once, all routes together.
+    pub in_flight_max: usize,
+    /// How long a write waits for the writer once its body has arrived.
+    pub write_wait: Duration,
+}
+
+impl App {
+    pub fn new(ledger: Arc<dyn Ledger>, engine_name: &'static str) -> App {
+        App {
+            ledger,
+            engine_name,
+            metrics: metrics_handle(),
+            api_token: None,
+            bodies: Arc::default(),
+            in_flight_max: IN_FLIGHT_REQUESTS_MAX,
+            write_wait: Duration::from_millis(WRITE_WAIT_MS),
+        }
+    }
 }
 
 /// The process-wide metrics recorder, installed once.
@@ -115,9 +136,14 @@ async fn record_metrics(request: Request, next: Next) -> Response {
     response
 }
 
-async fn overloaded(error: BoxError) -> ApiError {
+async fn overloaded(method: Method, error: BoxError) -> ApiError {
     if error.is::<tower::timeout::error::Elapsed>() {
-        return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the request took too long");
+        // Writes meet their own deadlines first (`WRITE_WAIT_MS`), so this is a read; should
+        // a write ever get here, it must not be told that nothing happened.
+        if method == Method::GET || method == Method::HEAD {
+            return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the request took too long");
+        }
+        return ApiError::from(tally_ledger::LedgerError::OutcomeUnknown("the request took too long".into()));
     }
     ApiError {
         retry_after: Some(1),
@@ -133,23 +159,27 @@ async fn method_not_allowed() -> ApiError {
     ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not take that method; see /openapi.json")
 }
 
-pub fn router(app: App) -> Router {
+/// The whole service: every route behind one set of limits. The limits wrap the router as a
+/// whole (a layer on the router would give each route a limit of its own).
+pub fn service(app: App) -> Router {
+    let in_flight_max = app.in_flight_max;
     let document = openapi();
     let (v1, _) = api().split_for_parts();
     let v1 = v1.layer(middleware::from_fn_with_state(app.clone(), authenticate));
     let (operations, _) = OpenApiRouter::new().routes(routes!(routes::health)).routes(routes!(routes::metrics)).split_for_parts();
-    let limits = ServiceBuilder::new()
-        .layer(HandleErrorLayer::new(overloaded))
-        .load_shed()
-        .concurrency_limit(IN_FLIGHT_REQUESTS_MAX)
-        .timeout(Duration::from_millis(REQUEST_TIMEOUT_MS));
-    v1.merge(operations)
+    let routes = v1
+        .merge(operations)
         .route("/openapi.json", axum::routing::get(move || async move { axum::Json(document) }))
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(REQUEST_BODY_BYTES_MAX))
         .layer(middleware::from_fn(refuse_content_encoding))
         .route_layer(middleware::from_fn(record_metrics))
-        .layer(limits)
-        .with_state(app)
+        .with_state(app);
+    let limited = ServiceBuilder::new()
+        .layer(HandleErrorLayer::new(overloaded))
+        .load_shed()
+        .concurrency_limit(in_flight_max)
+        .timeout(Duration::from_millis(REQUEST_TIMEOUT_MS))
+        .service(routes);
+    Router::new().fallback_service(limited)
 }

@@ -1,35 +1,20 @@
 //! The v1 routes. Each handler validates the whole request before it reaches the ledger, so a
 //! bad field anywhere in a batch rejects the batch with nothing applied.
 
+use crate::body::Body;
 use crate::error::ApiError;
 use crate::App;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tally_api::*;
-use tally_core::limits::PAGE_LIMIT_MAX;
+use tally_core::limits::{PAGE_LIMIT_MAX, WRITER_STALLED_MS};
 use tally_core::{Id, Request};
 use tally_ledger::AccountQuery;
 use utoipa::IntoParams;
-
-fn body(bytes: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
-    bytes.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                format!("request bodies are limited to {REQUEST_BODY_BYTES_MAX} bytes"),
-            )
-        } else {
-            ApiError::invalid("body", rejection.body_text())
-        }
-    })
-}
 
 fn query<T: for<'de> Deserialize<'de> + Default>(raw: Option<String>) -> Result<T, ApiError> {
     let Some(raw) = raw else { return Ok(T::default()) };
@@ -53,50 +38,42 @@ fn limit(value: Option<usize>) -> Result<usize, ApiError> {
 }
 
 async fn submit(app: &App, request: Request) -> Result<Response, ApiError> {
-    let applied = app.ledger.submit(request).await?;
+    let applied = app.ledger.submit_by(request, Instant::now() + app.write_wait).await?;
     let body = Results::json(&applied.request, &applied.outcomes);
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 /// Create an asset: a currency or any countable resource, with its number of decimals.
 #[utoipa::path(post, path = "/v1/assets", tag = "assets", request_body = AssetInput,
-    responses((status = 200, description = "One result", body = Results), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
-pub async fn create_asset(State(app): State<App>, bytes: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
-    let bytes = body(bytes)?;
-    let request = decode_json::<AssetInput>(&bytes)?.convert()?;
+    responses((status = 200, description = "One result", body = Results), (status = 400, body = ErrorBody), (status = 408, body = ErrorBody), (status = 503, body = ErrorBody), (status = 504, body = ErrorBody)))]
+pub async fn create_asset(State(app): State<App>, body: Body) -> Result<Response, ApiError> {
+    let request = decode_json::<AssetInput>(&body.bytes)?.convert()?;
     submit(&app, request).await
 }
 
 /// Create accounts, up to 8,190 per request; each gets its own result.
 #[utoipa::path(post, path = "/v1/accounts", tag = "accounts", request_body = CreateAccounts,
-    responses((status = 200, description = "One result per account, in order", body = Results), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
-pub async fn create_accounts(State(app): State<App>, bytes: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
-    let bytes = body(bytes)?;
-    let request = decode_json::<CreateAccounts>(&bytes)?.convert()?;
+    responses((status = 200, description = "One result per account, in order", body = Results), (status = 400, body = ErrorBody), (status = 408, body = ErrorBody), (status = 503, body = ErrorBody), (status = 504, body = ErrorBody)))]
+pub async fn create_accounts(State(app): State<App>, body: Body) -> Result<Response, ApiError> {
+    let request = decode_json::<CreateAccounts>(&body.bytes)?.convert()?;
     submit(&app, request).await
 }
 
 /// Change an account's bounds or metadata, checked against its current balances.
 #[utoipa::path(patch, path = "/v1/accounts/{id}", tag = "accounts", request_body = AccountPatchInput,
     params(("id" = String, Path, description = "Account id")),
-    responses((status = 200, description = "One result: updated, or why not", body = Results), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
-pub async fn update_account(
-    State(app): State<App>,
-    Path(id): Path<String>,
-    bytes: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    let bytes = body(bytes)?;
-    let request = decode_json::<AccountPatchInput>(&bytes)?.convert(&id)?;
+    responses((status = 200, description = "One result: updated, or why not", body = Results), (status = 400, body = ErrorBody), (status = 408, body = ErrorBody), (status = 503, body = ErrorBody), (status = 504, body = ErrorBody)))]
+pub async fn update_account(State(app): State<App>, Path(id): Path<String>, body: Body) -> Result<Response, ApiError> {
+    let request = decode_json::<AccountPatchInput>(&body.bytes)?.convert(&id)?;
     submit(&app, request).await
 }
 
 /// Create transfers, holds, posts and voids, up to 8,190 per request. Each gets its own
 /// result; a failed linked chain rolls back only that chain.
 #[utoipa::path(post, path = "/v1/transfers", tag = "transfers", request_body = CreateTransfers,
-    responses((status = 200, description = "One result per transfer, in order", body = Results), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody), (status = 503, body = ErrorBody)))]
-pub async fn create_transfers(State(app): State<App>, bytes: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
-    let bytes = body(bytes)?;
-    let request = CreateTransfers::decode(&bytes)?;
+    responses((status = 200, description = "One result per transfer, in order", body = Results), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody), (status = 408, body = ErrorBody), (status = 503, body = ErrorBody), (status = 504, body = ErrorBody)))]
+pub async fn create_transfers(State(app): State<App>, body: Body) -> Result<Response, ApiError> {
+    let request = CreateTransfers::decode(&body.bytes)?;
     submit(&app, request).await
 }
 
@@ -179,28 +156,18 @@ pub async fn get_leg(State(app): State<App>, Path((id, leg)): Path<(String, Stri
 /// `pending_already_posted`, `pending_already_voided` or `pending_expired` once it is resolved.
 #[utoipa::path(patch, path = "/v1/transfers/{id}", tag = "transfers", request_body = HoldPatchInput,
     params(("id" = String, Path, description = "The hold's id")),
-    responses((status = 200, description = "One result: updated, or why not", body = Results), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
-pub async fn renew_hold(
-    State(app): State<App>,
-    Path(id): Path<String>,
-    bytes: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    let bytes = body(bytes)?;
-    let request = decode_json::<HoldPatchInput>(&bytes)?.convert(&id)?;
+    responses((status = 200, description = "One result: updated, or why not", body = Results), (status = 400, body = ErrorBody), (status = 408, body = ErrorBody), (status = 503, body = ErrorBody), (status = 504, body = ErrorBody)))]
+pub async fn renew_hold(State(app): State<App>, Path(id): Path<String>, body: Body) -> Result<Response, ApiError> {
+    let request = decode_json::<HoldPatchInput>(&body.bytes)?.convert(&id)?;
     submit(&app, request).await
 }
 
 /// Renew one held leg of an allocation, as `PATCH /v1/transfers/{id}` renews a hold.
 #[utoipa::path(patch, path = "/v1/transfers/{id}/{leg}", tag = "transfers", request_body = HoldPatchInput,
     params(("id" = String, Path, description = "The allocation's id"), ("leg" = u32, Path, description = "The leg's index, from 0")),
-    responses((status = 200, description = "One result: updated, or why not", body = Results), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
-pub async fn renew_leg(
-    State(app): State<App>,
-    Path((id, leg)): Path<(String, String)>,
-    bytes: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    let bytes = body(bytes)?;
-    let request = decode_json::<HoldPatchInput>(&bytes)?.convert(&format!("{id}/{leg}"))?;
+    responses((status = 200, description = "One result: updated, or why not", body = Results), (status = 400, body = ErrorBody), (status = 408, body = ErrorBody), (status = 503, body = ErrorBody), (status = 504, body = ErrorBody)))]
+pub async fn renew_leg(State(app): State<App>, Path((id, leg)): Path<(String, String)>, body: Body) -> Result<Response, ApiError> {
+    let request = decode_json::<HoldPatchInput>(&body.bytes)?.convert(&format!("{id}/{leg}"))?;
     submit(&app, request).await
 }
 
@@ -269,17 +236,25 @@ pub async fn journal(State(app): State<App>, RawQuery(raw): RawQuery) -> Result<
     Ok(Json(JournalPage { entries, next_after_seq }))
 }
 
-/// Liveness and progress. 503 once the ledger stopped after a storage failure.
+/// Liveness and progress. 503 while the writer is stalled, and once the ledger stopped
+/// after a storage failure.
 #[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Health), (status = 503, body = Health)))]
 pub async fn health(State(app): State<App>) -> (StatusCode, Json<Health>) {
     let status = app.ledger.status();
-    let code = if status.failure.is_some() { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
+    let writer_busy_ms = u64::try_from(status.writer_busy.as_millis()).unwrap_or(u64::MAX);
+    let condition = match (&status.failure, writer_busy_ms > WRITER_STALLED_MS) {
+        (Some(_), _) => "failed",
+        (None, true) => "stalled",
+        (None, false) => "ok",
+    };
+    let code = if condition == "ok" { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let health = Health {
-        status: if status.failure.is_some() { "failed" } else { "ok" }.to_owned(),
+        status: condition.to_owned(),
         engine: app.engine_name.to_owned(),
         last_seq: status.last_seq,
         durable_seq: status.durable_seq,
         queue_depth: status.queue_depth,
+        writer_busy_ms,
         accounts: status.accounts,
         transfer_records: status.transfers,
         failure: status.failure,

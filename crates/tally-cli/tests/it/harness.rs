@@ -49,8 +49,13 @@ impl TestServer {
     }
 
     pub async fn with_storage(storage: impl Storage, config: Config) -> TestServer {
+        TestServer::with_storage_app(storage, config, |app| app).await
+    }
+
+    /// A ledger on `storage`, served by `configure(App::new(..))`.
+    pub async fn with_storage_app(storage: impl Storage, config: Config, configure: impl FnOnce(App) -> App) -> TestServer {
         let (engine, _) = Engine::start(storage, config).unwrap();
-        TestServer::serve(engine, None, None).await
+        TestServer::serve_app(configure(App::new(Arc::new(engine), "embedded")), None).await
     }
 
     pub async fn with_token(token: &str) -> TestServer {
@@ -67,6 +72,14 @@ impl TestServer {
         server
     }
 
+    /// An embedded ledger served by `configure(App::new(..))`.
+    pub async fn with_app(configure: impl FnOnce(App) -> App) -> TestServer {
+        let directory = tempfile::tempdir().unwrap();
+        let (engine, _) = Engine::open(directory.path(), Config::default()).unwrap();
+        let engine: Arc<dyn Ledger> = Arc::new(engine);
+        TestServer::serve_app(configure(App::new(engine, "embedded")), Some(directory)).await
+    }
+
     async fn serve(engine: Engine, token: Option<&str>, directory: Option<tempfile::TempDir>) -> TestServer {
         TestServer::serve_ledger(Arc::new(engine), "embedded", token, directory).await
     }
@@ -77,17 +90,19 @@ impl TestServer {
         token: Option<&str>,
         directory: Option<tempfile::TempDir>,
     ) -> TestServer {
-        let app = App { ledger: engine.clone(), engine_name, metrics: tally_server::metrics_handle(), api_token: token.map(Into::into) };
+        TestServer::serve_app(App { api_token: token.map(Into::into), ..App::new(engine, engine_name) }, directory).await
+    }
+
+    async fn serve_app(app: App, directory: Option<tempfile::TempDir>) -> TestServer {
+        let engine = app.ledger.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
-            axum::serve(listener, tally_server::router(app))
-                .with_graceful_shutdown(async {
-                    stopped.await.ok();
-                })
-                .await
-                .unwrap();
+            let stop = async {
+                stopped.await.ok();
+            };
+            tally_server::listen::serve(listener, app, tally_server::listen::connections_max(), stop).await.unwrap();
         });
         TestServer { client: Client::new(&url), url, engine, stop: Some(stop), _directory: directory, _cluster: None }
     }

@@ -154,3 +154,44 @@ async fn a_full_write_queue_answers_503_with_retry_after_and_applies_nothing() {
     let codes: Vec<_> = journal["entries"].as_array().unwrap().iter().map(|e| e["code"].as_str().unwrap().to_owned()).collect();
     assert_eq!(codes, ["USD", "EUR"], "the refused request left no trace");
 }
+
+/// A disk that stalls: the write the writer holds answers 504 `outcome_unknown` at its
+/// deadline (it is applied once the disk resumes), the one still queued is withdrawn with a
+/// 503 and never applied, and `/healthz` says `stalled` meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_past_its_deadline_says_whether_it_may_still_be_applied() {
+    let gate = Gate::default();
+    let config = Config { snapshot_on_shutdown: false, ..Config::default() };
+    let wait = std::time::Duration::from_millis(300);
+    let server = TestServer::with_storage_app(gate.clone(), config, |app| tally_server::App { write_wait: wait, ..app }).await;
+    let held = {
+        let url = server.url.clone();
+        tokio::spawn(
+            async move { reqwest::Client::new().post(format!("{url}/v1/assets")).body(r#"{"code":"USD","scale":2}"#).send().await },
+        )
+    };
+    gate.wait_until_syncing();
+    let (status, answer) = server.post("/v1/assets", serde_json::json!({"code": "EUR", "scale": 2})).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (503, Some("unavailable")), "withdrawn from the queue: {answer}");
+    let held = held.await.unwrap().unwrap();
+    assert_eq!(held.status().as_u16(), 504);
+    let answer: serde_json::Value = held.json().await.unwrap();
+    assert_eq!(answer["error"]["code"], "outcome_unknown", "{answer}");
+    let stalled_after = std::time::Duration::from_millis(tally_core::limits::WRITER_STALLED_MS + 500);
+    tokio::time::sleep(stalled_after.saturating_sub(wait)).await;
+    let (status, health) = server.get("/healthz").await;
+    assert_eq!((status, health["status"].as_str()), (503, Some("stalled")), "{health}");
+    gate.open();
+    let mut health = server.get("/healthz").await;
+    for _ in 0..200 {
+        if health.0 == 200 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        health = server.get("/healthz").await;
+    }
+    assert_eq!((health.0, health.1["status"].as_str()), (200, Some("ok")), "{}", health.1);
+    let (_, journal) = server.get("/v1/journal?limit=10").await;
+    let codes: Vec<_> = journal["entries"].as_array().unwrap().iter().map(|e| e["code"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(codes, ["USD"], "the held write was applied once the disk resumed; the withdrawn one never");
+}

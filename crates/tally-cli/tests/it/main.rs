@@ -6,6 +6,7 @@
 #[macro_use]
 mod harness;
 mod api;
+mod connections;
 mod limits;
 mod maximal;
 mod movements;

@@ -16,7 +16,18 @@ pub struct Server {
 
 impl Server {
     pub fn start(data_dir: &Path, port: u16) -> Server {
-        let child = Command::new(env!("CARGO_BIN_EXE_tally"))
+        Server::spawn(Command::new(env!("CARGO_BIN_EXE_tally")), data_dir, port)
+    }
+
+    /// A server whose process may open at most `descriptors` files and sockets.
+    pub fn start_with_descriptors(data_dir: &Path, port: u16, descriptors: u32) -> Server {
+        let mut command = Command::new("sh");
+        command.args(["-c", &format!("ulimit -n {descriptors} && exec \"$0\" \"$@\""), env!("CARGO_BIN_EXE_tally")]);
+        Server::spawn(command, data_dir, port)
+    }
+
+    fn spawn(mut command: Command, data_dir: &Path, port: u16) -> Server {
+        let child = command
             .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
             .arg(data_dir)
             .env("RUST_LOG", "warn")

@@ -1,0 +1,110 @@
+//! Accepting connections. Each open connection holds a descriptor and buffers whether or not
+//! it ever sends a byte, so connections are capped (below the process's descriptor limit, so
+//! the store can always open a file), closed when their headers do not arrive in time (which
+//! also closes idle kept-alive ones), and served by one service stack whose limits are global.
+//!
+//! Running out of descriptors while accepting is backpressure, not a failure: the loop waits
+//! and tries again, and the connections waiting in the kernel's backlog are served once
+//! others close.
+
+use crate::App;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use std::future::Future;
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+use tally_core::limits::{CONNECTIONS_MAX, DESCRIPTORS_RESERVED, HEADER_READ_TIMEOUT_MS};
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+
+/// How long the accept loop waits after the process ran out of descriptors or memory.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// The connection cap: `CONNECTIONS_MAX`, or fewer if the descriptor limit (raised to its
+/// hard limit first) leaves less than that above `DESCRIPTORS_RESERVED`.
+pub fn connections_max() -> usize {
+    let descriptors = raise_descriptor_limit();
+    let available = descriptors.saturating_sub(DESCRIPTORS_RESERVED as u64);
+    assert!(available > 0, "the descriptor limit ({descriptors}) leaves nothing above the {DESCRIPTORS_RESERVED} reserved");
+    CONNECTIONS_MAX.min(usize::try_from(available).unwrap_or(usize::MAX))
+}
+
+/// Raises the soft descriptor limit to the hard one and returns it.
+fn raise_descriptor_limit() -> u64 {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return 1_024;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit { rlim_cur: limit.rlim_max, rlim_max: limit.rlim_max };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                limit = raised;
+            }
+        }
+    }
+    limit.rlim_cur
+}
+
+/// Serves `app` on `listener` until `stop` resolves, then stops accepting, lets every
+/// request in flight finish and closes idle connections. At most `connections_max`
+/// connections are open at once.
+pub async fn serve(listener: TcpListener, app: App, connections_max: usize, stop: impl Future<Output = ()>) -> io::Result<()> {
+    assert!(connections_max > 0);
+    let service = TowerToHyperService::new(crate::service(app));
+    let open = Arc::new(Semaphore::new(connections_max));
+    let (stopping, stop_seen) = watch::channel(false);
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new()).header_read_timeout(Duration::from_millis(HEADER_READ_TIMEOUT_MS)).keep_alive(true);
+    tokio::pin!(stop);
+    loop {
+        let permit = tokio::select! {
+            () = &mut stop => break,
+            permit = open.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+        };
+        let stream = tokio::select! {
+            () = &mut stop => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(error) if is_exhaustion(&error) => {
+                    tracing::warn!(%error, "cannot accept a connection now; waiting");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                    continue;
+                }
+                // A connection that failed before it was accepted concerns only its client.
+                Err(_) => continue,
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        metrics::gauge!("tally_connections_open").increment(1.0);
+        let connection = http.serve_connection(TokioIo::new(stream), service.clone());
+        let mut stop_seen = stop_seen.clone();
+        tokio::spawn(async move {
+            tokio::pin!(connection);
+            let stopped = tokio::select! {
+                _ = connection.as_mut() => false,
+                seen = stop_seen.wait_for(|stopping| *stopping) => seen.is_ok(),
+            };
+            if stopped {
+                connection.as_mut().graceful_shutdown();
+                let _ = connection.await;
+            }
+            metrics::gauge!("tally_connections_open").decrement(1.0);
+            drop(permit);
+        });
+    }
+    drop(listener);
+    let _ = stopping.send(true);
+    // Every connection holds a permit until it closes: holding them all means all closed.
+    let all = u32::try_from(connections_max).expect("the cap fits a semaphore");
+    let _closed = open.acquire_many(all).await.expect("the semaphore is never closed");
+    Ok(())
+}
+
+/// Errors that say the process is out of a resource, not that a client misbehaved.
+fn is_exhaustion(error: &io::Error) -> bool {
+    matches!(error.raw_os_error(), Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM))
+}
