@@ -1083,3 +1083,55 @@ pub struct Health {
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub failure: Option<String>,
 }
+
+/// `POST /v1/keys`: a new API key.
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KeyInput {
+    /// `read` (GETs), `write` (also creating and changing accounts and transfers) or `admin`
+    /// (also assets and keys).
+    #[schema(required = true, nullable = false, pattern = "^(read|write|admin)$")]
+    pub scope: Option<String>,
+    /// Confine the key to accounts (and transfers) whose ids start with one of these.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(max_items = 16)]
+    pub accounts: Vec<String>,
+    /// A name to tell keys apart, at most 64 bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The key stops working this many milliseconds after it is made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 316224000000u64)]
+    pub expires_in_ms: Option<u64>,
+}
+
+/// An API key as listed: never the key itself.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct KeyInfo {
+    /// The key's id: the 12 hex digits after `tally_` in the key.
+    pub id: String,
+    pub name: String,
+    pub scope: String,
+    /// The account prefixes the key is confined to; empty for all accounts.
+    pub accounts: Vec<String>,
+    /// Milliseconds since the Unix epoch.
+    pub created_at_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at_ms: Option<u64>,
+}
+
+/// A new key, shown once.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct CreatedKey {
+    /// The key: send it as `Authorization: Bearer <key>`. It cannot be shown again.
+    pub key: String,
+    #[serde(flatten)]
+    pub info: KeyInfo,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct KeysPage {
+    pub keys: Vec<KeyInfo>,
+}

@@ -170,7 +170,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Some(url) => vec![url.clone()],
         None => servers.iter().map(|s| s.url.clone()).collect(),
     };
-    let clients: Vec<Client> = urls.iter().map(|url| Client::new(url)).collect();
+    let clients: Vec<Client> = urls.iter().map(|url| crate::remote::client(url)).collect::<anyhow::Result<_>>()?;
     let result = runtime.block_on(drive(&args, &clients));
     let peak_rss: Option<u64> = servers.iter().map(|s| peak_rss_bytes(s.child.id())).sum();
     let report = result.as_ref().ok();
@@ -204,7 +204,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 fn measure_restarts(runtime: &tokio::runtime::Runtime, server: &mut Server, store: &Store) -> anyhow::Result<()> {
     let restart = |label: &str| -> anyhow::Result<()> {
         let (mut child, url) = spawn_server(&server.data_dir, store)?;
-        let took = runtime.block_on(wait_healthy(&Client::new(&url), Duration::from_secs(600)))?;
+        let took = runtime.block_on(wait_healthy(&crate::remote::client(&url)?, Duration::from_secs(600)))?;
         println!(
             "restart {label}: {:.2} s to healthy, peak RSS {:.0} MiB",
             took.as_secs_f64(),

@@ -32,8 +32,6 @@ pub struct Args {
     pub checkpoint_every: u64,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    #[arg(long, env = "TALLY_API_TOKEN", hide_env_values = true)]
-    pub api_token: Option<String>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -47,7 +45,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         crash_every: Duration::from_secs(args.crash_every.max(1)),
         checkpoint_every: Duration::from_secs(args.checkpoint_every.max(1)),
         seed: args.seed,
-        token: args.api_token,
+        token: std::env::var("TALLY_API_KEY").ok().filter(|key| !key.is_empty()),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let report = runtime.block_on(check(options))?;

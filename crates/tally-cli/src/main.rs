@@ -6,6 +6,8 @@
 mod bench;
 mod check;
 mod dump;
+mod keys;
+mod remote;
 mod serve;
 mod verify;
 
@@ -38,6 +40,8 @@ enum Command {
         #[arg(long, env = "TALLY_DATABASE_URL", hide_env_values = true)]
         database_url: Option<String>,
     },
+    /// Make, list and revoke API keys.
+    Keys(keys::Args),
     /// Write a ledger (embedded or PostgreSQL) to stdout as a dump.
     Export(dump::Store),
     /// Load a dump from stdin into a new embedded ledger or an empty PostgreSQL one.
@@ -66,6 +70,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Verify { database_url: Some(url), .. } => verify::run_postgres(&url),
         Command::Verify { data_dir, database_url: None } => verify::run(&data_dir),
+        Command::Keys(args) => keys::run(args),
         Command::Export(store) => dump::export(store),
         Command::Import(store) => dump::import(store),
         Command::Migrate { database_url } => migrate(&database_url),

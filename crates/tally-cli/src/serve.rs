@@ -1,13 +1,17 @@
 //! `tally serve`: a store (the embedded engine, or PostgreSQL) behind the HTTP API, until
 //! SIGTERM or Ctrl-C, which stop new connections, let requests in flight finish, commit and
-//! answer everything queued, write a snapshot (embedded) and exit.
+//! answer everything queued, write a snapshot (embedded) and exit. Without API keys it serves
+//! a loopback address only, unless told `--insecure-no-auth`.
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use tally_engine::keys::FileKeys;
 use tally_engine::{Config, Engine};
+use tally_ledger::keys::KeyStore;
 use tally_ledger::Ledger;
+use tally_server::auth::Keyring;
 use tally_server::App;
 
 #[derive(clap::Args)]
@@ -18,9 +22,16 @@ pub struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:7420", env = "TALLY_LISTEN")]
     pub listen: SocketAddr,
-    /// Require `Authorization: Bearer <token>` on every /v1 route.
-    #[arg(long, env = "TALLY_API_TOKEN", hide_env_values = true)]
-    pub api_token: Option<String>,
+    /// Serve without API keys on an address other than loopback (anyone who can reach it
+    /// can move money). Without keys and without this, only a loopback address is served.
+    #[arg(long, env = "TALLY_INSECURE_NO_AUTH")]
+    pub insecure_no_auth: bool,
+    /// Requests per second one API key may make (a burst of as many); 0 for no limit.
+    #[arg(long, default_value_t = 10_000, env = "TALLY_KEY_RATE_LIMIT")]
+    pub key_rate_limit: u32,
+    /// Serve `/healthz` and `/metrics` here, without a key, instead of on --listen.
+    #[arg(long, env = "TALLY_OPERATIONS_LISTEN")]
+    pub operations_listen: Option<SocketAddr>,
     /// Threads serving HTTP. The default leaves one core to the writer thread, which applies
     /// and commits every change: starving it costs more than any parsing gains.
     #[arg(long, env = "TALLY_HTTP_THREADS")]
@@ -57,15 +68,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let http_threads = args.http_threads.unwrap_or(cores.saturating_sub(1)).max(1);
     let runtime =
         tokio::runtime::Builder::new_multi_thread().worker_threads(http_threads).enable_all().thread_name("tally-http").build()?;
-    let api_token: Option<Arc<str>> = args.api_token.map(Into::into);
     if args.engine == "postgres" {
         let config = args.postgres.config()?;
         return runtime.block_on(async {
             let concurrency = config.concurrency;
             let ledger = Arc::new(tally_pg::PgLedger::start(config).await.context("cannot start on PostgreSQL")?);
             tracing::info!(%concurrency, last_seq = ledger.status().last_seq, "ledger open on PostgreSQL");
-            let app = App { api_token, ..App::new(ledger.clone(), "postgres") };
-            serve(args.listen, app).await?;
+            let keys: Arc<dyn KeyStore> = Arc::new(ledger.keys());
+            serve(&args, App::new(ledger.clone(), "postgres"), keys).await?;
             tracing::info!("draining the write queue");
             ledger.shutdown().await;
             tracing::info!("stopped cleanly");
@@ -75,18 +85,53 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let (engine, recovery) = Engine::open(&args.data_dir, Config::default())?;
     tracing::info!(data_dir = %args.data_dir.display(), last_seq = recovery.last_seq, replayed_records = recovery.replayed_records, "ledger open");
     let engine = Arc::new(engine);
-    let app = App { api_token, ..App::new(engine.clone(), "embedded") };
-    runtime.block_on(serve(args.listen, app))?;
+    let keys: Arc<dyn KeyStore> = Arc::new(FileKeys::open(&args.data_dir)?);
+    runtime.block_on(serve(&args, App::new(engine.clone(), "embedded"), keys))?;
     tracing::info!("draining the write queue");
     engine.shutdown();
     tracing::info!("stopped cleanly");
     Ok(())
 }
 
-async fn serve(listen: SocketAddr, app: App) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+async fn serve(args: &Args, app: App, keys: Arc<dyn KeyStore>) -> anyhow::Result<()> {
+    let keyring = Keyring::load(keys, args.key_rate_limit).await.context("cannot read the API keys")?;
+    if !keyring.required() && !args.listen.ip().is_loopback() {
+        if !args.insecure_no_auth {
+            bail!(
+                "refusing to listen on {} without API keys: anyone who can reach it could move money. Make an admin key first \
+                 (`tally keys create --scope admin`, with this --data-dir or --database-url), listen on a loopback address, \
+                 or pass --insecure-no-auth",
+                args.listen
+            );
+        }
+        tracing::warn!(listen = %args.listen, "serving WITHOUT API keys on a non-loopback address (--insecure-no-auth): anyone who can reach it can move money");
+    }
+    keyring.keep_fresh();
+    let app = App { keys: Some(keyring), operations_elsewhere: args.operations_listen.is_some(), ..app };
+    let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
     tracing::info!("listening on http://{}", listener.local_addr()?);
-    tally_server::listen::serve(listener, app, tally_server::listen::connections_max(), stop_signal()).await?;
+    let connections_max = tally_server::listen::connections_max();
+    let (stopping, stopped) = tokio::sync::watch::channel(false);
+    let stop = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = stopped.wait_for(|stopped| *stopped).await;
+    };
+    let operations = match args.operations_listen {
+        Some(address) => {
+            let listener = tokio::net::TcpListener::bind(address).await.with_context(|| format!("cannot listen on {address}"))?;
+            tracing::info!("health and metrics on http://{}", listener.local_addr()?);
+            let service = tally_server::operations_service(app.clone());
+            Some(tokio::spawn(tally_server::listen::serve_service(listener, service, connections_max, stop(stopped.clone()))))
+        }
+        None => None,
+    };
+    let main = tally_server::listen::serve(listener, app, connections_max, async move {
+        stop_signal().await;
+        let _ = stopping.send(true);
+    });
+    main.await?;
+    if let Some(operations) = operations {
+        operations.await??;
+    }
     Ok(())
 }
 

@@ -162,4 +162,17 @@ impl Client {
     pub async fn health(&self) -> Result<Health, ClientError> {
         self.call(Method::GET, "/healthz", None).await
     }
+
+    /// Makes an API key (admin key). The answer holds the key itself, shown this once.
+    pub async fn create_key(&self, key: &KeyInput) -> Result<CreatedKey, ClientError> {
+        self.call(Method::POST, "/v1/keys", Self::json(key)).await
+    }
+
+    pub async fn keys(&self) -> Result<KeysPage, ClientError> {
+        self.call(Method::GET, "/v1/keys", None).await
+    }
+
+    pub async fn revoke_key(&self, id: &str) -> Result<KeyInfo, ClientError> {
+        self.call(Method::DELETE, &format!("/v1/keys/{id}"), None).await
+    }
 }

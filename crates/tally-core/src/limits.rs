@@ -112,6 +112,22 @@ pub const BODY_BYTES_BUFFERED_MAX: usize = 512 << 20;
 /// a balancer can send traffic elsewhere while the disk or database is stuck.
 pub const WRITER_STALLED_MS: u64 = 5_000;
 
+// ---- API keys ----
+
+/// Keys a ledger holds, revoked ones included (they are kept, so a ledger that ever had a
+/// key never goes back to answering without one).
+pub const KEYS_MAX: usize = 10_000;
+
+/// Account prefixes one key may be confined to.
+pub const KEY_PREFIXES_MAX: usize = 16;
+
+/// Bytes in a key's name.
+pub const KEY_NAME_LENGTH_MAX: usize = 64;
+
+/// How often a server reads its keys again, so a key created or revoked elsewhere (another
+/// node, `tally keys` on the database) takes effect within this.
+pub const KEYS_REFRESH_MS: u64 = 1_000;
+
 // ---- The write queue and one commit ----
 
 /// Requests waiting for a store's writer. A full queue answers at once ("retry later")

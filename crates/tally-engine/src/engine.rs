@@ -150,15 +150,23 @@ pub fn recover<S: Storage>(storage: &mut S) -> Result<(State, Journal, Recovery)
     Ok((state, journal, recovery))
 }
 
+/// Takes a data directory's lock (creating the directory if needed), so no second process
+/// can open it while the returned file is held.
+pub fn lock_directory(directory: &Path) -> Result<File, OpenError> {
+    let io = |source| OpenError::Io { path: directory.display().to_string(), source };
+    std::fs::create_dir_all(directory).map_err(io)?;
+    let lock = File::options().create(true).truncate(false).write(true).open(directory.join("tally.lock")).map_err(io)?;
+    if lock.try_lock().is_err() {
+        return Err(OpenError::InUse { path: directory.display().to_string() });
+    }
+    Ok(lock)
+}
+
 impl Engine {
     /// Opens (or creates) a data directory, taking its lock so no second process can.
     pub fn open(directory: &Path, config: Config) -> Result<(Engine, Recovery), OpenError> {
         let io = |source| OpenError::Io { path: directory.display().to_string(), source };
-        std::fs::create_dir_all(directory).map_err(io)?;
-        let lock = File::options().create(true).truncate(false).write(true).open(directory.join("tally.lock")).map_err(io)?;
-        if lock.try_lock().is_err() {
-            return Err(OpenError::InUse { path: directory.display().to_string() });
-        }
+        let lock = lock_directory(directory)?;
         let mut storage = FileStorage::open(directory).map_err(io)?;
         storage.remove_partial_files().map_err(io)?;
         let (mut engine, recovery) = Engine::start(storage, config)?;

@@ -8,6 +8,7 @@
 
 pub mod engine;
 pub mod journal;
+pub mod keys;
 pub mod snapshot;
 pub mod storage;
 

@@ -12,6 +12,7 @@
 
 pub mod dump;
 pub mod frame;
+pub mod keys;
 pub mod queue;
 
 pub use queue::{Batch, Budget, Job, WriteQueue};

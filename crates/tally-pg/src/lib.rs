@@ -10,6 +10,7 @@
 //! bounded number of times. Reads go to a small pool of connections. See docs/postgres.md.
 
 pub mod batch;
+pub mod keys;
 pub mod offline;
 pub mod read;
 pub mod rows;
@@ -249,6 +250,11 @@ impl PgLedger {
         if let Some(handle) = handle {
             let _ = handle.await;
         }
+    }
+
+    /// The ledger's API keys, over this node's read connections.
+    pub fn keys(&self) -> keys::PgKeys {
+        keys::PgKeys::new(self.pool.clone())
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, LedgerError> {

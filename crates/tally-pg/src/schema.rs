@@ -127,6 +127,19 @@ CREATE TABLE tally.renewals (
     timestamp bigint NOT NULL
 );
 "#,
+    r#"
+-- API keys: only a digest of each key is kept. Revoked keys stay, marked.
+CREATE TABLE tally.api_keys (
+    id text COLLATE "C" PRIMARY KEY,
+    name text NOT NULL,
+    scope text NOT NULL CHECK (scope IN ('read', 'write', 'admin')),
+    prefixes text[] NOT NULL,
+    created_at bigint NOT NULL,
+    expires_at bigint,
+    revoked_at bigint,
+    digest bytea NOT NULL CHECK (length(digest) = 32)
+);
+"#,
 ];
 
 /// The schema version this build runs on.

@@ -2,11 +2,14 @@
 //! any store that implements `tally_ledger::Ledger`. The `tally serve` command and the
 //! tests both build the service from here.
 
+pub mod auth;
 pub mod body;
+pub mod confine;
 pub mod error;
 pub mod listen;
 pub mod routes;
 
+use auth::{Caller, Refusal};
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, Method, StatusCode};
@@ -17,9 +20,11 @@ use error::ApiError;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
+use tally_ledger::keys::Scope;
 use tally_ledger::Ledger;
 use tower::ServiceBuilder;
-use utoipa::openapi::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, OpenApi, Ref, RefOr, ResponseBuilder};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -30,8 +35,11 @@ pub struct App {
     pub ledger: Arc<dyn Ledger>,
     pub engine_name: &'static str,
     pub metrics: PrometheusHandle,
-    /// When set, every `/v1` route requires `Authorization: Bearer <token>`.
-    pub api_token: Option<Arc<str>>,
+    /// The ledger's API keys; `None` serves everyone (tests of other concerns).
+    pub keys: Option<Arc<auth::Keyring>>,
+    /// `/healthz` and `/metrics` are served on an address of their own, without a key, and
+    /// not here.
+    pub operations_elsewhere: bool,
     /// What the request bodies being read hold, all together.
     pub bodies: Arc<body::BodyBudget>,
     /// Requests served at once, all routes together.
@@ -46,7 +54,8 @@ impl App {
             ledger,
             engine_name,
             metrics: metrics_handle(),
-            api_token: None,
+            keys: None,
+            operations_elsewhere: false,
             bodies: Arc::default(),
             in_flight_max: IN_FLIGHT_REQUESTS_MAX,
             write_wait: Duration::from_millis(WRITE_WAIT_MS),
@@ -84,6 +93,8 @@ fn api() -> OpenApiRouter<App> {
         .routes(routes!(routes::get_transfer, routes::renew_hold))
         .routes(routes!(routes::get_leg, routes::renew_leg))
         .routes(routes!(routes::journal))
+        .routes(routes!(routes::create_key, routes::list_keys))
+        .routes(routes!(routes::revoke_key))
 }
 
 /// The OpenAPI document, as committed in `docs/openapi.json`.
@@ -95,19 +106,73 @@ pub fn openapi() -> OpenApi {
         Some("A ledger for money and limited resources that stays correct under concurrency. Amounts are decimal strings.".into());
     document.info.license = None;
     document.info.contact = None;
+    let bearer = HttpBuilder::new().scheme(HttpAuthScheme::Bearer).description(Some("An API key: tally_<id>_<secret>")).build();
+    document.components.get_or_insert_with(Default::default).add_security_scheme("api_key", SecurityScheme::Http(bearer));
+    document.security = Some(vec![SecurityRequirement::new("api_key", Vec::<String>::new())]);
+    document_refusals(&mut document);
     document
 }
 
-async fn authenticate(State(app): State<App>, request: Request, next: Next) -> Response {
-    if let Some(token) = &app.api_token {
-        let presented = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
-        // Compare in constant time so the token cannot be guessed byte by byte from timing.
-        let matches =
-            presented.is_some_and(|p| p.len() == token.len() && p.bytes().zip(token.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0);
-        if !matches {
-            return ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "missing or wrong bearer token").into_response();
+/// The scope a request needs: admin for keys and assets, write for any other change, read
+/// for the rest.
+fn needed_scope(method: &Method, path: &str) -> Scope {
+    if path.starts_with("/v1/keys") || (path.starts_with("/v1/assets") && method != Method::GET) {
+        Scope::Admin
+    } else if method == Method::GET || method == Method::HEAD {
+        Scope::Read
+    } else {
+        Scope::Write
+    }
+}
+
+/// Every operation but the document itself may be refused before it runs: no valid key
+/// (401), a key without the scope or outside its accounts (403), a key over its rate (429).
+fn document_refusals(document: &mut OpenApi) {
+    let refusal = |description: &str| {
+        let content = ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build();
+        RefOr::T(ResponseBuilder::new().description(description).content("application/json", content).build())
+    };
+    for item in document.paths.paths.values_mut() {
+        let operations = [&mut item.get, &mut item.post, &mut item.patch, &mut item.delete, &mut item.put, &mut item.head];
+        for operation in operations.into_iter().flatten() {
+            let responses = &mut operation.responses.responses;
+            responses.entry("401".into()).or_insert_with(|| refusal("No valid API key (the ledger has keys)"));
+            responses.entry("403".into()).or_insert_with(|| refusal("The key's scope or accounts do not allow this"));
+            responses.entry("429".into()).or_insert_with(|| refusal("The key made too many requests; see Retry-After"));
         }
     }
+}
+
+async fn authenticate(State(app): State<App>, mut request: Request, next: Next) -> Response {
+    let caller = match &app.keys {
+        None => Caller::Open,
+        Some(keyring) => match keyring.caller(request.headers()) {
+            Ok(caller) => caller,
+            Err(Refusal::Unauthorized) => return auth::unauthorized().into_response(),
+            Err(Refusal::RateLimited { retry_after }) => {
+                return ApiError {
+                    retry_after: Some(retry_after),
+                    ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "this key made more requests per second than allowed")
+                }
+                .into_response()
+            }
+        },
+    };
+    let path = request.uri().path();
+    let needed = needed_scope(request.method(), path);
+    if caller.scope() < needed {
+        return auth::forbidden(needed, caller.scope()).into_response();
+    }
+    // Health and metrics count the whole ledger: not for a key confined to some of it.
+    if caller.is_confined() && !path.starts_with("/v1/") {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "a key confined to some accounts cannot read the whole ledger's health or metrics",
+        )
+        .into_response();
+    }
+    request.extensions_mut().insert(caller);
     next.run(request).await
 }
 
@@ -164,11 +229,12 @@ async fn method_not_allowed() -> ApiError {
 pub fn service(app: App) -> Router {
     let in_flight_max = app.in_flight_max;
     let document = openapi();
-    let (v1, _) = api().split_for_parts();
-    let v1 = v1.layer(middleware::from_fn_with_state(app.clone(), authenticate));
-    let (operations, _) = OpenApiRouter::new().routes(routes!(routes::health)).routes(routes!(routes::metrics)).split_for_parts();
-    let routes = v1
-        .merge(operations)
+    let (mut guarded, _) = api().split_for_parts();
+    if !app.operations_elsewhere {
+        guarded = guarded.merge(operations());
+    }
+    let routes = guarded
+        .layer(middleware::from_fn_with_state(app.clone(), authenticate))
         .route("/openapi.json", axum::routing::get(move || async move { axum::Json(document) }))
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
@@ -182,4 +248,15 @@ pub fn service(app: App) -> Router {
         .timeout(Duration::from_millis(REQUEST_TIMEOUT_MS))
         .service(routes);
     Router::new().fallback_service(limited)
+}
+
+fn operations() -> Router<App> {
+    let (operations, _) = OpenApiRouter::new().routes(routes!(routes::health)).routes(routes!(routes::metrics)).split_for_parts();
+    operations
+}
+
+/// `/healthz` and `/metrics` alone, without keys, for an address of their own (an operator's
+/// network, a balancer's health checks).
+pub fn operations_service(app: App) -> Router {
+    operations().fallback(fallback).with_state(app)
 }

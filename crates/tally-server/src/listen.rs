@@ -8,6 +8,7 @@
 //! others close.
 
 use crate::App;
+use axum::Router;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
@@ -53,8 +54,18 @@ fn raise_descriptor_limit() -> u64 {
 /// request in flight finish and closes idle connections. At most `connections_max`
 /// connections are open at once.
 pub async fn serve(listener: TcpListener, app: App, connections_max: usize, stop: impl Future<Output = ()>) -> io::Result<()> {
+    serve_service(listener, crate::service(app), connections_max, stop).await
+}
+
+/// `serve` for any router: the operations address serves its own.
+pub async fn serve_service(
+    listener: TcpListener,
+    router: Router,
+    connections_max: usize,
+    stop: impl Future<Output = ()>,
+) -> io::Result<()> {
     assert!(connections_max > 0);
-    let service = TowerToHyperService::new(crate::service(app));
+    let service = TowerToHyperService::new(router);
     let open = Arc::new(Semaphore::new(connections_max));
     let (stopping, stop_seen) = watch::channel(false);
     let mut http = http1::Builder::new();

@@ -1,7 +1,9 @@
 //! The v1 routes. Each handler validates the whole request before it reaches the ledger, so a
 //! bad field anywhere in a batch rejects the batch with nothing applied.
 
+use crate::auth::{self, Caller, Keyring};
 use crate::body::Body;
+use crate::confine;
 use crate::error::ApiError;
 use crate::App;
 use axum::extract::{Path, RawQuery, State};
@@ -11,8 +13,9 @@ use axum::Json;
 use serde::Deserialize;
 use std::time::{Duration, Instant};
 use tally_api::*;
-use tally_core::limits::{PAGE_LIMIT_MAX, WRITER_STALLED_MS};
-use tally_core::{Id, Request};
+use tally_core::limits::{HOLD_TIMEOUT_MS_MAX, KEYS_MAX, PAGE_LIMIT_MAX, WRITER_STALLED_MS};
+use tally_core::{Id, JournalEntry, Request};
+use tally_ledger::keys::{KeySpec, Scope};
 use tally_ledger::AccountQuery;
 use utoipa::IntoParams;
 
@@ -37,7 +40,8 @@ fn limit(value: Option<usize>) -> Result<usize, ApiError> {
     }
 }
 
-async fn submit(app: &App, request: Request) -> Result<Response, ApiError> {
+async fn submit(app: &App, caller: &Caller, request: Request) -> Result<Response, ApiError> {
+    confine::check(app, caller, &request).await?;
     let applied = app.ledger.submit_by(request, Instant::now() + app.write_wait).await?;
     let body = Results::json(&applied.request, &applied.outcomes);
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
@@ -46,35 +50,35 @@ async fn submit(app: &App, request: Request) -> Result<Response, ApiError> {
 /// Create an asset: a currency or any countable resource, with its number of decimals.
 #[utoipa::path(post, path = "/v1/assets", tag = "assets", request_body = AssetInput,
     responses((status = 200, description = "One result", body = Results), (status = 400, body = ErrorBody), (status = 408, body = ErrorBody), (status = 503, body = ErrorBody), (status = 504, body = ErrorBody)))]
-pub async fn create_asset(State(app): State<App>, body: Body) -> Result<Response, ApiError> {
+pub async fn create_asset(State(app): State<App>, caller: Caller, body: Body) -> Result<Response, ApiError> {
     let request = decode_json::<AssetInput>(&body.bytes)?.convert()?;
-    submit(&app, request).await
+    submit(&app, &caller, request).await
 }
 
 /// Create accounts, up to 8,190 per request; each gets its own result.
 #[utoipa::path(post, path = "/v1/accounts", tag = "accounts", request_body = CreateAccounts,
     responses((status = 200, description = "One result per account, in order", body = Results), (status = 400, body = ErrorBody), (status = 408, body = ErrorBody), (status = 503, body = ErrorBody), (status = 504, body = ErrorBody)))]
-pub async fn create_accounts(State(app): State<App>, body: Body) -> Result<Response, ApiError> {
+pub async fn create_accounts(State(app): State<App>, caller: Caller, body: Body) -> Result<Response, ApiError> {
     let request = decode_json::<CreateAccounts>(&body.bytes)?.convert()?;
-    submit(&app, request).await
+    submit(&app, &caller, request).await
 }
 
 /// Change an account's bounds or metadata, checked against its current balances.
 #[utoipa::path(patch, path = "/v1/accounts/{id}", tag = "accounts", request_body = AccountPatchInput,
     params(("id" = String, Path, description = "Account id")),
     responses((status = 200, description = "One result: updated, or why not", body = Results), (status = 400, body = ErrorBody), (status = 408, body = ErrorBody), (status = 503, body = ErrorBody), (status = 504, body = ErrorBody)))]
-pub async fn update_account(State(app): State<App>, Path(id): Path<String>, body: Body) -> Result<Response, ApiError> {
+pub async fn update_account(State(app): State<App>, caller: Caller, Path(id): Path<String>, body: Body) -> Result<Response, ApiError> {
     let request = decode_json::<AccountPatchInput>(&body.bytes)?.convert(&id)?;
-    submit(&app, request).await
+    submit(&app, &caller, request).await
 }
 
 /// Create transfers, holds, posts and voids, up to 8,190 per request. Each gets its own
 /// result; a failed linked chain rolls back only that chain.
 #[utoipa::path(post, path = "/v1/transfers", tag = "transfers", request_body = CreateTransfers,
     responses((status = 200, description = "One result per transfer, in order", body = Results), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody), (status = 408, body = ErrorBody), (status = 503, body = ErrorBody), (status = 504, body = ErrorBody)))]
-pub async fn create_transfers(State(app): State<App>, body: Body) -> Result<Response, ApiError> {
+pub async fn create_transfers(State(app): State<App>, caller: Caller, body: Body) -> Result<Response, ApiError> {
     let request = CreateTransfers::decode(&body.bytes)?;
-    submit(&app, request).await
+    submit(&app, &caller, request).await
 }
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
@@ -88,10 +92,16 @@ pub struct AccountParams {
 #[utoipa::path(get, path = "/v1/accounts/{id}", tag = "accounts",
     params(("id" = String, Path, description = "Account id"), AccountParams),
     responses((status = 200, body = Account), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn get_account(State(app): State<App>, Path(id): Path<String>, RawQuery(raw): RawQuery) -> Result<Json<Account>, ApiError> {
+pub async fn get_account(
+    State(app): State<App>,
+    caller: Caller,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Account>, ApiError> {
     let params: AccountParams = query(raw)?;
     let id = path_id(&id)?;
-    match app.ledger.account(id.clone(), params.as_of).await? {
+    let view = if caller.permits(id.as_str()) { app.ledger.account(id.clone(), params.as_of).await? } else { None };
+    match view {
         Some(view) => Ok(Json(Account::new(&view, params.as_of))),
         None if params.as_of.is_some() => {
             Err(ApiError::not_found(format!("account {id} did not exist at seq {}", params.as_of.unwrap_or(0))))
@@ -116,22 +126,27 @@ pub struct AccountsParams {
 /// List accounts in id order.
 #[utoipa::path(get, path = "/v1/accounts", tag = "accounts", params(AccountsParams),
     responses((status = 200, body = AccountsPage), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn list_accounts(State(app): State<App>, RawQuery(raw): RawQuery) -> Result<Json<AccountsPage>, ApiError> {
+pub async fn list_accounts(State(app): State<App>, caller: Caller, RawQuery(raw): RawQuery) -> Result<Json<AccountsPage>, ApiError> {
     let params: AccountsParams = query(raw)?;
     let limit = limit(params.limit)?;
     let named = |field: &str, value: Option<String>| {
         value.map(|v| Id::parse(&v).map_err(|e| ApiError::invalid(field, format!("invalid id: {e}")))).transpose()
     };
-    let query = AccountQuery {
-        prefix: params.prefix.unwrap_or_default(),
-        parent: named("parent", params.parent)?,
-        after: named("after", params.after)?,
-        limit,
-    };
-    let parent = query.parent.clone();
-    let Some(views) = app.ledger.accounts(query).await? else {
-        return Err(ApiError::not_found(format!("parent account {} not found", parent.map(|p| p.to_string()).unwrap_or_default())));
-    };
+    let (parent, after) = (named("parent", params.parent)?, named("after", params.after)?);
+    let parent_missing =
+        || ApiError::not_found(format!("parent account {} not found", parent.as_ref().map(|p| p.to_string()).unwrap_or_default()));
+    if parent.as_ref().is_some_and(|parent| !caller.permits(parent.as_str())) {
+        return Err(parent_missing());
+    }
+    // A confined key lists the part of each of its prefixes the asked prefix covers, merged
+    // in id order.
+    let mut views = Vec::new();
+    for prefix in caller.narrow(&params.prefix.unwrap_or_default()) {
+        let query = AccountQuery { prefix, parent: parent.clone(), after: after.clone(), limit };
+        views.extend(app.ledger.accounts(query).await?.ok_or_else(parent_missing)?);
+    }
+    views.sort_by(|a, b| a.id.cmp(&b.id));
+    views.truncate(limit);
     let next_after = (views.len() == limit).then(|| views.last().map(|v| v.id.to_string())).flatten();
     Ok(Json(AccountsPage { accounts: views.iter().map(|v| Account::new(v, None)).collect(), next_after }))
 }
@@ -139,8 +154,8 @@ pub async fn list_accounts(State(app): State<App>, RawQuery(raw): RawQuery) -> R
 /// Read a transfer (or hold, post, void) and where it stands.
 #[utoipa::path(get, path = "/v1/transfers/{id}", tag = "transfers", params(("id" = String, Path, description = "Transfer id")),
     responses((status = 200, body = Transfer), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn get_transfer(State(app): State<App>, Path(id): Path<String>) -> Result<Json<Transfer>, ApiError> {
-    transfer(&app, &id).await
+pub async fn get_transfer(State(app): State<App>, caller: Caller, Path(id): Path<String>) -> Result<Json<Transfer>, ApiError> {
+    transfer(&app, &caller, &id).await
 }
 
 /// Read one leg of an allocation (or of the post or void of one): `/v1/transfers/pot-7/0`
@@ -148,8 +163,8 @@ pub async fn get_transfer(State(app): State<App>, Path(id): Path<String>) -> Res
 #[utoipa::path(get, path = "/v1/transfers/{id}/{leg}", tag = "transfers",
     params(("id" = String, Path, description = "The allocation's id"), ("leg" = u32, Path, description = "The leg's index, from 0")),
     responses((status = 200, body = Transfer), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn get_leg(State(app): State<App>, Path((id, leg)): Path<(String, String)>) -> Result<Json<Transfer>, ApiError> {
-    transfer(&app, &format!("{id}/{leg}")).await
+pub async fn get_leg(State(app): State<App>, caller: Caller, Path((id, leg)): Path<(String, String)>) -> Result<Json<Transfer>, ApiError> {
+    transfer(&app, &caller, &format!("{id}/{leg}")).await
 }
 
 /// Renew a hold as a lease: it expires `timeout_ms` after this renewal. Refused with
@@ -157,23 +172,29 @@ pub async fn get_leg(State(app): State<App>, Path((id, leg)): Path<(String, Stri
 #[utoipa::path(patch, path = "/v1/transfers/{id}", tag = "transfers", request_body = HoldPatchInput,
     params(("id" = String, Path, description = "The hold's id")),
     responses((status = 200, description = "One result: updated, or why not", body = Results), (status = 400, body = ErrorBody), (status = 408, body = ErrorBody), (status = 503, body = ErrorBody), (status = 504, body = ErrorBody)))]
-pub async fn renew_hold(State(app): State<App>, Path(id): Path<String>, body: Body) -> Result<Response, ApiError> {
+pub async fn renew_hold(State(app): State<App>, caller: Caller, Path(id): Path<String>, body: Body) -> Result<Response, ApiError> {
     let request = decode_json::<HoldPatchInput>(&body.bytes)?.convert(&id)?;
-    submit(&app, request).await
+    submit(&app, &caller, request).await
 }
 
 /// Renew one held leg of an allocation, as `PATCH /v1/transfers/{id}` renews a hold.
 #[utoipa::path(patch, path = "/v1/transfers/{id}/{leg}", tag = "transfers", request_body = HoldPatchInput,
     params(("id" = String, Path, description = "The allocation's id"), ("leg" = u32, Path, description = "The leg's index, from 0")),
     responses((status = 200, description = "One result: updated, or why not", body = Results), (status = 400, body = ErrorBody), (status = 408, body = ErrorBody), (status = 503, body = ErrorBody), (status = 504, body = ErrorBody)))]
-pub async fn renew_leg(State(app): State<App>, Path((id, leg)): Path<(String, String)>, body: Body) -> Result<Response, ApiError> {
+pub async fn renew_leg(
+    State(app): State<App>,
+    caller: Caller,
+    Path((id, leg)): Path<(String, String)>,
+    body: Body,
+) -> Result<Response, ApiError> {
     let request = decode_json::<HoldPatchInput>(&body.bytes)?.convert(&format!("{id}/{leg}"))?;
-    submit(&app, request).await
+    submit(&app, &caller, request).await
 }
 
-async fn transfer(app: &App, id: &str) -> Result<Json<Transfer>, ApiError> {
+async fn transfer(app: &App, caller: &Caller, id: &str) -> Result<Json<Transfer>, ApiError> {
     let id = Id::parse_transfer(id).map_err(|e| ApiError::invalid("id", format!("invalid transfer id: {e}")))?;
-    match app.ledger.transfer(id.clone()).await? {
+    let view = if caller.permits(id.as_str()) { app.ledger.transfer(id.clone()).await? } else { None };
+    match view.filter(|view| confine::sees_transfer(caller, view)) {
         Some(view) => Ok(Json(Transfer::new(&view))),
         None => Err(ApiError::not_found(format!("transfer {id} not found"))),
     }
@@ -194,17 +215,25 @@ pub struct SeqPageParams {
     responses((status = 200, body = TransfersPage), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn account_transfers(
     State(app): State<App>,
+    caller: Caller,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<TransfersPage>, ApiError> {
     let params: SeqPageParams = query(raw)?;
     let limit = limit(params.limit)?;
     let id = path_id(&id)?;
-    let Some(views) = app.ledger.account_transfers(id.clone(), params.after_seq.unwrap_or(0), limit).await? else {
+    let views = if caller.permits(id.as_str()) {
+        app.ledger.account_transfers(id.clone(), params.after_seq.unwrap_or(0), limit).await?
+    } else {
+        None
+    };
+    let Some(views) = views else {
         return Err(ApiError::not_found(format!("account {id} not found")));
     };
+    // The page continues after the last transfer looked at, shown or not.
     let next_after_seq = (views.len() == limit).then(|| views.last().map(|v| v.seq)).flatten();
-    Ok(Json(TransfersPage { transfers: views.iter().map(Transfer::new).collect(), next_after_seq }))
+    let transfers = views.iter().filter(|view| confine::sees_transfer(&caller, view)).map(Transfer::new).collect();
+    Ok(Json(TransfersPage { transfers, next_after_seq }))
 }
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
@@ -222,7 +251,7 @@ pub struct JournalParams {
 /// with `wait_ms`.
 #[utoipa::path(get, path = "/v1/journal", tag = "journal", params(JournalParams),
     responses((status = 200, body = JournalPage), (status = 400, body = ErrorBody)))]
-pub async fn journal(State(app): State<App>, RawQuery(raw): RawQuery) -> Result<Json<JournalPage>, ApiError> {
+pub async fn journal(State(app): State<App>, caller: Caller, RawQuery(raw): RawQuery) -> Result<Json<JournalPage>, ApiError> {
     let params: JournalParams = query(raw)?;
     let limit = limit(params.limit)?;
     let wait_ms = params.wait_ms.unwrap_or(0);
@@ -231,8 +260,9 @@ pub async fn journal(State(app): State<App>, RawQuery(raw): RawQuery) -> Result<
     }
     let after_seq = params.after_seq.unwrap_or(0);
     let entries = app.ledger.journal(after_seq, limit, Duration::from_millis(wait_ms)).await?;
-    let entries: Vec<JournalItem> = entries.iter().map(JournalItem::new).collect();
-    let next_after_seq = entries.last().map_or(after_seq, JournalItem::seq);
+    // The feed continues after the last entry looked at, shown or not.
+    let next_after_seq = entries.last().map_or(after_seq, JournalEntry::seq);
+    let entries: Vec<JournalItem> = entries.iter().filter(|entry| confine::sees_entry(&caller, entry)).map(JournalItem::new).collect();
     Ok(Json(JournalPage { entries, next_after_seq }))
 }
 
@@ -266,4 +296,57 @@ pub async fn health(State(app): State<App>) -> (StatusCode, Json<Health>) {
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
 pub async fn metrics(State(app): State<App>) -> String {
     app.metrics.render()
+}
+
+fn keyring(app: &App) -> Result<&Keyring, ApiError> {
+    app.keys.as_deref().ok_or_else(|| ApiError::not_found("this server has no key store"))
+}
+
+/// Make an API key (admin). The key is in the answer, once: only its digest is kept.
+#[utoipa::path(post, path = "/v1/keys", tag = "keys", request_body = KeyInput,
+    responses((status = 201, body = CreatedKey), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn create_key(State(app): State<App>, body: Body) -> Result<(StatusCode, Json<CreatedKey>), ApiError> {
+    let input = decode_json::<KeyInput>(&body.bytes)?;
+    let scope = input.scope.ok_or_else(|| ApiError::invalid("scope", "is required: read, write or admin"))?;
+    let scope = scope.parse::<Scope>().map_err(|message| ApiError::invalid("scope", message))?;
+    let keyring = keyring(&app)?;
+    if keyring.list().len() >= KEYS_MAX {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "too_many_keys",
+            format!("a ledger holds at most {KEYS_MAX} keys, revoked ones included"),
+        ));
+    }
+    let expires_at_ms = match input.expires_in_ms {
+        Some(0) => return Err(ApiError::invalid("expires_in_ms", "must be at least 1")),
+        Some(ms) if ms > HOLD_TIMEOUT_MS_MAX => {
+            return Err(ApiError::invalid("expires_in_ms", format!("must be at most {HOLD_TIMEOUT_MS_MAX}")))
+        }
+        Some(ms) => Some(auth::now_ms() + ms),
+        None => None,
+    };
+    let spec = KeySpec { name: input.name.unwrap_or_default(), scope, prefixes: input.accounts, expires_at_ms };
+    let key = keyring.create(spec).await?;
+    tracing::info!(key = %key.record.id, scope = scope.name(), "key created");
+    Ok((StatusCode::CREATED, Json(CreatedKey { key: key.text, info: auth::key_info(&key.record) })))
+}
+
+/// List the API keys (admin): revoked and expired ones too, never the keys themselves.
+#[utoipa::path(get, path = "/v1/keys", tag = "keys",
+    responses((status = 200, body = KeysPage), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn list_keys(State(app): State<App>) -> Result<Json<KeysPage>, ApiError> {
+    Ok(Json(KeysPage { keys: keyring(&app)?.list().iter().map(|key| auth::key_info(key)).collect() }))
+}
+
+/// Revoke an API key (admin): every node refuses it within a second.
+#[utoipa::path(delete, path = "/v1/keys/{id}", tag = "keys", params(("id" = String, Path, description = "The key's id")),
+    responses((status = 200, body = KeyInfo), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn revoke_key(State(app): State<App>, Path(id): Path<String>) -> Result<Json<KeyInfo>, ApiError> {
+    match keyring(&app)?.revoke(&id).await? {
+        Some(key) => {
+            tracing::info!(key = %key.id, "key revoked");
+            Ok(Json(auth::key_info(&key)))
+        }
+        None => Err(ApiError::not_found(format!("key {id} not found"))),
+    }
 }

@@ -61,3 +61,49 @@ async fn sigterm_stops_cleanly_and_verify_catches_corruption() {
     let start = tally(&["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir", data.to_str().unwrap()]);
     assert!(!start.status.success(), "a corrupt journal stops the start");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_are_made_before_the_first_start_and_changed_through_the_running_server() {
+    let directory = tempfile::tempdir().unwrap();
+    let data = directory.path().join("data");
+    let data_dir = data.to_str().unwrap();
+    // Without keys, only a loopback address is served (refused before anything is bound).
+    let open = tally(&["serve", "--listen", &format!("0.0.0.0:{}", free_port()), "--data-dir", data_dir]);
+    assert!(!open.status.success());
+    assert!(String::from_utf8_lossy(&open.stderr).contains("without API keys"), "{}", String::from_utf8_lossy(&open.stderr));
+
+    let made = tally(&["keys", "create", "--scope", "admin", "--name", "ops", "--data-dir", data_dir]);
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let output = String::from_utf8(made.stdout).unwrap();
+    let admin = output.lines().next().unwrap().to_owned();
+    assert!(admin.starts_with("tally_") && !admin.contains(' '), "the key alone on the first line: {output}");
+    let stored = std::fs::read_to_string(data.join("keys")).unwrap();
+    assert!(!stored.contains(&admin[admin.len() - 64..]), "only a digest is on disk");
+
+    let port = free_port();
+    let server = Server::start(&data, port).healthy_with(&admin).await;
+    assert_eq!(server.client.create_asset("USD", 2).await.unwrap_err().code(), Some("unauthorized"));
+    let busy = tally(&["keys", "list", "--data-dir", data_dir]);
+    assert!(!busy.status.success(), "the running ledger's directory is locked");
+    assert!(String::from_utf8_lossy(&busy.stderr).contains("--url"), "{}", String::from_utf8_lossy(&busy.stderr));
+    let url = format!("http://127.0.0.1:{port}");
+    let through = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_tally"))
+            .args(args)
+            .args(["--url", &url])
+            .env("TALLY_API_KEY", &admin)
+            .output()
+            .unwrap()
+    };
+    let made = through(&["keys", "create", "--scope", "read", "--accounts", "acme:", "--expires", "90d"]);
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let reader = String::from_utf8(made.stdout).unwrap().lines().next().unwrap().to_owned();
+    let listed = String::from_utf8(through(&["keys", "list"]).stdout).unwrap();
+    assert_eq!(listed.lines().count(), 2, "{listed}");
+    assert!(listed.contains("acme:") && listed.contains("expires at"), "{listed}");
+    let id = tally_ledger::keys::claimed_id(&reader).unwrap();
+    assert!(through(&["keys", "revoke", id]).status.success());
+    let client = tally_client::Client::new(&url).with_token(reader);
+    assert_eq!(client.accounts("", None, 10).await.unwrap_err().code(), Some("unauthorized"));
+    assert!(server.terminate().success());
+}

@@ -3,8 +3,11 @@
 
 use std::sync::Arc;
 use tally_client::Client;
+use tally_engine::keys::FileKeys;
 use tally_engine::{Config, Engine, Storage};
+use tally_ledger::keys::{KeySpec, Scope};
 use tally_ledger::Ledger;
+use tally_server::auth::Keyring;
 use tally_server::App;
 use tally_testkit::postgres::{ClusterOptions, PrivateCluster};
 
@@ -35,6 +38,7 @@ pub struct TestServer {
     pub client: Client,
     pub url: String,
     pub engine: Arc<dyn Ledger>,
+    keys: Option<Arc<Keyring>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     _directory: Option<tempfile::TempDir>,
     /// Dropped last: the server and its store stop before their database does.
@@ -42,10 +46,9 @@ pub struct TestServer {
 }
 
 impl TestServer {
+    /// An embedded ledger with a key store of its own (no keys yet: open to all).
     pub async fn start() -> TestServer {
-        let directory = tempfile::tempdir().unwrap();
-        let (engine, _) = Engine::open(directory.path(), Config::default()).unwrap();
-        TestServer::serve(engine, None, Some(directory)).await
+        TestServer::with_app(|app| app).await
     }
 
     pub async fn with_storage(storage: impl Storage, config: Config) -> TestServer {
@@ -58,43 +61,72 @@ impl TestServer {
         TestServer::serve_app(configure(App::new(Arc::new(engine), "embedded")), None).await
     }
 
-    pub async fn with_token(token: &str) -> TestServer {
-        let directory = tempfile::tempdir().unwrap();
-        let (engine, _) = Engine::open(directory.path(), Config::default()).unwrap();
-        TestServer::serve(engine, Some(token), Some(directory)).await
-    }
-
     pub async fn start_postgres() -> TestServer {
         let cluster = PrivateCluster::start(ClusterOptions::default()).expect("a private PostgreSQL cluster");
         let ledger = tally_pg::PgLedger::start(tally_pg::Config::new(cluster.url())).await.expect("the PostgreSQL store starts");
-        let mut server = TestServer::serve_ledger(Arc::new(ledger), "postgres", None, None).await;
+        let keyring = Keyring::load(Arc::new(ledger.keys()), 0).await.unwrap();
+        keyring.keep_fresh();
+        let app = App { keys: Some(keyring), ..App::new(Arc::new(ledger), "postgres") };
+        let mut server = TestServer::serve_app(app, None).await;
         server._cluster = Some(cluster);
         server
     }
 
-    /// An embedded ledger served by `configure(App::new(..))`.
+    /// An embedded ledger (with its key store) served by `configure(App::new(..))`.
     pub async fn with_app(configure: impl FnOnce(App) -> App) -> TestServer {
+        TestServer::embedded(0, configure).await
+    }
+
+    /// An embedded ledger whose keys may make `rate` requests per second each.
+    pub async fn with_key_rate(rate: u32) -> TestServer {
+        TestServer::embedded(rate, |app| app).await
+    }
+
+    async fn embedded(rate: u32, configure: impl FnOnce(App) -> App) -> TestServer {
         let directory = tempfile::tempdir().unwrap();
         let (engine, _) = Engine::open(directory.path(), Config::default()).unwrap();
-        let engine: Arc<dyn Ledger> = Arc::new(engine);
-        TestServer::serve_app(configure(App::new(engine, "embedded")), Some(directory)).await
+        let keyring = Keyring::load(Arc::new(FileKeys::open(directory.path()).unwrap()), rate).await.unwrap();
+        keyring.keep_fresh();
+        let app = App { keys: Some(keyring), ..App::new(Arc::new(engine), "embedded") };
+        TestServer::serve_app(configure(app), Some(directory)).await
     }
 
-    async fn serve(engine: Engine, token: Option<&str>, directory: Option<tempfile::TempDir>) -> TestServer {
-        TestServer::serve_ledger(Arc::new(engine), "embedded", token, directory).await
+    pub async fn serve_ledger(engine: Arc<dyn Ledger>, engine_name: &'static str) -> TestServer {
+        TestServer::serve_app(App::new(engine, engine_name), None).await
     }
 
-    pub async fn serve_ledger(
-        engine: Arc<dyn Ledger>,
-        engine_name: &'static str,
-        token: Option<&str>,
-        directory: Option<tempfile::TempDir>,
-    ) -> TestServer {
-        TestServer::serve_app(App { api_token: token.map(Into::into), ..App::new(engine, engine_name) }, directory).await
+    /// Makes a key (the first one closes the ledger to callers without one) and returns it.
+    pub async fn key(&self, scope: Scope, prefixes: &[&str]) -> String {
+        let keyring = self.keys.as_ref().expect("a server with a key store");
+        let spec =
+            KeySpec { name: String::new(), scope, prefixes: prefixes.iter().map(|p| (*p).to_owned()).collect(), expires_at_ms: None };
+        keyring.create(spec).await.unwrap().text
+    }
+
+    /// The data directory of an embedded ledger.
+    pub fn directory(&self) -> &std::path::Path {
+        self._directory.as_ref().expect("an embedded ledger in a directory").path()
+    }
+
+    /// Sends a raw body with `key` and returns the status and the JSON answer.
+    pub async fn raw_as(&self, key: &str, method: &str, path: &str, body: &str) -> (u16, serde_json::Value) {
+        self.send(Some(key), method, path, body).await
+    }
+
+    async fn send(&self, key: Option<&str>, method: &str, path: &str, body: &str) -> (u16, serde_json::Value) {
+        let mut request = reqwest::Client::new().request(method.parse().unwrap(), format!("{}{path}", self.url)).body(body.to_owned());
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
     }
 
     async fn serve_app(app: App, directory: Option<tempfile::TempDir>) -> TestServer {
         let engine = app.ledger.clone();
+        let keys = app.keys.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -104,20 +136,12 @@ impl TestServer {
             };
             tally_server::listen::serve(listener, app, tally_server::listen::connections_max(), stop).await.unwrap();
         });
-        TestServer { client: Client::new(&url), url, engine, stop: Some(stop), _directory: directory, _cluster: None }
+        TestServer { client: Client::new(&url), url, engine, keys, stop: Some(stop), _directory: directory, _cluster: None }
     }
 
     /// Sends a raw body and returns the status and the JSON answer.
     pub async fn raw(&self, method: &str, path: &str, body: &str) -> (u16, serde_json::Value) {
-        let response = reqwest::Client::new()
-            .request(method.parse().unwrap(), format!("{}{path}", self.url))
-            .body(body.to_owned())
-            .send()
-            .await
-            .unwrap();
-        let status = response.status().as_u16();
-        let text = response.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
+        self.send(None, method, path, body).await
     }
 
     pub async fn post(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {

@@ -7,6 +7,7 @@
 mod harness;
 mod api;
 mod connections;
+mod keys;
 mod limits;
 mod maximal;
 mod movements;

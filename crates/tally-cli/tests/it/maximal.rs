@@ -90,7 +90,7 @@ async fn maximal_requests_queued_together_are_all_answered_durable_and_verifiabl
     let storage = GatedFiles { files: FileStorage::open(directory.path()).unwrap(), held: held.clone(), panics: Arc::default() };
     let (engine, _) = Engine::start(storage, Config::default()).unwrap();
     let engine = Arc::new(engine);
-    let server = TestServer::serve_ledger(engine.clone(), "embedded", None, None).await;
+    let server = TestServer::serve_ledger(engine.clone(), "embedded").await;
     let (debit, credit) = (long_id("payer-", 0), long_id("payee-", 0));
     assert_eq!(server.results("/v1/assets", json!({"code": "USD", "scale": 2})).await, ["created"]);
     let accounts = json!({"accounts": [{"id": debit, "asset": "USD", "min_balance": null}, {"id": credit, "asset": "USD"}]});
@@ -150,7 +150,7 @@ async fn a_writer_that_panics_fails_the_ledger_instead_of_leaving_it_half_alive(
     let held = Arc::new((Mutex::new(false), Condvar::new()));
     let storage = GatedFiles { files: FileStorage::open(directory.path()).unwrap(), held, panics: panics.clone() };
     let (engine, _) = Engine::start(storage, Config::default()).unwrap();
-    let server = TestServer::serve_ledger(Arc::new(engine), "embedded", None, None).await;
+    let server = TestServer::serve_ledger(Arc::new(engine), "embedded").await;
     server.usd().await;
     panics.store(true, Ordering::SeqCst);
     let (status, answer) = server.post("/v1/assets", json!({"code": "EUR", "scale": 2})).await;

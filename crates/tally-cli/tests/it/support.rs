@@ -39,8 +39,19 @@ impl Server {
     }
 
     pub async fn healthy(self) -> Server {
+        let client = self.client.clone();
+        self.healthy_through(client).await
+    }
+
+    /// Waits until the server answers `key` (health needs a key once a ledger has keys).
+    pub async fn healthy_with(self, key: &str) -> Server {
+        let client = self.client.clone().with_token(key);
+        self.healthy_through(client).await
+    }
+
+    async fn healthy_through(self, client: Client) -> Server {
         let started = Instant::now();
-        while self.client.health().await.is_err() {
+        while client.health().await.is_err() {
             assert!(started.elapsed() < Duration::from_secs(120), "the server did not start");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }

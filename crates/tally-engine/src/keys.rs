@@ -1,0 +1,99 @@
+//! The embedded store's API keys: one file, `keys`, in the data directory, replaced
+//! atomically on every change (through `Storage`, like every other file). A server reads it
+//! again every `KEYS_REFRESH_MS`; `tally keys` on a stopped ledger writes it directly.
+
+use crate::storage::{FileStorage, Storage};
+use std::io;
+use std::path::Path;
+use std::sync::Mutex;
+use tally_core::limits::{ID_LENGTH_MAX, KEYS_MAX, KEY_NAME_LENGTH_MAX, KEY_PREFIXES_MAX};
+use tally_ledger::keys::{text, KeyRecord, KeyStore};
+use tally_ledger::{LedgerError, LedgerFuture};
+
+pub const KEYS_FILE: &str = "keys";
+
+/// The longest line a key can take in the file: fixed fields, every prefix, the name.
+const LINE_BYTES_MAX: usize = 12 + 1 + 5 + 3 * (1 + 20) + 1 + 64 + 1 + KEY_PREFIXES_MAX * (ID_LENGTH_MAX + 1) + KEY_NAME_LENGTH_MAX + 1;
+
+/// The largest key file a ledger can have, so reading it is bounded.
+pub const KEYS_FILE_BYTES_MAX: usize = text::HEADER.len() + 1 + KEYS_MAX * LINE_BYTES_MAX;
+
+pub struct FileKeys<S: Storage = FileStorage> {
+    storage: Mutex<S>,
+}
+
+impl FileKeys {
+    pub fn open(directory: &Path) -> io::Result<FileKeys> {
+        Ok(FileKeys::new(FileStorage::open(directory)?))
+    }
+}
+
+fn unavailable(error: impl std::fmt::Display) -> LedgerError {
+    LedgerError::Unavailable(format!("the key file: {error}"))
+}
+
+impl<S: Storage> FileKeys<S> {
+    pub fn new(storage: S) -> FileKeys<S> {
+        FileKeys { storage: Mutex::new(storage) }
+    }
+
+    fn read(storage: &S) -> Result<Vec<KeyRecord>, LedgerError> {
+        if !storage.list().map_err(unavailable)?.iter().any(|name| name == KEYS_FILE) {
+            return Ok(Vec::new());
+        }
+        let len = usize::try_from(storage.len(KEYS_FILE).map_err(unavailable)?).unwrap_or(usize::MAX);
+        if len > KEYS_FILE_BYTES_MAX {
+            return Err(unavailable(format!("{len} bytes, more than {KEYS_FILE_BYTES_MAX} can be")));
+        }
+        let mut bytes = vec![0; len];
+        storage.read_exact_at(KEYS_FILE, 0, &mut bytes).map_err(unavailable)?;
+        let text = String::from_utf8(bytes).map_err(unavailable)?;
+        text::read(&text).map_err(unavailable)
+    }
+
+    fn write(storage: &mut S, keys: &[KeyRecord]) -> Result<(), LedgerError> {
+        let text = text::write(keys);
+        storage.write_atomic(KEYS_FILE, &mut |emit| emit(text.as_bytes())).map_err(unavailable)
+    }
+
+    fn change<T>(&self, change: impl FnOnce(&mut Vec<KeyRecord>) -> Result<T, LedgerError>) -> Result<T, LedgerError> {
+        let mut storage = self.storage.lock().expect("key storage lock");
+        let mut keys = Self::read(&storage)?;
+        let answer = change(&mut keys)?;
+        Self::write(&mut storage, &keys)?;
+        Ok(answer)
+    }
+}
+
+impl<S: Storage + Sync> KeyStore for FileKeys<S> {
+    fn keys(&self) -> LedgerFuture<'_, Vec<KeyRecord>> {
+        Box::pin(async move { Self::read(&self.storage.lock().expect("key storage lock")) })
+    }
+
+    fn add(&self, record: KeyRecord) -> LedgerFuture<'_, ()> {
+        Box::pin(async move {
+            self.change(|keys| {
+                if keys.len() >= KEYS_MAX {
+                    return Err(LedgerError::Unavailable(format!("a ledger holds at most {KEYS_MAX} keys")));
+                }
+                if keys.iter().any(|key| key.id == record.id) {
+                    return Err(LedgerError::Unavailable("a key with this id exists; make another".into()));
+                }
+                keys.push(record);
+                Ok(())
+            })
+        })
+    }
+
+    fn revoke(&self, id: &str, at_ms: u64) -> LedgerFuture<'_, Option<KeyRecord>> {
+        let id = id.to_owned();
+        Box::pin(async move {
+            self.change(|keys| {
+                Ok(keys.iter_mut().find(|key| key.id == id).map(|key| {
+                    key.revoked_at_ms.get_or_insert(at_ms);
+                    key.clone()
+                }))
+            })
+        })
+    }
+}
