@@ -53,6 +53,12 @@ pub fn run(data_dir: &Path) -> anyhow::Result<()> {
         },
     )?;
     progress.finish_and_clear();
+    // A start loads the latest snapshot and replays after it, so every snapshot must be one
+    // this journal reaches: one from elsewhere (a server writing on after its directory was
+    // replaced) would be refused at start, and so it is here.
+    if let Some((at, _)) = snapshots.iter().find(|(at, _)| *at > records) {
+        bail!("a snapshot taken after record {at} lies beyond the journal's last record {records}: it is not this journal's");
+    }
     state.audit().map_err(|reason| anyhow::anyhow!("audit failed: {reason}"))?;
     let (accounts, transfers) = state.counts();
     println!(

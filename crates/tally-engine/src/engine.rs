@@ -13,7 +13,7 @@
 
 use crate::journal::{Journal, JournalError, Position};
 use crate::snapshot;
-use crate::storage::{FileStorage, Storage};
+use crate::storage::{FileStorage, Storage, LOCK_FILE};
 use std::fs::File;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
@@ -155,7 +155,7 @@ pub fn recover<S: Storage>(storage: &mut S) -> Result<(State, Journal, Recovery)
 pub fn lock_directory(directory: &Path) -> Result<File, OpenError> {
     let io = |source| OpenError::Io { path: directory.display().to_string(), source };
     std::fs::create_dir_all(directory).map_err(io)?;
-    let lock = File::options().create(true).truncate(false).write(true).open(directory.join("tally.lock")).map_err(io)?;
+    let lock = File::options().create(true).truncate(false).write(true).open(directory.join(LOCK_FILE)).map_err(io)?;
     if lock.try_lock().is_err() {
         return Err(OpenError::InUse { path: directory.display().to_string() });
     }
@@ -348,6 +348,14 @@ impl<S: Storage> Writer<S> {
 
     fn commit(&mut self, batch: Batch) {
         if let Some(reason) = self.failure() {
+            batch.fail(&LedgerError::Failed(reason));
+            return;
+        }
+        // Checked before anything is applied or written, and at least every `IDLE_WAKE_MS`
+        // when idle: a directory removed under the server must stop it, not swallow writes.
+        if let Err(error) = self.storage.check_place() {
+            let reason = error.to_string();
+            self.shared.fail(reason.clone());
             batch.fail(&LedgerError::Failed(reason));
             return;
         }

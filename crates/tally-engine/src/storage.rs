@@ -27,6 +27,11 @@ pub trait Storage: Send + 'static {
     /// see the old or the new file, never a mix.
     fn write_atomic(&mut self, name: &str, produce: &mut Produce<'_>) -> io::Result<()>;
     fn remove(&mut self, name: &str) -> io::Result<()>;
+    /// Fails if the storage is no longer where it was opened (its directory removed or
+    /// replaced under a running server): writing on would go to files no one will find.
+    fn check_place(&self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Files in a directory. Append handles stay open; a created file's directory entry is made
@@ -34,6 +39,17 @@ pub trait Storage: Send + 'static {
 pub struct FileStorage {
     directory: PathBuf,
     open: HashMap<String, (File, bool)>,
+    /// The lock file as it was when the storage was opened (device, inode), if there was one.
+    lock: Option<(u64, u64)>,
+}
+
+/// The lock file a server holds in its data directory.
+pub const LOCK_FILE: &str = "tally.lock";
+
+fn identity(path: &Path) -> io::Result<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let metadata = fs::metadata(path)?;
+    Ok((metadata.dev(), metadata.ino()))
 }
 
 /// The suffix of a file being written by `write_atomic`, before it is renamed into place.
@@ -42,7 +58,8 @@ const PARTIAL_SUFFIX: &str = ".partial";
 impl FileStorage {
     pub fn open(directory: &Path) -> io::Result<FileStorage> {
         fs::create_dir_all(directory)?;
-        Ok(FileStorage { directory: directory.to_path_buf(), open: HashMap::new() })
+        let lock = identity(&directory.join(LOCK_FILE)).ok();
+        Ok(FileStorage { directory: directory.to_path_buf(), open: HashMap::new(), lock })
     }
 
     /// Removes what an interrupted `write_atomic` left: a partial file is never complete (a
@@ -137,5 +154,16 @@ impl Storage for FileStorage {
         self.open.remove(name);
         fs::remove_file(self.path(name))?;
         self.sync_directory()
+    }
+
+    fn check_place(&self) -> io::Result<()> {
+        let Some(opened) = self.lock else { return Ok(()) };
+        match identity(&self.directory.join(LOCK_FILE)) {
+            Ok(now) if now == opened => Ok(()),
+            _ => Err(io::Error::other(format!(
+                "the data directory {} was removed or replaced while in use (its lock file is gone or another)",
+                self.directory.display()
+            ))),
+        }
     }
 }

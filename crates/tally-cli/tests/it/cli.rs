@@ -107,3 +107,48 @@ async fn keys_are_made_before_the_first_start_and_changed_through_the_running_se
     assert_eq!(client.accounts("", None, 10).await.unwrap_err().code(), Some("unauthorized"));
     assert!(server.terminate().success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_directory_removed_under_a_running_server_stops_it_instead_of_losing_writes() {
+    let directory = tempfile::tempdir().unwrap();
+    let data = directory.path().join("data");
+    let first = Server::start(&data, free_port()).healthy().await;
+    first.client.create_asset("USD", 2).await.unwrap();
+    std::fs::remove_dir_all(&data).unwrap();
+    // Within a second the idle writer notices; a write is refused, never acknowledged into
+    // files no one will find.
+    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+    let refused = first.client.create_asset("EUR", 2).await.unwrap_err();
+    assert_eq!(refused.code(), Some("unavailable"), "{refused}");
+    let health = first.client.health().await.unwrap_err().to_string();
+    assert!(health.contains("removed or replaced"), "{health}");
+    // A new server on the same path starts fresh; the stopped one writes nothing there.
+    let second = Server::start(&data, free_port()).healthy().await;
+    second.client.create_asset("GBP", 2).await.unwrap();
+    first.terminate();
+    assert!(second.terminate().success());
+    let verified = tally(&["verify", "--data-dir", data.to_str().unwrap()]);
+    assert!(verified.status.success(), "{}", String::from_utf8_lossy(&verified.stderr));
+    assert!(String::from_utf8_lossy(&verified.stdout).starts_with("ok: 1 records"), "{}", String::from_utf8_lossy(&verified.stdout));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_refuses_a_snapshot_its_journal_does_not_reach_as_a_start_would() {
+    let directory = tempfile::tempdir().unwrap();
+    let (longer, shorter) = (directory.path().join("longer"), directory.path().join("shorter"));
+    let server = Server::start(&longer, free_port()).healthy().await;
+    for code in ["USD", "EUR", "GBP"] {
+        server.client.create_asset(code, 2).await.unwrap();
+    }
+    assert!(server.terminate().success());
+    let server = Server::start(&shorter, free_port()).healthy().await;
+    server.client.create_asset("USD", 2).await.unwrap();
+    assert!(server.terminate().success());
+    let foreign =
+        std::fs::read_dir(&longer).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).find(|n| n.starts_with("snapshot-"));
+    let foreign = foreign.expect("a snapshot written at shutdown");
+    std::fs::copy(longer.join(&foreign), shorter.join(&foreign)).unwrap();
+    let verified = tally(&["verify", "--data-dir", shorter.to_str().unwrap()]);
+    assert!(!verified.status.success(), "{}", String::from_utf8_lossy(&verified.stdout));
+    assert!(String::from_utf8_lossy(&verified.stderr).contains("beyond the journal"), "{}", String::from_utf8_lossy(&verified.stderr));
+}
