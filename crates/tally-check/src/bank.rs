@@ -28,7 +28,8 @@ use tally_core::Decimal;
 pub struct CheckOptions {
     /// One or more nodes of the same ledger; clients are spread over them, the checker reads
     /// from the first.
-    pub urls: Vec<String>,
+    /// A client for each node, set up with its address, key and trusted authorities.
+    pub nodes: Vec<Client>,
     pub clients: usize,
     /// Stop after this long, or after `ops` requests, whichever comes first.
     pub duration: Duration,
@@ -39,7 +40,6 @@ pub struct CheckOptions {
     pub crash_every: Duration,
     pub checkpoint_every: Duration,
     pub seed: u64,
-    pub token: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -604,7 +604,7 @@ fn check_answers(run: &Run, journal: &[JournalItem]) {
 }
 
 pub async fn check(options: CheckOptions) -> anyhow::Result<CheckReport> {
-    anyhow::ensure!(!options.urls.is_empty(), "at least one url");
+    anyhow::ensure!(!options.nodes.is_empty(), "at least one url");
     let clients = connect(&options).await?;
     let client = clients[0].clone();
     let started = Instant::now();
@@ -623,17 +623,7 @@ pub async fn check(options: CheckOptions) -> anyhow::Result<CheckReport> {
 
 /// A client for each node, each node waited for until it is healthy.
 async fn connect(options: &CheckOptions) -> anyhow::Result<Vec<Client>> {
-    let clients: Vec<Client> = options
-        .urls
-        .iter()
-        .map(|url| {
-            let client = Client::new(url);
-            match &options.token {
-                Some(token) => client.with_token(token.clone()),
-                None => client,
-            }
-        })
-        .collect();
+    let clients = options.nodes.clone();
     for client in &clients {
         wait_healthy(client, Duration::from_secs(60)).await?;
     }

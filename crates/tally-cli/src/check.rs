@@ -36,7 +36,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let options = CheckOptions {
-        urls: args.url,
+        nodes: args.url.iter().map(|url| crate::remote::client(url)).collect::<anyhow::Result<_>>()?,
         clients: args.clients.max(1),
         duration: Duration::from_secs(args.duration),
         ops: args.ops,
@@ -45,7 +45,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         crash_every: Duration::from_secs(args.crash_every.max(1)),
         checkpoint_every: Duration::from_secs(args.checkpoint_every.max(1)),
         seed: args.seed,
-        token: std::env::var("TALLY_API_KEY").ok().filter(|key| !key.is_empty()),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let report = runtime.block_on(check(options))?;

@@ -12,6 +12,8 @@ use tally_engine::{Config, Engine};
 use tally_ledger::keys::KeyStore;
 use tally_ledger::Ledger;
 use tally_server::auth::Keyring;
+use tally_server::listen::Listening;
+use tally_server::tls::Tls;
 use tally_server::App;
 
 #[derive(clap::Args)]
@@ -29,6 +31,12 @@ pub struct Args {
     /// Requests per second one API key may make (a burst of as many); 0 for no limit.
     #[arg(long, default_value_t = 10_000, env = "TALLY_KEY_RATE_LIMIT")]
     pub key_rate_limit: u32,
+    /// Serve HTTPS with this certificate chain (PEM), read again on SIGHUP.
+    #[arg(long, env = "TALLY_TLS_CERT", requires = "tls_key", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert, read again on SIGHUP.
+    #[arg(long, env = "TALLY_TLS_KEY", requires = "tls_cert", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
     /// Serve `/healthz` and `/metrics` here, without a key, instead of on --listen.
     #[arg(long, env = "TALLY_OPERATIONS_LISTEN")]
     pub operations_listen: Option<SocketAddr>,
@@ -108,9 +116,18 @@ async fn serve(args: &Args, app: App, keys: Arc<dyn KeyStore>) -> anyhow::Result
     }
     keyring.keep_fresh();
     let app = App { keys: Some(keyring), operations_elsewhere: args.operations_listen.is_some(), ..app };
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            let tls = Tls::load(cert, key).context("cannot load the TLS certificate")?;
+            reload_on_hangup(tls.clone())?;
+            Some(tls)
+        }
+        _ => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let listening = Listening { tls, ..Listening::plain() };
     let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
-    tracing::info!("listening on http://{}", listener.local_addr()?);
-    let connections_max = tally_server::listen::connections_max();
+    tracing::info!("listening on {scheme}://{}", listener.local_addr()?);
     let (stopping, stopped) = tokio::sync::watch::channel(false);
     let stop = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
         let _ = stopped.wait_for(|stopped| *stopped).await;
@@ -118,13 +135,13 @@ async fn serve(args: &Args, app: App, keys: Arc<dyn KeyStore>) -> anyhow::Result
     let operations = match args.operations_listen {
         Some(address) => {
             let listener = tokio::net::TcpListener::bind(address).await.with_context(|| format!("cannot listen on {address}"))?;
-            tracing::info!("health and metrics on http://{}", listener.local_addr()?);
+            tracing::info!("health and metrics on {scheme}://{}", listener.local_addr()?);
             let service = tally_server::operations_service(app.clone());
-            Some(tokio::spawn(tally_server::listen::serve_service(listener, service, connections_max, stop(stopped.clone()))))
+            Some(tokio::spawn(tally_server::listen::serve_service(listener, service, listening.clone(), stop(stopped.clone()))))
         }
         None => None,
     };
-    let main = tally_server::listen::serve(listener, app, connections_max, async move {
+    let main = tally_server::listen::serve(listener, app, listening, async move {
         stop_signal().await;
         let _ = stopping.send(true);
     });
@@ -132,6 +149,20 @@ async fn serve(args: &Args, app: App, keys: Arc<dyn KeyStore>) -> anyhow::Result
     if let Some(operations) = operations {
         operations.await??;
     }
+    Ok(())
+}
+
+/// Reads the certificate and key again on every SIGHUP: new connections get the new ones.
+fn reload_on_hangup(tls: Arc<Tls>) -> anyhow::Result<()> {
+    let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).context("SIGHUP handler")?;
+    tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            match tls.reload() {
+                Ok(()) => tracing::info!("TLS certificate reloaded"),
+                Err(error) => tracing::error!(%error, "could not reload the TLS certificate; the previous one is still served"),
+            }
+        }
+    });
     Ok(())
 }
 

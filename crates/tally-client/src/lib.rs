@@ -21,6 +21,9 @@ pub enum ClientError {
     Transport(#[from] reqwest::Error),
     #[error("unexpected response (HTTP {status}): {detail}")]
     Decode { status: u16, detail: String },
+    /// The client could not be set up (an unreadable CA file).
+    #[error("client setup: {0}")]
+    Setup(String),
 }
 
 impl ClientError {
@@ -45,10 +48,29 @@ pub struct Client {
     token: Option<String>,
 }
 
+/// Shows the server's address, never the key.
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").field("base", &self.base).field("key", &self.token.as_ref().map(|_| "(set)")).finish()
+    }
+}
+
 impl Client {
-    /// `base` is the server's address, such as `http://127.0.0.1:7420`.
+    /// `base` is the server's address, such as `http://127.0.0.1:7420` or
+    /// `https://ledger.internal:7420` (trusting the system's certificate authorities).
     pub fn new(base: &str) -> Client {
-        let http = reqwest::Client::builder()
+        Client::build(base, reqwest::Client::builder())
+    }
+
+    /// A client that also trusts the certificate authority in `ca_pem` (a PEM file's
+    /// contents), for a server whose certificate a private authority signed.
+    pub fn with_ca(base: &str, ca_pem: &[u8]) -> Result<Client, ClientError> {
+        let authority = reqwest::Certificate::from_pem(ca_pem).map_err(|e| ClientError::Setup(format!("the CA certificate: {e}")))?;
+        Ok(Client::build(base, reqwest::Client::builder().add_root_certificate(authority)))
+    }
+
+    fn build(base: &str, builder: reqwest::ClientBuilder) -> Client {
+        let http = builder
             .timeout(Duration::from_secs(120))
             .pool_max_idle_per_host(64)
             .build()

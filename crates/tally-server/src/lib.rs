@@ -8,6 +8,7 @@ pub mod confine;
 pub mod error;
 pub mod listen;
 pub mod routes;
+pub mod tls;
 
 use auth::{Caller, Refusal};
 use axum::error_handling::HandleErrorLayer;

@@ -7,6 +7,7 @@
 //! and tries again, and the connections waiting in the kernel's backlog are served once
 //! others close.
 
+use crate::tls::Tls;
 use crate::App;
 use axum::Router;
 use hyper::server::conn::http1;
@@ -17,8 +18,11 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 use tally_core::limits::{CONNECTIONS_MAX, DESCRIPTORS_RESERVED, HEADER_READ_TIMEOUT_MS};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
+
+const HEADER_READ_TIMEOUT: Duration = Duration::from_millis(HEADER_READ_TIMEOUT_MS);
 
 /// How long the accept loop waits after the process ran out of descriptors or memory.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
@@ -50,26 +54,35 @@ fn raise_descriptor_limit() -> u64 {
     limit.rlim_cur
 }
 
+/// How a listener serves: at most `connections_max` connections at once, over TLS when set.
+#[derive(Clone)]
+pub struct Listening {
+    pub connections_max: usize,
+    pub tls: Option<Arc<Tls>>,
+}
+
+impl Listening {
+    /// Plain HTTP, with the cap `connections_max()` computes.
+    pub fn plain() -> Listening {
+        Listening { connections_max: connections_max(), tls: None }
+    }
+}
+
 /// Serves `app` on `listener` until `stop` resolves, then stops accepting, lets every
-/// request in flight finish and closes idle connections. At most `connections_max`
-/// connections are open at once.
-pub async fn serve(listener: TcpListener, app: App, connections_max: usize, stop: impl Future<Output = ()>) -> io::Result<()> {
-    serve_service(listener, crate::service(app), connections_max, stop).await
+/// request in flight finish and closes idle connections.
+pub async fn serve(listener: TcpListener, app: App, listening: Listening, stop: impl Future<Output = ()>) -> io::Result<()> {
+    serve_service(listener, crate::service(app), listening, stop).await
 }
 
 /// `serve` for any router: the operations address serves its own.
-pub async fn serve_service(
-    listener: TcpListener,
-    router: Router,
-    connections_max: usize,
-    stop: impl Future<Output = ()>,
-) -> io::Result<()> {
+pub async fn serve_service(listener: TcpListener, router: Router, listening: Listening, stop: impl Future<Output = ()>) -> io::Result<()> {
+    let connections_max = listening.connections_max;
     assert!(connections_max > 0);
     let service = TowerToHyperService::new(router);
     let open = Arc::new(Semaphore::new(connections_max));
     let (stopping, stop_seen) = watch::channel(false);
     let mut http = http1::Builder::new();
-    http.timer(TokioTimer::new()).header_read_timeout(Duration::from_millis(HEADER_READ_TIMEOUT_MS)).keep_alive(true);
+    http.timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT).keep_alive(true);
     tokio::pin!(stop);
     loop {
         let permit = tokio::select! {
@@ -90,18 +103,17 @@ pub async fn serve_service(
             },
         };
         let _ = stream.set_nodelay(true);
-        metrics::gauge!("tally_connections_open").increment(1.0);
-        let connection = http.serve_connection(TokioIo::new(stream), service.clone());
-        let mut stop_seen = stop_seen.clone();
+        let (http, service, stop_seen) = (http.clone(), service.clone(), stop_seen.clone());
+        let acceptor = listening.tls.as_ref().map(|tls| tls.acceptor());
         tokio::spawn(async move {
-            tokio::pin!(connection);
-            let stopped = tokio::select! {
-                _ = connection.as_mut() => false,
-                seen = stop_seen.wait_for(|stopping| *stopping) => seen.is_ok(),
-            };
-            if stopped {
-                connection.as_mut().graceful_shutdown();
-                let _ = connection.await;
+            metrics::gauge!("tally_connections_open").increment(1.0);
+            match acceptor {
+                None => drive(&http, stream, service, stop_seen).await,
+                // The handshake counts towards the time a client has to send its headers.
+                Some(acceptor) => match tokio::time::timeout(HEADER_READ_TIMEOUT, acceptor.accept(stream)).await {
+                    Ok(Ok(stream)) => drive(&http, stream, service, stop_seen).await,
+                    Ok(Err(_)) | Err(_) => metrics::counter!("tally_tls_handshakes_failed_total").increment(1),
+                },
             }
             metrics::gauge!("tally_connections_open").decrement(1.0);
             drop(permit);
@@ -113,6 +125,24 @@ pub async fn serve_service(
     let all = u32::try_from(connections_max).expect("the cap fits a semaphore");
     let _closed = open.acquire_many(all).await.expect("the semaphore is never closed");
     Ok(())
+}
+
+/// Serves one connection until it closes, or until the server stops (then it finishes the
+/// request in flight and closes).
+async fn drive<I>(http: &http1::Builder, io: I, service: TowerToHyperService<Router>, mut stop_seen: watch::Receiver<bool>)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let connection = http.serve_connection(TokioIo::new(io), service);
+    tokio::pin!(connection);
+    let stopped = tokio::select! {
+        _ = connection.as_mut() => false,
+        seen = stop_seen.wait_for(|stopping| *stopping) => seen.is_ok(),
+    };
+    if stopped {
+        connection.as_mut().graceful_shutdown();
+        let _ = connection.await;
+    }
 }
 
 /// Errors that say the process is out of a resource, not that a client misbehaved.

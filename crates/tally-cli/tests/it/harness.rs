@@ -134,7 +134,7 @@ impl TestServer {
             let stop = async {
                 stopped.await.ok();
             };
-            tally_server::listen::serve(listener, app, tally_server::listen::connections_max(), stop).await.unwrap();
+            tally_server::listen::serve(listener, app, tally_server::listen::Listening::plain(), stop).await.unwrap();
         });
         TestServer { client: Client::new(&url), url, engine, keys, stop: Some(stop), _directory: directory, _cluster: None }
     }

@@ -21,3 +21,4 @@ mod crash;
 mod moves;
 mod nodes;
 mod support;
+mod tls;

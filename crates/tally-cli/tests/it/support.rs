@@ -19,6 +19,13 @@ impl Server {
         Server::spawn(Command::new(env!("CARGO_BIN_EXE_tally")), data_dir, port)
     }
 
+    /// A server started with more arguments to `tally serve`.
+    pub fn start_with(data_dir: &Path, port: u16, arguments: &[&str]) -> Server {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tally"));
+        command.args(["serve"]).args(arguments);
+        Server::spawn_serving(command, data_dir, port)
+    }
+
     /// A server whose process may open at most `descriptors` files and sockets.
     pub fn start_with_descriptors(data_dir: &Path, port: u16, descriptors: u32) -> Server {
         let mut command = Command::new("sh");
@@ -27,8 +34,13 @@ impl Server {
     }
 
     fn spawn(mut command: Command, data_dir: &Path, port: u16) -> Server {
+        command.arg("serve");
+        Server::spawn_serving(command, data_dir, port)
+    }
+
+    fn spawn_serving(mut command: Command, data_dir: &Path, port: u16) -> Server {
         let child = command
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+            .args(["--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
             .arg(data_dir)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
@@ -49,7 +61,7 @@ impl Server {
         self.healthy_through(client).await
     }
 
-    async fn healthy_through(self, client: Client) -> Server {
+    pub async fn healthy_through(self, client: Client) -> Server {
         let started = Instant::now();
         while client.health().await.is_err() {
             assert!(started.elapsed() < Duration::from_secs(120), "the server did not start");
