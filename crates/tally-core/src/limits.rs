@@ -70,6 +70,10 @@ pub const PAGE_LIMIT_DEFAULT: usize = 100;
 /// The longest a journal reader's long poll waits for a new entry.
 pub const JOURNAL_WAIT_MS_MAX: u64 = 30_000;
 
+/// Journal pages read and rendered at once; more readers wait their turn (without holding a
+/// thread), so hundreds woken by one commit cannot crowd out the answers to writes.
+pub const JOURNAL_PAGES_AT_ONCE: usize = 2;
+
 // ---- The server ----
 
 /// Requests served at once, on all routes together; beyond this the server answers 503 at

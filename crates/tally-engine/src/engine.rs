@@ -65,6 +65,9 @@ struct Durable {
 struct Shared {
     state: RwLock<State>,
     durable: watch::Sender<Durable>,
+    /// `durable` again, sent once a commit's answers are on their way: journal long polls
+    /// wait on this, so waking hundreds of them never delays the answers.
+    published: watch::Sender<Durable>,
     failure: Mutex<Option<String>>,
     queue: WriteQueue,
 }
@@ -85,6 +88,12 @@ impl Shared {
         *self.failure.lock().expect("failure lock") = Some(reason.clone());
         self.queue.fail(LedgerError::Failed(reason));
         self.durable.send_modify(|d| d.failed = true);
+        self.publish();
+    }
+
+    /// Wakes the journal's long polls with what is durable now.
+    fn publish(&self) {
+        self.published.send_replace(*self.durable.borrow());
     }
 }
 
@@ -178,10 +187,11 @@ impl Engine {
     pub fn start<S: Storage>(mut storage: S, config: Config) -> Result<(Engine, Recovery), OpenError> {
         let io = |source| OpenError::Io { path: "storage".into(), source };
         let (state, journal, recovery) = recover(&mut storage)?;
-        let durable = watch::Sender::new(Durable { seq: state.last_seq(), failed: false });
+        let durable = Durable { seq: state.last_seq(), failed: false };
         let shared = Arc::new(Shared {
             state: RwLock::new(state),
-            durable,
+            durable: watch::Sender::new(durable),
+            published: watch::Sender::new(durable),
             failure: Mutex::new(None),
             queue: WriteQueue::new(config.queue_requests_max),
         });
@@ -283,10 +293,10 @@ impl Ledger for Engine {
     fn journal(&self, after_seq: u64, limit: usize, wait: Duration) -> LedgerFuture<'_, Vec<JournalEntry>> {
         Box::pin(async move {
             self.check_failure()?;
-            let mut durable = self.shared.durable.subscribe();
+            let mut published = self.shared.published.subscribe();
             // Long poll: wait (bounded) until something after `after_seq` is durable.
-            let _ = tokio::time::timeout(wait, durable.wait_for(|d| d.failed || d.seq > after_seq)).await;
-            let until = durable.borrow().seq;
+            let _ = tokio::time::timeout(wait, published.wait_for(|d| d.failed || d.seq > after_seq)).await;
+            let until = self.shared.durable.borrow().seq;
             self.check_failure()?;
             Ok(self.shared.state()?.journal(after_seq, until, limit))
         })
@@ -379,6 +389,9 @@ impl<S: Storage> Writer<S> {
         }
         self.shared.durable.send_modify(|d| d.seq = last_seq);
         batch.answer(applied.answers);
+        if applied.payload.is_some() {
+            self.shared.publish();
+        }
     }
 
     fn stop(&mut self) {
@@ -389,5 +402,6 @@ impl<S: Storage> Writer<S> {
             }
         }
         self.shared.durable.send_modify(|d| d.failed = d.failed || self.failure().is_some());
+        self.shared.publish();
     }
 }

@@ -457,11 +457,14 @@ impl Writer {
         };
         match outcome {
             Ok(committed) => {
-                self.shared.saw_committed(committed.last_seq);
                 if committed.events > 0 {
                     metrics::histogram!("tally_pg_attempts").record(f64::from(attempt));
                 }
+                // Answers first: the journal's long polls wake on `committed`, and waking
+                // hundreds of them must not delay the answers (the rows are committed, so
+                // a client that reads after its answer finds them either way).
                 batch.answer(committed.answers);
+                self.shared.saw_committed(committed.last_seq);
             }
             Err(error) => batch.fail(&error),
         }

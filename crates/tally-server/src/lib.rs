@@ -29,7 +29,7 @@ use utoipa::openapi::{ContentBuilder, OpenApi, Ref, RefOr, ResponseBuilder};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-pub use tally_core::limits::{IN_FLIGHT_REQUESTS_MAX, REQUEST_TIMEOUT_MS, WRITE_WAIT_MS};
+pub use tally_core::limits::{IN_FLIGHT_REQUESTS_MAX, JOURNAL_PAGES_AT_ONCE, REQUEST_TIMEOUT_MS, WRITE_WAIT_MS};
 
 #[derive(Clone)]
 pub struct App {
@@ -47,6 +47,8 @@ pub struct App {
     pub in_flight_max: usize,
     /// How long a write waits for the writer once its body has arrived.
     pub write_wait: Duration,
+    /// Turns to build a journal page: `JOURNAL_PAGES_AT_ONCE`.
+    pub journal_pages: Arc<tokio::sync::Semaphore>,
 }
 
 impl App {
@@ -60,6 +62,7 @@ impl App {
             bodies: Arc::default(),
             in_flight_max: IN_FLIGHT_REQUESTS_MAX,
             write_wait: Duration::from_millis(WRITE_WAIT_MS),
+            journal_pages: Arc::new(tokio::sync::Semaphore::new(JOURNAL_PAGES_AT_ONCE)),
         }
     }
 }

@@ -251,7 +251,7 @@ pub struct JournalParams {
 /// with `wait_ms`.
 #[utoipa::path(get, path = "/v1/journal", tag = "journal", params(JournalParams),
     responses((status = 200, body = JournalPage), (status = 400, body = ErrorBody)))]
-pub async fn journal(State(app): State<App>, caller: Caller, RawQuery(raw): RawQuery) -> Result<Json<JournalPage>, ApiError> {
+pub async fn journal(State(app): State<App>, caller: Caller, RawQuery(raw): RawQuery) -> Result<Response, ApiError> {
     let params: JournalParams = query(raw)?;
     let limit = limit(params.limit)?;
     let wait_ms = params.wait_ms.unwrap_or(0);
@@ -259,11 +259,25 @@ pub async fn journal(State(app): State<App>, caller: Caller, RawQuery(raw): RawQ
         return Err(ApiError::invalid("wait_ms", format!("must be at most {JOURNAL_WAIT_MS_MAX}")));
     }
     let after_seq = params.after_seq.unwrap_or(0);
-    let entries = app.ledger.journal(after_seq, limit, Duration::from_millis(wait_ms)).await?;
-    // The feed continues after the last entry looked at, shown or not.
-    let next_after_seq = entries.last().map_or(after_seq, JournalEntry::seq);
-    let entries: Vec<JournalItem> = entries.iter().filter(|entry| confine::sees_entry(&caller, entry)).map(JournalItem::new).collect();
-    Ok(Json(JournalPage { entries, next_after_seq }))
+    if wait_ms > 0 {
+        // Waiting costs nothing; reading and rendering a page does. Pages are built a few
+        // at a time, so a commit that wakes hundreds of readers leaves the server free to
+        // answer writes between their pages.
+        app.ledger.journal(after_seq, 0, Duration::from_millis(wait_ms)).await?;
+    }
+    let _turn = app.journal_pages.acquire().await.expect("the semaphore is never closed");
+    let entries = app.ledger.journal(after_seq, limit, Duration::ZERO).await?;
+    // Rendered off the threads that answer requests: a page of a thousand entries is
+    // milliseconds of work, and a write's answer must not queue behind hundreds of them.
+    let render = move || {
+        // The feed continues after the last entry looked at, shown or not.
+        let next_after_seq = entries.last().map_or(after_seq, JournalEntry::seq);
+        let entries: Vec<JournalItem> = entries.iter().filter(|entry| confine::sees_entry(&caller, entry)).map(JournalItem::new).collect();
+        serde_json::to_vec(&JournalPage { entries, next_after_seq }).expect("wire types always serialize")
+    };
+    // Only a runtime that is shutting down drops the task.
+    let body = tokio::task::spawn_blocking(render).await.map_err(|_| ApiError::from(tally_ledger::LedgerError::ShuttingDown))?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 /// Liveness and progress. 503 while the writer is stalled, and once the ledger stopped
