@@ -104,6 +104,12 @@ pub const DESCRIPTORS_RESERVED: usize = 256;
 /// kept-alive connection left idle, are both closed after this.
 pub const HEADER_READ_TIMEOUT_MS: u64 = 10_000;
 
+/// Bytes of a request's line and headers together; beyond this 431 (414 for the line).
+pub const REQUEST_HEAD_BYTES_MAX: usize = 64 << 10;
+
+/// Header fields in one request; beyond this 431.
+pub const REQUEST_HEADERS_MAX: usize = 100;
+
 /// The longest a request's body may take to arrive once its headers have: a body that
 /// trickles in is answered 408 and frees what it held.
 pub const BODY_READ_TIMEOUT_MS: u64 = 30_000;

@@ -1,4 +1,5 @@
-//! Reading request bodies within bounds: each body may hold at most `REQUEST_BODY_BYTES_MAX`
+//! Reading requests: path segments whose failures answer with the error object like every
+//! other, and bodies within bounds: each body may hold at most `REQUEST_BODY_BYTES_MAX`
 //! bytes and take at most `BODY_READ_TIMEOUT_MS` to arrive, and all bodies arriving at once
 //! share one budget, `BODY_BYTES_BUFFERED_MAX`. Memory is counted as it is allocated, so a
 //! client that announces a large body and trickles it in holds only what it has sent.
@@ -6,7 +7,8 @@
 use crate::error::ApiError;
 use crate::App;
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use http_body_util::BodyExt;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -122,5 +124,20 @@ impl FromRequest<App> for Body {
             bytes.extend_from_slice(&data);
         }
         Ok(Body { bytes: bytes.into(), _held: held })
+    }
+}
+
+/// The route's path segments, decoded: a segment that is not UTF-8 once percent-decoded is a
+/// 400 naming the path, with the usual error object.
+pub struct Segments<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Segments<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Segments<T>, ApiError> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(segments)) => Ok(Segments(segments)),
+            Err(rejection) => Err(ApiError::invalid("path", rejection.body_text())),
+        }
     }
 }

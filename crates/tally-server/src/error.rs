@@ -61,11 +61,22 @@ impl From<LedgerError> for ApiError {
     }
 }
 
+impl ApiError {
+    /// The error object, as bytes.
+    pub fn body(self) -> Vec<u8> {
+        serde_json::to_vec(&self.detail()).expect("wire types always serialize")
+    }
+
+    fn detail(self) -> ErrorBody {
+        ErrorBody { error: ErrorDetail { code: self.code.to_owned(), message: self.message, field: self.field } }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorBody { error: ErrorDetail { code: self.code.to_owned(), message: self.message, field: self.field } };
-        let mut response = (self.status, Json(body)).into_response();
-        if let Some(seconds) = self.retry_after {
+        let (status, retry_after) = (self.status, self.retry_after);
+        let mut response = (status, Json(self.detail())).into_response();
+        if let Some(seconds) = retry_after {
             response.headers_mut().insert(header::RETRY_AFTER, seconds.into());
         }
         response

@@ -15,10 +15,12 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use std::future::Future;
 use std::io;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
-use tally_core::limits::{CONNECTIONS_MAX, DESCRIPTORS_RESERVED, HEADER_READ_TIMEOUT_MS};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tally_core::limits::{CONNECTIONS_MAX, DESCRIPTORS_RESERVED, HEADER_READ_TIMEOUT_MS, REQUEST_HEADERS_MAX, REQUEST_HEAD_BYTES_MAX};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 
@@ -82,7 +84,11 @@ pub async fn serve_service(listener: TcpListener, router: Router, listening: Lis
     let open = Arc::new(Semaphore::new(connections_max));
     let (stopping, stop_seen) = watch::channel(false);
     let mut http = http1::Builder::new();
-    http.timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT).keep_alive(true);
+    http.timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .keep_alive(true)
+        .max_header_size(REQUEST_HEAD_BYTES_MAX)
+        .max_headers(REQUEST_HEADERS_MAX);
     tokio::pin!(stop);
     loop {
         let permit = tokio::select! {
@@ -133,7 +139,7 @@ async fn drive<I>(http: &http1::Builder, io: I, service: TowerToHyperService<Rou
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let connection = http.serve_connection(TokioIo::new(io), service);
+    let connection = http.serve_connection(TokioIo::new(WithErrorBodies::new(io)), service);
     tokio::pin!(connection);
     let stopped = tokio::select! {
         _ = connection.as_mut() => false,
@@ -148,4 +154,122 @@ where
 /// Errors that say the process is out of a resource, not that a client misbehaved.
 fn is_exhaustion(error: &io::Error) -> bool {
     matches!(error.raw_os_error(), Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM))
+}
+
+/// A connection whose answers all carry the error object. hyper answers a request it cannot
+/// parse (400, 414, 431, 505) by itself, with an empty body and no way to supply one; every
+/// error the service gives has a body, so an error status with `content-length: 0` is one of
+/// hyper's, and this gives it the object the API promises.
+struct WithErrorBodies<I> {
+    inner: I,
+    /// A rewritten answer not yet fully written, and how much of it was.
+    pending: Vec<u8>,
+    written: usize,
+}
+
+impl<I> WithErrorBodies<I> {
+    fn new(inner: I) -> WithErrorBodies<I> {
+        WithErrorBodies { inner, pending: Vec::new(), written: 0 }
+    }
+}
+
+impl<I: AsyncWrite + Unpin> WithErrorBodies<I> {
+    fn poll_pending(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while self.written < self.pending.len() {
+            let written = ready!(Pin::new(&mut self.inner).poll_write(cx, &self.pending[self.written..]))?;
+            if written == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.written += written;
+        }
+        self.pending.clear();
+        self.written = 0;
+        Poll::Ready(Ok(()))
+    }
+
+    /// Takes `head` as written when it is one of hyper's bare error answers, sending the
+    /// rewritten answer in its place.
+    fn replace(&mut self, cx: &mut Context<'_>, head: &[u8]) -> Option<Poll<io::Result<usize>>> {
+        let replacement = with_error_body(head)?;
+        self.pending = replacement;
+        self.written = 0;
+        // What is not written now goes out on the next write, flush or shutdown.
+        if let Poll::Ready(Err(error)) = self.poll_pending(cx) {
+            return Some(Poll::Ready(Err(error)));
+        }
+        Some(Poll::Ready(Ok(head.len())))
+    }
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for WithErrorBodies<I> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for WithErrorBodies<I> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        ready!(self.poll_pending(cx))?;
+        if let Some(replaced) = self.replace(cx, buf) {
+            return replaced;
+        }
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(mut self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[io::IoSlice<'_>]) -> Poll<io::Result<usize>> {
+        ready!(self.poll_pending(cx))?;
+        let mut filled = bufs.iter().filter(|buf| !buf.is_empty());
+        if let (Some(only), None) = (filled.next(), filled.next()) {
+            if let Some(replaced) = self.replace(cx, only) {
+                return replaced;
+            }
+        }
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(self.poll_pending(cx))?;
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(self.poll_pending(cx))?;
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// The answer `head` should have been, if it is a whole error head with an empty body.
+fn with_error_body(head: &[u8]) -> Option<Vec<u8>> {
+    let text = std::str::from_utf8(head).ok()?.strip_suffix("\r\n\r\n")?;
+    let mut lines = text.split("\r\n");
+    let status: u16 = lines.next()?.strip_prefix("HTTP/1.1 ")?.get(..3)?.parse().ok()?;
+    if !(400..600).contains(&status) {
+        return None;
+    }
+    let headers: Vec<&str> = lines.collect();
+    if !headers.iter().any(|line| line.eq_ignore_ascii_case("content-length: 0")) {
+        return None;
+    }
+    let (code, message) = match status {
+        414 => ("uri_too_long", format!("the request line is limited to {REQUEST_HEAD_BYTES_MAX} bytes")),
+        431 => {
+            ("headers_too_large", format!("request headers are limited to {REQUEST_HEADERS_MAX} fields and {REQUEST_HEAD_BYTES_MAX} bytes"))
+        }
+        505 => ("http_version_not_supported", "HTTP/1.1 (or 1.0) only".to_owned()),
+        _ => ("bad_request", "the request is not valid HTTP/1.1".to_owned()),
+    };
+    let body = crate::error::ApiError::new(axum::http::StatusCode::from_u16(status).ok()?, code, message).body();
+    let mut answer = format!("HTTP/1.1 {}\r\n", &text["HTTP/1.1 ".len()..text.find("\r\n").unwrap_or(text.len())]);
+    for line in headers.iter().filter(|line| !line.eq_ignore_ascii_case("content-length: 0")) {
+        answer.push_str(line);
+        answer.push_str("\r\n");
+    }
+    answer.push_str(&format!("content-type: application/json\r\ncontent-length: {}\r\n\r\n", body.len()));
+    let mut answer = answer.into_bytes();
+    answer.extend_from_slice(&body);
+    Some(answer)
 }

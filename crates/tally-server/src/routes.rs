@@ -3,10 +3,11 @@
 
 use crate::auth::{self, Caller, Keyring};
 use crate::body::Body;
+use crate::body::Segments;
 use crate::confine;
 use crate::error::ApiError;
 use crate::App;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -67,7 +68,12 @@ pub async fn create_accounts(State(app): State<App>, caller: Caller, body: Body)
 #[utoipa::path(patch, path = "/v1/accounts/{id}", tag = "accounts", request_body = AccountPatchInput,
     params(("id" = String, Path, description = "Account id")),
     responses((status = 200, description = "One result: updated, or why not", body = Results), (status = 400, body = ErrorBody), (status = 408, body = ErrorBody), (status = 503, body = ErrorBody), (status = 504, body = ErrorBody)))]
-pub async fn update_account(State(app): State<App>, caller: Caller, Path(id): Path<String>, body: Body) -> Result<Response, ApiError> {
+pub async fn update_account(
+    State(app): State<App>,
+    caller: Caller,
+    Segments(id): Segments<String>,
+    body: Body,
+) -> Result<Response, ApiError> {
     let request = decode_json::<AccountPatchInput>(&body.bytes)?.convert(&id)?;
     submit(&app, &caller, request).await
 }
@@ -95,7 +101,7 @@ pub struct AccountParams {
 pub async fn get_account(
     State(app): State<App>,
     caller: Caller,
-    Path(id): Path<String>,
+    Segments(id): Segments<String>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Account>, ApiError> {
     let params: AccountParams = query(raw)?;
@@ -154,7 +160,7 @@ pub async fn list_accounts(State(app): State<App>, caller: Caller, RawQuery(raw)
 /// Read a transfer (or hold, post, void) and where it stands.
 #[utoipa::path(get, path = "/v1/transfers/{id}", tag = "transfers", params(("id" = String, Path, description = "Transfer id")),
     responses((status = 200, body = Transfer), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn get_transfer(State(app): State<App>, caller: Caller, Path(id): Path<String>) -> Result<Json<Transfer>, ApiError> {
+pub async fn get_transfer(State(app): State<App>, caller: Caller, Segments(id): Segments<String>) -> Result<Json<Transfer>, ApiError> {
     transfer(&app, &caller, &id).await
 }
 
@@ -163,7 +169,11 @@ pub async fn get_transfer(State(app): State<App>, caller: Caller, Path(id): Path
 #[utoipa::path(get, path = "/v1/transfers/{id}/{leg}", tag = "transfers",
     params(("id" = String, Path, description = "The allocation's id"), ("leg" = u32, Path, description = "The leg's index, from 0")),
     responses((status = 200, body = Transfer), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn get_leg(State(app): State<App>, caller: Caller, Path((id, leg)): Path<(String, String)>) -> Result<Json<Transfer>, ApiError> {
+pub async fn get_leg(
+    State(app): State<App>,
+    caller: Caller,
+    Segments((id, leg)): Segments<(String, String)>,
+) -> Result<Json<Transfer>, ApiError> {
     transfer(&app, &caller, &format!("{id}/{leg}")).await
 }
 
@@ -172,7 +182,7 @@ pub async fn get_leg(State(app): State<App>, caller: Caller, Path((id, leg)): Pa
 #[utoipa::path(patch, path = "/v1/transfers/{id}", tag = "transfers", request_body = HoldPatchInput,
     params(("id" = String, Path, description = "The hold's id")),
     responses((status = 200, description = "One result: updated, or why not", body = Results), (status = 400, body = ErrorBody), (status = 408, body = ErrorBody), (status = 503, body = ErrorBody), (status = 504, body = ErrorBody)))]
-pub async fn renew_hold(State(app): State<App>, caller: Caller, Path(id): Path<String>, body: Body) -> Result<Response, ApiError> {
+pub async fn renew_hold(State(app): State<App>, caller: Caller, Segments(id): Segments<String>, body: Body) -> Result<Response, ApiError> {
     let request = decode_json::<HoldPatchInput>(&body.bytes)?.convert(&id)?;
     submit(&app, &caller, request).await
 }
@@ -184,7 +194,7 @@ pub async fn renew_hold(State(app): State<App>, caller: Caller, Path(id): Path<S
 pub async fn renew_leg(
     State(app): State<App>,
     caller: Caller,
-    Path((id, leg)): Path<(String, String)>,
+    Segments((id, leg)): Segments<(String, String)>,
     body: Body,
 ) -> Result<Response, ApiError> {
     let request = decode_json::<HoldPatchInput>(&body.bytes)?.convert(&format!("{id}/{leg}"))?;
@@ -216,7 +226,7 @@ pub struct SeqPageParams {
 pub async fn account_transfers(
     State(app): State<App>,
     caller: Caller,
-    Path(id): Path<String>,
+    Segments(id): Segments<String>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<TransfersPage>, ApiError> {
     let params: SeqPageParams = query(raw)?;
@@ -355,7 +365,7 @@ pub async fn list_keys(State(app): State<App>) -> Result<Json<KeysPage>, ApiErro
 /// Revoke an API key (admin): every node refuses it within a second.
 #[utoipa::path(delete, path = "/v1/keys/{id}", tag = "keys", params(("id" = String, Path, description = "The key's id")),
     responses((status = 200, body = KeyInfo), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn revoke_key(State(app): State<App>, Path(id): Path<String>) -> Result<Json<KeyInfo>, ApiError> {
+pub async fn revoke_key(State(app): State<App>, Segments(id): Segments<String>) -> Result<Json<KeyInfo>, ApiError> {
     match keyring(&app)?.revoke(&id).await? {
         Some(key) => {
             tracing::info!(key = %key.id, "key revoked");

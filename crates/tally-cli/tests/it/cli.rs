@@ -152,3 +152,21 @@ async fn verify_refuses_a_snapshot_its_journal_does_not_reach_as_a_start_would()
     assert!(!verified.status.success(), "{}", String::from_utf8_lossy(&verified.stdout));
     assert!(String::from_utf8_lossy(&verified.stderr).contains("beyond the journal"), "{}", String::from_utf8_lossy(&verified.stderr));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_and_metrics_on_an_address_of_their_own_need_no_key() {
+    let directory = tempfile::tempdir().unwrap();
+    let data = directory.path().join("data");
+    let made = tally(&["keys", "create", "--scope", "admin", "--data-dir", data.to_str().unwrap()]);
+    let admin = String::from_utf8(made.stdout).unwrap().lines().next().unwrap().to_owned();
+    let (port, operations) = (free_port(), free_port());
+    let server = Server::start_with(&data, port, &["--operations-listen", &format!("127.0.0.1:{operations}")]);
+    let server = server.healthy_through(tally_client::Client::new(&format!("http://127.0.0.1:{operations}"))).await;
+    let metrics = reqwest::get(format!("http://127.0.0.1:{operations}/metrics")).await.unwrap();
+    assert_eq!(metrics.status().as_u16(), 200);
+    let main = tally_client::Client::new(&format!("http://127.0.0.1:{port}"));
+    assert_eq!(main.health().await.unwrap_err().code(), Some("not_found"), "not on the API's address");
+    assert_eq!(main.accounts("", None, 1).await.unwrap_err().code(), Some("unauthorized"));
+    assert!(main.with_token(admin).accounts("", None, 1).await.is_ok());
+    assert!(server.terminate().success());
+}

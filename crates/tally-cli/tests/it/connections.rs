@@ -169,3 +169,37 @@ async fn a_flood_of_connections_leaves_the_ledger_its_descriptors() {
     assert!(std::fs::read_dir(directory.path()).unwrap().count() > snapshots_before, "the snapshot file was opened and written");
     drop(flood);
 }
+
+/// Sends raw bytes and reads the whole answer (the server closes after these).
+async fn raw_answer(address: &str, request: &[u8]) -> String {
+    let mut stream = TcpStream::connect(address).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut answer)).await;
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test]
+async fn requests_http_itself_refuses_still_get_the_error_object() {
+    let server = TestServer::start().await;
+    let address = server.url.trim_start_matches("http://").to_owned();
+    let many_headers: String = (0..150).map(|n| format!("X-{n}: 1\r\n")).collect();
+    let cases: [(Vec<u8>, &str, &str); 4] = [
+        (b"GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n".to_vec(), "400", "bad_request"),
+        (format!("GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n", "a".repeat(70_000)).into_bytes(), "431", "headers_too_large"),
+        (format!("GET / HTTP/1.1\r\nHost: x\r\n{many_headers}\r\n").into_bytes(), "431", "headers_too_large"),
+        (b"GET / HTTP/3.0\r\nHost: x\r\n\r\n".to_vec(), "400", "bad_request"),
+    ];
+    for (request, status, code) in cases {
+        let answer = raw_answer(&address, &request).await;
+        assert!(answer.starts_with(&format!("HTTP/1.1 {status} ")), "{answer}");
+        let body: serde_json::Value = serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap()).expect(&answer);
+        assert_eq!(body["error"]["code"], code, "{answer}");
+    }
+    // A path that is not UTF-8 once decoded is named like any other bad field.
+    let (status, answer) = server.get("/v1/accounts/%FF").await;
+    assert_eq!((status, answer["error"]["field"].as_str()), (400, Some("path")), "{answer}");
+    // An answer to HEAD keeps its empty body.
+    let answer = raw_answer(&address, b"HEAD /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await;
+    assert!(answer.starts_with("HTTP/1.1 404 ") && answer.ends_with("\r\n\r\n"), "{answer}");
+}
