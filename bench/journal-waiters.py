@@ -3,11 +3,13 @@ each commit. Each round commits 1,000 transfers (so every reader has a full page
 render), then times a one-transfer POST from sending to answer. The readers run in a process
 of their own so their work never delays the timed writes.
 
-    python3 bench/journal-waiters.py target/release/tally 500 12
+    python3 bench/journal-waiters.py target/release/tally 500 12        # 1,000 per commit
+    python3 bench/journal-waiters.py target/release/tally 500 10 0      # only the timed writes
 """
 import http.client, json, os, socket, subprocess, sys, tempfile, threading, time
 
 binary, waiters, rounds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+page = int(sys.argv[4]) if len(sys.argv) > 4 else 1000
 s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]; s.close()
 data = tempfile.mkdtemp()
 server = subprocess.Popen([binary, "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", data + "/d"], stderr=subprocess.DEVNULL)
@@ -47,7 +49,8 @@ time.sleep(5)
 latencies = []
 for n in range(rounds):
     # A commit that gives every waiter a full page to read and render, then the timed write.
-    call("POST", "/v1/transfers", {"transfers": [{"id": f"big{n}-{i}", "debit": "w", "credit": "a", "amount": "1.00", "metadata": {"note": "x" * 200}} for i in range(1000)]})
+    if page:
+        call("POST", "/v1/transfers", {"transfers": [{"id": f"big{n}-{i}", "debit": "w", "credit": "a", "amount": "1.00", "metadata": {"note": "x" * 200}} for i in range(page)]})
     started = time.perf_counter()
     call("POST", "/v1/transfers", {"transfers": [{"id": f"t{n}", "debit": "w", "credit": "a", "amount": "1.00"}]})
     latencies.append(time.perf_counter() - started)
