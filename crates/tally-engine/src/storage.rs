@@ -7,6 +7,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Writes a file's bytes through the emitter it is given.
 pub type Produce<'a> = dyn FnMut(&mut dyn FnMut(&[u8]) -> io::Result<()>) -> io::Result<()> + 'a;
@@ -78,7 +79,27 @@ impl FileStorage {
     }
 
     fn sync_directory(&self) -> io::Result<()> {
-        File::open(&self.directory)?.sync_all()
+        patiently(|| File::open(&self.directory))?.sync_all()
+    }
+}
+
+/// How long opening a file waits, in all, for the process to have a descriptor free.
+const DESCRIPTOR_WAIT: Duration = Duration::from_secs(5);
+const DESCRIPTOR_RETRY: Duration = Duration::from_millis(10);
+
+/// Opens with `open`, waiting while the process is out of descriptors: running out is
+/// backpressure (connections close and give theirs back), not a storage failure that would
+/// stop the ledger. The server keeps descriptors in reserve, so this is the last line.
+fn patiently<T>(open: impl Fn() -> io::Result<T>) -> io::Result<T> {
+    let mut waited = Duration::ZERO;
+    loop {
+        match open() {
+            Err(error) if matches!(error.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) && waited < DESCRIPTOR_WAIT => {
+                std::thread::sleep(DESCRIPTOR_RETRY);
+                waited += DESCRIPTOR_RETRY;
+            }
+            opened => return opened,
+        }
     }
 }
 
@@ -102,14 +123,14 @@ impl Storage for FileStorage {
     }
 
     fn read_exact_at(&self, name: &str, offset: u64, buffer: &mut [u8]) -> io::Result<()> {
-        File::open(self.path(name))?.read_exact_at(buffer, offset)
+        patiently(|| File::open(self.path(name)))?.read_exact_at(buffer, offset)
     }
 
     fn append(&mut self, name: &str, bytes: &[u8]) -> io::Result<()> {
         if !self.open.contains_key(name) {
             let path = self.path(name);
             let existed = path.exists();
-            let file = OpenOptions::new().create(true).append(true).open(path)?;
+            let file = patiently(|| OpenOptions::new().create(true).append(true).open(&path))?;
             self.open.insert(name.to_owned(), (file, !existed));
         }
         let (file, _) = self.open.get_mut(name).expect("opened above");
@@ -118,7 +139,7 @@ impl Storage for FileStorage {
 
     fn sync(&mut self, name: &str) -> io::Result<()> {
         let Some((file, created)) = self.open.get_mut(name) else {
-            return File::open(self.path(name))?.sync_data();
+            return patiently(|| File::open(self.path(name)))?.sync_data();
         };
         file.sync_data()?;
         if std::mem::take(created) {
@@ -129,7 +150,7 @@ impl Storage for FileStorage {
 
     fn truncate(&mut self, name: &str, len: u64) -> io::Result<()> {
         self.open.remove(name);
-        let file = OpenOptions::new().write(true).open(self.path(name))?;
+        let file = patiently(|| OpenOptions::new().write(true).open(self.path(name)))?;
         file.set_len(len)?;
         file.sync_all()
     }
@@ -137,7 +158,7 @@ impl Storage for FileStorage {
     fn write_atomic(&mut self, name: &str, produce: &mut Produce<'_>) -> io::Result<()> {
         let temporary = self.path(&format!("{name}{PARTIAL_SUFFIX}"));
         let written = (|| {
-            let mut file = io::BufWriter::with_capacity(1 << 20, File::create(&temporary)?);
+            let mut file = io::BufWriter::with_capacity(1 << 20, patiently(|| File::create(&temporary))?);
             produce(&mut |bytes| file.write_all(bytes))?;
             file.into_inner().map_err(|e| e.into_error())?.sync_all()
         })();
@@ -165,5 +186,30 @@ impl Storage for FileStorage {
                 self.directory.display()
             ))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+
+    #[test]
+    fn running_out_of_descriptors_waits_and_other_errors_do_not() {
+        let failures = Cell::new(3);
+        let opened = patiently(|| {
+            if failures.get() == 0 {
+                return Ok("opened");
+            }
+            failures.set(failures.get() - 1);
+            Err(io::Error::from_raw_os_error(libc::EMFILE))
+        });
+        assert_eq!(opened.unwrap(), "opened", "three refusals for want of descriptors, then a descriptor came back");
+        let calls = Cell::new(0);
+        let refused = patiently(|| -> io::Result<()> {
+            calls.set(calls.get() + 1);
+            Err(io::ErrorKind::PermissionDenied.into())
+        });
+        assert!(refused.is_err() && calls.get() == 1, "any other failure is reported at once");
     }
 }
