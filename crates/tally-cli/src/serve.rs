@@ -82,7 +82,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             let concurrency = config.concurrency;
             let ledger = Arc::new(tally_pg::PgLedger::start(config).await.context("cannot start on PostgreSQL")?);
             tracing::info!(%concurrency, last_seq = ledger.status().last_seq, "ledger open on PostgreSQL");
-            let keys: Arc<dyn KeyStore> = Arc::new(ledger.keys());
+            let url = args.postgres.database_url.as_deref().expect("checked by config()");
+            let keys: Arc<dyn KeyStore> = Arc::new(tally_pg::keys::PgKeys::connect(url).await?);
             serve(&args, App::new(ledger.clone(), "postgres"), keys).await?;
             tracing::info!("draining the write queue");
             ledger.shutdown().await;
@@ -125,7 +126,7 @@ async fn serve(args: &Args, app: App, keys: Arc<dyn KeyStore>) -> anyhow::Result
         _ => None,
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
-    let listening = Listening { tls, ..Listening::plain() };
+    let listening = Listening::new(tally_server::listen::connections_max(), tls);
     let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
     tracing::info!("listening on {scheme}://{}", listener.local_addr()?);
     let (stopping, stopped) = tokio::sync::watch::channel(false);

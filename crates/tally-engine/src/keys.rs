@@ -5,7 +5,7 @@
 use crate::storage::{FileStorage, Storage};
 use std::io;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use tally_core::limits::{ID_LENGTH_MAX, KEYS_MAX, KEY_NAME_LENGTH_MAX, KEY_PREFIXES_MAX};
 use tally_ledger::keys::{text, KeyRecord, KeyStore};
 use tally_ledger::{LedgerError, LedgerFuture};
@@ -19,7 +19,7 @@ const LINE_BYTES_MAX: usize = 12 + 1 + 5 + 3 * (1 + 20) + 1 + 64 + 1 + KEY_PREFI
 pub const KEYS_FILE_BYTES_MAX: usize = text::HEADER.len() + 1 + KEYS_MAX * LINE_BYTES_MAX;
 
 pub struct FileKeys<S: Storage = FileStorage> {
-    storage: Mutex<S>,
+    storage: Arc<Mutex<S>>,
 }
 
 impl FileKeys {
@@ -34,7 +34,7 @@ fn unavailable(error: impl std::fmt::Display) -> LedgerError {
 
 impl<S: Storage> FileKeys<S> {
     pub fn new(storage: S) -> FileKeys<S> {
-        FileKeys { storage: Mutex::new(storage) }
+        FileKeys { storage: Arc::new(Mutex::new(storage)) }
     }
 
     fn read(storage: &S) -> Result<Vec<KeyRecord>, LedgerError> {
@@ -56,23 +56,35 @@ impl<S: Storage> FileKeys<S> {
         storage.write_atomic(KEYS_FILE, &mut |emit| emit(text.as_bytes())).map_err(unavailable)
     }
 
-    fn change<T>(&self, change: impl FnOnce(&mut Vec<KeyRecord>) -> Result<T, LedgerError>) -> Result<T, LedgerError> {
-        let mut storage = self.storage.lock().expect("key storage lock");
+    fn change<T>(storage: &Mutex<S>, change: impl FnOnce(&mut Vec<KeyRecord>) -> Result<T, LedgerError>) -> Result<T, LedgerError> {
+        let mut storage = storage.lock().expect("key storage lock");
         let mut keys = Self::read(&storage)?;
         let answer = change(&mut keys)?;
         Self::write(&mut storage, &keys)?;
         Ok(answer)
     }
+
+    /// Runs `work` on the file off the threads that answer requests (a large key file takes
+    /// a while to read, and opening a file may wait for a descriptor).
+    fn off_thread<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Mutex<S>) -> Result<T, LedgerError> + Send + 'static,
+    ) -> LedgerFuture<'_, T> {
+        let storage = self.storage.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || work(&storage)).await.map_err(|error| unavailable(format!("the key file task: {error}")))?
+        })
+    }
 }
 
 impl<S: Storage + Sync> KeyStore for FileKeys<S> {
     fn keys(&self) -> LedgerFuture<'_, Vec<KeyRecord>> {
-        Box::pin(async move { Self::read(&self.storage.lock().expect("key storage lock")) })
+        self.off_thread(|storage| Self::read(&storage.lock().expect("key storage lock")))
     }
 
     fn add(&self, record: KeyRecord) -> LedgerFuture<'_, ()> {
-        Box::pin(async move {
-            self.change(|keys| {
+        self.off_thread(move |storage| {
+            Self::change(storage, |keys| {
                 if keys.len() >= KEYS_MAX {
                     return Err(LedgerError::Unavailable(format!("a ledger holds at most {KEYS_MAX} keys")));
                 }
@@ -87,8 +99,8 @@ impl<S: Storage + Sync> KeyStore for FileKeys<S> {
 
     fn revoke(&self, id: &str, at_ms: u64) -> LedgerFuture<'_, Option<KeyRecord>> {
         let id = id.to_owned();
-        Box::pin(async move {
-            self.change(|keys| {
+        self.off_thread(move |storage| {
+            Self::change(storage, |keys| {
                 Ok(keys.iter_mut().find(|key| key.id == id).map(|key| {
                     key.revoked_at_ms.get_or_insert(at_ms);
                     key.clone()

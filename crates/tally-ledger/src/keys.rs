@@ -105,6 +105,10 @@ impl KeySpec {
         if self.name.len() > KEY_NAME_LENGTH_MAX || self.name.chars().any(char::is_control) {
             return Err(("name", format!("at most {KEY_NAME_LENGTH_MAX} bytes, no control characters")));
         }
+        if self.scope == Scope::Admin && !self.prefixes.is_empty() {
+            // An admin key manages keys and assets, which belong to the whole ledger.
+            return Err(("accounts", "an admin key cannot be confined to accounts: give a tenant a write or read key".into()));
+        }
         if self.prefixes.len() > KEY_PREFIXES_MAX {
             return Err(("accounts", format!("at most {KEY_PREFIXES_MAX} prefixes")));
         }
@@ -235,7 +239,7 @@ mod tests {
 
     #[test]
     fn a_key_is_shown_once_and_only_its_digest_is_kept() {
-        let spec = KeySpec { name: "ops".into(), scope: Scope::Admin, prefixes: vec!["acme:".into()], expires_at_ms: Some(99) };
+        let spec = KeySpec { name: "ops".into(), scope: Scope::Write, prefixes: vec!["acme:".into()], expires_at_ms: Some(99) };
         let key = spec.generate(7).unwrap();
         assert_eq!(key.text.len(), KEY_TEXT_LENGTH);
         assert_eq!(claimed_id(&key.text), Some(key.record.id.as_str()));
@@ -263,5 +267,7 @@ mod tests {
         assert_eq!(spec("ok", &["bad prefix"]).validate().unwrap_err().0, "accounts");
         assert_eq!(spec("ok", &[""]).validate().unwrap_err().0, "accounts");
         assert!(spec("ok", &["acme:"]).validate().is_ok());
+        let admin = KeySpec { scope: Scope::Admin, ..spec("ok", &["acme:"]) };
+        assert_eq!(admin.validate().unwrap_err().0, "accounts", "an admin key is for the whole ledger");
     }
 }

@@ -21,12 +21,8 @@ fn unavailable(error: impl std::fmt::Display) -> LedgerError {
 }
 
 impl PgKeys {
-    pub fn new(pool: Pool) -> PgKeys {
-        PgKeys { pool }
-    }
-
-    /// Keys of the ledger at `url`, over one connection of their own, once its schema is
-    /// current.
+    /// Keys of the ledger at `url`, over one connection of their own (so busy readers never
+    /// hold up a revocation), once its schema is current.
     pub async fn connect(url: &str) -> Result<PgKeys, PgError> {
         let client = crate::connect(url).await?;
         crate::schema::check_version(&client).await?;

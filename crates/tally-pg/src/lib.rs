@@ -252,11 +252,6 @@ impl PgLedger {
         }
     }
 
-    /// The ledger's API keys, over this node's read connections.
-    pub fn keys(&self) -> keys::PgKeys {
-        keys::PgKeys::new(self.pool.clone())
-    }
-
     async fn client(&self) -> Result<deadpool_postgres::Object, LedgerError> {
         // A node whose writer died answers nothing, reads included: it must be restarted.
         if let Some(failure) = self.shared.queue.failure() {
@@ -344,20 +339,20 @@ impl Ledger for PgLedger {
 
     fn journal(&self, after_seq: u64, limit: usize, wait: Duration) -> LedgerFuture<'_, Vec<JournalEntry>> {
         Box::pin(async move {
-            let client = self.client().await?;
             let deadline = Instant::now() + wait;
             let mut committed = self.shared.committed.subscribe();
             // Long poll, bounded by `wait`: this node's commits wake it at once, other nodes'
-            // are seen within `JOURNAL_POLL`.
+            // are seen within `JOURNAL_POLL`. A connection is held only to look, never while
+            // waiting, so long polls cannot take the read connections from everyone else.
             let until = loop {
-                let latest = read::last_seq(&**client).await?;
+                let latest = read::last_seq(&**self.client().await?).await?;
                 let left = deadline.saturating_duration_since(Instant::now());
                 if latest > after_seq || left.is_zero() {
                     break latest;
                 }
                 let _ = tokio::time::timeout(left.min(JOURNAL_POLL), committed.changed()).await;
             };
-            Ok(read::journal(&**client, after_seq, until, limit).await?)
+            Ok(read::journal(&**self.client().await?, after_seq, until, limit).await?)
         })
     }
 

@@ -8,7 +8,8 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::App;
 use axum::http::StatusCode;
-use tally_core::{JournalEntry, Request, TransferKind, TransferView};
+use tally_core::limits::ALLOCATION_SHARES_MAX;
+use tally_core::{Id, JournalEntry, Request, TransferKind, TransferView};
 
 fn forbidden(field: String, id: &str) -> ApiError {
     ApiError {
@@ -42,6 +43,7 @@ pub async fn check(app: &App, caller: &Caller, request: &Request) -> Result<(), 
         Request::RenewHolds(renewals) => {
             for renewal in renewals {
                 allow("id".into(), renewal.id.as_str())?;
+                check_hold(app, caller, "id".into(), &renewal.id).await?;
             }
         }
         Request::CreateTransfers(transfers) => {
@@ -67,16 +69,28 @@ pub async fn check(app: &App, caller: &Caller, request: &Request) -> Result<(), 
                                 allow(field(side), id.as_str())?;
                             }
                         }
-                        // A hold under the caller's prefix made by an unconfined key may still
-                        // move accounts outside it.
-                        if let Some(hold) = app.ledger.transfer(pending_id.clone()).await? {
-                            if !sees_transfer(caller, &hold) {
-                                return Err(forbidden(field(name), pending_id.as_str()));
-                            }
-                        }
+                        check_hold(app, caller, field(name), pending_id).await?;
                     }
                 }
             }
+        }
+    }
+    Ok(())
+}
+
+/// A hold under the caller's prefix made by an unconfined key may still move accounts outside
+/// it: so may the legs of an allocation under it (the allocation's own id has no record).
+/// The ids are the caller's, so only an unconfined key could make such a hold between this
+/// check and the writer.
+async fn check_hold(app: &App, caller: &Caller, field: String, id: &Id) -> Result<(), ApiError> {
+    let outside = |view: &TransferView| !sees_transfer(caller, view);
+    if let Some(hold) = app.ledger.transfer(id.clone()).await? {
+        return if outside(&hold) { Err(forbidden(field, id.as_str())) } else { Ok(()) };
+    }
+    for leg in 0..ALLOCATION_SHARES_MAX {
+        let Some(view) = app.ledger.transfer(id.leg(leg)).await? else { break };
+        if outside(&view) {
+            return Err(forbidden(field, id.as_str()));
         }
     }
     Ok(())

@@ -167,12 +167,13 @@ async fn authenticate(State(app): State<App>, mut request: Request, next: Next) 
     if caller.scope() < needed {
         return auth::forbidden(needed, caller.scope()).into_response();
     }
-    // Health and metrics count the whole ledger: not for a key confined to some of it.
-    if caller.is_confined() && !path.starts_with("/v1/") {
+    // Health, metrics and keys concern the whole ledger: not for a key confined to some of
+    // it (an admin key is never confined; this holds whatever the store says).
+    if caller.is_confined() && (!path.starts_with("/v1/") || needed == Scope::Admin) {
         return ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",
-            "a key confined to some accounts cannot read the whole ledger's health or metrics",
+            "a key confined to some accounts cannot use what concerns the whole ledger",
         )
         .into_response();
     }

@@ -56,17 +56,25 @@ fn raise_descriptor_limit() -> u64 {
     limit.rlim_cur
 }
 
-/// How a listener serves: at most `connections_max` connections at once, over TLS when set.
+/// How listeners serve: over TLS when set, and at most `connections_max` connections at once
+/// over all the listeners sharing this (clones share the cap, so an operations address adds
+/// no descriptors beyond it).
 #[derive(Clone)]
 pub struct Listening {
-    pub connections_max: usize,
+    connections_max: usize,
+    open: Arc<Semaphore>,
     pub tls: Option<Arc<Tls>>,
 }
 
 impl Listening {
+    pub fn new(connections_max: usize, tls: Option<Arc<Tls>>) -> Listening {
+        assert!(connections_max > 0 && u32::try_from(connections_max).is_ok(), "a cap a semaphore can count");
+        Listening { connections_max, open: Arc::new(Semaphore::new(connections_max)), tls }
+    }
+
     /// Plain HTTP, with the cap `connections_max()` computes.
     pub fn plain() -> Listening {
-        Listening { connections_max: connections_max(), tls: None }
+        Listening::new(connections_max(), None)
     }
 }
 
@@ -78,10 +86,8 @@ pub async fn serve(listener: TcpListener, app: App, listening: Listening, stop: 
 
 /// `serve` for any router: the operations address serves its own.
 pub async fn serve_service(listener: TcpListener, router: Router, listening: Listening, stop: impl Future<Output = ()>) -> io::Result<()> {
-    let connections_max = listening.connections_max;
-    assert!(connections_max > 0);
     let service = TowerToHyperService::new(router);
-    let open = Arc::new(Semaphore::new(connections_max));
+    let open = listening.open.clone();
     let (stopping, stop_seen) = watch::channel(false);
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -127,8 +133,9 @@ pub async fn serve_service(listener: TcpListener, router: Router, listening: Lis
     }
     drop(listener);
     let _ = stopping.send(true);
-    // Every connection holds a permit until it closes: holding them all means all closed.
-    let all = u32::try_from(connections_max).expect("the cap fits a semaphore");
+    // Every connection holds a permit until it closes: holding them all means all closed
+    // (this listener's and those of any listener sharing the cap).
+    let all = u32::try_from(listening.connections_max).expect("checked in Listening::new");
     let _closed = open.acquire_many(all).await.expect("the semaphore is never closed");
     Ok(())
 }
@@ -157,7 +164,7 @@ fn is_exhaustion(error: &io::Error) -> bool {
 }
 
 /// A connection whose answers all carry the error object. hyper answers a request it cannot
-/// parse (400, 414, 431, 505) by itself, with an empty body and no way to supply one; every
+/// parse (400, 414, 431) by itself, with an empty body and no way to supply one; every
 /// error the service gives has a body, so an error status with `content-length: 0` is one of
 /// hyper's, and this gives it the object the API promises.
 struct WithErrorBodies<I> {
@@ -245,6 +252,10 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for WithErrorBodies<I> {
 /// The answer `head` should have been, if it is a whole error head with an empty body.
 fn with_error_body(head: &[u8]) -> Option<Vec<u8>> {
     let text = std::str::from_utf8(head).ok()?.strip_suffix("\r\n\r\n")?;
+    // Exactly one head, starting at the beginning: never two answers written together.
+    if text.contains("\r\n\r\n") {
+        return None;
+    }
     let mut lines = text.split("\r\n");
     let status: u16 = lines.next()?.strip_prefix("HTTP/1.1 ")?.get(..3)?.parse().ok()?;
     if !(400..600).contains(&status) {
@@ -259,7 +270,6 @@ fn with_error_body(head: &[u8]) -> Option<Vec<u8>> {
         431 => {
             ("headers_too_large", format!("request headers are limited to {REQUEST_HEADERS_MAX} fields and {REQUEST_HEAD_BYTES_MAX} bytes"))
         }
-        505 => ("http_version_not_supported", "HTTP/1.1 (or 1.0) only".to_owned()),
         _ => ("bad_request", "the request is not valid HTTP/1.1".to_owned()),
     };
     let body = crate::error::ApiError::new(axum::http::StatusCode::from_u16(status).ok()?, code, message).body();

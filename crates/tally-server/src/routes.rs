@@ -42,8 +42,11 @@ fn limit(value: Option<usize>) -> Result<usize, ApiError> {
 }
 
 async fn submit(app: &App, caller: &Caller, request: Request) -> Result<Response, ApiError> {
-    confine::check(app, caller, &request).await?;
-    let applied = app.ledger.submit_by(request, Instant::now() + app.write_wait).await?;
+    // The deadline covers a confined key's checks too, which read the ledger.
+    let deadline = Instant::now() + app.write_wait;
+    let checked = tokio::time::timeout_at(deadline.into(), confine::check(app, caller, &request)).await;
+    checked.map_err(|_| ApiError::from(tally_ledger::LedgerError::Withdrawn))??;
+    let applied = app.ledger.submit_by(request, deadline).await?;
     let body = Results::json(&applied.request, &applied.outcomes);
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }

@@ -64,7 +64,8 @@ impl TestServer {
     pub async fn start_postgres() -> TestServer {
         let cluster = PrivateCluster::start(ClusterOptions::default()).expect("a private PostgreSQL cluster");
         let ledger = tally_pg::PgLedger::start(tally_pg::Config::new(cluster.url())).await.expect("the PostgreSQL store starts");
-        let keyring = Keyring::load(Arc::new(ledger.keys()), 0).await.unwrap();
+        let keys = tally_pg::keys::PgKeys::connect(&cluster.url()).await.unwrap();
+        let keyring = Keyring::load(Arc::new(keys), 0).await.unwrap();
         keyring.keep_fresh();
         let app = App { keys: Some(keyring), ..App::new(Arc::new(ledger), "postgres") };
         let mut server = TestServer::serve_app(app, None).await;

@@ -111,6 +111,16 @@ async fn a_tenant_key_sees_and_moves_only_its_own_accounts(server: TestServer) {
     let (status, answer) = post(&acme, "/v1/transfers", json!({"transfers": [{"id": "acme:p", "post": "acme:h"}]})).await;
     assert_eq!((status, answer["error"]["field"].as_str()), (403, Some("transfers[0].post")), "{answer}");
     assert_eq!(server.raw_as(&acme, "PATCH", "/v1/accounts/globex:x", r#"{"metadata":{}}"#).await.0, 403);
+    assert_eq!(server.raw_as(&acme, "PATCH", "/v1/transfers/acme:h", r#"{"timeout_ms":60000}"#).await.0, 403, "nor renew it");
+    // Nor the legs of an allocation planted the same way (its own id has no record).
+    let pot = json!({"transfers": [{"id": "acme:pot", "debit": "world", "amount": "2.00", "pending": true,
+        "allocate": [{"credit": "acme:a", "weight": 1}, {"credit": "globex:x", "weight": 1}]}]});
+    assert_eq!(post(&admin, "/v1/transfers", pot).await.1["results"][0]["result"], "created");
+    let (status, answer) = post(&acme, "/v1/transfers", json!({"transfers": [{"id": "acme:p2", "void": "acme:pot"}]})).await;
+    assert_eq!((status, answer["error"]["field"].as_str()), (403, Some("transfers[0].void")), "{answer}");
+    // An admin key is for the whole ledger: it cannot be confined.
+    let (status, answer) = post(&admin, "/v1/keys", json!({"scope": "admin", "accounts": ["acme:"]})).await;
+    assert_eq!((status, answer["error"]["field"].as_str()), (400, Some("accounts")), "{answer}");
 
     let (_, feed) = server.raw_as(&acme, "GET", "/v1/journal?limit=1000", "").await;
     let seen: Vec<String> = feed["entries"]
