@@ -25,7 +25,7 @@ async fn closed_by_server(stream: &mut TcpStream, within: Duration) -> bool {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn idle_and_slow_header_connections_are_closed_and_never_keep_a_client_out() {
+async fn idle_slow_header_and_stalled_body_connections_are_closed_and_never_keep_a_client_out() {
     let server = TestServer::start().await;
     let address = server.url.trim_start_matches("http://").to_owned();
     let mut idle = Vec::new();
@@ -37,6 +37,11 @@ async fn idle_and_slow_header_connections_are_closed_and_never_keep_a_client_out
         let mut stream = TcpStream::connect(&address).await.unwrap();
         stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n").await.unwrap();
         slow.push(stream);
+    }
+    // And 500 whose bodies stall after their first bytes.
+    let mut stalled_bodies = Vec::new();
+    for _ in 0..500 {
+        stalled_bodies.push(unfinished_post(&address, "/v1/transfers", 10_000, 100).await);
     }
     // Keep the slow ones sending a header byte now and then, never finishing.
     let trickle = tokio::spawn(async move {
@@ -59,6 +64,11 @@ async fn idle_and_slow_header_connections_are_closed_and_never_keep_a_client_out
     }
     for stream in &mut trickle.await.unwrap() {
         assert!(closed_by_server(stream, within).await, "a connection sending headers byte by byte is closed");
+    }
+    let body_deadline = Duration::from_millis(3 * BODY_READ_TIMEOUT_MS);
+    for stream in &mut stalled_bodies {
+        let status = tokio::time::timeout(body_deadline, status_of(stream)).await.expect("an answer to a stalled body");
+        assert!(status.contains(" 408 "), "{status}");
     }
     assert_eq!(server.balance("alice").await, "5.00", "the server still answers");
 }
