@@ -12,12 +12,17 @@ mod serve;
 mod verify;
 
 use clap::{Parser, Subcommand};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
 #[command(name = "tally", version, about = "A ledger for money and limited resources that stays correct under concurrency")]
 struct Cli {
+    /// Logs on stderr: `text` for people (coloured only on a terminal), `json` for one JSON
+    /// object per line, for a log pipeline.
+    #[arg(long, global = true, default_value = "text", value_parser = ["text", "json"], env = "TALLY_LOG_FORMAT")]
+    log_format: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -61,12 +66,21 @@ fn migrate(url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn main() -> ExitCode {
-    tracing_subscriber::fmt()
+fn log(format: &str) {
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .init();
-    let result = match Cli::parse().command {
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        logs.json().init();
+    } else {
+        logs.with_ansi(std::io::stderr().is_terminal()).init();
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    log(&cli.log_format);
+    let result = match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Verify { database_url: Some(url), .. } => verify::run_postgres(&url),
         Command::Verify { data_dir, database_url: None } => verify::run(&data_dir),

@@ -170,3 +170,41 @@ async fn health_and_metrics_on_an_address_of_their_own_need_no_key() {
     assert!(main.with_token(admin).accounts("", None, 1).await.is_ok());
     assert!(server.terminate().success());
 }
+
+/// Runs a server until it answers, stops it, and returns what it logged.
+async fn logs_of_a_run(arguments: &[&str]) -> String {
+    let directory = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_tally"))
+        .args(arguments)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .arg(directory.path().join("data"))
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let client = tally_client::Client::new(&format!("http://127.0.0.1:{port}"));
+    let started = std::time::Instant::now();
+    while client.health().await.is_err() {
+        assert!(started.elapsed() < std::time::Duration::from_secs(120), "the server did not start");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success());
+    String::from_utf8(output.stderr).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_are_json_lines_when_asked_and_plain_text_when_not_on_a_terminal() {
+    let json = logs_of_a_run(&["--log-format", "json"]).await;
+    assert!(json.lines().count() >= 3, "{json}");
+    for line in json.lines() {
+        let entry: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(entry["level"].is_string() && entry["fields"]["message"].is_string(), "{line}");
+    }
+    let text = logs_of_a_run(&[]).await;
+    assert!(text.contains("listening on http://127.0.0.1:") && text.contains("stopped cleanly"), "{text}");
+    assert!(!text.contains('\u{1b}'), "no colour codes when stderr is not a terminal: {text:?}");
+}
