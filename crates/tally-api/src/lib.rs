@@ -725,6 +725,7 @@ impl Results {
     /// write, and ids need no escaping (their charset has no quote, backslash or control
     /// character), so it skips building a `Results` and a string per event.
     pub fn json(request: &Request, outcomes: &[Outcome]) -> Vec<u8> {
+        let request = request.unwrapped();
         let mut out = Vec::with_capacity(outcomes.len() * 96 + 16);
         out.extend_from_slice(b"{\"results\":[");
         let mut write = |index: usize, id: &str| {
@@ -759,6 +760,7 @@ impl Results {
             Request::UpdateAccounts(events) => events.iter().enumerate().for_each(|(i, e)| write(i, e.id.as_str())),
             Request::CreateTransfers(events) => events.iter().enumerate().for_each(|(i, e)| write(i, e.id.as_str())),
             Request::RenewHolds(events) => events.iter().enumerate().for_each(|(i, e)| write(i, e.id.as_str())),
+            Request::By { .. } => unreachable!("unwrapped above"),
         }
         out.extend_from_slice(b"]}");
         out
@@ -876,6 +878,9 @@ pub struct Transfer {
     pub state: String,
     pub seq: u64,
     pub timestamp: u64,
+    /// The id of the API key that made it; absent when none did.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub key: Option<String>,
     /// The fields below are absent for a failed transfer.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub debit: Option<String>,
@@ -904,13 +909,15 @@ pub struct Transfer {
 }
 
 impl Transfer {
-    pub fn new(view: &TransferView) -> Transfer {
+    /// The transfer, made with the API key `key` (if any).
+    pub fn new(view: &TransferView, key: Option<String>) -> Transfer {
         let mut transfer = Transfer {
             id: view.id.clone(),
             result: view.result.name().to_owned(),
             state: view.state.name().to_owned(),
             seq: view.seq,
             timestamp: view.timestamp,
+            key,
             debit: None,
             credit: None,
             amount: None,
@@ -975,12 +982,18 @@ pub enum JournalItem {
     AssetCreated {
         seq: u64,
         timestamp: u64,
+        /// The id of the API key that made this entry; absent when none did.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        key: Option<String>,
         code: String,
         scale: u8,
     },
     AccountCreated {
         seq: u64,
         timestamp: u64,
+        /// The id of the API key that made this entry; absent when none did.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        key: Option<String>,
         id: String,
         asset: String,
         parent: Option<String>,
@@ -990,6 +1003,9 @@ pub enum JournalItem {
     AccountUpdated {
         seq: u64,
         timestamp: u64,
+        /// The id of the API key that made this entry; absent when none did.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        key: Option<String>,
         id: String,
         #[serde(flatten)]
         bounds: Bounds,
@@ -1002,6 +1018,9 @@ pub enum JournalItem {
     HoldExpired {
         seq: u64,
         timestamp: u64,
+        /// The id of the API key that made this entry; absent when none did.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        key: Option<String>,
         pending_id: String,
         debit: String,
         credit: String,
@@ -1011,39 +1030,50 @@ pub enum JournalItem {
     HoldRenewed {
         seq: u64,
         timestamp: u64,
+        /// The id of the API key that made this entry; absent when none did.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        key: Option<String>,
         pending_id: String,
         expires_at: u64,
     },
 }
 
 impl JournalItem {
-    pub fn new(entry: &JournalEntry) -> JournalItem {
+    /// The entry, made with the API key `key` (if any).
+    pub fn new(entry: &JournalEntry, key: Option<&Id>) -> JournalItem {
+        let key = key.map(Id::to_string);
         match entry {
             JournalEntry::Asset { code, scale, seq, timestamp } => {
-                JournalItem::AssetCreated { seq: *seq, timestamp: *timestamp, code: code.to_string(), scale: *scale }
+                JournalItem::AssetCreated { seq: *seq, timestamp: *timestamp, key, code: code.to_string(), scale: *scale }
             }
             JournalEntry::Account { view, created_settings } => JournalItem::AccountCreated {
                 seq: view.created_seq,
                 timestamp: view.timestamp,
+                key,
                 id: view.id.to_string(),
                 asset: view.asset.to_string(),
                 parent: view.parent.as_ref().map(Id::to_string),
                 bounds: Bounds::new(created_settings, view.scale),
             },
-            JournalEntry::Update { id, settings, seq, timestamp, scale } => {
-                JournalItem::AccountUpdated { seq: *seq, timestamp: *timestamp, id: id.to_string(), bounds: Bounds::new(settings, *scale) }
-            }
-            JournalEntry::Transfer(view) => JournalItem::Transfer { transfer: Transfer::new(view) },
+            JournalEntry::Update { id, settings, seq, timestamp, scale } => JournalItem::AccountUpdated {
+                seq: *seq,
+                timestamp: *timestamp,
+                key,
+                id: id.to_string(),
+                bounds: Bounds::new(settings, *scale),
+            },
+            JournalEntry::Transfer(view) => JournalItem::Transfer { transfer: Transfer::new(view, key) },
             JournalEntry::Expiry { pending_id, debit, credit, amount, scale, seq, timestamp } => JournalItem::HoldExpired {
                 seq: *seq,
                 timestamp: *timestamp,
+                key,
                 pending_id: pending_id.clone(),
                 debit: debit.to_string(),
                 credit: credit.to_string(),
                 amount: format_minor(*amount as i128, *scale),
             },
             JournalEntry::Renewal { pending_id, expires_at, seq, timestamp } => {
-                JournalItem::HoldRenewed { seq: *seq, timestamp: *timestamp, pending_id: pending_id.clone(), expires_at: *expires_at }
+                JournalItem::HoldRenewed { seq: *seq, timestamp: *timestamp, key, pending_id: pending_id.clone(), expires_at: *expires_at }
             }
         }
     }

@@ -213,6 +213,8 @@ const REQUEST_TRANSFERS: u8 = 4;
 /// under its own kind so that records written before closing existed read unchanged.
 const REQUEST_UPDATES_CLOSING: u8 = 5;
 const REQUEST_RENEWALS: u8 = 6;
+/// A request made with an API key: the key's id, then the request (never another of these).
+const REQUEST_BY: u8 = 7;
 
 const KIND_DIRECT: u8 = 0;
 const KIND_PENDING: u8 = 1;
@@ -282,9 +284,12 @@ pub const EVENT_ENCODED_BYTES_MAX: usize = max(
     RENEWAL_EVENT_BYTES_MAX,
 );
 
+/// What naming the key a request was made with adds: a request header and the key's id.
+const BY_KEY_BYTES_MAX: usize = REQUEST_HEADER_BYTES + string(ID_LENGTH_MAX);
+
 /// The most bytes one request encodes to: derived from the field limits, not from the request
 /// body's size, so that it holds whatever form the body takes.
-pub const REQUEST_ENCODED_BYTES_MAX: usize = REQUEST_HEADER_BYTES + BATCH_EVENTS_MAX * EVENT_ENCODED_BYTES_MAX;
+pub const REQUEST_ENCODED_BYTES_MAX: usize = BY_KEY_BYTES_MAX + REQUEST_HEADER_BYTES + BATCH_EVENTS_MAX * EVENT_ENCODED_BYTES_MAX;
 
 /// One journal record's payload: the writer's clock and the requests it applied, in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -310,6 +315,13 @@ pub fn encoded_len(request: &Request) -> usize {
 
 fn encode_request<O: Output>(request: &Request, out: &mut Encoder<O>) {
     match request {
+        Request::By { key, request } => {
+            assert!(!matches!(**request, Request::By { .. }), "a request names one key");
+            out.u8(REQUEST_BY);
+            out.u32(0);
+            out.str(key.as_str());
+            encode_request(request, out);
+        }
         Request::CreateAssets(events) => {
             out.u8(REQUEST_ASSETS);
             out.u32(events.len() as u32);
@@ -440,8 +452,19 @@ pub fn decode_batch(bytes: &[u8]) -> Result<Batch, DecodeError> {
 }
 
 fn decode_request(input: &mut Decoder<'_>) -> Result<Request, DecodeError> {
+    decode_request_once(input, true)
+}
+
+fn decode_request_once(input: &mut Decoder<'_>, by_allowed: bool) -> Result<Request, DecodeError> {
     let kind = input.u8()?;
     let count = input.u32()? as usize;
+    if kind == REQUEST_BY {
+        if !by_allowed || count != 0 {
+            return fail("a request names at most one key, with no events of its own");
+        }
+        let key = input.id()?;
+        return Ok(Request::By { key, request: Box::new(decode_request_once(input, false)?) });
+    }
     if count > BATCH_EVENTS_MAX {
         return fail(format!("request with {count} events exceeds the batch limit"));
     }

@@ -122,11 +122,34 @@ pub enum Request {
     UpdateAccounts(Vec<AccountUpdate>),
     CreateTransfers(Vec<NewTransfer>),
     RenewHolds(Vec<HoldRenewal>),
+    /// `request` made with the API key `key`: every entry it journals records the key (who
+    /// moved what). Never nested.
+    By {
+        key: Id,
+        request: Box<Request>,
+    },
 }
 
 impl Request {
+    /// `self`, recorded as made with `key` when there is one.
+    pub fn by(self, key: Option<Id>) -> Request {
+        match key {
+            Some(key) => Request::By { key, request: Box::new(self) },
+            None => self,
+        }
+    }
+
+    /// The request itself, without the key it was made with.
+    pub fn unwrapped(&self) -> &Request {
+        match self {
+            Request::By { request, .. } => request,
+            request => request,
+        }
+    }
+
     pub fn len(&self) -> usize {
         match self {
+            Request::By { request, .. } => request.len(),
             Request::CreateAssets(events) => events.len(),
             Request::CreateAccounts(events) => events.len(),
             Request::UpdateAccounts(events) => events.len(),

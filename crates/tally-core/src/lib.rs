@@ -8,6 +8,7 @@
 //! Amounts are integers of minor units (`u128`, at most `TOTAL_MAX`), converted from and to
 //! decimal strings with the asset's scale at the edges; there are no floats anywhere.
 
+pub mod actors;
 pub mod allocation;
 pub mod amount;
 pub mod batch;

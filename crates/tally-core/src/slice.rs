@@ -135,6 +135,9 @@ pub struct Changes {
     pub expiries: Vec<Expiry>,
     /// In seq order; a hold renewed twice appears twice, its last expiry the one that holds.
     pub renewals: Vec<Renewal>,
+    /// Which API keys made this batch's entries: runs of seqs (the first begins at the
+    /// batch's first entry).
+    pub key_runs: Vec<(u64, Option<Id>)>,
 }
 
 impl TransferRow {
@@ -149,6 +152,7 @@ impl State {
     pub fn slice(last_seq: u64, last_timestamp: u64) -> State {
         let mut state = State::default();
         state.log_base = last_seq;
+        state.actors = crate::actors::Actors::for_slice();
         state.slice = Some(Box::new(Loaded { horizon: u64::MAX, ..Loaded::default() }));
         state.restore_clock(last_timestamp);
         state
@@ -283,7 +287,8 @@ impl State {
     /// What this slice decided since it was loaded.
     pub fn changes(&self) -> Changes {
         let loaded = self.slice.as_ref().expect("only a slice reports changes");
-        let mut changes = Changes::default();
+        let key_runs = self.actors.runs().map(|(first, key)| (first, key.cloned())).collect();
+        let mut changes = Changes { key_runs, ..Changes::default() };
         for seq in self.log_base + 1..=self.last_seq() {
             match self.log_entry(seq) {
                 LogEntry::Asset(index) => changes.assets.push(self.assets[index as usize].clone()),

@@ -25,9 +25,10 @@ pub const SNAPSHOT_PIECE_BYTES: usize = 8 << 20;
 pub const SNAPSHOT_ITEM_BYTES_MAX: usize = 2 << 20;
 
 /// The layout `encode_snapshot` writes. 2 added `closed` to every account's settings and
-/// hold renewals (a seventh count, and a section after the expiries); `decode_snapshot` still
-/// reads 1.
-pub const SNAPSHOT_FORMAT: u32 = 2;
+/// hold renewals (a seventh count, and a section after the expiries); 3 added the API keys
+/// behind the entries (an eighth count, and runs of seqs after the renewals).
+/// `decode_snapshot` still reads 1 and 2.
+pub const SNAPSHOT_FORMAT: u32 = 3;
 
 /// A log slot not yet claimed while loading.
 const UNCLAIMED: LogEntry = LogEntry::Asset(NONE);
@@ -182,6 +183,7 @@ impl State {
                 self.updates.len(),
                 self.expiries.len(),
                 self.renewals.len(),
+                self.actors.run_count(),
             ] {
                 o.u64(count as u64);
             }
@@ -230,6 +232,12 @@ impl State {
                 o.u64(renewal.timestamp);
             })?;
         }
+        for (first, key) in self.actors.runs() {
+            out.item(|o| {
+                o.u64(first);
+                o.option(key, |o, key| o.str(key.as_str()));
+            })?;
+        }
         out.flush()
     }
 
@@ -259,6 +267,7 @@ impl State {
         loader.updates()?;
         loader.expiries()?;
         loader.renewals()?;
+        loader.key_runs()?;
         loader.input.finish()?;
         // `claim` refuses a second claim of a slot, and there are exactly as many records as
         // slots, so every slot is now claimed once.
@@ -295,19 +304,24 @@ struct Counts {
     updates: usize,
     expiries: usize,
     renewals: usize,
+    key_runs: usize,
 }
 
 impl Counts {
     fn decode(input: &mut Decoder<'_>, format: u32) -> Result<(u64, Counts), DecodeError> {
         let last_timestamp = input.u64()?;
-        // Format 1 has no renewals.
-        let mut counts = [0usize; 7];
-        let present = if format >= 2 { 7 } else { 6 };
+        // Format 1 has no renewals, and formats before 3 no key runs.
+        let mut counts = [0usize; 8];
+        let present = match format {
+            1 => 6,
+            2 => 7,
+            _ => 8,
+        };
         for count in &mut counts[..present] {
             *count = usize::try_from(input.u64()?).or_else(|_| fail("count too large"))?;
         }
-        let [assets, accounts, string_chunks, transfers, updates, expiries, renewals] = counts;
-        Ok((last_timestamp, Counts { assets, accounts, string_chunks, transfers, updates, expiries, renewals }))
+        let [assets, accounts, string_chunks, transfers, updates, expiries, renewals, key_runs] = counts;
+        Ok((last_timestamp, Counts { assets, accounts, string_chunks, transfers, updates, expiries, renewals, key_runs }))
     }
 
     /// The journal entries (log slots) the records fill, bounded by the snapshot's size: every
@@ -319,7 +333,7 @@ impl Counts {
             .and_then(|n| n.checked_add(self.updates))
             .and_then(|n| n.checked_add(self.expiries))
             .and_then(|n| n.checked_add(self.renewals))
-            .filter(|&n| n <= total_bytes / 8 && self.string_chunks <= total_bytes)
+            .filter(|&n| n <= total_bytes / 8 && self.string_chunks <= total_bytes && self.key_runs <= n)
             .ok_or_else(|| DecodeError("counts out of range".into()))
     }
 }
@@ -529,6 +543,19 @@ impl Loader<'_> {
             }
             self.claim(renewal.seq, LogEntry::Renewal(index as u32))?;
             self.state.renewals.push(renewal);
+        }
+        Ok(())
+    }
+}
+
+impl Loader<'_> {
+    fn key_runs(&mut self) -> Result<(), DecodeError> {
+        for _ in 0..self.counts.key_runs {
+            let (first, key) = self.input.item(|i| Ok((i.u64()?, i.option(Decoder::id)?)))?;
+            if first == 0 || first > self.entries as u64 {
+                return fail(format!("a key run begins at seq {first}, outside the journal"));
+            }
+            self.state.actors.restore_run(first, key.as_ref()).map_err(DecodeError)?;
         }
         Ok(())
     }

@@ -377,6 +377,8 @@ pub struct State {
     pub(crate) expiries: Vec<ExpiryRecord>,
     pub(crate) renewals: Vec<RenewalRecord>,
     pub(crate) log: Chunked<LogEntry>,
+    /// Which API key made each entry of `log`.
+    pub(crate) actors: crate::actors::Actors,
     /// Holds with a timeout, by expiry time then record index (a deterministic order).
     pub(crate) holds_by_expiry: BTreeSet<(u64, u32)>,
     /// When each hold with a timeout expires, by record index; kept apart from the records
@@ -434,6 +436,7 @@ impl Default for State {
             expiries: Vec::new(),
             renewals: Vec::new(),
             log: Chunked::default(),
+            actors: crate::actors::Actors::new(),
             holds_by_expiry: BTreeSet::new(),
             hold_expiry: HashMap::default(),
             last_timestamp: 0,
@@ -448,6 +451,16 @@ impl Default for State {
 impl State {
     pub fn new() -> State {
         State::default()
+    }
+
+    /// The API key behind the journal entry at `seq`, if a key made it.
+    pub fn key_at(&self, seq: u64) -> Option<&Id> {
+        self.actors.key_at(seq)
+    }
+
+    /// Which keys made the entries from `from` to `to`: runs of seqs, each with its key.
+    pub fn key_runs(&self, from: u64, to: u64) -> Vec<(u64, Option<Id>)> {
+        self.actors.runs_between(from, to)
     }
 
     /// The seq of the last decided event; 0 for an empty ledger.
@@ -468,7 +481,14 @@ impl State {
     /// increasing, so a clock that steps back never reorders the journal). Returns one
     /// outcome per event, in order.
     pub fn apply(&mut self, request: &Request, timestamp: u64) -> Vec<Outcome> {
+        if let Request::By { key, request } = request {
+            self.actors.act_as(Some(key));
+            let outcomes = self.apply(request, timestamp);
+            self.actors.act_as(None);
+            return outcomes;
+        }
         let outcomes = match request {
+            Request::By { .. } => unreachable!("taken apart above"),
             Request::CreateAssets(events) => events.iter().map(|e| self.create_asset(e, timestamp)).collect(),
             Request::CreateAccounts(events) => events.iter().map(|e| self.create_account(e, timestamp)).collect(),
             Request::UpdateAccounts(events) => events.iter().map(|e| self.update_account(e, timestamp)).collect(),
@@ -506,6 +526,7 @@ impl State {
             self.transfers[hold as usize].hold_state = HoldState::Expired;
             self.expiries.push(ExpiryRecord { hold, seq, timestamp: stamp });
             self.log.push(LogEntry::Expiry(self.expiries.len() as u32 - 1));
+            self.actors.recorded(self.last_seq());
             expired += 1;
         }
         expired
@@ -533,6 +554,7 @@ impl State {
 
     fn record(&mut self, entry: LogEntry, timestamp: u64) -> Outcome {
         self.log.push(entry);
+        self.actors.recorded(self.last_seq());
         Outcome { result: ResultCode::Created, seq: self.last_seq(), timestamp: self.tick(timestamp), moved: None }
     }
 
@@ -1213,6 +1235,7 @@ impl State {
                 Undo::Clock { before } => self.last_timestamp = before,
                 Undo::Recorded => {
                     let entry = self.log.pop().expect("undo matches the log");
+                    self.actors.rolled_back(self.last_seq());
                     let LogEntry::Transfer(index) = entry else { unreachable!("chains record transfers only") };
                     assert_eq!(index as usize, self.transfers.len() - 1);
                     let (shard, hash) = index_key(self.transfer_id(index));

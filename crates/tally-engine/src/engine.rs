@@ -302,6 +302,10 @@ impl Ledger for Engine {
         })
     }
 
+    fn key_runs(&self, from: u64, to: u64) -> LedgerFuture<'_, Vec<(u64, Option<Id>)>> {
+        Box::pin(async move { Ok(self.shared.state()?.key_runs(from, to)) })
+    }
+
     fn status(&self) -> Status {
         // Health answers even over a poisoned lock: the counts are only informative, and the
         // failure is what it must report.

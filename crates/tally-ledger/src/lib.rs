@@ -93,6 +93,9 @@ pub trait Ledger: Send + Sync + 'static {
     fn account_transfers(&self, id: Id, after_seq: u64, limit: usize) -> LedgerFuture<'_, Option<Vec<TransferView>>>;
     /// Committed journal entries after `after_seq`, waiting up to `wait` for the first.
     fn journal(&self, after_seq: u64, limit: usize, wait: Duration) -> LedgerFuture<'_, Vec<JournalEntry>>;
+    /// Which API keys made the entries from `from` to `to`: runs of seqs, each with its key
+    /// (`None`: no key), the first being the one `from` falls in.
+    fn key_runs(&self, from: u64, to: u64) -> LedgerFuture<'_, Vec<(u64, Option<Id>)>>;
     fn status(&self) -> Status;
 }
 

@@ -42,7 +42,8 @@ impl Names {
     fn of(requests: &[&Request]) -> Names {
         let mut names = Names::default();
         for request in requests {
-            match request {
+            match request.unwrapped() {
+                Request::By { .. } => unreachable!("unwrapped"),
                 Request::CreateAssets(events) => names.assets.extend(events.iter().map(|e| e.code.as_str().to_owned())),
                 Request::CreateAccounts(events) => {
                     for event in events {
@@ -103,6 +104,7 @@ pub struct Statements {
     resolve_holds: Statement,
     insert_expiries: Statement,
     insert_renewals: Statement,
+    insert_key_runs: Statement,
     renew_holds: Statement,
     insert_batch: Statement,
     advance_ledger: Statement,
@@ -172,6 +174,7 @@ impl Statements {
             resolve_holds: prepare(RESOLVE_HOLDS.into()).await?,
             insert_expiries: prepare(INSERT_EXPIRIES.into()).await?,
             insert_renewals: prepare(INSERT_RENEWALS.into()).await?,
+            insert_key_runs: prepare(INSERT_KEY_RUNS.into()).await?,
             renew_holds: prepare(RENEW_HOLDS.into()).await?,
             insert_batch: prepare(INSERT_BATCH.into()).await?,
             advance_ledger: prepare(ADVANCE_LEDGER.into()).await?,
@@ -465,6 +468,7 @@ async fn write(
         changes.expiries.len(),
         changes.renewals.len(),
         renewed_expiries(&changes.renewals).len(),
+        changes.key_runs.len(),
         1,
         1,
     ];
@@ -653,6 +657,16 @@ fn transfer_writes<'s>(calls: &mut Vec<Call<'s>>, statements: &'s Statements, ch
             vec![texts(last.keys().map(|&hold| Some(hold.to_owned()))), Box::new(last.values().map(|&at| big(at)).collect::<Vec<_>>())],
         ));
     }
+    if !changes.key_runs.is_empty() {
+        let k = &changes.key_runs;
+        calls.push((
+            &statements.insert_key_runs,
+            vec![
+                Box::new(k.iter().map(|(first, _)| big(*first)).collect::<Vec<_>>()),
+                texts(k.iter().map(|(_, key)| key.as_ref().map(|key| key.as_str().to_owned()))),
+            ],
+        ));
+    }
 }
 
 /// Each renewed hold's expiry after the batch: its last renewal's (renewals are in seq order).
@@ -728,6 +742,7 @@ const RESOLVE_HOLDS: &str = "UPDATE tally.transfers t SET hold_state = u.state, 
                  FROM unnest($1::text[], $2::smallint[], $3::text[]) AS u(id, state, related) WHERE t.id = u.id";
 const INSERT_RENEWALS: &str = "INSERT INTO tally.renewals (seq, hold, expires_at, timestamp)
                  SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[])";
+const INSERT_KEY_RUNS: &str = "INSERT INTO tally.key_runs (first_seq, key) SELECT * FROM unnest($1::bigint[], $2::text[])";
 const RENEW_HOLDS: &str = "UPDATE tally.transfers t SET expires_at = u.expires_at
                  FROM unnest($1::text[], $2::bigint[]) AS u(id, expires_at) WHERE t.id = u.id";
 const INSERT_EXPIRIES: &str =

@@ -356,6 +356,10 @@ impl Ledger for PgLedger {
         })
     }
 
+    fn key_runs(&self, from: u64, to: u64) -> LedgerFuture<'_, Vec<(u64, Option<Id>)>> {
+        Box::pin(async move { Ok(read::key_runs(&**self.client().await?, from, to).await?) })
+    }
+
     fn status(&self) -> Status {
         let last_seq = *self.shared.committed.borrow();
         Status {

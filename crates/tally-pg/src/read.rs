@@ -208,3 +208,17 @@ pub async fn journal(client: &impl GenericClient, after_seq: u64, until_seq: u64
     }
     Ok(entries)
 }
+
+/// Which keys made the entries from `from` to `to`: the run `from` falls in, then those
+/// beginning after it up to `to`.
+pub async fn key_runs(client: &impl GenericClient, from: u64, to: u64) -> Result<Vec<(u64, Option<Id>)>, PgError> {
+    let sql = "SELECT first_seq, key FROM tally.key_runs WHERE first_seq <= $2 AND first_seq >= \
+               coalesce((SELECT max(first_seq) FROM tally.key_runs WHERE first_seq <= $1), 0) ORDER BY first_seq";
+    let rows = client.query(sql, &[&big(from), &big(to)]).await?;
+    rows.iter()
+        .map(|row| {
+            let key: Option<String> = row.try_get(1)?;
+            Ok((rows::unsigned(row.try_get(0)?, "seq")?, key.as_deref().map(rows::id).transpose()?))
+        })
+        .collect()
+}

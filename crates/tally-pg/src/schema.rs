@@ -140,6 +140,14 @@ CREATE TABLE tally.api_keys (
     digest bytea NOT NULL CHECK (length(digest) = 32)
 );
 "#,
+    r#"
+-- Which API key made each journal entry: runs of seqs, a run's key holding from its
+-- first seq until the next run begins (NULL: no key). Each batch starts a run.
+CREATE TABLE tally.key_runs (
+    first_seq bigint PRIMARY KEY,
+    key text COLLATE "C"
+);
+"#,
 ];
 
 /// The schema version this build runs on.

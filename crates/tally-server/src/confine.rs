@@ -25,8 +25,8 @@ pub async fn check(app: &App, caller: &Caller, request: &Request) -> Result<(), 
         return Ok(());
     }
     let allow = |field: String, id: &str| if caller.permits(id) { Ok(()) } else { Err(forbidden(field, id)) };
-    match request {
-        Request::CreateAssets(_) => {}
+    match request.unwrapped() {
+        Request::CreateAssets(_) | Request::By { .. } => {}
         Request::CreateAccounts(accounts) => {
             for (n, account) in accounts.iter().enumerate() {
                 allow(format!("accounts[{n}].id"), account.id.as_str())?;

@@ -14,6 +14,7 @@ use axum::Json;
 use serde::Deserialize;
 use std::time::{Duration, Instant};
 use tally_api::*;
+use tally_core::actors::key_in;
 use tally_core::limits::{HOLD_TIMEOUT_MS_MAX, KEYS_MAX, PAGE_LIMIT_MAX, WRITER_STALLED_MS};
 use tally_core::{Id, JournalEntry, Request};
 use tally_ledger::keys::{KeySpec, Scope};
@@ -46,7 +47,9 @@ async fn submit(app: &App, caller: &Caller, request: Request) -> Result<Response
     let deadline = Instant::now() + app.write_wait;
     let checked = tokio::time::timeout_at(deadline.into(), confine::check(app, caller, &request)).await;
     checked.map_err(|_| ApiError::from(tally_ledger::LedgerError::Withdrawn))??;
-    let applied = app.ledger.submit_by(request, deadline).await?;
+    // Every entry it journals names the key it was made with.
+    let key = caller.key_id().map(|id| Id::parse(id).expect("key ids are 12 hex digits, a valid id"));
+    let applied = app.ledger.submit_by(request.by(key), deadline).await?;
     let body = Results::json(&applied.request, &applied.outcomes);
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
@@ -208,7 +211,10 @@ async fn transfer(app: &App, caller: &Caller, id: &str) -> Result<Json<Transfer>
     let id = Id::parse_transfer(id).map_err(|e| ApiError::invalid("id", format!("invalid transfer id: {e}")))?;
     let view = if caller.permits(id.as_str()) { app.ledger.transfer(id.clone()).await? } else { None };
     match view.filter(|view| confine::sees_transfer(caller, view)) {
-        Some(view) => Ok(Json(Transfer::new(&view))),
+        Some(view) => {
+            let runs = app.ledger.key_runs(view.seq, view.seq).await?;
+            Ok(Json(Transfer::new(&view, key_in(&runs, view.seq).map(Id::to_string))))
+        }
         None => Err(ApiError::not_found(format!("transfer {id} not found"))),
     }
 }
@@ -245,7 +251,15 @@ pub async fn account_transfers(
     };
     // The page continues after the last transfer looked at, shown or not.
     let next_after_seq = (views.len() == limit).then(|| views.last().map(|v| v.seq)).flatten();
-    let transfers = views.iter().filter(|view| confine::sees_transfer(&caller, view)).map(Transfer::new).collect();
+    let runs = match (views.iter().map(|v| v.seq).min(), views.iter().map(|v| v.seq).max()) {
+        (Some(first), Some(last)) => app.ledger.key_runs(first, last).await?,
+        _ => Vec::new(),
+    };
+    let transfers = views
+        .iter()
+        .filter(|view| confine::sees_transfer(&caller, view))
+        .map(|view| Transfer::new(view, key_in(&runs, view.seq).map(Id::to_string)))
+        .collect();
     Ok(Json(TransfersPage { transfers, next_after_seq }))
 }
 
@@ -280,12 +294,20 @@ pub async fn journal(State(app): State<App>, caller: Caller, RawQuery(raw): RawQ
     }
     let _turn = app.journal_pages.acquire().await.expect("the semaphore is never closed");
     let entries = app.ledger.journal(after_seq, limit, Duration::ZERO).await?;
+    let runs = match (entries.first(), entries.last()) {
+        (Some(first), Some(last)) => app.ledger.key_runs(first.seq(), last.seq()).await?,
+        _ => Vec::new(),
+    };
     // Rendered off the threads that answer requests: a page of a thousand entries is
     // milliseconds of work, and a write's answer must not queue behind hundreds of them.
     let render = move || {
         // The feed continues after the last entry looked at, shown or not.
         let next_after_seq = entries.last().map_or(after_seq, JournalEntry::seq);
-        let entries: Vec<JournalItem> = entries.iter().filter(|entry| confine::sees_entry(&caller, entry)).map(JournalItem::new).collect();
+        let entries: Vec<JournalItem> = entries
+            .iter()
+            .filter(|entry| confine::sees_entry(&caller, entry))
+            .map(|entry| JournalItem::new(entry, key_in(&runs, entry.seq())))
+            .collect();
         serde_json::to_vec(&JournalPage { entries, next_after_seq }).expect("wire types always serialize")
     };
     // Only a runtime that is shutting down drops the task.

@@ -135,7 +135,51 @@ async fn a_tenant_key_sees_and_moves_only_its_own_accounts(server: TestServer) {
     assert_eq!(server.raw_as(&acme, "GET", "/healthz", "").await.0, 403, "a tenant cannot read the whole ledger's counts");
 }
 
-on_both_engines!(scopes_decide_what_a_key_may_do_and_a_revoked_key_is_refused, a_tenant_key_sees_and_moves_only_its_own_accounts,);
+async fn every_entry_names_the_key_that_made_it(server: TestServer) {
+    let admin = server.key(Scope::Admin, &[]).await;
+    let writer = server.key(Scope::Write, &[]).await;
+    let (admin_id, writer_id) = (tally_ledger::keys::claimed_id(&admin).unwrap(), tally_ledger::keys::claimed_id(&writer).unwrap());
+    assert_eq!(server.raw_as(&admin, "POST", "/v1/assets", r#"{"code":"USD","scale":2}"#).await.0, 200);
+    let accounts = json!({"accounts": [{"id": "w", "asset": "USD", "min_balance": null}, {"id": "a", "asset": "USD"}]});
+    assert_eq!(server.raw_as(&writer, "POST", "/v1/accounts", &accounts.to_string()).await.0, 200);
+    let transfers = json!({"transfers": [
+        {"id": "t1", "debit": "w", "credit": "a", "amount": "1.00"},
+        {"id": "h1", "debit": "w", "credit": "a", "amount": "1.00", "pending": true, "timeout_ms": 1}
+    ]});
+    assert_eq!(server.raw_as(&writer, "POST", "/v1/transfers", &transfers.to_string()).await.0, 200);
+    // The hold expires by itself: no key made that entry. A later write lets it happen.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let later = json!({"transfers": [{"id": "t2", "debit": "w", "credit": "a", "amount": "1.00"}]});
+    assert_eq!(server.raw_as(&admin, "POST", "/v1/transfers", &later.to_string()).await.0, 200);
+    let (_, journal) = server.raw_as(&admin, "GET", "/v1/journal?limit=100", "").await;
+    let made: Vec<(String, Option<String>)> = journal["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["type"].as_str().unwrap().to_owned(), e["key"].as_str().map(str::to_owned)))
+        .collect();
+    let expected = [
+        ("asset_created", Some(admin_id)),
+        ("account_created", Some(writer_id)),
+        ("account_created", Some(writer_id)),
+        ("transfer", Some(writer_id)),
+        ("transfer", Some(writer_id)),
+        ("hold_expired", None),
+        ("transfer", Some(admin_id)),
+    ];
+    let expected: Vec<(String, Option<String>)> = expected.iter().map(|(t, k)| ((*t).to_owned(), k.map(str::to_owned))).collect();
+    assert_eq!(made, expected, "{journal}");
+    let (_, transfer) = server.raw_as(&admin, "GET", "/v1/transfers/t1", "").await;
+    assert_eq!(transfer["key"], writer_id, "{transfer}");
+    let (_, page) = server.raw_as(&admin, "GET", "/v1/accounts/a/transfers", "").await;
+    assert_eq!(page["transfers"][0]["key"], writer_id, "{page}");
+}
+
+on_both_engines!(
+    scopes_decide_what_a_key_may_do_and_a_revoked_key_is_refused,
+    a_tenant_key_sees_and_moves_only_its_own_accounts,
+    every_entry_names_the_key_that_made_it,
+);
 
 #[tokio::test]
 async fn a_key_revoked_in_the_store_by_another_process_is_refused_within_a_second() {
