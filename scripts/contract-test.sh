@@ -13,7 +13,8 @@ cargo build --quiet --locked -p tally-cli
 work=$(mktemp -d)
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 # The contract holds for a client with a key, as a deployment with keys serves it.
-key=$(target/debug/tally keys create --scope admin --name contract --data-dir "$work/data" | head -n 1)
+made=$(target/debug/tally keys create --scope admin --name contract --data-dir "$work/data")
+key=${made%%$'\n'*}
 target/debug/tally serve --data-dir "$work/data" --listen "127.0.0.1:$port" 2>"$work/server.log" &
 server=$!
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$work"' EXIT

@@ -66,6 +66,17 @@ fn parse_duration_ms(text: &str) -> Result<u64, String> {
     number.checked_mul(unit_ms).filter(|&ms| ms > 0).ok_or_else(|| format!("{text:?}: out of range"))
 }
 
+/// Prints `lines` in one write. A reader that stops early (`| head -n 1`, to take the key)
+/// is not a failure: the key was made either way.
+fn say(lines: &[String]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let text: String = lines.iter().map(|line| format!("{line}\n")).collect();
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => Err(error.into()),
+        _ => Ok(()),
+    }
+}
+
 fn describe(key: &KeyInfo) -> String {
     let accounts = if key.accounts.is_empty() { "all accounts".to_owned() } else { key.accounts.join(",") };
     let state = match (key.revoked_at_ms, key.expires_at_ms) {
@@ -97,16 +108,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 let spec = KeySpec { name, scope, prefixes: accounts, expires_at_ms: expires.map(|ms| now + ms) };
                 let key = spec.generate(now).map_err(|(field, message)| anyhow::anyhow!("--{field}: {message}"))?;
                 store.add(key.record.clone()).await?;
-                println!("{}", key.text);
-                println!("{}", describe(&key_info(&key.record)));
+                say(&[key.text, describe(&key_info(&key.record))])?;
             }
             Action::List => {
-                for key in store.keys().await? {
-                    println!("{}", describe(&key_info(&key)));
-                }
+                say(&store.keys().await?.iter().map(|key| describe(&key_info(key))).collect::<Vec<_>>())?;
             }
             Action::Revoke { id } => match store.revoke(&id, tally_server::auth::now_ms()).await? {
-                Some(key) => println!("{}", describe(&key_info(&key))),
+                Some(key) => say(&[describe(&key_info(&key))])?,
                 None => bail!("no key {id}"),
             },
         }
@@ -120,15 +128,12 @@ async fn through_server(url: &str, action: Action) -> anyhow::Result<()> {
         Action::Create { scope, accounts, name, expires } => {
             let input = KeyInput { scope: Some(scope.name().to_owned()), accounts, name: Some(name), expires_in_ms: expires };
             let key = client.create_key(&input).await?;
-            println!("{}", key.key);
-            println!("{}", describe(&key.info));
+            say(&[key.key, describe(&key.info)])?;
         }
         Action::List => {
-            for key in client.keys().await?.keys {
-                println!("{}", describe(&key));
-            }
+            say(&client.keys().await?.keys.iter().map(describe).collect::<Vec<_>>())?;
         }
-        Action::Revoke { id } => println!("{}", describe(&client.revoke_key(&id).await?)),
+        Action::Revoke { id } => say(&[describe(&client.revoke_key(&id).await?)])?,
     }
     Ok(())
 }
