@@ -207,6 +207,15 @@ pub async fn renew_leg(
     submit(&app, &caller, request).await
 }
 
+/// Which keys made the entries of a page from `first` to `last` (seq order); none for an
+/// empty page.
+async fn key_runs(app: &App, first: Option<u64>, last: Option<u64>) -> Result<Vec<(u64, Option<Id>)>, ApiError> {
+    match (first, last) {
+        (Some(first), Some(last)) => Ok(app.ledger.key_runs(first, last).await?),
+        _ => Ok(Vec::new()),
+    }
+}
+
 async fn transfer(app: &App, caller: &Caller, id: &str) -> Result<Json<Transfer>, ApiError> {
     let id = Id::parse_transfer(id).map_err(|e| ApiError::invalid("id", format!("invalid transfer id: {e}")))?;
     let view = if caller.permits(id.as_str()) { app.ledger.transfer(id.clone()).await? } else { None };
@@ -251,10 +260,7 @@ pub async fn account_transfers(
     };
     // The page continues after the last transfer looked at, shown or not.
     let next_after_seq = (views.len() == limit).then(|| views.last().map(|v| v.seq)).flatten();
-    let runs = match (views.iter().map(|v| v.seq).min(), views.iter().map(|v| v.seq).max()) {
-        (Some(first), Some(last)) => app.ledger.key_runs(first, last).await?,
-        _ => Vec::new(),
-    };
+    let runs = key_runs(&app, views.first().map(|v| v.seq), views.last().map(|v| v.seq)).await?;
     let transfers = views
         .iter()
         .filter(|view| confine::sees_transfer(&caller, view))
@@ -294,10 +300,7 @@ pub async fn journal(State(app): State<App>, caller: Caller, RawQuery(raw): RawQ
     }
     let _turn = app.journal_pages.acquire().await.expect("the semaphore is never closed");
     let entries = app.ledger.journal(after_seq, limit, Duration::ZERO).await?;
-    let runs = match (entries.first(), entries.last()) {
-        (Some(first), Some(last)) => app.ledger.key_runs(first.seq(), last.seq()).await?,
-        _ => Vec::new(),
-    };
+    let runs = key_runs(&app, entries.first().map(JournalEntry::seq), entries.last().map(JournalEntry::seq)).await?;
     // Rendered off the threads that answer requests: a page of a thousand entries is
     // milliseconds of work, and a write's answer must not queue behind hundreds of them.
     let render = move || {
