@@ -1165,3 +1165,41 @@ pub struct CreatedKey {
 pub struct KeysPage {
     pub keys: Vec<KeyInfo>,
 }
+
+/// `POST /v1/backups`: bring a backup up to date on the server's host.
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BackupInput {
+    /// The backup directory, relative to the server's backup root (`tally serve
+    /// --backup-root`): an empty directory, or an earlier backup of this ledger.
+    #[schema(required = true, nullable = false, max_length = 255)]
+    pub to: Option<String>,
+    /// With `wait_ms`: wait until a commit after this seq is durable before copying (a
+    /// backup kept current does this in a loop).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after_seq: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(maximum = 10000)]
+    pub wait_ms: Option<u64>,
+}
+
+/// A backup: `done`, with what it copied and where it now ends, or still `running` (ask
+/// again with the same `to` to wait for it).
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct BackupStatus {
+    #[schema(pattern = "^(done|running)$")]
+    pub state: String,
+    pub to: String,
+    /// The last journal record and seq the backup holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seq: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files_copied: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes_copied: Option<u64>,
+    /// When its manifest was written, in milliseconds since the Unix epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub written_at_ms: Option<u64>,
+}

@@ -1,8 +1,10 @@
 //! `tally`: the one binary. `serve` runs the ledger, `migrate` prepares a PostgreSQL schema,
-//! `verify` checks a ledger offline, `export` / `import` move one between stores, `bench`
+//! `verify` checks a ledger (or a backup) offline, `backup` / `restore` keep copies and
+//! bring them back, `export` / `import` move one between stores, `bench`
 //! measures throughput over the real HTTP path, `check` runs the bank workload and its
 //! checker, `openapi` prints the API document.
 
+mod backup;
 mod bench;
 mod check;
 mod dump;
@@ -44,7 +46,15 @@ enum Command {
         /// Verify the PostgreSQL ledger at this URL instead of a data directory.
         #[arg(long, env = "TALLY_DATABASE_URL", hide_env_values = true)]
         database_url: Option<String>,
+        /// Verify the backup in this directory instead, in place: every file against the
+        /// manifest's checksums, then the same replay as a data directory's.
+        #[arg(long, value_name = "DIR", conflicts_with = "database_url")]
+        backup: Option<PathBuf>,
     },
+    /// Back a ledger up: through its running server, or from a stopped data directory.
+    Backup(backup::Args),
+    /// Rebuild a data directory from a backup, as the ledger was after any commit it holds.
+    Restore(backup::RestoreArgs),
     /// Make, list and revoke API keys.
     Keys(keys::Args),
     /// Write a ledger (embedded or PostgreSQL) to stdout as a dump.
@@ -82,8 +92,11 @@ fn main() -> ExitCode {
     log(&cli.log_format);
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
+        Command::Verify { backup: Some(directory), .. } => verify::run_backup(&directory),
         Command::Verify { database_url: Some(url), .. } => verify::run_postgres(&url),
-        Command::Verify { data_dir, database_url: None } => verify::run(&data_dir),
+        Command::Verify { data_dir, .. } => verify::run(&data_dir),
+        Command::Backup(args) => backup::run(args),
+        Command::Restore(args) => backup::restore(args),
         Command::Keys(args) => keys::run(args),
         Command::Export(store) => dump::export(store),
         Command::Import(store) => dump::import(store),

@@ -12,6 +12,7 @@ use tally_engine::{Config, Engine};
 use tally_ledger::keys::KeyStore;
 use tally_ledger::Ledger;
 use tally_server::auth::Keyring;
+use tally_server::backups::Backups;
 use tally_server::listen::Listening;
 use tally_server::tls::Tls;
 use tally_server::App;
@@ -44,6 +45,10 @@ pub struct Args {
     /// and commits every change: starving it costs more than any parsing gains.
     #[arg(long, env = "TALLY_HTTP_THREADS")]
     pub http_threads: Option<usize>,
+    /// Let admin keys back the ledger up into directories under this one (`POST
+    /// /v1/backups`, `tally backup --url`). Embedded engine only.
+    #[arg(long, env = "TALLY_BACKUP_ROOT", value_name = "DIR")]
+    pub backup_root: Option<PathBuf>,
     /// The store: `embedded` (the journal in --data-dir) or `postgres` (--database-url).
     #[arg(long, default_value = "embedded", value_parser = ["embedded", "postgres"], env = "TALLY_ENGINE")]
     pub engine: String,
@@ -77,6 +82,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let runtime =
         tokio::runtime::Builder::new_multi_thread().worker_threads(http_threads).enable_all().thread_name("tally-http").build()?;
     if args.engine == "postgres" {
+        if args.backup_root.is_some() {
+            bail!("--backup-root is for the embedded engine: a PostgreSQL ledger is backed up with PostgreSQL's own tools (docs/operations.md)");
+        }
         let config = args.postgres.config()?;
         return runtime.block_on(async {
             let concurrency = config.concurrency;
@@ -95,11 +103,24 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     tracing::info!(data_dir = %args.data_dir.display(), last_seq = recovery.last_seq, replayed_records = recovery.replayed_records, "ledger open");
     let engine = Arc::new(engine);
     let keys: Arc<dyn KeyStore> = Arc::new(FileKeys::open(&args.data_dir)?);
-    runtime.block_on(serve(&args, App::new(engine.clone(), "embedded"), keys))?;
+    let backups = Arc::new(Backups::new(backup_root(&args)?));
+    runtime.block_on(serve(&args, App { backups, ..App::new(engine.clone(), "embedded") }, keys))?;
     tracing::info!("draining the write queue");
     engine.shutdown();
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+/// The backup root, made if needed; never the data directory or inside it (a backup there
+/// would be lost with it).
+fn backup_root(args: &Args) -> anyhow::Result<Option<PathBuf>> {
+    let Some(root) = &args.backup_root else { return Ok(None) };
+    std::fs::create_dir_all(root).with_context(|| format!("cannot make the backup root {}", root.display()))?;
+    let (root, data) = (root.canonicalize()?, args.data_dir.canonicalize()?);
+    if root.starts_with(&data) {
+        bail!("the backup root {} is inside the data directory {}: a backup must survive losing it", root.display(), data.display());
+    }
+    Ok(Some(root))
 }
 
 async fn serve(args: &Args, app: App, keys: Arc<dyn KeyStore>) -> anyhow::Result<()> {

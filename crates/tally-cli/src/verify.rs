@@ -10,7 +10,7 @@ use std::time::Instant;
 use tally_core::State;
 use tally_engine::engine::replay;
 use tally_engine::journal::Position;
-use tally_engine::{snapshot, FileStorage};
+use tally_engine::{backup, snapshot, FileStorage, Storage};
 
 pub fn run(data_dir: &Path) -> anyhow::Result<()> {
     if !data_dir.is_dir() {
@@ -24,7 +24,73 @@ pub fn run(data_dir: &Path) -> anyhow::Result<()> {
         );
     }
     let mut storage = FileStorage::open(data_dir).with_context(|| format!("opening {}", data_dir.display()))?;
-    let snapshots = snapshot::checksums(&storage)?;
+    let replayed = replay_all(&mut storage)?;
+    replayed.report();
+    if replayed.torn_bytes > 0 {
+        println!("    a torn final record of {} bytes was never acknowledged; the server cuts it at its next start", replayed.torn_bytes);
+    }
+    println!("    {:.1} s", replayed.started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// `tally verify --backup`: every file's checksums against the manifest, then the same replay
+/// as a data directory's, ending exactly where the manifest says the backup ends.
+pub fn run_backup(directory: &Path) -> anyhow::Result<()> {
+    let checked = backup::check(directory).map_err(anyhow::Error::msg)?;
+    for note in &checked.notes {
+        eprintln!("note: {note}");
+    }
+    let manifest = checked.manifest;
+    let mut files = checked.files;
+    let replayed = replay_all(&mut files)?;
+    let ends = replayed.position;
+    if ends.record != manifest.record || format!("{:032x}", ends.checksum) != manifest.record_checksum || ends.last_seq != manifest.last_seq
+    {
+        bail!(
+            "the backup's journal ends at record {} (seq {}), but its manifest says record {} (seq {})",
+            ends.record,
+            ends.last_seq,
+            manifest.record,
+            manifest.last_seq
+        );
+    }
+    if replayed.torn_bytes > 0 {
+        bail!("the backup's journal ends inside a record ({} bytes)", replayed.torn_bytes);
+    }
+    replayed.report();
+    println!("    {} files match the manifest's checksums; the journal ends where the manifest says", manifest.files.len());
+    println!("    {:.1} s", replayed.started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// What replaying a whole journal found.
+struct Replayed {
+    state: State,
+    records: u64,
+    position: Position,
+    torn_bytes: u64,
+    snapshots_checked: usize,
+    snapshots: usize,
+    started: Instant,
+}
+
+impl Replayed {
+    fn report(&self) {
+        let (accounts, transfers) = self.state.counts();
+        let last_seq = self.state.last_seq();
+        println!(
+            "ok: {} records, {last_seq} events (last seq {last_seq}), {accounts} accounts, {transfers} transfer records",
+            self.records
+        );
+        println!("    checksums and chain intact; conservation and bounds hold after every record; totals match their history");
+        println!("    snapshots checked against the replay: {} of {}", self.snapshots_checked, self.snapshots);
+    }
+}
+
+/// Replays a journal from its first record, checking every invariant after every record and
+/// every snapshot against the replay, and audits the totals at the end.
+fn replay_all<S: Storage>(storage: &mut S) -> anyhow::Result<Replayed> {
+    let snapshots = snapshot::checksums(storage)?;
     let progress = ProgressBar::new(0).with_style(
         ProgressStyle::with_template("{spinner} replaying [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})")
             .expect("valid template"),
@@ -33,7 +99,7 @@ pub fn run(data_dir: &Path) -> anyhow::Result<()> {
     let mut state = State::new();
     let mut snapshots_checked = 0;
     let (journal, records) = replay(
-        &mut storage,
+        storage,
         &mut state,
         Position::default(),
         false,
@@ -60,20 +126,15 @@ pub fn run(data_dir: &Path) -> anyhow::Result<()> {
         bail!("a snapshot taken after record {at} lies beyond the journal's last record {records}: it is not this journal's");
     }
     state.audit().map_err(|reason| anyhow::anyhow!("audit failed: {reason}"))?;
-    let (accounts, transfers) = state.counts();
-    println!(
-        "ok: {} records, {} events (last seq {}), {accounts} accounts, {transfers} transfer records",
+    Ok(Replayed {
+        state,
         records,
-        state.last_seq(),
-        state.last_seq()
-    );
-    println!("    checksums and chain intact; conservation and bounds hold after every record; totals match their history");
-    println!("    snapshots checked against the replay: {snapshots_checked} of {}", snapshots.len());
-    if journal.torn_bytes() > 0 {
-        println!("    a torn final record of {} bytes was never acknowledged; the server cuts it at its next start", journal.torn_bytes());
-    }
-    println!("    {:.1} s", started.elapsed().as_secs_f64());
-    Ok(())
+        position: journal.position(),
+        torn_bytes: journal.torn_bytes(),
+        snapshots_checked,
+        snapshots: snapshots.len(),
+        started,
+    })
 }
 
 /// `tally verify --database-url`: the PostgreSQL ledger replayed from its batch records and

@@ -194,6 +194,12 @@ impl Client {
         self.call(Method::GET, "/v1/keys", None).await
     }
 
+    /// Brings a backup on the server's host up to date (admin key); `running` if it takes
+    /// longer than the server waits, and asking again waits again.
+    pub async fn backup(&self, backup: &BackupInput) -> Result<BackupStatus, ClientError> {
+        self.call(Method::POST, "/v1/backups", Self::json(backup)).await
+    }
+
     pub async fn revoke_key(&self, id: &str) -> Result<KeyInfo, ClientError> {
         self.call(Method::DELETE, &format!("/v1/keys/{id}"), None).await
     }

@@ -432,6 +432,12 @@ fn encode_transfer<O: Output>(event: &NewTransfer, out: &mut Encoder<O>) {
     out.option(event.if_credit_version, Encoder::u64);
 }
 
+/// A batch record's timestamp, read without decoding its requests: every event in the record
+/// is stamped at or after it.
+pub fn batch_timestamp(bytes: &[u8]) -> Result<u64, DecodeError> {
+    Decoder::new(bytes).u64()
+}
+
 pub fn decode_batch(bytes: &[u8]) -> Result<Batch, DecodeError> {
     let mut input = Decoder::new(bytes);
     let timestamp = input.u64()?;

@@ -168,6 +168,23 @@ pub const SNAPSHOTS_KEPT: usize = 2;
 /// After replaying this many records at start, write a snapshot so the next start is quick.
 pub const SNAPSHOT_AFTER_REPLAY_RECORDS: u64 = 64;
 
+// ---- Backups ----
+
+/// A backup checksums each file in chunks of this size, so bringing a growing journal
+/// segment up to date rehashes at most one chunk of what was already copied.
+pub const BACKUP_CHUNK_BYTES: u64 = 16 << 20;
+
+/// The largest backup manifest read: one line of chunk digests per 16 MiB of journal, so
+/// this covers some 14 TB of history.
+pub const BACKUP_MANIFEST_BYTES_MAX: usize = 64 << 20;
+
+/// How long a backup request may wait for a commit after the seq it names (`--follow`).
+pub const BACKUP_WAIT_MS_MAX: u64 = 10_000;
+
+/// How long a backup request waits for its copy before answering "still running" (the copy
+/// goes on; asking again waits for it again).
+pub const BACKUP_ANSWER_WAIT_MS: u64 = 40_000;
+
 // ---- The PostgreSQL store ----
 
 /// A node's writer stops taking requests into one transaction once they hold this many
@@ -194,6 +211,10 @@ const _: () = assert!(BATCH_HEADER_BYTES + REQUEST_ENCODED_BYTES_MAX <= COMMIT_B
 const _: () = assert!(BATCH_HEADER_BYTES + COMMIT_BYTES_MAX <= RECORD_PAYLOAD_BYTES_MAX, "a full commit fits one record");
 const _: () = assert!(RECORD_PAYLOAD_BYTES_MAX <= u32::MAX as usize, "record lengths are u32 on disk");
 const _: () = assert!(JOURNAL_WAIT_MS_MAX < REQUEST_TIMEOUT_MS, "a long poll ends before its request times out");
+const _: () = assert!(
+    BACKUP_WAIT_MS_MAX + BACKUP_ANSWER_WAIT_MS < REQUEST_TIMEOUT_MS,
+    "a backup request answers (done or still running) before its request times out"
+);
 const _: () = assert!(
     BODY_READ_TIMEOUT_MS + WRITE_WAIT_MS < REQUEST_TIMEOUT_MS,
     "a write meets its own deadlines before the request's, so its answer says what became of it"

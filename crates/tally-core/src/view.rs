@@ -175,6 +175,17 @@ impl JournalEntry {
             JournalEntry::Transfer(view) => view.seq,
         }
     }
+
+    pub fn timestamp(&self) -> u64 {
+        match self {
+            JournalEntry::Asset { timestamp, .. }
+            | JournalEntry::Update { timestamp, .. }
+            | JournalEntry::Expiry { timestamp, .. }
+            | JournalEntry::Renewal { timestamp, .. } => *timestamp,
+            JournalEntry::Account { view, .. } => view.timestamp,
+            JournalEntry::Transfer(view) => view.timestamp,
+        }
+    }
 }
 
 impl State {

@@ -11,12 +11,13 @@
 //! saw seq N waits until N is durable before answering: no one ever sees data that a crash
 //! could take back.
 
-use crate::journal::{Journal, JournalError, Position};
+use crate::backup::Destination;
+use crate::journal::{Journal, JournalError, Position, Tip};
 use crate::snapshot;
 use crate::storage::{FileStorage, Storage, LOCK_FILE};
 use std::fs::File;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -24,7 +25,7 @@ use tally_core::batch;
 use tally_core::limits::{QUEUE_REQUESTS_MAX, SNAPSHOT_AFTER_REPLAY_RECORDS};
 use tally_core::{AccountView, Id, JournalEntry, Request, State, TransferView};
 use tally_ledger::{
-    panic_message, system_clock, AccountQuery, Applied, Batch, Budget, Clock, Ledger, LedgerError, LedgerFuture, Status, WriteQueue,
+    panic_message, system_clock, AccountQuery, Applied, Backed, Batch, Budget, Clock, Ledger, LedgerError, LedgerFuture, Status, WriteQueue,
 };
 use tokio::sync::watch;
 
@@ -70,6 +71,8 @@ struct Shared {
     published: watch::Sender<Durable>,
     failure: Mutex<Option<String>>,
     queue: WriteQueue,
+    /// The journal's end after the last commit: what a backup copies up to.
+    tip: Mutex<Tip>,
 }
 
 /// Why a poisoned state lock stops every read: a step panicked half-way through a change.
@@ -100,6 +103,8 @@ impl Shared {
 pub struct Engine {
     shared: Arc<Shared>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    /// The data directory, for backups (`None` for storage that is not a directory).
+    directory: Option<PathBuf>,
     _lock: Option<File>,
 }
 
@@ -180,6 +185,7 @@ impl Engine {
         storage.remove_partial_files().map_err(io)?;
         let (mut engine, recovery) = Engine::start(storage, config)?;
         engine._lock = Some(lock);
+        engine.directory = Some(directory.to_path_buf());
         Ok((engine, recovery))
     }
 
@@ -194,6 +200,7 @@ impl Engine {
             published: watch::Sender::new(durable),
             failure: Mutex::new(None),
             queue: WriteQueue::new(config.queue_requests_max),
+            tip: Mutex::new(journal.tip()),
         });
         let writer = Writer { shared: shared.clone(), storage, journal, config };
         let supervised = shared.clone();
@@ -207,7 +214,7 @@ impl Engine {
                 }
             })
             .map_err(io)?;
-        Ok((Engine { shared, writer: Mutex::new(Some(handle)), _lock: None }, recovery))
+        Ok((Engine { shared, writer: Mutex::new(Some(handle)), directory: None, _lock: None }, recovery))
     }
 
     /// Stops taking requests, commits and answers everything already queued, writes a
@@ -306,6 +313,21 @@ impl Ledger for Engine {
         Box::pin(async move { Ok(self.shared.state()?.key_runs(from, to)) })
     }
 
+    fn backup(&self, to: PathBuf) -> LedgerFuture<'_, Backed> {
+        Box::pin(async move {
+            self.check_failure()?;
+            let directory = self.directory.clone().ok_or_else(|| LedgerError::Unsupported("this ledger has no data directory".into()))?;
+            // Everything up to the tip is final: the writer only appends after it.
+            let tip = self.shared.tip.lock().expect("tip lock").clone();
+            let copied = tokio::task::spawn_blocking(move || {
+                let source = FileStorage::open(&directory).map_err(|error| LedgerError::BackupFailed(error.to_string()))?;
+                let now_ms = system_clock()() / 1_000_000;
+                Destination::open(&to)?.take(&source, &tip, now_ms)
+            });
+            copied.await.map_err(|error| LedgerError::BackupFailed(format!("the copy stopped: {error}")))?
+        })
+    }
+
     fn status(&self) -> Status {
         // Health answers even over a poisoned lock: the counts are only informative, and the
         // failure is what it must report.
@@ -390,6 +412,9 @@ impl<S: Storage> Writer<S> {
                 return;
             }
             metrics::histogram!("tally_commit_bytes").record(payload.len() as f64);
+        }
+        if applied.payload.is_some() {
+            *self.shared.tip.lock().expect("tip lock") = self.journal.tip();
         }
         self.shared.durable.send_modify(|d| d.seq = last_seq);
         batch.answer(applied.answers);

@@ -24,7 +24,7 @@ pub fn segment_name(first_record: u64) -> String {
     format!("journal-{first_record:020}.tj")
 }
 
-fn parse_segment_name(name: &str) -> Option<u64> {
+pub fn parse_segment_name(name: &str) -> Option<u64> {
     name.strip_prefix("journal-")?.strip_suffix(".tj")?.parse().ok()
 }
 
@@ -93,9 +93,22 @@ pub struct Position {
 pub struct RecordRead<'a> {
     pub record: u64,
     pub last_seq: u64,
+    pub checksum: u128,
     pub payload: &'a [u8],
     pub file: &'a str,
+    /// Where the record begins and ends in its segment.
     pub offset: u64,
+    pub end: u64,
+}
+
+/// The end of the journal after a commit: its last record, and the segment that holds it
+/// with the length it has up to that record's end. Everything before is durable and final,
+/// so a backup copies up to here while the writer appends after it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Tip {
+    pub position: Position,
+    pub segment: String,
+    pub segment_len: u64,
 }
 
 /// Reads of a damaged record before recovery judges it. A torn tail (the common case after a
@@ -247,7 +260,7 @@ impl Recovering {
                 self.verified_start = true;
             }
             if record > self.start.record {
-                apply(RecordRead { record, last_seq, payload: &self.payload, file: name, offset })?;
+                apply(RecordRead { record, last_seq, checksum: stored, payload: &self.payload, file: name, offset, end })?;
             }
             offset = end;
             on_progress(offset);
@@ -285,6 +298,19 @@ impl Recovering {
             }
         }
     }
+}
+
+/// Whether the record at `offset` in segment `name` (or, at offset 0, the segment itself)
+/// continues the chain from a record whose checksum is `previous`: the test that a journal
+/// goes on from where a copy of it ends, and is not another journal.
+pub fn continues<S: Storage>(storage: &S, name: &str, offset: u64, previous: u128) -> Result<bool, JournalError> {
+    let file_len = storage.len(name).map_err(io_error(name))?;
+    if offset == 0 {
+        let first_record = parse_segment_name(name).unwrap_or_default();
+        return Ok(read_segment_header(storage, name, first_record)? == previous);
+    }
+    let (mut header, mut payload) = ([0u8; RECORD_HEADER_BYTES], Vec::new());
+    Ok(read_record(storage, name, offset, file_len, previous, &mut header, &mut payload)?.is_ok())
 }
 
 pub struct Journal {
@@ -370,6 +396,10 @@ impl Journal {
 
     pub fn position(&self) -> Position {
         self.position
+    }
+
+    pub fn tip(&self) -> Tip {
+        Tip { position: self.position, segment: self.segment.clone(), segment_len: self.segment_len }
     }
 
     /// Appends one record (not yet durable: call `sync`). Opens a new segment when the

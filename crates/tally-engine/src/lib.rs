@@ -6,6 +6,7 @@
 //! the result. With a single writer there are no locks to order and no deadlocks to detect,
 //! and the journal is the exact order in which things happened, so recovery is a replay.
 
+pub mod backup;
 pub mod engine;
 pub mod journal;
 pub mod keys;

@@ -20,11 +20,11 @@ const FRAME_HEADER_BYTES: usize = snapshot_frame::BYTES;
 /// No frame is larger; a larger length is corruption, not a reason to allocate.
 const FRAME_BYTES_MAX: usize = SNAPSHOT_PIECE_BYTES + SNAPSHOT_ITEM_BYTES_MAX;
 
-fn snapshot_name(record: u64) -> String {
+pub fn snapshot_name(record: u64) -> String {
     format!("snapshot-{record:020}.ts")
 }
 
-fn parse_snapshot_name(name: &str) -> Option<u64> {
+pub fn parse_snapshot_name(name: &str) -> Option<u64> {
     name.strip_prefix("snapshot-")?.strip_suffix(".ts")?.parse().ok()
 }
 
@@ -81,7 +81,7 @@ pub fn write<S: Storage>(storage: &mut S, state: &State, position: Position) -> 
 }
 
 /// A snapshot's header: the journal position it follows and the format of its state.
-fn read_header<S: Storage>(storage: &S, name: &str) -> Result<(Position, u32), String> {
+pub fn read_header<S: Storage>(storage: &S, name: &str) -> Result<(Position, u32), String> {
     let mut header = Header::<HEADER_BYTES>::default();
     storage.read_exact_at(name, 0, &mut header.0).map_err(|e| e.to_string())?;
     let format = header.get_u32(frame::snapshot::VERSION);
@@ -137,7 +137,8 @@ pub fn load_latest<S: Storage>(storage: &S) -> io::Result<Option<(State, Positio
     Ok(None)
 }
 
-fn read<S: Storage>(storage: &S, name: &str) -> Result<(State, Position), String> {
+/// One snapshot file, read back whole and checked: the state and the position it follows.
+pub fn read<S: Storage>(storage: &S, name: &str) -> Result<(State, Position), String> {
     let (position, format) = read_header(storage, name)?;
     let len = storage.len(name).map_err(|e| e.to_string())?;
     let mut offset = HEADER_BYTES as u64;

@@ -18,6 +18,7 @@ pub mod queue;
 pub use queue::{Batch, Budget, Job, WriteQueue};
 
 use std::future::Future;
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -45,6 +46,26 @@ pub enum LedgerError {
     /// The writer had the request when something went wrong: it may have been applied.
     #[error("{0}; the request may have been applied: resend it with the same ids (an id is applied at most once)")]
     OutcomeUnknown(String),
+    #[error("{0}")]
+    Unsupported(String),
+    /// A backup's destination is not one to write into (another ledger's, not empty, busy).
+    #[error("{0}")]
+    BackupRefused(String),
+    /// Copying failed part-way; the destination still holds the backup it held before.
+    #[error("the backup failed: {0}; the destination still holds its previous backup")]
+    BackupFailed(String),
+}
+
+/// What one backup copied, and the journal position the backup now ends at.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Backed {
+    /// The last journal record the backup holds, and the last seq in it.
+    pub record: u64,
+    pub last_seq: u64,
+    pub files_copied: usize,
+    pub bytes_copied: u64,
+    /// When the backup's manifest was written, in milliseconds since the Unix epoch.
+    pub written_at_ms: u64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -97,6 +118,16 @@ pub trait Ledger: Send + Sync + 'static {
     /// (`None`: no key), the first being the one `from` falls in.
     fn key_runs(&self, from: u64, to: u64) -> LedgerFuture<'_, Vec<(u64, Option<Id>)>>;
     fn status(&self) -> Status;
+    /// Brings the backup in directory `to` up to the last durable commit, while writes go on.
+    /// A store kept in a database is backed up with the database's own tools instead.
+    fn backup(&self, to: PathBuf) -> LedgerFuture<'_, Backed> {
+        let _ = to;
+        Box::pin(async {
+            Err(LedgerError::Unsupported(
+                "this store is backed up with its database's own tools (see docs/operations.md), not through Tally".into(),
+            ))
+        })
+    }
 }
 
 /// Where a writer reads the time, in nanoseconds since the Unix epoch. Tests and the

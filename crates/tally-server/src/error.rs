@@ -57,6 +57,11 @@ impl From<LedgerError> for ApiError {
             }
             // Not a 503: a 503 promises nothing was applied, and this one may have been.
             LedgerError::OutcomeUnknown(_) => ApiError::new(StatusCode::GATEWAY_TIMEOUT, "outcome_unknown", message),
+            LedgerError::Unsupported(_) => ApiError::new(StatusCode::NOT_IMPLEMENTED, "unsupported", message),
+            LedgerError::BackupRefused(_) => {
+                ApiError { field: Some("to".into()), ..ApiError::new(StatusCode::CONFLICT, "backup_refused", message) }
+            }
+            LedgerError::BackupFailed(_) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "backup_failed", message),
         }
     }
 }

@@ -3,6 +3,7 @@
 //! tests both build the service from here.
 
 pub mod auth;
+pub mod backups;
 pub mod body;
 pub mod confine;
 pub mod error;
@@ -49,6 +50,8 @@ pub struct App {
     pub write_wait: Duration,
     /// Turns to build a journal page: `JOURNAL_PAGES_AT_ONCE`.
     pub journal_pages: Arc<tokio::sync::Semaphore>,
+    /// Backups through the API, and where they may go.
+    pub backups: Arc<backups::Backups>,
 }
 
 impl App {
@@ -63,6 +66,7 @@ impl App {
             in_flight_max: IN_FLIGHT_REQUESTS_MAX,
             write_wait: Duration::from_millis(WRITE_WAIT_MS),
             journal_pages: Arc::new(tokio::sync::Semaphore::new(JOURNAL_PAGES_AT_ONCE)),
+            backups: Arc::default(),
         }
     }
 }
@@ -99,6 +103,7 @@ fn api() -> OpenApiRouter<App> {
         .routes(routes!(routes::journal))
         .routes(routes!(routes::create_key, routes::list_keys))
         .routes(routes!(routes::revoke_key))
+        .routes(routes!(routes::backup))
 }
 
 /// The OpenAPI document, as committed in `docs/openapi.json`.
@@ -117,10 +122,10 @@ pub fn openapi() -> OpenApi {
     document
 }
 
-/// The scope a request needs: admin for keys and assets, write for any other change, read
-/// for the rest.
+/// The scope a request needs: admin for keys, backups and assets, write for any other
+/// change, read for the rest.
 fn needed_scope(method: &Method, path: &str) -> Scope {
-    if path.starts_with("/v1/keys") || (path.starts_with("/v1/assets") && method != Method::GET) {
+    if path.starts_with("/v1/keys") || path.starts_with("/v1/backups") || (path.starts_with("/v1/assets") && method != Method::GET) {
         Scope::Admin
     } else if method == Method::GET || method == Method::HEAD {
         Scope::Read

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use std::time::{Duration, Instant};
 use tally_api::*;
 use tally_core::actors::key_in;
-use tally_core::limits::{HOLD_TIMEOUT_MS_MAX, KEYS_MAX, PAGE_LIMIT_MAX, WRITER_STALLED_MS};
+use tally_core::limits::{BACKUP_ANSWER_WAIT_MS, BACKUP_WAIT_MS_MAX, HOLD_TIMEOUT_MS_MAX, KEYS_MAX, PAGE_LIMIT_MAX, WRITER_STALLED_MS};
 use tally_core::{Id, JournalEntry, Request};
 use tally_ledger::keys::{KeySpec, Scope};
 use tally_ledger::AccountQuery;
@@ -347,6 +347,7 @@ pub async fn health(State(app): State<App>) -> (StatusCode, Json<Health>) {
 /// Prometheus metrics: commit latency, fsync time, batch sizes, queue depth, HTTP requests.
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
 pub async fn metrics(State(app): State<App>) -> String {
+    app.backups.measure_lag(app.ledger.as_ref()).await;
     app.metrics.render()
 }
 
@@ -401,4 +402,52 @@ pub async fn revoke_key(State(app): State<App>, Segments(id): Segments<String>) 
         }
         None => Err(ApiError::not_found(format!("key {id} not found"))),
     }
+}
+
+/// Bring a backup up to date (admin; embedded engine): the journal, snapshots and key file,
+/// copied into a directory under the server's backup root while writes go on. Answers 200
+/// when the copy is done, 202 while it still runs (ask again with the same `to` to wait on).
+/// With `after_seq` and `wait_ms`, first waits for a commit after `after_seq`, so a loop of
+/// these keeps a backup seconds behind the ledger.
+#[utoipa::path(post, path = "/v1/backups", tag = "operations", request_body = BackupInput,
+    responses((status = 200, body = BackupStatus), (status = 202, body = BackupStatus), (status = 400, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 500, body = ErrorBody), (status = 501, body = ErrorBody)))]
+pub async fn backup(State(app): State<App>, body: Body) -> Result<(StatusCode, Json<BackupStatus>), ApiError> {
+    let input = decode_json::<BackupInput>(&body.bytes)?;
+    let to = input.to.ok_or_else(|| ApiError::invalid("to", "is required: a directory under the backup root"))?;
+    match (input.after_seq, input.wait_ms) {
+        (_, Some(wait)) if wait > BACKUP_WAIT_MS_MAX => {
+            return Err(ApiError::invalid("wait_ms", format!("must be at most {BACKUP_WAIT_MS_MAX}")))
+        }
+        (None, Some(_)) => return Err(ApiError::invalid("after_seq", "is required with wait_ms")),
+        (Some(after), Some(wait)) => {
+            app.ledger.journal(after, 1, Duration::from_millis(wait)).await?;
+        }
+        _ => {}
+    }
+    let mut done = app.backups.start(&app.ledger, &to)?;
+    let finished = tokio::time::timeout(Duration::from_millis(BACKUP_ANSWER_WAIT_MS), done.wait_for(Option::is_some)).await;
+    let running = BackupStatus {
+        state: "running".into(),
+        to: to.clone(),
+        record: None,
+        last_seq: None,
+        files_copied: None,
+        bytes_copied: None,
+        written_at_ms: None,
+    };
+    let Ok(Ok(outcome)) = finished else { return Ok((StatusCode::ACCEPTED, Json(running))) };
+    let backed = outcome.clone().expect("waited for an outcome")?;
+    Ok((
+        StatusCode::OK,
+        Json(BackupStatus {
+            state: "done".into(),
+            record: Some(backed.record),
+            last_seq: Some(backed.last_seq),
+            files_copied: Some(backed.files_copied),
+            bytes_copied: Some(backed.bytes_copied),
+            written_at_ms: Some(backed.written_at_ms),
+            ..running
+        }),
+    ))
 }
