@@ -112,19 +112,6 @@ fn manifest_seq(backup: &Path) -> u64 {
     serde_json::from_slice::<serde_json::Value>(&text).map_or(0, |manifest| manifest["last_seq"].as_u64().unwrap())
 }
 
-/// Every journal entry a server holds, in order, as JSON.
-async fn whole_journal(client: &Client) -> Vec<serde_json::Value> {
-    let (mut entries, mut after) = (Vec::new(), 0);
-    loop {
-        let page = client.journal(after, 1_000, 0).await.unwrap();
-        if page.entries.is_empty() {
-            return entries;
-        }
-        entries.extend(page.entries.iter().map(|entry| serde_json::to_value(entry).unwrap()));
-        after = page.next_after_seq;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backup_taken_under_load_restores_everything_acknowledged_before_it_began_and_any_commit_in_between() {
     let live = live().await;

@@ -91,3 +91,23 @@ impl Drop for Server {
 pub fn tally(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_tally")).args(args).output().unwrap()
 }
+
+/// Every journal entry a server holds up to `until_seq`, in order, as JSON.
+pub async fn journal_until(client: &Client, until_seq: u64) -> Vec<serde_json::Value> {
+    let (mut entries, mut after) = (Vec::new(), 0);
+    while after < until_seq {
+        let page = client.journal(after, 1_000, 0).await.unwrap();
+        if page.entries.is_empty() {
+            break;
+        }
+        entries.extend(page.entries.iter().map(|entry| serde_json::to_value(entry).unwrap()));
+        after = page.next_after_seq;
+    }
+    entries.retain(|entry| entry["seq"].as_u64().expect("every entry has a seq") <= until_seq);
+    entries
+}
+
+/// Every journal entry a server holds, in order, as JSON.
+pub async fn whole_journal(client: &Client) -> Vec<serde_json::Value> {
+    journal_until(client, u64::MAX).await
+}
