@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tally_api::{BackupInput, BackupStatus};
 use tally_client::{Client, ClientError};
-use tally_core::limits::BACKUP_WAIT_MS_MAX;
+use tally_core::limits::{BACKUP_FOLLOW_INTERVAL_MS, BACKUP_WAIT_MS_MAX};
 use tally_engine::backup::{self, Destination, Until};
 use tally_engine::engine::lock_directory;
 use tally_engine::journal::{Journal, JournalError, Position};
@@ -92,7 +92,7 @@ fn from_data_dir(data_dir: &Path, to: &Path) -> anyhow::Result<()> {
     if journal.torn_bytes() > 0 {
         eprintln!("note: the journal ends in a torn record of {} bytes, never acknowledged; it is not copied", journal.torn_bytes());
     }
-    let backed = Destination::open(to)?.take(&storage, &journal.tip(), now_ms())?;
+    let backed = Destination::open(to, None)?.take(&storage, &journal.tip(), now_ms())?;
     println!(
         "backed up to seq {} (record {}) in {}: {} files, {} bytes copied",
         backed.last_seq,
@@ -120,7 +120,10 @@ async fn through_server(client: Client, to: &str, follow: bool) -> anyhow::Resul
     let mut extra_round = reach.is_none();
     let mut after_seq = None;
     let mut pause = Duration::from_millis(250);
+    let mut next_copy = tokio::time::Instant::now();
     loop {
+        tokio::time::sleep_until(next_copy).await;
+        next_copy = tokio::time::Instant::now() + Duration::from_millis(BACKUP_FOLLOW_INTERVAL_MS);
         let input = BackupInput { to: Some(to.to_owned()), after_seq, wait_ms: after_seq.map(|_| BACKUP_WAIT_MS_MAX) };
         let status = match client.backup(&input).await {
             Ok(status) => status,

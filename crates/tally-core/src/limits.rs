@@ -181,6 +181,11 @@ pub const BACKUP_MANIFEST_BYTES_MAX: usize = 64 << 20;
 /// How long a backup request may wait for a commit after the seq it names (`--follow`).
 pub const BACKUP_WAIT_MS_MAX: u64 = 10_000;
 
+/// A backup kept current (`tally backup --follow`) copies at most this often: each copy costs
+/// a few fsyncs on the backup's disk, and copying every commit of a busy ledger would cost
+/// more than the second of lag this saves.
+pub const BACKUP_FOLLOW_INTERVAL_MS: u64 = 1_000;
+
 /// How long a backup request waits for its copy before answering "still running" (the copy
 /// goes on; asking again waits for it again).
 pub const BACKUP_ANSWER_WAIT_MS: u64 = 40_000;

@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use tally_core::batch::replay_record;
 use tally_core::codec::batch_timestamp;
 use tally_core::limits::{BACKUP_CHUNK_BYTES, BACKUP_MANIFEST_BYTES_MAX};
@@ -106,6 +106,7 @@ fn checksum_hex(checksum: u128) -> String {
 }
 
 /// Reads `[from, to)` of `name` from `source` piece by piece, handing each piece to `each`.
+/// Pieces end on multiples of `COPY_BYTES`, so none straddles a checksum chunk.
 fn read_range<S: Storage>(
     source: &S,
     name: &str,
@@ -116,7 +117,7 @@ fn read_range<S: Storage>(
     let mut buffer = vec![0u8; COPY_BYTES.min(to.saturating_sub(from)) as usize];
     let mut offset = from;
     while offset < to {
-        let piece = &mut buffer[..(to - offset).min(COPY_BYTES) as usize];
+        let piece = &mut buffer[..(to - offset).min(COPY_BYTES - offset % COPY_BYTES) as usize];
         source.read_exact_at(name, offset, piece)?;
         each(offset, piece)?;
         offset += piece.len() as u64;
@@ -124,30 +125,51 @@ fn read_range<S: Storage>(
     Ok(())
 }
 
+/// The hash so far of a journal segment's last, incomplete chunk in a backup: kept between
+/// backups into one directory, so a backup kept current hashes only what each copy adds
+/// instead of up to a chunk of what was there.
+#[derive(Clone)]
+pub struct Unfinished {
+    directory: PathBuf,
+    name: String,
+    bytes: u64,
+    hasher: Sha256,
+    /// The journal position the backup was brought to by this process, from its own journal.
+    position: Position,
+}
+
 /// The chunk digests of `name` in `source` up to `to`, keeping those of `entry` that cover
-/// whole chunks before `entry.bytes` (the bytes there are the same: the journal only grows).
+/// whole chunks before `entry.bytes` (the bytes there are the same: the journal only grows),
+/// and going on from `resume`, the hash of `entry`'s incomplete last chunk, if given. Returns
+/// the digests and the hash of the new incomplete last chunk (none if `to` ends a chunk).
 fn digests_to<S: Storage>(
     source: &S,
     name: &str,
     entry: &FileEntry,
+    resume: Option<Sha256>,
     to: u64,
     mut copy: impl FnMut(u64, &[u8]) -> io::Result<()>,
-) -> io::Result<Vec<String>> {
+) -> io::Result<(Vec<String>, Option<Sha256>)> {
     let kept = (entry.bytes / BACKUP_CHUNK_BYTES) as usize;
     let mut digests: Vec<String> = entry.sha256[..kept.min(entry.sha256.len())].to_vec();
-    let mut hasher = Sha256::new();
-    let from = digests.len() as u64 * BACKUP_CHUNK_BYTES;
+    let resumable = digests.len() == kept && !entry.bytes.is_multiple_of(BACKUP_CHUNK_BYTES);
+    let (mut hasher, from) = match resume {
+        Some(hasher) if resumable => (hasher, entry.bytes),
+        _ => (Sha256::new(), digests.len() as u64 * BACKUP_CHUNK_BYTES),
+    };
+    let mut unfinished = None;
     read_range(source, name, from, to, |offset, piece| {
-        // Pieces never straddle a chunk: both sizes are powers of two and the range starts on
-        // a chunk boundary.
         hasher.update(piece);
         let end = offset + piece.len() as u64;
-        if end.is_multiple_of(BACKUP_CHUNK_BYTES) || end == to {
+        if end.is_multiple_of(BACKUP_CHUNK_BYTES) {
             digests.push(hex(&std::mem::take(&mut hasher).finalize()));
+        } else if end == to {
+            unfinished = Some(hasher.clone());
+            digests.push(hex(&hasher.clone().finalize()));
         }
         copy(offset, piece)
     })?;
-    Ok(digests)
+    Ok((digests, unfinished))
 }
 
 const _: () = assert!(BACKUP_CHUNK_BYTES.is_multiple_of(COPY_BYTES), "a copy piece never straddles a checksum chunk");
@@ -156,12 +178,15 @@ const _: () = assert!(BACKUP_CHUNK_BYTES.is_multiple_of(COPY_BYTES), "a copy pie
 pub struct Destination {
     storage: FileStorage,
     manifest: Manifest,
+    directory: PathBuf,
     shown: String,
+    unfinished: Option<Unfinished>,
     _lock: File,
 }
 
 impl Destination {
-    pub fn open(directory: &Path) -> Result<Destination, LedgerError> {
+    /// Opens `directory`, going on from `unfinished` if an earlier backup into it left one.
+    pub fn open(directory: &Path, unfinished: Option<Unfinished>) -> Result<Destination, LedgerError> {
         let shown = directory.display().to_string();
         let failed = |error: io::Error| LedgerError::BackupFailed(format!("{shown}: {error}"));
         std::fs::create_dir_all(directory).map_err(failed)?;
@@ -179,7 +204,13 @@ impl Destination {
             }
         }
         let manifest = manifest.unwrap_or(Manifest { format: MANIFEST_FORMAT, ..Manifest::default() });
-        Ok(Destination { storage, manifest, shown, _lock: lock })
+        let unfinished = unfinished.filter(|unfinished| unfinished.directory == directory);
+        Ok(Destination { storage, manifest, directory: directory.to_path_buf(), shown, unfinished, _lock: lock })
+    }
+
+    /// What the next backup into this directory can go on from.
+    pub fn unfinished(self) -> Option<Unfinished> {
+        self.unfinished
     }
 
     /// Refuses a backup that the journal does not continue: another ledger's, or this one's
@@ -187,6 +218,11 @@ impl Destination {
     fn check_continues<S: Storage>(&self, source: &S, tip: &Tip) -> Result<(), LedgerError> {
         let manifest = &self.manifest;
         if manifest.record == 0 {
+            return Ok(());
+        }
+        let hex_checksum = |unfinished: &Unfinished| checksum_hex(unfinished.position.checksum);
+        if self.unfinished.as_ref().is_some_and(|u| u.position.record == manifest.record && hex_checksum(u) == manifest.record_checksum) {
+            // This process brought the backup here from the journal it is appending to.
             return Ok(());
         }
         let foreign = |why: &str| {
@@ -236,8 +272,9 @@ impl Destination {
             // What a copy cut short left after the manifest's end.
             self.storage.truncate(name, entry.bytes)?;
         }
+        let resume = self.unfinished.take().filter(|unfinished| unfinished.name == name && unfinished.bytes == entry.bytes);
         let storage = &mut self.storage;
-        let sha256 = digests_to(source, name, &entry, to, |offset, piece| {
+        let (sha256, unfinished) = digests_to(source, name, &entry, resume.map(|unfinished| unfinished.hasher), to, |offset, piece| {
             let skip = entry.bytes.saturating_sub(offset).min(piece.len() as u64) as usize;
             if skip < piece.len() {
                 storage.append(name, &piece[skip..])?;
@@ -245,6 +282,10 @@ impl Destination {
             Ok(())
         })?;
         self.storage.sync(name)?;
+        if let Some(hasher) = unfinished.filter(|_| parse_segment_name(name).is_some()) {
+            let position = Position::default(); // set once the manifest is written
+            self.unfinished = Some(Unfinished { directory: self.directory.clone(), name: name.to_owned(), bytes: to, hasher, position });
+        }
         let copied = to - entry.bytes;
         let updated = FileEntry { name: name.to_owned(), bytes: to, sha256 };
         self.manifest.files.retain(|file| file.name != name);
@@ -316,6 +357,9 @@ impl Destination {
         manifest.written_at_ms = now_ms;
         let text = serde_json::to_vec_pretty(&*manifest).expect("a manifest serializes");
         self.storage.write_atomic(MANIFEST_FILE, &mut |emit| emit(&text)).map_err(failed)?;
+        if let Some(unfinished) = &mut self.unfinished {
+            unfinished.position = tip.position;
+        }
         Ok(Backed { record: tip.position.record, last_seq: tip.position.last_seq, files_copied, bytes_copied, written_at_ms: now_ms })
     }
 }
@@ -398,9 +442,9 @@ pub fn check(directory: &Path) -> Result<Checked, String> {
         if held > entry.bytes {
             notes.push(format!("{}: {} bytes past the manifest (a copy cut short; ignored)", entry.name, held - entry.bytes));
         }
-        match digests_to(&storage, &entry.name, &FileEntry::default(), entry.bytes, |_, _| Ok(())) {
-            Ok(digests) if digests == entry.sha256 => {}
-            Ok(digests) => {
+        match digests_to(&storage, &entry.name, &FileEntry::default(), None, entry.bytes, |_, _| Ok(())) {
+            Ok((digests, _)) if digests == entry.sha256 => {}
+            Ok((digests, _)) => {
                 let chunk = digests.iter().zip(&entry.sha256).position(|(found, expected)| found != expected).unwrap_or(digests.len());
                 let from = chunk as u64 * BACKUP_CHUNK_BYTES;
                 damage.push(format!(
@@ -586,7 +630,7 @@ mod tests {
     /// A file copied in steps that start and end inside and on chunk boundaries ends up with
     /// the same bytes and the same digests as a copy made at once.
     #[test]
-    fn copying_in_steps_rehashes_only_the_last_chunk_and_matches_a_copy_made_at_once() {
+    fn copying_in_steps_with_or_without_the_unfinished_hash_matches_a_copy_made_at_once() {
         let directory = tempfile::tempdir().unwrap();
         let mut source = FileStorage::open(&directory.path().join("source")).unwrap();
         let chunk = BACKUP_CHUNK_BYTES;
@@ -595,20 +639,24 @@ mod tests {
         source.append("journal-00000000000000000001.tj", &bytes).unwrap();
         source.sync("journal-00000000000000000001.tj").unwrap();
         let name = "journal-00000000000000000001.tj";
-        let mut stepped = Destination::open(&directory.path().join("stepped")).unwrap();
-        for to in [chunk / 3, chunk, chunk + 5, 2 * chunk + 1, total] {
+        let mut stepped = Destination::open(&directory.path().join("stepped"), None).unwrap();
+        for (step, to) in [chunk / 3, chunk / 2, chunk, chunk + 5, 2 * chunk + 1, 2 * chunk + 7, total].into_iter().enumerate() {
+            if step == 3 {
+                // Without the hash carried over, the last chunk is hashed again from its start.
+                stepped.unfinished = None;
+            }
             stepped.extend(&source, name, to).unwrap();
             // A copy cut short after the manifest's end is cut back before the next.
             stepped.storage.append(name, b"left by a copy cut short").unwrap();
         }
-        let mut at_once = Destination::open(&directory.path().join("at-once")).unwrap();
+        let mut at_once = Destination::open(&directory.path().join("at-once"), None).unwrap();
         at_once.extend(&source, name, total).unwrap();
         assert_eq!(stepped.manifest.entry(name), at_once.manifest.entry(name));
         assert_eq!(at_once.manifest.entry(name).unwrap().sha256.len(), 3);
         let mut copied = vec![0u8; total as usize];
         stepped.storage.read_exact_at(name, 0, &mut copied).unwrap();
         assert!(copied == bytes, "the stepped copy holds the source's bytes");
-        let whole = digests_to(&source, name, &FileEntry::default(), total, |_, _| Ok(())).unwrap();
+        let (whole, _) = digests_to(&source, name, &FileEntry::default(), None, total, |_, _| Ok(())).unwrap();
         assert_eq!(at_once.manifest.entry(name).unwrap().sha256, whole);
     }
 }

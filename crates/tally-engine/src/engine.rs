@@ -11,7 +11,7 @@
 //! saw seq N waits until N is durable before answering: no one ever sees data that a crash
 //! could take back.
 
-use crate::backup::Destination;
+use crate::backup::{Destination, Unfinished};
 use crate::journal::{Journal, JournalError, Position, Tip};
 use crate::snapshot;
 use crate::storage::{FileStorage, Storage, LOCK_FILE};
@@ -105,6 +105,8 @@ pub struct Engine {
     writer: Mutex<Option<JoinHandle<()>>>,
     /// The data directory, for backups (`None` for storage that is not a directory).
     directory: Option<PathBuf>,
+    /// Where the last backup's hashing stands, for the next one into the same directory.
+    backup_unfinished: Arc<Mutex<Option<Unfinished>>>,
     _lock: Option<File>,
 }
 
@@ -214,7 +216,7 @@ impl Engine {
                 }
             })
             .map_err(io)?;
-        Ok((Engine { shared, writer: Mutex::new(Some(handle)), directory: None, _lock: None }, recovery))
+        Ok((Engine { shared, writer: Mutex::new(Some(handle)), directory: None, backup_unfinished: Arc::default(), _lock: None }, recovery))
     }
 
     /// Stops taking requests, commits and answers everything already queued, writes a
@@ -319,10 +321,14 @@ impl Ledger for Engine {
             let directory = self.directory.clone().ok_or_else(|| LedgerError::Unsupported("this ledger has no data directory".into()))?;
             // Everything up to the tip is final: the writer only appends after it.
             let tip = self.shared.tip.lock().expect("tip lock").clone();
+            let unfinished = self.backup_unfinished.clone();
             let copied = tokio::task::spawn_blocking(move || {
                 let source = FileStorage::open(&directory).map_err(|error| LedgerError::BackupFailed(error.to_string()))?;
                 let now_ms = system_clock()() / 1_000_000;
-                Destination::open(&to)?.take(&source, &tip, now_ms)
+                let mut destination = Destination::open(&to, unfinished.lock().expect("backup hash lock").take())?;
+                let backed = destination.take(&source, &tip, now_ms);
+                *unfinished.lock().expect("backup hash lock") = destination.unfinished();
+                backed
             });
             copied.await.map_err(|error| LedgerError::BackupFailed(format!("the copy stopped: {error}")))?
         })

@@ -230,14 +230,23 @@ async fn a_damaged_backup_is_named_and_a_backup_goes_only_where_it_belongs() {
     let backup = live.directory.path().join("offline");
     let said = run(&["backup", "--data-dir", data.to_str().unwrap(), "--to", backup.to_str().unwrap()]);
     assert!(said.contains("backed up to seq"), "{said}");
+    // More writes, then a backup into the same directory: it checks that the journal goes on
+    // from the backup's last record and copies what is new.
+    let again = Server::start(&data, free_port()).healthy().await;
+    let load = Load::start(&again.client, 2, "g");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    load.stop().await;
+    assert!(again.terminate().success());
+    let said = run(&["backup", "--data-dir", data.to_str().unwrap(), "--to", backup.to_str().unwrap()]);
+    assert!(said.contains("backed up to seq") && !said.contains(": 0 files"), "{said}");
     assert!(run(&["verify", "--backup", backup.to_str().unwrap()]).starts_with("ok:"));
 
-    // A byte changed in the middle of the snapshot the clean shutdown wrote.
+    // A byte changed in the middle of a snapshot a clean shutdown wrote.
     let snapshot = std::fs::read_dir(&backup)
         .unwrap()
         .map(|entry| entry.unwrap().path())
         .find(|path| path.file_name().unwrap().to_str().unwrap().starts_with("snapshot-"))
-        .expect("the stopped ledger's snapshot is in the backup");
+        .expect("the stopped ledger's snapshots are in the backup");
     let mut bytes = std::fs::read(&snapshot).unwrap();
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0xff;
@@ -262,6 +271,11 @@ async fn a_damaged_backup_is_named_and_a_backup_goes_only_where_it_belongs() {
     let fresh = live.directory.path().join("fresh");
     run(&["backup", "--data-dir", data.to_str().unwrap(), "--to", fresh.to_str().unwrap()]);
     assert!(refused(&["backup", "--data-dir", other.to_str().unwrap(), "--to", fresh.to_str().unwrap()]).contains("another ledger's"));
+    // The other way round: a longer journal that does not go on from the backup's last record.
+    let small = live.directory.path().join("small");
+    run(&["backup", "--data-dir", other.to_str().unwrap(), "--to", small.to_str().unwrap()]);
+    let said = refused(&["backup", "--data-dir", data.to_str().unwrap(), "--to", small.to_str().unwrap()]);
+    assert!(said.contains("does not continue from it"), "{said}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
