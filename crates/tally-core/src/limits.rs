@@ -175,7 +175,7 @@ pub const SNAPSHOT_AFTER_REPLAY_RECORDS: u64 = 64;
 pub const BACKUP_CHUNK_BYTES: u64 = 16 << 20;
 
 /// The largest backup manifest read: one line of chunk digests per 16 MiB of journal, so
-/// this covers some 14 TB of history.
+/// this covers some 13 TB of history (a pretty-printed digest takes about 80 bytes).
 pub const BACKUP_MANIFEST_BYTES_MAX: usize = 64 << 20;
 
 /// How long a backup request may wait for a commit after the seq it names (`--follow`).
