@@ -107,6 +107,8 @@ fn from_data_dir(data_dir: &Path, to: &Path) -> anyhow::Result<()> {
 /// Whether a failed request is worth repeating: the server unreachable, restarting or busy.
 fn passing(error: &ClientError) -> bool {
     match error {
+        // Busy, restarting, or taking another backup (one runs at a time).
+        ClientError::Api { status, .. } if *status == 409 => error.code() == Some("backup_running"),
         ClientError::Api { status, .. } => *status == 503 || *status == 504 || *status == 429,
         ClientError::Decode { .. } | ClientError::Setup(_) => false,
         _ => true,

@@ -103,7 +103,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     tracing::info!(data_dir = %args.data_dir.display(), last_seq = recovery.last_seq, replayed_records = recovery.replayed_records, "ledger open");
     let engine = Arc::new(engine);
     let keys: Arc<dyn KeyStore> = Arc::new(FileKeys::open(&args.data_dir)?);
-    let backups = Arc::new(Backups::new(backup_root(&args)?));
+    let backups = Arc::new(Backups::new(backup_root(&args)?, Some(args.data_dir.canonicalize()?)));
     runtime.block_on(serve(&args, App { backups, ..App::new(engine.clone(), "embedded") }, keys))?;
     tracing::info!("draining the write queue");
     engine.shutdown();

@@ -86,6 +86,10 @@ impl Manifest {
         if manifest.format != MANIFEST_FORMAT {
             return Err(format!("{}: format {}, this build reads {MANIFEST_FORMAT}", path.display(), manifest.format));
         }
+        let listed = |name: &str| is_backup_file(name) && ![MANIFEST_FILE, LOCK_FILE].contains(&name) && !name.ends_with(".partial");
+        if let Some(stranger) = manifest.files.iter().find(|file| !listed(&file.name)) {
+            return Err(format!("{}: lists {:?}, which is not a file a backup holds", path.display(), stranger.name));
+        }
         Ok(Some(manifest))
     }
 
@@ -118,7 +122,7 @@ fn read_range<S: Storage>(
     let mut offset = from;
     while offset < to {
         let piece = &mut buffer[..(to - offset).min(COPY_BYTES - offset % COPY_BYTES) as usize];
-        source.read_exact_at(name, offset, piece)?;
+        source.read_exact_at(name, offset, piece).map_err(|e| io::Error::new(e.kind(), format!("reading {name}: {e}")))?;
         each(offset, piece)?;
         offset += piece.len() as u64;
     }
@@ -174,6 +178,28 @@ fn digests_to<S: Storage>(
 
 const _: () = assert!(BACKUP_CHUNK_BYTES.is_multiple_of(COPY_BYTES), "a copy piece never straddles a checksum chunk");
 
+/// Makes `directory` (and its missing parents), each one's entry made durable in its parent,
+/// so a backup or restore reported done does not vanish with its directory at a power loss.
+pub fn make_durably(directory: &Path) -> io::Result<()> {
+    if directory.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = directory.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+        make_durably(parent)?;
+        create_directory(directory)?;
+        File::open(parent)?.sync_all()
+    } else {
+        create_directory(directory)
+    }
+}
+
+fn create_directory(directory: &Path) -> io::Result<()> {
+    match std::fs::create_dir(directory) {
+        Err(error) if error.kind() == io::ErrorKind::AlreadyExists && directory.is_dir() => Ok(()),
+        created => created,
+    }
+}
+
 /// A backup directory opened for writing: locked, with the manifest it holds.
 pub struct Destination {
     storage: FileStorage,
@@ -189,7 +215,7 @@ impl Destination {
     pub fn open(directory: &Path, unfinished: Option<Unfinished>) -> Result<Destination, LedgerError> {
         let shown = directory.display().to_string();
         let failed = |error: io::Error| LedgerError::BackupFailed(format!("{shown}: {error}"));
-        std::fs::create_dir_all(directory).map_err(failed)?;
+        make_durably(directory).map_err(failed)?;
         let lock = File::options().create(true).truncate(false).write(true).open(directory.join(LOCK_FILE)).map_err(failed)?;
         if lock.try_lock().is_err() {
             return Err(LedgerError::BackupRefused(format!("another backup is writing {shown}")));
@@ -239,7 +265,8 @@ impl Destination {
             return if tip.position.checksum == checksum { Ok(()) } else { Err(foreign("this ledger's record there differs")) };
         }
         let (_, last) = manifest.segments().last().ok_or_else(|| foreign("it holds no journal"))?;
-        let grew = source.len(&last.name).map_err(|e| LedgerError::BackupFailed(e.to_string()))? > last.bytes;
+        let grew = source.len(&last.name).map_err(|e| LedgerError::BackupFailed(format!("reading the journal's {}: {e}", last.name)))?
+            > last.bytes;
         let continues = if grew {
             journal::continues(source, &last.name, last.bytes, checksum)
         } else {
@@ -248,7 +275,12 @@ impl Destination {
         match continues {
             Ok(true) => Ok(()),
             Ok(false) => Err(foreign("this ledger does not continue from it")),
-            Err(error) => Err(LedgerError::BackupFailed(error.to_string())),
+            // The segment that would go on from it is missing or does not read as one.
+            Err(JournalError::Corrupt { .. }) => Err(foreign("this ledger does not continue from it")),
+            Err(JournalError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+                Err(foreign("this ledger does not continue from it"))
+            }
+            Err(error) => Err(LedgerError::BackupFailed(format!("reading the journal: {error}"))),
         }
     }
 
@@ -272,16 +304,19 @@ impl Destination {
             // What a copy cut short left after the manifest's end.
             self.storage.truncate(name, entry.bytes)?;
         }
-        let resume = self.unfinished.take().filter(|unfinished| unfinished.name == name && unfinished.bytes == entry.bytes);
+        let resume = match &self.unfinished {
+            Some(unfinished) if unfinished.name == name && unfinished.bytes == entry.bytes => self.unfinished.take(),
+            _ => None,
+        };
         let storage = &mut self.storage;
         let (sha256, unfinished) = digests_to(source, name, &entry, resume.map(|unfinished| unfinished.hasher), to, |offset, piece| {
             let skip = entry.bytes.saturating_sub(offset).min(piece.len() as u64) as usize;
             if skip < piece.len() {
-                storage.append(name, &piece[skip..])?;
+                storage.append(name, &piece[skip..]).map_err(|e| io::Error::new(e.kind(), format!("writing {name}: {e}")))?;
             }
             Ok(())
         })?;
-        self.storage.sync(name)?;
+        self.storage.sync(name).map_err(|e| io::Error::new(e.kind(), format!("syncing {name}: {e}")))?;
         if let Some(hasher) = unfinished.filter(|_| parse_segment_name(name).is_some()) {
             let position = Position::default(); // set once the manifest is written
             self.unfinished = Some(Unfinished { directory: self.directory.clone(), name: name.to_owned(), bytes: to, hasher, position });
@@ -295,14 +330,12 @@ impl Destination {
 
     /// Replaces the key file's copy if it changed.
     fn copy_keys<S: Storage>(&mut self, source: &S) -> io::Result<u64> {
-        let len = match source.len(KEYS_FILE) {
-            Ok(len) if len <= KEYS_FILE_BYTES_MAX as u64 => len,
-            Ok(len) => return Err(io::Error::other(format!("{KEYS_FILE}: {len} bytes, more than a key file can be"))),
+        // Replaced whole when a key changes: read through one handle, it is one version or the other.
+        let bytes = match source.read_whole(KEYS_FILE, KEYS_FILE_BYTES_MAX) {
             Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(0),
-            Err(error) => return Err(error),
+            read => read?,
         };
-        let mut bytes = vec![0u8; len as usize];
-        source.read_exact_at(KEYS_FILE, 0, &mut bytes)?;
+        let len = bytes.len() as u64;
         let sha256 = vec![hex(&Sha256::digest(&bytes))];
         if self.manifest.entry(KEYS_FILE).is_some_and(|entry| entry.sha256 == sha256) {
             return Ok(0);
@@ -317,7 +350,8 @@ impl Destination {
     /// or before it, the key file; then the manifest, last.
     pub fn take<S: Storage>(&mut self, source: &S, tip: &Tip, now_ms: u64) -> Result<Backed, LedgerError> {
         self.check_continues(source, tip)?;
-        let failed = |error: io::Error| LedgerError::BackupFailed(error.to_string());
+        let shown = self.shown.clone();
+        let failed = |error: io::Error| LedgerError::BackupFailed(format!("into {shown}: {error}"));
         let (mut files_copied, mut bytes_copied) = (0, 0);
         for name in source.list().map_err(failed)? {
             let copied = if let Some(first) = parse_segment_name(&name) {
@@ -356,6 +390,12 @@ impl Destination {
         manifest.last_seq = tip.position.last_seq;
         manifest.written_at_ms = now_ms;
         let text = serde_json::to_vec_pretty(&*manifest).expect("a manifest serializes");
+        if text.len() > BACKUP_MANIFEST_BYTES_MAX {
+            return Err(LedgerError::BackupFailed(format!(
+                "the manifest would take {} bytes, more than {BACKUP_MANIFEST_BYTES_MAX}: start a new backup directory",
+                text.len()
+            )));
+        }
         self.storage.write_atomic(MANIFEST_FILE, &mut |emit| emit(&text)).map_err(failed)?;
         if let Some(unfinished) = &mut self.unfinished {
             unfinished.position = tip.position;
@@ -545,7 +585,9 @@ fn replay_until(files: &mut BackupFiles, manifest: &Manifest, until: Until) -> R
             let beyond = match until {
                 Until::End => false,
                 Until::Seq(seq) => read.last_seq > seq,
-                Until::Time(time) => batch_timestamp(read.payload).map_err(|e| Stop::Replay(e.to_string()))? > time,
+                Until::Time(time) => {
+                    batch_timestamp(read.payload).map_err(|e| Stop::Replay(format!("record {} does not decode: {e}", read.record)))? > time
+                }
             };
             if beyond {
                 return Err(Stop::Reached { file: read.file.to_owned(), offset: read.offset, seqs: (first_seq, read.last_seq) });
@@ -568,7 +610,9 @@ fn replay_until(files: &mut BackupFiles, manifest: &Manifest, until: Until) -> R
         |_, _| {},
     );
     let cut = match recovered {
-        Ok(journal) if journal.torn_bytes() > 0 => return Err("the backup's journal ends inside a record".into()),
+        Ok(journal) if journal.torn_bytes() > 0 => {
+            return Err(format!("the backup's journal ends inside a record, in {}", journal.tip().segment))
+        }
         Ok(_) => None,
         Err(Stop::Reached { file, offset, seqs }) => {
             restored.commit_left_out = matches!(until, Until::Seq(seq) if seq >= seqs.0).then_some(seqs);
@@ -584,22 +628,60 @@ fn replay_until(files: &mut BackupFiles, manifest: &Manifest, until: Until) -> R
 
 /// Rebuilds, in the new data directory `to`, the ledger as it was right after the last
 /// commit within `until`: the backup's journal up to that commit, a snapshot of the state
-/// there (so it starts without a replay), and the key file.
+/// there (so it starts without a replay), and the key file. It is written beside `to` and
+/// renamed into place last, so a restore cut short leaves nothing that looks like a ledger.
 pub fn restore(checked: Checked, to: &Path, until: Until) -> Result<Restored, String> {
-    let Checked { mut files, manifest, .. } = checked;
+    let shown = to.display();
     if let Until::Seq(seq) = until {
-        if seq > manifest.last_seq {
-            return Err(format!("the backup ends at seq {}; it cannot restore to seq {seq}", manifest.last_seq));
+        if seq > checked.manifest.last_seq {
+            return Err(format!("the backup ends at seq {}; it cannot restore to seq {seq}", checked.manifest.last_seq));
         }
     }
+    if to.exists() {
+        let mut held = std::fs::read_dir(to).map_err(|e| format!("{shown}: {e}"))?;
+        if let Some(entry) = held.next() {
+            let name = entry.map_err(|e| format!("{shown}: {e}"))?.file_name();
+            return Err(format!("{shown} is not empty (it holds {}); restore into a new directory", name.to_string_lossy()));
+        }
+    }
+    let name = to.file_name().ok_or_else(|| format!("{shown} names no directory to restore into"))?;
+    let partial = to.with_file_name(format!("{}.restoring", name.to_string_lossy()));
+    if partial.exists() {
+        return Err(format!("{} is left from a restore that did not finish: remove it, then restore again", partial.display()));
+    }
+    let parent = to.parent().filter(|parent| !parent.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    make_durably(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+    let restored = match write_restored(checked, &partial, until) {
+        Ok(restored) => restored,
+        Err(error) => {
+            let _ = std::fs::remove_dir_all(&partial);
+            return Err(error);
+        }
+    };
+    // Onto nothing, or onto an empty directory: rename replaces an empty one.
+    std::fs::rename(&partial, to).map_err(|e| format!("moving {} to {shown}: {e}", partial.display()))?;
+    File::open(parent).and_then(|directory| directory.sync_all()).map_err(|e| format!("{}: {e}", parent.display()))?;
+    Ok(restored)
+}
+
+fn write_restored(checked: Checked, to: &Path, until: Until) -> Result<Restored, String> {
+    let Checked { mut files, manifest, .. } = checked;
     let shown = to.display();
     let _lock = crate::engine::lock_directory(to).map_err(|error| error.to_string())?;
     let mut storage = FileStorage::open(to).map_err(|error| format!("{shown}: {error}"))?;
-    if let Some(name) = storage.list().map_err(|e| format!("{shown}: {e}"))?.into_iter().find(|name| name != crate::storage::LOCK_FILE) {
-        return Err(format!("{shown} is not empty (it holds {name}); restore into a new directory"));
-    }
     let (state, restored, cut) = replay_until(&mut files, &manifest, until)?;
-    let io = |error: io::Error| format!("writing {shown}: {error}");
+    if until == Until::End {
+        let reached = restored.position;
+        if (reached.record, checksum_hex(reached.checksum), reached.last_seq)
+            != (manifest.record, manifest.record_checksum.clone(), manifest.last_seq)
+        {
+            return Err(format!(
+                "the backup's journal ends at record {} (seq {}), but its manifest says record {} (seq {})",
+                reached.record, reached.last_seq, manifest.record, manifest.last_seq
+            ));
+        }
+    }
+    let io = |error: io::Error| format!("restoring into {shown}: {error}");
     let last_record = restored.position.record;
     for (first, entry) in manifest.segments() {
         if first > last_record || last_record == 0 {
@@ -613,8 +695,10 @@ pub fn restore(checked: Checked, to: &Path, until: Until) -> Result<Restored, St
         storage.sync(&entry.name).map_err(io)?;
     }
     if let Some(keys) = manifest.entry(KEYS_FILE) {
-        let mut bytes = vec![0u8; keys.bytes as usize];
-        files.read_exact_at(KEYS_FILE, 0, &mut bytes).map_err(io)?;
+        let bytes = files.read_whole(KEYS_FILE, KEYS_FILE_BYTES_MAX).map_err(io)?;
+        if vec![hex(&Sha256::digest(&bytes))] != keys.sha256 {
+            return Err(format!("the backup's {KEYS_FILE} changed while it was read (is a backup writing it?): restore again"));
+        }
         storage.write_atomic(KEYS_FILE, &mut |emit| emit(&bytes)).map_err(io)?;
     }
     if last_record > 0 {
@@ -641,8 +725,9 @@ mod tests {
         let name = "journal-00000000000000000001.tj";
         let mut stepped = Destination::open(&directory.path().join("stepped"), None).unwrap();
         for (step, to) in [chunk / 3, chunk / 2, chunk, chunk + 5, 2 * chunk + 1, 2 * chunk + 7, total].into_iter().enumerate() {
-            if step == 3 {
+            if step == 5 {
                 // Without the hash carried over, the last chunk is hashed again from its start.
+                assert!(stepped.unfinished.is_some(), "the step before ended inside a chunk");
                 stepped.unfinished = None;
             }
             stepped.extend(&source, name, to).unwrap();

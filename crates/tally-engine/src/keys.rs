@@ -41,12 +41,7 @@ impl<S: Storage> FileKeys<S> {
         if !storage.list().map_err(unavailable)?.iter().any(|name| name == KEYS_FILE) {
             return Ok(Vec::new());
         }
-        let len = usize::try_from(storage.len(KEYS_FILE).map_err(unavailable)?).unwrap_or(usize::MAX);
-        if len > KEYS_FILE_BYTES_MAX {
-            return Err(unavailable(format!("{len} bytes, more than {KEYS_FILE_BYTES_MAX} can be")));
-        }
-        let mut bytes = vec![0; len];
-        storage.read_exact_at(KEYS_FILE, 0, &mut bytes).map_err(unavailable)?;
+        let bytes = storage.read_whole(KEYS_FILE, KEYS_FILE_BYTES_MAX).map_err(unavailable)?;
         let text = String::from_utf8(bytes).map_err(unavailable)?;
         text::read(&text).map_err(unavailable)
     }

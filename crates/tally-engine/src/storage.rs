@@ -18,6 +18,14 @@ pub trait Storage: Send + 'static {
     fn len(&self, name: &str) -> io::Result<u64>;
     /// Fills `buffer` from `offset`; fails if the file is shorter.
     fn read_exact_at(&self, name: &str, offset: u64, buffer: &mut [u8]) -> io::Result<()>;
+    /// The whole file, read through one handle, so a file replaced by `write_atomic` meanwhile
+    /// is read as the old or the new one, never a mix; longer than `limit` is an error.
+    fn read_whole(&self, name: &str, limit: usize) -> io::Result<Vec<u8>> {
+        let len = self.len(name)?;
+        let mut bytes = vec![0u8; checked_len(name, len, limit)?];
+        self.read_exact_at(name, 0, &mut bytes)?;
+        Ok(bytes)
+    }
     /// Appends to the file, creating it if needed. Nothing is durable before `sync`.
     fn append(&mut self, name: &str, bytes: &[u8]) -> io::Result<()>;
     /// Makes everything appended to `name` durable, and the file's existence with it.
@@ -42,6 +50,13 @@ pub struct FileStorage {
     open: HashMap<String, (File, bool)>,
     /// The lock file as it was when the storage was opened (device, inode), if there was one.
     lock: Option<(u64, u64)>,
+}
+
+fn checked_len(name: &str, len: u64, limit: usize) -> io::Result<usize> {
+    usize::try_from(len)
+        .ok()
+        .filter(|len| *len <= limit)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("{name}: {len} bytes, more than {limit} it may hold")))
 }
 
 /// The lock file a server holds in its data directory.
@@ -124,6 +139,17 @@ impl Storage for FileStorage {
 
     fn read_exact_at(&self, name: &str, offset: u64, buffer: &mut [u8]) -> io::Result<()> {
         patiently(|| File::open(self.path(name)))?.read_exact_at(buffer, offset)
+    }
+
+    fn read_whole(&self, name: &str, limit: usize) -> io::Result<Vec<u8>> {
+        use std::io::Read;
+        let file = patiently(|| File::open(self.path(name)))?;
+        let len = checked_len(name, file.metadata()?.len(), limit)?;
+        let mut bytes = Vec::with_capacity(len);
+        // One byte more than the limit tells a file that grew past it from one that fits.
+        file.take(limit as u64 + 1).read_to_end(&mut bytes)?;
+        checked_len(name, bytes.len() as u64, limit)?;
+        Ok(bytes)
     }
 
     fn append(&mut self, name: &str, bytes: &[u8]) -> io::Result<()> {

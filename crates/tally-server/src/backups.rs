@@ -26,14 +26,17 @@ struct Job {
 pub struct Backups {
     /// Where backups through the API go; `None` turns them off.
     root: Option<PathBuf>,
+    /// The data directory, which no backup may go into.
+    data_dir: Option<PathBuf>,
     job: Mutex<Option<Job>>,
     /// The last backup that finished, for the lag in `/metrics`.
     last: Mutex<Option<Backed>>,
 }
 
 impl Backups {
-    pub fn new(root: Option<PathBuf>) -> Backups {
-        Backups { root, ..Backups::default() }
+    /// `root` and `data_dir` as they are on disk (canonical), so comparing paths is enough.
+    pub fn new(root: Option<PathBuf>, data_dir: Option<PathBuf>) -> Backups {
+        Backups { root, data_dir, ..Backups::default() }
     }
 
     /// The directory a request names, under the backup root: plain names only, so a request
@@ -53,14 +56,27 @@ impl Backups {
                 format!("must be a relative path of plain names under the backup root, at most {BACKUP_NAME_BYTES_MAX} bytes"),
             ));
         }
-        Ok(root.join(to))
+        let directory = root.join(to);
+        if self.data_dir.as_ref().is_some_and(|data| directory.starts_with(data)) {
+            return Err(ApiError::invalid("to", "is inside the data directory: a backup must survive losing it"));
+        }
+        // Plain names under a canonical root stay under it, unless a link on the way leads out.
+        let mut walked = root.clone();
+        for part in Path::new(to).components() {
+            walked.push(part);
+            if std::fs::symlink_metadata(&walked).is_ok_and(|found| found.file_type().is_symlink()) {
+                return Err(ApiError::invalid("to", format!("passes through the symbolic link {}", walked.display())));
+            }
+        }
+        Ok(directory)
     }
 
     /// Joins the backup into `to` under way, or starts one; refuses while one runs elsewhere.
     pub fn start(self: &Arc<Self>, ledger: &Arc<dyn Ledger>, to: &str) -> Result<watch::Receiver<Outcome>, ApiError> {
         let directory = self.directory(to)?;
         let mut job = self.job.lock().expect("backup job lock");
-        if let Some(running) = job.as_ref().filter(|job| job.done.borrow().is_none()) {
+        // A job whose task is gone without an outcome is over too.
+        if let Some(running) = job.as_ref().filter(|job| job.done.borrow().is_none() && job.done.has_changed().is_ok()) {
             if running.to == to {
                 return Ok(running.done.clone());
             }
@@ -70,6 +86,15 @@ impl Backups {
                 format!("a backup into {} is running; one runs at a time", running.to),
             ));
         }
+        // A backup that failed after its callers stopped waiting (a 202) is told to the next
+        // caller for the same directory, once, instead of being tried again unseen.
+        if let Some(Job { to: failed_to, done }) = job.take() {
+            if failed_to == to {
+                if let Some(Err(error)) = done.borrow().clone() {
+                    return Err(error.into());
+                }
+            }
+        }
         let (sender, done) = watch::channel(None);
         let (ledger, backups) = (ledger.clone(), self.clone());
         tokio::spawn(async move {
@@ -78,7 +103,8 @@ impl Backups {
                 metrics::gauge!("tally_backup_last_seq").set(backed.last_seq as f64);
                 metrics::gauge!("tally_backup_written_timestamp_seconds").set(backed.written_at_ms as f64 / 1000.0);
                 *backups.last.lock().expect("last backup lock") = Some(backed.clone());
-            } else {
+            } else if let Err(error) = &outcome {
+                tracing::error!(%error, "a backup failed; its directory keeps its previous backup");
                 metrics::counter!("tally_backup_failures_total").increment(1);
             }
             sender.send_replace(Some(outcome));

@@ -18,7 +18,7 @@ use tally_core::actors::key_in;
 use tally_core::limits::{BACKUP_ANSWER_WAIT_MS, BACKUP_WAIT_MS_MAX, HOLD_TIMEOUT_MS_MAX, KEYS_MAX, PAGE_LIMIT_MAX, WRITER_STALLED_MS};
 use tally_core::{Id, JournalEntry, Request};
 use tally_ledger::keys::{KeySpec, Scope};
-use tally_ledger::AccountQuery;
+use tally_ledger::{AccountQuery, LedgerError};
 use utoipa::IntoParams;
 
 fn query<T: for<'de> Deserialize<'de> + Default>(raw: Option<String>) -> Result<T, ApiError> {
@@ -420,6 +420,7 @@ pub async fn backup(State(app): State<App>, body: Body) -> Result<(StatusCode, J
             return Err(ApiError::invalid("wait_ms", format!("must be at most {BACKUP_WAIT_MS_MAX}")))
         }
         (None, Some(_)) => return Err(ApiError::invalid("after_seq", "is required with wait_ms")),
+        (Some(_), None) => return Err(ApiError::invalid("wait_ms", "is required with after_seq")),
         (Some(after), Some(wait)) => {
             app.ledger.journal(after, 1, Duration::from_millis(wait)).await?;
         }
@@ -436,8 +437,11 @@ pub async fn backup(State(app): State<App>, body: Body) -> Result<(StatusCode, J
         bytes_copied: None,
         written_at_ms: None,
     };
-    let Ok(Ok(outcome)) = finished else { return Ok((StatusCode::ACCEPTED, Json(running))) };
-    let backed = outcome.clone().expect("waited for an outcome")?;
+    let backed = match finished {
+        Err(_) => return Ok((StatusCode::ACCEPTED, Json(running))),
+        Ok(Err(_)) => return Err(LedgerError::BackupFailed("the copy stopped without an outcome".into()).into()),
+        Ok(Ok(outcome)) => outcome.clone().expect("waited for an outcome")?,
+    };
     Ok((
         StatusCode::OK,
         Json(BackupStatus {

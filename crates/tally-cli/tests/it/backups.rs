@@ -120,14 +120,19 @@ async fn a_backup_taken_under_load_restores_everything_acknowledged_before_it_be
     let before = live.server.client.health().await.unwrap().durable_seq;
     let acknowledged_before = load.so_far();
     // Twice: the second copies only what came in between.
+    let mut copied = 0;
     for _ in 0..2 {
         let said = blocking(vec!["backup".into(), "--url".into(), live.url.clone(), "--to".into(), "under-load".into()]).await;
-        assert!(said.contains("backed up to seq"), "{said}");
+        let bytes = said.split(" files, ").nth(1).and_then(|rest| rest.split(' ').next()).unwrap_or_else(|| panic!("{said}"));
+        copied += bytes.parse::<u64>().unwrap();
     }
     let acknowledged_all = load.stop().await;
     assert!(acknowledged_before.len() > 100 && acknowledged_all.len() > acknowledged_before.len(), "the load ran during the backup");
     let backup = live.root.join("under-load");
     assert!(manifest_seq(&backup) >= before);
+    let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(backup.join("manifest.json")).unwrap()).unwrap();
+    let held: u64 = manifest["files"].as_array().unwrap().iter().map(|file| file["bytes"].as_u64().unwrap()).sum();
+    assert_eq!(copied, held, "each byte the backup holds was copied once");
     let verified = run(&["verify", "--backup", backup.to_str().unwrap()]);
     assert!(verified.starts_with("ok:"), "{verified}");
 
@@ -159,16 +164,23 @@ async fn a_backup_taken_under_load_restores_everything_acknowledged_before_it_be
         let restored = copy.client.account_as_of(&account.id, reached).await.unwrap();
         assert_eq!(serde_json::to_value(&restored).unwrap(), serde_json::to_value(&then).unwrap(), "{} at seq {reached}", account.id);
     }
-    // The same commit, named by the time of its last event.
-    let last_event = live.server.client.journal(reached - 1, 1, 0).await.unwrap().entries;
-    let stamp = serde_json::to_value(&last_event[0]).unwrap()["timestamp"].as_u64().unwrap();
-    let time = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(stamp)).unwrap();
-    let time = time.format(&time::format_description::well_known::Rfc3339).unwrap();
-    let to_time = live.directory.path().join("to-time");
-    run(&["restore", "--from", backup.to_str().unwrap(), "--data-dir", to_time.to_str().unwrap(), "--until-time", &time]);
-    let copy_by_time = Server::start(&to_time, free_port()).healthy().await;
-    assert_eq!(copy_by_time.client.health().await.unwrap().durable_seq, reached, "restored to {time}");
-    assert_eq!(whole_journal(&copy_by_time.client).await, whole_journal(&copy.client).await);
+    // The same commit, named by the time of its last event; then a time inside the next
+    // commit (its first event's stamp; it holds four): that commit is replayed, found to reach
+    // past the time, and left out.
+    let mut journals = Vec::new();
+    for (name, seq_of_event) in [("to-time", reached), ("inside", reached + 1)] {
+        let event = live.server.client.journal(seq_of_event - 1, 1, 0).await.unwrap().entries;
+        let stamp = serde_json::to_value(&event[0]).unwrap()["timestamp"].as_u64().unwrap();
+        let time = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(stamp)).unwrap();
+        let time = time.format(&time::format_description::well_known::Rfc3339).unwrap();
+        let to_time = live.directory.path().join(name);
+        run(&["restore", "--from", backup.to_str().unwrap(), "--data-dir", to_time.to_str().unwrap(), "--until-time", &time]);
+        let copy_by_time = Server::start(&to_time, free_port()).healthy().await;
+        assert_eq!(copy_by_time.client.health().await.unwrap().durable_seq, reached, "restored to {time}");
+        journals.push(whole_journal(&copy_by_time.client).await);
+    }
+    let expected = whole_journal(&copy.client).await;
+    assert!(journals.iter().all(|journal| *journal == expected));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -204,8 +216,12 @@ async fn a_backup_kept_current_then_killed_and_resumed_misses_nothing() {
         assert!(started.elapsed() < Duration::from_secs(60), "the resumed backup catches up");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let metrics = reqwest::get(format!("{}/metrics", live.url)).await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("tally_backup_lag_seqs 0"), "caught up, and the lag says so");
+    // The gauges follow the manifest by a moment.
+    let started = Instant::now();
+    while !reqwest::get(format!("{}/metrics", live.url)).await.unwrap().text().await.unwrap().contains("tally_backup_lag_seqs 0") {
+        assert!(started.elapsed() < Duration::from_secs(10), "caught up, and the lag says so");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     follower.kill().unwrap();
     follower.wait().unwrap();
     assert!(run(&["verify", "--backup", backup.to_str().unwrap()]).starts_with("ok:"));
@@ -256,6 +272,7 @@ async fn a_damaged_backup_is_named_and_a_backup_goes_only_where_it_belongs() {
     assert!(said.contains(&format!("{name}: checksum mismatch")), "{said}");
     let restored = live.directory.path().join("restored");
     assert!(refused(&["restore", "--from", backup.to_str().unwrap(), "--data-dir", restored.to_str().unwrap()]).contains(name));
+    assert!(!restored.exists(), "a refused restore leaves nothing behind");
     std::fs::remove_file(&snapshot).unwrap();
     assert!(refused(&["verify", "--backup", backup.to_str().unwrap()]).contains(name));
 
@@ -287,6 +304,14 @@ async fn a_backup_through_the_api_stays_under_the_backup_root() {
     }
     let (status, body) = post_backup(&live.url, serde_json::json!({ "to": "x", "wait_ms": 10 })).await;
     assert_eq!((status, body["error"]["field"].as_str()), (400, Some("after_seq")), "{body}");
+    let (status, body) = post_backup(&live.url, serde_json::json!({ "to": "x", "after_seq": 10 })).await;
+    assert_eq!((status, body["error"]["field"].as_str()), (400, Some("wait_ms")), "{body}");
+    let elsewhere = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(&live.root).unwrap();
+    std::os::unix::fs::symlink(elsewhere.path(), live.root.join("link")).unwrap();
+    let (status, body) = post_backup(&live.url, serde_json::json!({ "to": "link/daily" })).await;
+    assert_eq!((status, body["error"]["field"].as_str()), (400, Some("to")), "{body}");
+    assert!(std::fs::read_dir(elsewhere.path()).unwrap().next().is_none(), "nothing written through the link");
     let (status, body) = post_backup(&live.url, serde_json::json!({ "to": "nested/daily" })).await;
     assert_eq!((status, body["state"].as_str()), (200, Some("done")), "{body}");
     assert!(live.root.join("nested/daily/manifest.json").exists());
@@ -296,6 +321,13 @@ async fn a_backup_through_the_api_stays_under_the_backup_root() {
     let _off = Server::start(directory.path(), port).healthy().await;
     let (status, body) = post_backup(&format!("http://127.0.0.1:{port}"), serde_json::json!({ "to": "x" })).await;
     assert_eq!((status, body["error"]["code"].as_str()), (409, Some("backups_off")), "{body}");
+
+    // A data directory under the backup root is out of bounds for backups.
+    let port = free_port();
+    let root = directory.path().join("root");
+    let _under = Server::start_with(&root.join("data"), port, &["--backup-root", root.to_str().unwrap()]).healthy().await;
+    let (status, body) = post_backup(&format!("http://127.0.0.1:{port}"), serde_json::json!({ "to": "data/inner" })).await;
+    assert_eq!((status, body["error"]["field"].as_str()), (400, Some("to")), "{body}");
 }
 
 async fn post_backup(url: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
