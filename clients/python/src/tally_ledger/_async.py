@@ -1,0 +1,325 @@
+"""``AsyncTally``: the same surface as ``Tally`` for asyncio, plus optional batching: with
+``batching=True``, single transfers made by many coroutines at once travel together in one
+request (each caller still gets its own result or exception), as TigerBeetle's clients do."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from decimal import Decimal
+from types import TracebackType
+from typing import Any, TypeVar
+
+import httpx
+
+from . import _calls, _json
+from ._amounts import Amount
+from ._calls import BATCH_EVENTS_MAX, Attempts, Call
+from ._errors import HoldNotPending, TallyError, event_failed
+from ._models import Account, Health, JournalEntry, Result, Transfer
+from ._sync import settings
+
+T = TypeVar("T")
+
+_UNSET: Any = _calls._UNSET
+
+
+class AsyncTally:
+    """``Tally`` for asyncio: the same arguments and methods, awaited. With ``batching=True``,
+    concurrent ``transfer`` calls are sent together, up to 8,190 per request."""
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        api_key: str | None = None,
+        timeout: float = 10.0,
+        max_retries: int = 3,
+        deadline: float = 60.0,
+        batching: bool = False,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.url, self._headers = settings(url, api_key)
+        self.timeout, self.max_retries, self.deadline = timeout, max_retries, deadline
+        self._transport = transport
+        self._pid = -1
+        self._http: httpx.AsyncClient | None = None
+        self._batch: _Batch | None = _Batch(self) if batching else None
+
+    def _client(self) -> httpx.AsyncClient:
+        # A child process must not use its parent's connections: make its own.
+        if self._pid != os.getpid() or self._http is None:
+            self._http = httpx.AsyncClient(
+                base_url=self.url, headers=self._headers, timeout=self.timeout, transport=self._transport
+            )
+            self._pid = os.getpid()
+        return self._http
+
+    async def aclose(self) -> None:
+        if self._http is not None and self._pid == os.getpid():
+            await self._http.aclose()
+        self._http = None
+
+    async def __aenter__(self) -> AsyncTally:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.aclose()
+
+    async def _run(self, call: Call[T]) -> T:
+        value = await self._send(call)
+        assert value is not None or call.absent_is_none
+        return value  # type: ignore[return-value]
+
+    async def _send(self, call: Call[T]) -> T | None:
+        attempts = Attempts(self.max_retries, self.deadline, time.monotonic())
+        while True:
+            response = None
+            try:
+                response = await self._client().request(
+                    call.method,
+                    call.path,
+                    params=call.params,
+                    content=call.body,
+                    timeout=self.timeout + call.extra_wait,
+                )
+                if response.status_code not in _calls.RETRYABLE_STATUS:
+                    return _calls.answer(call, response)
+                _calls.note_status(attempts, response)
+                failure = _calls.api_error(response)
+            except httpx.TransportError as error:
+                failure = _calls.transport_failure(call, attempts, error)
+            delay = attempts.delay(time.monotonic(), _calls.retry_after(response))
+            if delay is None:
+                raise attempts.failure(call, failure)
+            await asyncio.sleep(delay)
+
+    # ---- Writes ----
+
+    async def create_asset(self, code: str, scale: int) -> Result:
+        return await self._run(_calls.create_asset(code, scale))
+
+    async def create_account(
+        self,
+        id: str,
+        asset: str,
+        *,
+        parent: str | None = None,
+        min_balance: Amount | None = Decimal("0"),
+        max_balance: Amount | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Result:
+        call = _calls.create_account(
+            id, asset, parent=parent, min_balance=min_balance, max_balance=max_balance, metadata=metadata
+        )
+        return await self._run(call)
+
+    async def update_account(
+        self,
+        id: str,
+        *,
+        min_balance: Amount | None = _UNSET,
+        max_balance: Amount | None = _UNSET,
+        metadata: Mapping[str, Any] | None = _UNSET,
+        closed: bool = _UNSET,
+        force: bool = _UNSET,
+        if_version: int | None = None,
+    ) -> Result:
+        changes = {
+            "min_balance": min_balance,
+            "max_balance": max_balance,
+            "metadata": metadata,
+            "closed": closed,
+            "force": force,
+        }
+        return await self._run(_calls.update_account(id, changes, if_version))
+
+    async def transfer(
+        self,
+        id: str,
+        debit: str,
+        credit: str,
+        amount: Amount,
+        *,
+        pending: bool = False,
+        timeout: float | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        if_debit_version: int | None = None,
+        if_credit_version: int | None = None,
+    ) -> Result:
+        event = {
+            "id": id,
+            "debit": debit,
+            "credit": credit,
+            "amount": amount,
+            "pending": pending,
+            "timeout": timeout,
+            "metadata": metadata,
+            "if_debit_version": if_debit_version,
+            "if_credit_version": if_credit_version,
+        }
+        if self._batch is not None:
+            return await self._batch.submit(_calls.transfer_event(event))
+        return await self._run(_calls.transfer(event))
+
+    async def transfers(self, events: Sequence[Mapping[str, Any]]) -> list[Result]:
+        return await self._run(_calls.transfers(events))
+
+    async def post(self, id: str, hold: str, amount: Amount | None = None) -> Result:
+        return await self._run(_calls.transfer({"id": id, "post": hold, "amount": amount}))
+
+    async def void(self, id: str, hold: str) -> Result:
+        return await self._run(_calls.transfer({"id": id, "void": hold}))
+
+    async def renew(self, hold: str, timeout: float, *, if_seq: int | None = None) -> Result:
+        return await self._run(_calls.renew_hold(hold, timeout, if_seq))
+
+    async def hold(
+        self,
+        id: str,
+        debit: str,
+        credit: str,
+        amount: Amount,
+        *,
+        timeout: float | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> AsyncHold:
+        """Places a hold now; ``async with`` posts it when the block ends normally and voids it
+        when the block raises."""
+        hold = AsyncHold(self, id)
+        hold.placed = await self.transfer(id, debit, credit, amount, pending=True, timeout=timeout, metadata=metadata)
+        return hold
+
+    # ---- Reads ----
+
+    async def account(self, id: str, *, as_of: int | None = None) -> Account | None:
+        return await self._send(_calls.account(id, as_of))
+
+    async def accounts(
+        self, prefix: str = "", *, parent: str | None = None, page_size: int = 100
+    ) -> AsyncIterator[Account]:
+        after: str | None = None
+        while True:
+            page, after = await self._run(_calls.accounts_page(prefix, parent, after, page_size))
+            for account in page:
+                yield account
+            if after is None:
+                return
+
+    async def account_transfers(self, id: str, *, after_seq: int = 0, page_size: int = 100) -> AsyncIterator[Transfer]:
+        while True:
+            page = await self._send(_calls.account_transfers_page(id, after_seq, page_size))
+            if page is None:
+                return
+            transfers, next_after = page
+            for transfer in transfers:
+                yield transfer
+            if next_after is None or not transfers:
+                return
+            after_seq = next_after
+
+    async def get_transfer(self, id: str) -> Transfer | None:
+        return await self._send(_calls.get_transfer(id))
+
+    async def journal(
+        self, after_seq: int = 0, *, wait: float = 25.0, page_size: int = 1000
+    ) -> AsyncIterator[JournalEntry]:
+        pause = 0.1
+        while True:
+            try:
+                entries, after_seq = await self._run(_calls.journal_page(after_seq, page_size, wait))
+            except TallyError as error:
+                if error.status not in (None, 503, 504, 429):
+                    raise
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 5.0)
+                continue
+            pause = 0.1
+            for entry in entries:
+                yield entry
+
+    async def health(self) -> Health:
+        return await self._run(_calls.health())
+
+
+class AsyncHold:
+    """A hold placed by ``AsyncTally.hold``; see ``Hold``."""
+
+    def __init__(self, tally: AsyncTally, id: str) -> None:
+        self.tally, self.id = tally, id
+        self.placed: Result | None = None
+        self.resolved: Result | None = None
+
+    @property
+    def seq(self) -> int | None:
+        return self.placed.seq if self.placed else None
+
+    async def post(self, amount: Amount | None = None) -> Result:
+        self.resolved = await self.tally.post(f"{self.id}.post", self.id, amount)
+        return self.resolved
+
+    async def void(self) -> Result:
+        self.resolved = await self.tally.void(f"{self.id}.void", self.id)
+        return self.resolved
+
+    async def renew(self, timeout: float) -> Result:
+        return await self.tally.renew(self.id, timeout)
+
+    async def __aenter__(self) -> AsyncHold:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        if self.resolved is not None:
+            return
+        if kind is None:
+            await self.post()
+            return
+        with contextlib.suppress(HoldNotPending):  # expired meanwhile: released all the same
+            await self.void()
+
+
+class _Batch:
+    """Transfers waiting to be sent together. The first caller starts a flush on the next turn
+    of the event loop; everyone who arrives before it runs rides along (up to 8,190)."""
+
+    def __init__(self, tally: AsyncTally) -> None:
+        self.tally = tally
+        self.waiting: list[tuple[dict[str, Any], asyncio.Future[Result]]] = []
+        self.flushing = False
+
+    async def submit(self, event: dict[str, Any]) -> Result:
+        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        self.waiting.append((event, future))
+        if not self.flushing:
+            self.flushing = True
+            asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(self.flush()))
+        result = await future
+        if not result.ok:
+            raise event_failed(result)
+        return result
+
+    async def flush(self) -> None:
+        while self.waiting:
+            taken, self.waiting = self.waiting[:BATCH_EVENTS_MAX], self.waiting[BATCH_EVENTS_MAX:]
+            body = _json.dumps({"transfers": [event for event, _ in taken]})
+            call = Call("POST", "/v1/transfers", _calls._results, body=body)
+            try:
+                results = await self.tally._run(call)
+            except BaseException as error:  # every rider hears the request's fate
+                for _, future in taken:
+                    if not future.done():
+                        future.set_exception(error)
+                if not isinstance(error, Exception):
+                    raise
+                continue
+            for (_, future), result in zip(taken, results, strict=True):
+                if not future.done():
+                    future.set_result(result)
+            # Let those who arrived during the request gather before the next one goes.
+            await asyncio.sleep(0)
+        self.flushing = False

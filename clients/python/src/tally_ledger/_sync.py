@@ -1,0 +1,312 @@
+"""``Tally``: the blocking client. Safe to share between threads, and after ``os.fork`` (a
+child process makes its own connections on first use: gunicorn and Celery prefork workers
+never share a socket with their parent)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from decimal import Decimal
+from types import TracebackType
+from typing import Any, TypeVar
+
+import httpx
+
+from . import _calls
+from ._amounts import Amount
+from ._calls import Attempts, Call
+from ._errors import HoldNotPending, TallyError
+from ._models import Account, Health, JournalEntry, Result, Transfer
+
+T = TypeVar("T")
+
+_UNSET: Any = _calls._UNSET
+
+
+def settings(url: str | None, api_key: str | None) -> tuple[str, dict[str, str]]:
+    """The server's URL and the request headers, from the arguments or the environment."""
+    url = url or os.environ.get("TALLY_URL")
+    if not url:
+        raise ValueError("url: give the server's URL, or set TALLY_URL")
+    api_key = api_key if api_key is not None else os.environ.get("TALLY_API_KEY")
+    headers = {"user-agent": "tally-ledger-python/0.1.0", "content-type": "application/json"}
+    if api_key:
+        headers["authorization"] = f"Bearer {api_key}"
+    return url.rstrip("/"), headers
+
+
+class Tally:
+    """The ledger at ``url`` (default ``TALLY_URL``), with ``api_key`` (default
+    ``TALLY_API_KEY``). ``timeout`` is each request's, in seconds; a call is tried at most
+    ``max_retries`` more times, within ``deadline`` seconds in all, when the ledger is
+    unreachable, busy (503, 429) or its answer was lost (504): always with the same ids, so a
+    retry is never applied twice."""
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        api_key: str | None = None,
+        timeout: float = 10.0,
+        max_retries: int = 3,
+        deadline: float = 60.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.url, self._headers = settings(url, api_key)
+        self.timeout, self.max_retries, self.deadline = timeout, max_retries, deadline
+        self._transport = transport
+        self._lock = threading.Lock()
+        self._pid = -1
+        self._http: httpx.Client | None = None
+
+    def _client(self) -> httpx.Client:
+        # A child process must not use its parent's connections: make its own.
+        if self._pid != os.getpid() or self._http is None:
+            with self._lock:
+                if self._pid != os.getpid() or self._http is None:
+                    self._http = httpx.Client(
+                        base_url=self.url, headers=self._headers, timeout=self.timeout, transport=self._transport
+                    )
+                    self._pid = os.getpid()
+        return self._http
+
+    def close(self) -> None:
+        with self._lock:
+            if self._http is not None and self._pid == os.getpid():
+                self._http.close()
+            self._http = None
+
+    def __enter__(self) -> Tally:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def _run(self, call: Call[T]) -> T:
+        value = self._send(call)
+        assert value is not None or call.absent_is_none
+        return value  # type: ignore[return-value]
+
+    def _send(self, call: Call[T]) -> T | None:
+        attempts = Attempts(self.max_retries, self.deadline, time.monotonic())
+        while True:
+            response = None
+            try:
+                response = self._client().request(
+                    call.method,
+                    call.path,
+                    params=call.params,
+                    content=call.body,
+                    timeout=self.timeout + call.extra_wait,
+                )
+                if response.status_code not in _calls.RETRYABLE_STATUS:
+                    return _calls.answer(call, response)
+                _calls.note_status(attempts, response)
+                failure = _calls.api_error(response)
+            except httpx.TransportError as error:
+                failure = _calls.transport_failure(call, attempts, error)
+            delay = attempts.delay(time.monotonic(), _calls.retry_after(response))
+            if delay is None:
+                raise attempts.failure(call, failure)
+            time.sleep(delay)
+
+    # ---- Writes ----
+
+    def create_asset(self, code: str, scale: int) -> Result:
+        """An asset with ``scale`` decimals (0 to 18). Made again with the same scale: ``exists``."""
+        return self._run(_calls.create_asset(code, scale))
+
+    def create_account(
+        self,
+        id: str,
+        asset: str,
+        *,
+        parent: str | None = None,
+        min_balance: Amount | None = Decimal("0"),
+        max_balance: Amount | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Result:
+        """An account; ``min_balance=None`` lets it go below zero without a floor."""
+        return self._run(
+            _calls.create_account(
+                id, asset, parent=parent, min_balance=min_balance, max_balance=max_balance, metadata=metadata
+            )
+        )
+
+    def update_account(
+        self,
+        id: str,
+        *,
+        min_balance: Amount | None = _UNSET,
+        max_balance: Amount | None = _UNSET,
+        metadata: Mapping[str, Any] | None = _UNSET,
+        closed: bool = _UNSET,
+        force: bool = _UNSET,
+        if_version: int | None = None,
+    ) -> Result:
+        """Changes what is given (``None`` clears a bound); ``if_version`` raises
+        ``VersionMismatch`` if the account changed since that version."""
+        changes = {
+            "min_balance": min_balance,
+            "max_balance": max_balance,
+            "metadata": metadata,
+            "closed": closed,
+            "force": force,
+        }
+        return self._run(_calls.update_account(id, changes, if_version))
+
+    def transfer(
+        self,
+        id: str,
+        debit: str,
+        credit: str,
+        amount: Amount,
+        *,
+        pending: bool = False,
+        timeout: float | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        if_debit_version: int | None = None,
+        if_credit_version: int | None = None,
+    ) -> Result:
+        """Moves ``amount`` from ``debit`` to ``credit`` (a hold with ``pending=True``, voided by
+        itself after ``timeout`` seconds). A retry of the same id returns the original result;
+        any failure raises (``InsufficientFunds``, ``LimitExceeded``, ...)."""
+        event = {
+            "id": id,
+            "debit": debit,
+            "credit": credit,
+            "amount": amount,
+            "pending": pending,
+            "timeout": timeout,
+            "metadata": metadata,
+            "if_debit_version": if_debit_version,
+            "if_credit_version": if_credit_version,
+        }
+        return self._run(_calls.transfer(event))
+
+    def transfers(self, events: Sequence[Mapping[str, Any]]) -> list[Result]:
+        """Up to 8,190 transfers in one request, each a mapping of ``transfer``'s arguments (and
+        ``post``, ``void``, ``linked``, ``balancing``, ``allocate``). Returns one result per
+        event, in order, and raises for none of them."""
+        return self._run(_calls.transfers(events))
+
+    def post(self, id: str, hold: str, amount: Amount | None = None) -> Result:
+        """Posts the hold ``hold`` (all of it, or ``amount``; the rest is released) as transfer ``id``."""
+        return self._run(_calls.transfer({"id": id, "post": hold, "amount": amount}))
+
+    def void(self, id: str, hold: str) -> Result:
+        """Voids the hold ``hold`` as transfer ``id``."""
+        return self._run(_calls.transfer({"id": id, "void": hold}))
+
+    def renew(self, hold: str, timeout: float, *, if_seq: int | None = None) -> Result:
+        """The hold now expires ``timeout`` seconds from now (a lease renewed)."""
+        return self._run(_calls.renew_hold(hold, timeout, if_seq))
+
+    def hold(
+        self,
+        id: str,
+        debit: str,
+        credit: str,
+        amount: Amount,
+        *,
+        timeout: float | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Hold:
+        """Places a hold now. As ``with tally.hold(...) as h:`` it is posted when the block ends
+        normally (``h.post(less)`` inside posts less) and voided when the block raises."""
+        hold = Hold(self, id)
+        hold.placed = self.transfer(id, debit, credit, amount, pending=True, timeout=timeout, metadata=metadata)
+        return hold
+
+    # ---- Reads ----
+
+    def account(self, id: str, *, as_of: int | None = None) -> Account | None:
+        """The account now, or exactly as it was right after journal position ``as_of``."""
+        return self._send(_calls.account(id, as_of))
+
+    def accounts(self, prefix: str = "", *, parent: str | None = None, page_size: int = 100) -> Iterator[Account]:
+        """Every account whose id starts with ``prefix`` (or under ``parent``), in id order,
+        fetched a page at a time."""
+        after: str | None = None
+        while True:
+            page, after = self._run(_calls.accounts_page(prefix, parent, after, page_size))
+            yield from page
+            if after is None:
+                return
+
+    def account_transfers(self, id: str, *, after_seq: int = 0, page_size: int = 100) -> Iterator[Transfer]:
+        """The transfers that changed the account, in seq order, a page at a time."""
+        while True:
+            page = self._send(_calls.account_transfers_page(id, after_seq, page_size))
+            if page is None:
+                return
+            transfers, next_after = page
+            yield from transfers
+            if next_after is None or not transfers:
+                return
+            after_seq = next_after
+
+    def get_transfer(self, id: str) -> Transfer | None:
+        return self._send(_calls.get_transfer(id))
+
+    def journal(self, after_seq: int = 0, *, wait: float = 25.0, page_size: int = 1000) -> Iterator[JournalEntry]:
+        """Every journal entry after ``after_seq``, in order, forever: waits (long polls) for
+        new ones, and reconnects with backoff if the ledger goes away. Store the ``seq`` of the
+        last entry you handled and pass it back to resume."""
+        pause = 0.1
+        while True:
+            try:
+                entries, after_seq = self._run(_calls.journal_page(after_seq, page_size, wait))
+            except TallyError as error:
+                if error.status not in (None, 503, 504, 429):
+                    raise
+                time.sleep(pause)
+                pause = min(pause * 2, 5.0)
+                continue
+            pause = 0.1
+            yield from entries
+
+    def health(self) -> Health:
+        return self._run(_calls.health())
+
+
+class Hold:
+    """A hold placed by ``Tally.hold``. Posted or voided once, as transfer ``<id>.post`` or
+    ``<id>.void``; ``seq`` is its journal position (a lease's fencing token)."""
+
+    def __init__(self, tally: Tally, id: str) -> None:
+        self.tally, self.id = tally, id
+        self.placed: Result | None = None
+        self.resolved: Result | None = None
+
+    @property
+    def seq(self) -> int | None:
+        return self.placed.seq if self.placed else None
+
+    def post(self, amount: Amount | None = None) -> Result:
+        self.resolved = self.tally.post(f"{self.id}.post", self.id, amount)
+        return self.resolved
+
+    def void(self) -> Result:
+        self.resolved = self.tally.void(f"{self.id}.void", self.id)
+        return self.resolved
+
+    def renew(self, timeout: float) -> Result:
+        return self.tally.renew(self.id, timeout)
+
+    def __enter__(self) -> Hold:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        if self.resolved is not None:
+            return
+        if kind is None:
+            self.post()
+            return
+        with contextlib.suppress(HoldNotPending):  # expired meanwhile: released all the same
+            self.void()
