@@ -14,10 +14,10 @@ from tally_ledger import OutcomeUnknown, RateLimited, Tally, Unavailable
 from tally_ledger.testing import TallyServer
 
 
-def setup_ledger(tally: Tally) -> None:
-    tally.create_asset("EUR", 2)
-    tally.create_account("world", "EUR", min_balance=None)
-    tally.create_account("alice", "EUR")
+def setup_ledger(tally: Tally, prefix: str = "") -> None:
+    tally.create_asset(f"{prefix}EUR", 2)
+    tally.create_account(f"{prefix}world", f"{prefix}EUR", min_balance=None)
+    tally.create_account(f"{prefix}alice", f"{prefix}EUR")
 
 
 def journaled(tally: Tally, id: str) -> int:
@@ -67,9 +67,7 @@ def test_a_lost_answer_is_retried_with_the_same_id_and_applied_once(
     tally_server: TallyServer, tally_prefix: str
 ) -> None:
     tally = Tally(tally_server.url)
-    tally.create_asset(f"{tally_prefix}EUR", 2)
-    tally.create_account(f"{tally_prefix}world", f"{tally_prefix}EUR", min_balance=None)
-    tally.create_account(f"{tally_prefix}alice", f"{tally_prefix}EUR")
+    setup_ledger(tally, tally_prefix)
     lossy = LosesAnswers(lose=2)
     flaky = Tally(tally_server.url, transport=lossy, max_retries=3)
     result = flaky.transfer(f"{tally_prefix}payout", f"{tally_prefix}world", f"{tally_prefix}alice", "10.00")
@@ -81,9 +79,7 @@ def test_when_every_answer_is_lost_the_outcome_is_unknown_and_resending_is_safe(
     tally_server: TallyServer, tally_prefix: str
 ) -> None:
     tally = Tally(tally_server.url)
-    tally.create_asset(f"{tally_prefix}EUR", 2)
-    tally.create_account(f"{tally_prefix}world", f"{tally_prefix}EUR", min_balance=None)
-    tally.create_account(f"{tally_prefix}alice", f"{tally_prefix}EUR")
+    setup_ledger(tally, tally_prefix)
     flaky = Tally(tally_server.url, transport=LosesAnswers(lose=10), max_retries=2)
     with pytest.raises(OutcomeUnknown, match="same ids"):
         flaky.transfer(f"{tally_prefix}payout", f"{tally_prefix}world", f"{tally_prefix}alice", "10.00")

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from decimal import Decimal
 from types import TracebackType
@@ -17,7 +16,7 @@ import httpx
 
 from . import _calls, _json
 from ._amounts import Amount
-from ._calls import BATCH_EVENTS_MAX, Attempts, Call
+from ._calls import BATCH_EVENTS_MAX, Call, Done, Retrying
 from ._errors import HoldNotPending, TallyError, event_failed
 from ._models import Account, Health, JournalEntry, Result, Transfer
 from ._sync import settings
@@ -75,9 +74,8 @@ class AsyncTally:
         return value  # type: ignore[return-value]
 
     async def _send(self, call: Call[T]) -> T | None:
-        attempts = Attempts(self.max_retries, self.deadline, time.monotonic())
+        retrying = Retrying(call, self.max_retries, self.deadline)
         while True:
-            response = None
             try:
                 response = await self._client().request(
                     call.method,
@@ -86,16 +84,13 @@ class AsyncTally:
                     content=call.body,
                     timeout=self.timeout + call.extra_wait,
                 )
-                if response.status_code not in _calls.RETRYABLE_STATUS:
-                    return _calls.answer(call, response)
-                _calls.note_status(attempts, response)
-                failure = _calls.api_error(response)
             except httpx.TransportError as error:
-                failure = _calls.transport_failure(call, attempts, error)
-            delay = attempts.delay(time.monotonic(), _calls.retry_after(response))
-            if delay is None:
-                raise attempts.failure(call, failure)
-            await asyncio.sleep(delay)
+                step: Done[T] | float = retrying.failed(error)
+            else:
+                step = retrying.answered(response)
+            if isinstance(step, Done):
+                return step.value
+            await asyncio.sleep(step)
 
     # ---- Writes ----
 
@@ -232,10 +227,8 @@ class AsyncTally:
             try:
                 entries, after_seq = await self._run(_calls.journal_page(after_seq, page_size, wait))
             except TallyError as error:
-                if error.status not in (None, 503, 504, 429):
-                    raise
                 await asyncio.sleep(pause)
-                pause = min(pause * 2, 5.0)
+                pause = _calls.journal_pause(error, pause)
                 continue
             pause = 0.1
             for entry in entries:

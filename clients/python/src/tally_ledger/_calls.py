@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import random
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -248,59 +249,70 @@ def api_error(response: httpx.Response) -> TallyError:
 RETRYABLE_STATUS = frozenset({429, 503, 504})
 
 
-class Attempts:
-    """When to try again: exponential backoff with full jitter, at least what ``Retry-After``
-    asks, at most ``max_retries`` more times and never past ``deadline`` seconds in all."""
+@dataclass(frozen=True)
+class Done(Generic[T]):
+    value: T | None
 
-    def __init__(self, max_retries: int, deadline: float, now: float) -> None:
+
+class Retrying(Generic[T]):
+    """One call's attempts, apart from how they are sent: told what each attempt got, it says
+    whether the call is done or how long to wait before the next. Exponential backoff with
+    full jitter, at least what ``Retry-After`` asks, at most ``max_retries`` more attempts and
+    never past ``deadline`` seconds in all."""
+
+    def __init__(self, call: Call[T], max_retries: int, deadline: float) -> None:
+        self.call = call
         self.max_retries = max_retries
-        self.deadline_at = now + deadline
+        self.deadline_at = time.monotonic() + deadline
         self.made = 0
         #: Whether an attempt may have reached the ledger without an answer coming back.
         self.maybe_applied = False
 
-    def delay(self, now: float, retry_after: float | None) -> float | None:
-        if self.made >= self.max_retries:
-            return None
+    def answered(self, response: httpx.Response) -> Done[T] | float:
+        if response.status_code not in RETRYABLE_STATUS:
+            return Done(answer(self.call, response))
+        if response.status_code == 504:
+            self.maybe_applied = True
+        return self._again(api_error(response), retry_after(response))
+
+    def failed(self, error: httpx.TransportError) -> float:
+        """A request that got no answer. A connection never made sent nothing; any other
+        failure may have come after the ledger had the request."""
+        if isinstance(error, (httpx.ConnectError, httpx.ConnectTimeout)):
+            failure: TallyError = Unavailable(f"cannot reach the ledger: {error}. Nothing was applied")
+        elif self.call.writes:
+            self.maybe_applied = True
+            failure = OutcomeUnknown(
+                f"no answer ({type(error).__name__}: {error}): send it again with the same ids, which is safe"
+            )
+        else:
+            failure = Unavailable(f"no answer ({type(error).__name__}: {error})")
+        return self._again(failure, None)
+
+    def _again(self, failure: TallyError, retry_after: float | None) -> float:
         delay = random.uniform(0, min(5.0, 0.1 * 2**self.made))
         if retry_after is not None:
             delay = max(delay, retry_after)
-        if now + delay >= self.deadline_at:
-            return None
+        if self.made >= self.max_retries or time.monotonic() + delay >= self.deadline_at:
+            # An unknown outcome wins over "unavailable": an earlier attempt may have applied it.
+            if self.maybe_applied and self.call.writes and not isinstance(failure, OutcomeUnknown):
+                earlier = "an earlier attempt may have been applied: send it again with the same ids, which is safe"
+                raise OutcomeUnknown(f"{failure}; {earlier}")
+            raise failure
         self.made += 1
         return delay
 
-    def failure(self, call: Call[Any], error: TallyError) -> TallyError:
-        """What to raise once no attempt is left: an unknown outcome wins over "unavailable"."""
-        if self.maybe_applied and call.writes and not isinstance(error, OutcomeUnknown):
-            return OutcomeUnknown(
-                f"{error}; an earlier attempt may have been applied: send it again with the same ids, which is safe"
-            )
-        return error
 
-
-def retry_after(response: httpx.Response | None) -> float | None:
-    if response is None:
-        return None
+def retry_after(response: httpx.Response) -> float | None:
     try:
         return float(response.headers["retry-after"])
     except (KeyError, ValueError):
         return None
 
 
-def transport_failure(call: Call[Any], attempts: Attempts, error: httpx.TransportError) -> TallyError:
-    """A request that got no answer. A connection never made sent nothing; any other failure
-    may have come after the ledger had the request."""
-    if isinstance(error, (httpx.ConnectError, httpx.ConnectTimeout)):
-        return Unavailable(f"cannot reach the ledger: {error}. Nothing was applied")
-    if call.writes:
-        attempts.maybe_applied = True
-        return OutcomeUnknown(
-            f"no answer ({type(error).__name__}: {error}): send it again with the same ids, which is safe"
-        )
-    return Unavailable(f"no answer ({type(error).__name__}: {error})")
-
-
-def note_status(attempts: Attempts, response: httpx.Response) -> None:
-    if response.status_code == 504:
-        attempts.maybe_applied = True
+def journal_pause(error: TallyError, pause: float) -> float:
+    """How long a journal feed waits after ``error`` before asking again (raising it unless
+    the ledger was only away or busy), and the next pause."""
+    if error.status not in (None, 429, 503, 504):
+        raise error
+    return min(pause * 2, 5.0)

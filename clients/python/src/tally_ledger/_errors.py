@@ -102,7 +102,9 @@ class InvalidAmount(EventFailed, ValueError):
 
     def __init__(self, result: Result) -> None:
         super().__init__(result)
-        self.args = (f"{result.id}: invalid_amount: amount has more decimals than its asset's scale, or is not positive",)
+        self.args = (
+            f"{result.id}: invalid_amount: amount has more decimals than its asset's scale, or is not positive",
+        )
 
 
 class AccountClosed(EventFailed):

@@ -17,7 +17,7 @@ import httpx
 
 from . import _calls
 from ._amounts import Amount
-from ._calls import Attempts, Call
+from ._calls import Call, Done, Retrying
 from ._errors import HoldNotPending, TallyError
 from ._models import Account, Health, JournalEntry, Result, Transfer
 
@@ -91,9 +91,8 @@ class Tally:
         return value  # type: ignore[return-value]
 
     def _send(self, call: Call[T]) -> T | None:
-        attempts = Attempts(self.max_retries, self.deadline, time.monotonic())
+        retrying = Retrying(call, self.max_retries, self.deadline)
         while True:
-            response = None
             try:
                 response = self._client().request(
                     call.method,
@@ -102,16 +101,13 @@ class Tally:
                     content=call.body,
                     timeout=self.timeout + call.extra_wait,
                 )
-                if response.status_code not in _calls.RETRYABLE_STATUS:
-                    return _calls.answer(call, response)
-                _calls.note_status(attempts, response)
-                failure = _calls.api_error(response)
             except httpx.TransportError as error:
-                failure = _calls.transport_failure(call, attempts, error)
-            delay = attempts.delay(time.monotonic(), _calls.retry_after(response))
-            if delay is None:
-                raise attempts.failure(call, failure)
-            time.sleep(delay)
+                step: Done[T] | float = retrying.failed(error)
+            else:
+                step = retrying.answered(response)
+            if isinstance(step, Done):
+                return step.value
+            time.sleep(step)
 
     # ---- Writes ----
 
@@ -261,10 +257,8 @@ class Tally:
             try:
                 entries, after_seq = self._run(_calls.journal_page(after_seq, page_size, wait))
             except TallyError as error:
-                if error.status not in (None, 503, 504, 429):
-                    raise
                 time.sleep(pause)
-                pause = min(pause * 2, 5.0)
+                pause = _calls.journal_pause(error, pause)
                 continue
             pause = 0.1
             yield from entries
