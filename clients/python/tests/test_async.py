@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import date
 from decimal import Decimal
 
 import pytest
 
-from tally_ledger import AsyncTally, InsufficientFunds, NotFound
+from tally_ledger import AsyncTally, InsufficientFunds, InvalidRequest, NotFound
 from tally_ledger.testing import TallyServer
 
 pytestmark = pytest.mark.anyio
@@ -73,3 +74,29 @@ async def test_batching_sends_concurrent_transfers_together_and_each_caller_hear
         with pytest.raises(NotFound):
             await client.transfer(f"{p}lost", f"{p}alice", f"{p}nobody", 1)
         assert (await client.account(f"{p}alice") or pytest.fail()).balance == Decimal("69.00")
+
+
+async def test_a_batched_transfer_the_api_refuses_fails_its_own_caller_only(
+    tally_server: TallyServer, tally_prefix: str
+) -> None:
+    p = tally_prefix
+    async with AsyncTally(tally_server.url, batching=True) as client:
+        await ledger(client, p)
+
+        async def pay(id: str, metadata: dict[str, object] | None = None) -> str:
+            try:
+                return (await client.transfer(id, f"{p}alice", f"{p}world", 1, metadata=metadata)).result
+            except InvalidRequest as error:
+                return f"invalid {error.field}"
+            except TypeError:
+                return "not json"
+
+        outcomes = await asyncio.gather(
+            pay(f"{p}ok1"),
+            pay(f"{p}bad id"),
+            pay(f"{p}ok2"),
+            pay(f"{p}ok3", {"when": date(2026, 11, 30)}),
+            pay(f"{p}ok4"),
+        )
+        assert outcomes == ["created", "invalid transfers[0].id", "created", "not json", "created"]
+        assert (await client.account(f"{p}alice") or pytest.fail()).balance == Decimal("97.00")

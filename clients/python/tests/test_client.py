@@ -6,10 +6,12 @@ import subprocess
 from decimal import Decimal
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tally_ledger import (
     AccountClosed,
+    EventFailed,
     Forbidden,
     HoldNotPending,
     IdConflict,
@@ -53,6 +55,18 @@ def test_a_transfer_moves_exact_amounts_and_a_retry_returns_the_original(tally: 
     assert transfer is not None and transfer.amount == Decimal("0.10") and transfer.state == "posted"
     assert transfer.metadata == {"rate": Decimal("0.10000000000000000000001")}, "metadata numbers come back as sent"
     assert tally.get_transfer(f"{usd}nothing") is None and tally.account(f"{usd}nobody") is None
+
+
+def test_metadata_numbers_go_back_as_they_came(tally: Tally, tally_server: TallyServer, usd: str) -> None:
+    raw = f'{{"id":"{usd}raw","debit":"{usd}alice","credit":"{usd}bob","amount":"1.00",'
+    body = raw + '"metadata":{"a":1e0,"b":1E2,"c":1.0,"d":1}}'
+    body = '{"transfers":[' + body + "]}"
+    sent = httpx.post(f"{tally_server.url}/v1/transfers", content=body, headers={"content-type": "application/json"})
+    assert sent.json()["results"][0]["result"] == "created"
+    read = tally.get_transfer(f"{usd}raw")
+    assert read is not None and read.metadata is not None
+    again = tally.transfer(f"{usd}raw", f"{usd}alice", f"{usd}bob", "1.00", metadata=read.metadata)
+    assert again.result == "exists", "1e0, 1E2, 1.0 and 1 were sent back as they came"
 
 
 def test_every_refusal_raises_its_own_exception_carrying_the_result(tally: Tally, usd: str) -> None:
@@ -124,11 +138,20 @@ def test_a_hold_posts_when_the_block_ends_and_voids_when_it_raises(tally: Tally,
     with tally.hold(f"{usd}h3", f"{usd}alice", f"{usd}bob", "30.00") as hold:
         hold.post(Decimal("12.50"))
     assert (tally.get_transfer(f"{usd}h3.post") or pytest.fail()).amount == Decimal("12.50")
+    with (
+        tally.hold(f"{usd}h5", f"{usd}alice", f"{usd}bob", "30.00") as hold,
+        pytest.raises(EventFailed, match="exceeds"),
+    ):
+        hold.post("40.00")
+    assert (tally.get_transfer(f"{usd}h5") or pytest.fail()).state == "posted", (
+        "a refused post inside, the whole at exit"
+    )
+    assert (tally.get_transfer(f"{usd}h5.post2") or pytest.fail()).amount == Decimal("30.00")
     loose = tally.hold(f"{usd}h4", f"{usd}alice", f"{usd}bob", 1)
     loose.void()
     with pytest.raises(HoldNotPending):
         loose.post()
-    assert (tally.account(f"{usd}alice") or pytest.fail()).balance == Decimal("57.50")
+    assert (tally.account(f"{usd}alice") or pytest.fail()).balance == Decimal("27.50")
 
 
 def test_a_hold_that_expires_cannot_be_posted(tally: Tally, usd: str) -> None:
@@ -189,6 +212,10 @@ def test_keys_are_sent_and_refusals_raise_their_own_exceptions(tmp_path: Path) -
         text=True,
     )
     read_key = made.stdout.splitlines()[0]
+    keys = [binary, "keys", "create", "--data-dir", str(tmp_path), "--scope"]
+    admin_key = subprocess.run([*keys, "admin"], check=True, capture_output=True, text=True).stdout.splitlines()[0]
+    tenant = [*keys, "read", "--accounts", "acme:"]
+    tenant_key = subprocess.run(tenant, check=True, capture_output=True, text=True).stdout.splitlines()[0]
     with TallyServer(binary, tmp_path) as server:
         with pytest.raises(Unauthorized):
             Tally(server.url).health()
@@ -196,3 +223,13 @@ def test_keys_are_sent_and_refusals_raise_their_own_exceptions(tmp_path: Path) -
         assert reader.health().status == "ok"
         with pytest.raises(Forbidden):
             reader.create_asset("USD", 2)
+        # A tenant's listing goes on past pages whose transfers it may not see.
+        admin = Tally(server.url, api_key=admin_key)
+        admin.create_asset("USD", 2)
+        admin.create_account("bank", "USD", min_balance=None)
+        admin.create_account("acme:a", "USD", min_balance=None)
+        admin.create_account("acme:b", "USD", min_balance=None)
+        admin.transfers([{"id": f"fund{n}", "debit": "bank", "credit": "acme:a", "amount": 1} for n in range(120)])
+        admin.transfer("acme:t1", "acme:b", "acme:a", 1)
+        seen = [t.id for t in Tally(server.url, api_key=tenant_key).account_transfers("acme:a", page_size=100)]
+        assert seen == ["acme:t1"]

@@ -113,3 +113,64 @@ def test_a_busy_ledger_is_asked_again_after_retry_after_then_reported_unavailabl
         Tally(tally_server.url, transport=Busy(busy=5), max_retries=1).health()
     with pytest.raises(RateLimited):
         Tally(tally_server.url, transport=Busy(busy=5, status=429), max_retries=1).health()
+
+
+class Answers(httpx.BaseTransport):
+    """Answers the first ``times`` requests with ``status`` and ``body`` (without passing them
+    on), then passes requests through."""
+
+    def __init__(self, times: int, status: int, body: bytes) -> None:
+        self.inner = httpx.HTTPTransport()
+        self.times, self.status, self.body = times, status, body
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if self.times > 0:
+            self.times -= 1
+            return httpx.Response(self.status, content=self.body)
+        return self.inner.handle_request(request)
+
+
+def test_a_504_is_resent_with_the_same_ids_and_reported_unknown_when_it_persists(
+    tally_server: TallyServer, tally_prefix: str
+) -> None:
+    tally = Tally(tally_server.url)
+    setup_ledger(tally, tally_prefix)
+    timeout = b'{"error":{"code":"outcome_unknown","message":"the writer stalled","field":null}}'
+    p = tally_prefix
+    once = Tally(tally_server.url, transport=Answers(1, 504, timeout), max_retries=2)
+    assert once.transfer(f"{p}after-504", f"{p}world", f"{p}alice", 1).result == "created"
+    with pytest.raises(OutcomeUnknown, match="same ids") as unknown:
+        Tally(tally_server.url, transport=Answers(9, 504, timeout), max_retries=2).transfer(
+            f"{p}x", f"{p}world", f"{p}alice", 1
+        )
+    assert unknown.value.status == 504
+
+
+def test_a_change_without_an_id_is_not_resent_after_its_answer_was_lost(
+    tally_server: TallyServer, tally_prefix: str
+) -> None:
+    tally = Tally(tally_server.url)
+    setup_ledger(tally, tally_prefix)
+    before = tally.account(f"{tally_prefix}alice")
+    assert before is not None
+
+    class LosesPatchAnswers(LosesAnswers):
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            response = self.inner.handle_request(request)
+            response.read()
+            if request.method == "PATCH":
+                raise httpx.ReadError("connection reset by peer", request=request)
+            return response
+
+    flaky = Tally(tally_server.url, transport=LosesPatchAnswers(0), max_retries=3)
+    with pytest.raises(OutcomeUnknown, match="no id"):
+        flaky.update_account(f"{tally_prefix}alice", max_balance="900", if_version=before.version)
+    after = tally.account(f"{tally_prefix}alice")
+    assert after is not None and after.version == before.version + 1 and after.max_balance == Decimal("900.00")
+
+
+def test_a_stalled_ledger_reports_its_health_instead_of_failing(tally_server: TallyServer) -> None:
+    stalled = (
+        b'{"status":"stalled","engine":"embedded","last_seq":5,"durable_seq":4,"queue_depth":3,"writer_busy_ms":6000}'
+    )
+    assert Tally(tally_server.url, transport=Answers(1, 503, stalled)).health().status == "stalled"

@@ -2,7 +2,7 @@
 
 A float cannot hold most cents exactly (``0.1 + 0.2 != 0.3``), so one is refused before any
 request is made. Nothing is ever rounded: an amount with more decimals than its asset's scale
-is refused by the ledger, naming the field, and raised as ``InvalidRequest`` (a ``ValueError``).
+is refused by the ledger (``invalid_amount``) and raised as ``InvalidAmount``, a ``ValueError``.
 """
 
 from __future__ import annotations

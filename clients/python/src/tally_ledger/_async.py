@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 from collections.abc import AsyncIterator, Mapping, Sequence
 from decimal import Decimal
 from types import TracebackType
@@ -17,9 +18,9 @@ import httpx
 from . import _calls, _json
 from ._amounts import Amount
 from ._calls import BATCH_EVENTS_MAX, Call, Done, Retrying
-from ._errors import HoldNotPending, TallyError, event_failed
+from ._errors import Forbidden, HoldNotPending, InvalidRequest, TallyError, event_failed
 from ._models import Account, Health, JournalEntry, Result, Transfer
-from ._sync import settings
+from ._sync import post_id, settings
 
 T = TypeVar("T")
 
@@ -46,9 +47,12 @@ class AsyncTally:
         self._transport = transport
         self._pid = -1
         self._http: httpx.AsyncClient | None = None
+        self._closed = False
         self._batch: _Batch | None = _Batch(self) if batching else None
 
     def _client(self) -> httpx.AsyncClient:
+        if self._closed:
+            raise TallyError("this client is closed")
         # A child process must not use its parent's connections: make its own.
         if self._pid != os.getpid() or self._http is None:
             self._http = httpx.AsyncClient(
@@ -58,6 +62,7 @@ class AsyncTally:
         return self._http
 
     async def aclose(self) -> None:
+        self._closed = True
         if self._http is not None and self._pid == os.getpid():
             await self._http.aclose()
         self._http = None
@@ -70,8 +75,9 @@ class AsyncTally:
 
     async def _run(self, call: Call[T]) -> T:
         value = await self._send(call)
-        assert value is not None or call.absent_is_none
-        return value  # type: ignore[return-value]
+        if value is None:
+            raise TallyError(f"{call.method} {call.path}: the ledger answered 404")
+        return value
 
     async def _send(self, call: Call[T]) -> T | None:
         retrying = Retrying(call, self.max_retries, self.deadline)
@@ -212,7 +218,7 @@ class AsyncTally:
             transfers, next_after = page
             for transfer in transfers:
                 yield transfer
-            if next_after is None or not transfers:
+            if next_after is None:
                 return
             after_seq = next_after
 
@@ -245,13 +251,14 @@ class AsyncHold:
         self.tally, self.id = tally, id
         self.placed: Result | None = None
         self.resolved: Result | None = None
+        self.posts_tried = 0
 
     @property
     def seq(self) -> int | None:
         return self.placed.seq if self.placed else None
 
     async def post(self, amount: Amount | None = None) -> Result:
-        self.resolved = await self.tally.post(f"{self.id}.post", self.id, amount)
+        self.resolved = await self.tally.post(post_id(self), self.id, amount)
         return self.resolved
 
     async def void(self) -> Result:
@@ -276,43 +283,101 @@ class AsyncHold:
             await self.void()
 
 
+#: A batched request's body stays under the server's 32 MiB limit, whatever the events hold.
+BATCH_BODY_BYTES_MAX = 30 << 20
+
+_RIDER = re.compile(r"^transfers\[(\d+)\]")
+
+
 class _Batch:
     """Transfers waiting to be sent together. The first caller starts a flush on the next turn
-    of the event loop; everyone who arrives before it runs rides along (up to 8,190)."""
+    of the event loop; everyone who arrives before it runs rides along (up to 8,190 events and
+    30 MiB). Each caller hears its own result, or its own exception: an event the API refuses
+    (400, 403) fails its caller alone and the others are sent again without it."""
 
     def __init__(self, tally: AsyncTally) -> None:
         self.tally = tally
-        self.waiting: list[tuple[dict[str, Any], asyncio.Future[Result]]] = []
-        self.flushing = False
+        self.waiting: list[_Rider] = []
+        self.task: asyncio.Task[None] | None = None
 
     async def submit(self, event: dict[str, Any]) -> Result:
-        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
-        self.waiting.append((event, future))
-        if not self.flushing:
-            self.flushing = True
-            asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(self.flush()))
-        result = await future
+        encoded = _json.dumps(event)  # an event that is not JSON fails its caller, here
+        loop = asyncio.get_running_loop()
+        rider = _Rider(encoded, event, loop.create_future())
+        self.waiting.append(rider)
+        if self.task is None or self.task.done():
+            self.task = loop.create_task(self.flush())
+        result = await rider.future
         if not result.ok:
-            raise event_failed(result)
+            raise event_failed(result, event)
         return result
 
     async def flush(self) -> None:
-        while self.waiting:
-            taken, self.waiting = self.waiting[:BATCH_EVENTS_MAX], self.waiting[BATCH_EVENTS_MAX:]
-            body = _json.dumps({"transfers": [event for event, _ in taken]})
-            call = Call("POST", "/v1/transfers", _calls._results, body=body)
+        await asyncio.sleep(0)  # everyone calling on this turn of the loop rides along
+        try:
+            while self.waiting:
+                taken: list[_Rider] = []
+                size = 0
+                while (
+                    self.waiting
+                    and len(taken) < BATCH_EVENTS_MAX
+                    and size + len(self.waiting[0].encoded) < BATCH_BODY_BYTES_MAX
+                ):
+                    size += len(self.waiting[0].encoded) + 1
+                    taken.append(self.waiting.pop(0))
+                await self.send(taken)
+        except BaseException as error:
+            for rider in self.waiting:
+                rider.fail(error)
+            self.waiting = []
+            raise
+
+    async def send(self, taken: list[_Rider]) -> None:
+        while taken:
+            call = Call(
+                "POST", "/v1/transfers", _calls.read_results, body=_calls.batch_body([r.encoded for r in taken])
+            )
             try:
                 results = await self.tally._run(call)
-            except BaseException as error:  # every rider hears the request's fate
-                for _, future in taken:
-                    if not future.done():
-                        future.set_exception(error)
-                if not isinstance(error, Exception):
-                    raise
+            except (InvalidRequest, Forbidden) as error:
+                index = _rider_of(error.field)
+                if index is None or index >= len(taken):
+                    for rider in taken:
+                        rider.fail(error)
+                    return
+                field = _RIDER.sub("transfers[0]", error.field or "")
+                taken.pop(index).fail(
+                    type(error)(str(error), field=field, status=error.status or 400, code=error.code or "")
+                )
                 continue
-            for (_, future), result in zip(taken, results, strict=True):
-                if not future.done():
-                    future.set_result(result)
-            # Let those who arrived during the request gather before the next one goes.
-            await asyncio.sleep(0)
-        self.flushing = False
+            except Exception as error:  # every rider hears the request's fate
+                for rider in taken:
+                    rider.fail(error)
+                return
+            except BaseException as error:  # cancelled: so are they
+                for rider in taken:
+                    rider.fail(error)
+                raise
+            if len(results) != len(taken):
+                mismatch = TallyError(f"the ledger answered {len(results)} results for {len(taken)} transfers")
+                for rider in taken:
+                    rider.fail(mismatch)
+                return
+            for rider, result in zip(taken, results, strict=True):
+                if not rider.future.done():
+                    rider.future.set_result(result)
+            return
+
+
+def _rider_of(field: str | None) -> int | None:
+    found = _RIDER.match(field or "")
+    return int(found.group(1)) if found else None
+
+
+class _Rider:
+    def __init__(self, encoded: bytes, event: dict[str, Any], future: asyncio.Future[Result]) -> None:
+        self.encoded, self.event, self.future = encoded, event, future
+
+    def fail(self, error: BaseException) -> None:
+        if not self.future.done():
+            self.future.set_exception(error)

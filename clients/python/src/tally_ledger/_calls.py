@@ -51,10 +51,18 @@ class Call(Generic[T]):
     absent_is_none: bool = False
     #: Seconds to wait for the answer beyond the client's timeout (a long poll).
     extra_wait: float = 0.0
+    #: Statuses besides 2xx whose body is the answer (`/healthz` answers 503 when stalled).
+    also_ok: frozenset[int] = frozenset()
 
     @property
     def writes(self) -> bool:
         return self.method != "GET"
+
+    @property
+    def resendable(self) -> bool:
+        """Whether sending it again after it may have been applied is safe: creations carry ids
+        the ledger decides once; a PATCH carries none, and would be judged (or applied) again."""
+        return self.method != "PATCH"
 
 
 def _id(text: str) -> str:
@@ -67,22 +75,24 @@ def _ms(seconds: float, field: str) -> int:
     return max(1, math.ceil(seconds * 1000))
 
 
-def _one(expect_ok: bool) -> Callable[[Any], Result]:
+def _one(event: Mapping[str, Any] | None = None) -> Callable[[Any], Result]:
+    """Reads the one result of a request, raising for anything but a success."""
+
     def read(answer: Any) -> Result:
         result = Result.parse(answer["results"][0])
-        if expect_ok and not result.ok:
-            raise event_failed(result)
+        if not result.ok:
+            raise event_failed(result, event)
         return result
 
     return read
 
 
-def _results(answer: Any) -> list[Result]:
+def read_results(answer: Any) -> list[Result]:
     return [Result.parse(result) for result in answer["results"]]
 
 
 def create_asset(code: str, scale: int) -> Call[Result]:
-    return Call("POST", "/v1/assets", _one(True), body=_json.dumps({"code": code, "scale": scale}))
+    return Call("POST", "/v1/assets", _one(), body=_json.dumps({"code": code, "scale": scale}))
 
 
 def _bound(value: Amount | None, field: str) -> str | None:
@@ -105,7 +115,7 @@ def create_account(
         account["max_balance"] = _bound(max_balance, "max_balance")
     if metadata is not None:
         account["metadata"] = metadata
-    return Call("POST", "/v1/accounts", _one(True), body=_json.dumps({"accounts": [account]}))
+    return Call("POST", "/v1/accounts", _one(), body=_json.dumps({"accounts": [account]}))
 
 
 def update_account(id: str, changes: Mapping[str, Any], if_version: int | None) -> Call[Result]:
@@ -116,7 +126,7 @@ def update_account(id: str, changes: Mapping[str, Any], if_version: int | None) 
         patch[name] = _bound(value, name) if name in ("min_balance", "max_balance") else value
     if if_version is not None:
         patch["if_version"] = if_version
-    return Call("PATCH", f"/v1/accounts/{_id(id)}", _one(True), body=_json.dumps(patch))
+    return Call("PATCH", f"/v1/accounts/{_id(id)}", _one(), body=_json.dumps(patch))
 
 
 def transfer_event(event: Mapping[str, Any], field: str = "") -> dict[str, Any]:
@@ -140,18 +150,24 @@ def transfers(events: Sequence[Mapping[str, Any]]) -> Call[list[Result]]:
     if not events or len(events) > BATCH_EVENTS_MAX:
         raise ValueError(f"events: 1 to {BATCH_EVENTS_MAX} transfers, not {len(events)}")
     body = [transfer_event(event, f"events[{index}].") for index, event in enumerate(events)]
-    return Call("POST", "/v1/transfers", _results, body=_json.dumps({"transfers": body}))
+    return Call("POST", "/v1/transfers", read_results, body=_json.dumps({"transfers": body}))
 
 
 def transfer(event: Mapping[str, Any]) -> Call[Result]:
-    return Call("POST", "/v1/transfers", _one(True), body=_json.dumps({"transfers": [transfer_event(event)]}))
+    wire = transfer_event(event)
+    return Call("POST", "/v1/transfers", _one(wire), body=_json.dumps({"transfers": [wire]}))
+
+
+def batch_body(encoded_events: Sequence[bytes]) -> bytes:
+    """A transfers request from events already encoded (each validated when it was made)."""
+    return b'{"transfers":[' + b",".join(encoded_events) + b"]}"
 
 
 def renew_hold(id: str, timeout: float, if_seq: int | None) -> Call[Result]:
     patch: dict[str, Any] = {"timeout_ms": _ms(timeout, "timeout")}
     if if_seq is not None:
         patch["if_seq"] = if_seq
-    return Call("PATCH", f"/v1/transfers/{_id(id)}", _one(True), body=_json.dumps(patch))
+    return Call("PATCH", f"/v1/transfers/{_id(id)}", _one(), body=_json.dumps(patch))
 
 
 def account(id: str, as_of: int | None) -> Call[Account | None]:
@@ -204,7 +220,8 @@ def journal_page(after_seq: int, limit: int, wait: float) -> Call[tuple[list[Jou
 
 
 def health() -> Call[Health]:
-    return Call("GET", "/healthz", Health.parse)
+    # A stalled or failed ledger answers 503 with its health: an answer, not a failure.
+    return Call("GET", "/healthz", Health.parse, also_ok=frozenset({503}))
 
 
 # ---- Answers and failures ----
@@ -214,7 +231,7 @@ def answer(call: Call[T], response: httpx.Response) -> T | None:
     """The value of a successful answer (or ``None`` for an absent one); raises otherwise."""
     if response.status_code == 404 and call.absent_is_none:
         return None
-    if response.is_success:
+    if response.is_success or response.status_code in call.also_ok:
         return call.read(_json.loads(response.content))
     raise api_error(response)
 
@@ -234,9 +251,8 @@ def api_error(response: httpx.Response) -> TallyError:
     if status == 429:
         return RateLimited(text, status=status, code=code)
     if status == 504:
-        return OutcomeUnknown(
-            f"{text}. The request may have been applied: send it again with the same ids, which is safe"
-        )
+        again = "send it again with the same ids, which is safe"
+        return OutcomeUnknown(f"{text}. The request may have been applied: {again}", status=status, code=code)
     if status == 503:
         return Unavailable(f"{text}. Nothing was applied", status=status, code=code)
     if status == 400 or status in (408, 413, 415, 422):
@@ -269,9 +285,15 @@ class Retrying(Generic[T]):
         self.maybe_applied = False
 
     def answered(self, response: httpx.Response) -> Done[T] | float:
-        if response.status_code not in RETRYABLE_STATUS:
+        status = response.status_code
+        if status not in RETRYABLE_STATUS:
             return Done(answer(self.call, response))
-        if response.status_code == 504:
+        if status in self.call.also_ok:
+            try:
+                return Done(answer(self.call, response))
+            except (KeyError, TypeError, ValueError):
+                pass  # not the answer but a refusal (an overloaded server's 503): ask again
+        if status == 504:
             self.maybe_applied = True
         return self._again(api_error(response), retry_after(response))
 
@@ -290,6 +312,13 @@ class Retrying(Generic[T]):
         return self._again(failure, None)
 
     def _again(self, failure: TallyError, retry_after: float | None) -> float:
+        if self.maybe_applied and not self.call.resendable:
+            raise OutcomeUnknown(
+                f"{failure}; the change may have been applied, and it carries no id to make sending it again safe:"
+                " read what it changed to see",
+                status=failure.status,
+                code=failure.code,
+            )
         delay = random.uniform(0, min(5.0, 0.1 * 2**self.made))
         if retry_after is not None:
             delay = max(delay, retry_after)

@@ -10,7 +10,8 @@ sending the same request again, with the same ids, is safe.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._models import Result
@@ -61,11 +62,13 @@ class OutcomeUnknown(TallyError):
 
 class EventFailed(TallyError):
     """The ledger decided against an event: ``code`` is the result code, ``result`` the result
-    (with the ``seq`` that decided it; a failed transfer is journaled too)."""
+    (with the ``seq`` that decided it; a failed transfer is journaled too) and ``event`` what was
+    sent, in the API's form (amounts as decimal strings)."""
 
-    def __init__(self, result: Result) -> None:
-        super().__init__(f"{result.id}: {result.result}", code=result.result)
+    def __init__(self, result: Result, event: Mapping[str, Any] | None = None, message: str | None = None) -> None:
+        super().__init__(message or f"{result.id}: {result.result}", code=result.result)
         self.result = result
+        self.event = event
 
 
 TransferFailed = EventFailed
@@ -100,11 +103,9 @@ class InvalidAmount(EventFailed, ValueError):
     """``invalid_amount``: more decimals than the asset's scale, or not more than zero. The
     ledger records the failed transfer (an id is decided once); nothing moved."""
 
-    def __init__(self, result: Result) -> None:
-        super().__init__(result)
-        self.args = (
-            f"{result.id}: invalid_amount: amount has more decimals than its asset's scale, or is not positive",
-        )
+    def __init__(self, result: Result, event: Mapping[str, Any] | None = None) -> None:
+        what = "an amount or bound has more decimals than the asset's scale, or an amount is not positive"
+        super().__init__(result, event, f"{result.id}: invalid_amount: {what}")
 
 
 class AccountClosed(EventFailed):
@@ -128,6 +129,6 @@ _BY_CODE: dict[str, type[EventFailed]] = {
 }
 
 
-def event_failed(result: Result) -> EventFailed:
+def event_failed(result: Result, event: Mapping[str, Any] | None = None) -> EventFailed:
     """The exception for a result that is not a success."""
-    return _BY_CODE.get(result.result, EventFailed)(result)
+    return _BY_CODE.get(result.result, EventFailed)(result, event)

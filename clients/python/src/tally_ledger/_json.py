@@ -1,8 +1,10 @@
 """JSON as the ledger speaks it: numbers are never read into floats.
 
 Amounts travel as decimal strings, but metadata may hold numbers, and Tally keeps them exactly
-as written (``0.10000000000000000000001`` comes back as sent). Reading them as floats would lose
-that, so fractions are read as ``Decimal``, and a ``Decimal`` is written back as its digits.
+as written (``0.10000000000000000000001`` comes back as sent, and ``1.0``, ``1e0`` and ``1`` are
+three different values). Reading them as floats would lose that, so a number with a fraction or
+an exponent is read as a ``Number``: a ``Decimal`` that remembers its text and is written back
+as it came.
 """
 
 from __future__ import annotations
@@ -13,8 +15,20 @@ from decimal import Decimal
 from typing import Any
 
 
+class Number(Decimal):
+    """A JSON number as the ledger sent it: a ``Decimal`` whose text is kept, so sending it back
+    sends the same metadata."""
+
+    text: str
+
+    def __new__(cls, text: str) -> Number:
+        number = super().__new__(cls, text)
+        number.text = text
+        return number
+
+
 def loads(data: bytes) -> Any:
-    return json.loads(data, parse_float=Decimal)
+    return json.loads(data, parse_float=Number)
 
 
 def _encode(value: Any, out: list[str]) -> None:
@@ -24,6 +38,8 @@ def _encode(value: Any, out: list[str]) -> None:
         out.append(json.dumps(value))
     elif isinstance(value, int):
         out.append(str(value))
+    elif isinstance(value, Number):
+        out.append(value.text)
     elif isinstance(value, Decimal):
         if not value.is_finite():
             raise ValueError(f"{value} is not a JSON number")

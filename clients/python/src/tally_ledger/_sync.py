@@ -8,10 +8,11 @@ import contextlib
 import os
 import threading
 import time
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from decimal import Decimal
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
@@ -20,6 +21,9 @@ from ._amounts import Amount
 from ._calls import Call, Done, Retrying
 from ._errors import HoldNotPending, TallyError
 from ._models import Account, Health, JournalEntry, Result, Transfer
+
+if TYPE_CHECKING:
+    from ._async import AsyncHold
 
 T = TypeVar("T")
 
@@ -36,6 +40,19 @@ def settings(url: str | None, api_key: str | None) -> tuple[str, dict[str, str]]
     if api_key:
         headers["authorization"] = f"Bearer {api_key}"
     return url.rstrip("/"), headers
+
+
+# Clients made in this process: a child of ``os.fork`` resets them, so it never shares its
+# parent's sockets nor inherits a lock another thread of the parent held.
+_clients: weakref.WeakSet[Tally] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for client in list(_clients):
+        client._forget_connections()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class Tally:
@@ -61,8 +78,16 @@ class Tally:
         self._lock = threading.Lock()
         self._pid = -1
         self._http: httpx.Client | None = None
+        self._closed = False
+        _clients.add(self)
+
+    def _forget_connections(self) -> None:
+        self._lock = threading.Lock()
+        self._http, self._pid = None, -1
 
     def _client(self) -> httpx.Client:
+        if self._closed:
+            raise TallyError("this client is closed")
         # A child process must not use its parent's connections: make its own.
         if self._pid != os.getpid() or self._http is None:
             with self._lock:
@@ -75,6 +100,7 @@ class Tally:
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             if self._http is not None and self._pid == os.getpid():
                 self._http.close()
             self._http = None
@@ -87,8 +113,9 @@ class Tally:
 
     def _run(self, call: Call[T]) -> T:
         value = self._send(call)
-        assert value is not None or call.absent_is_none
-        return value  # type: ignore[return-value]
+        if value is None:
+            raise TallyError(f"{call.method} {call.path}: the ledger answered 404")
+        return value
 
     def _send(self, call: Call[T]) -> T | None:
         retrying = Retrying(call, self.max_retries, self.deadline)
@@ -241,7 +268,7 @@ class Tally:
                 return
             transfers, next_after = page
             yield from transfers
-            if next_after is None or not transfers:
+            if next_after is None:
                 return
             after_seq = next_after
 
@@ -267,6 +294,14 @@ class Tally:
         return self._run(_calls.health())
 
 
+def post_id(hold: Hold | AsyncHold) -> str:
+    """The id of a hold's next post: ``<id>.post``, then ``<id>.post2``, ... A post the ledger
+    refused (more than the hold, say) is decided under its id, so another try needs another;
+    the sequence is the same on every run, so a retried flow reuses the same ids."""
+    hold.posts_tried += 1
+    return f"{hold.id}.post" if hold.posts_tried == 1 else f"{hold.id}.post{hold.posts_tried}"
+
+
 class Hold:
     """A hold placed by ``Tally.hold``. Posted or voided once, as transfer ``<id>.post`` or
     ``<id>.void``; ``seq`` is its journal position (a lease's fencing token)."""
@@ -275,13 +310,14 @@ class Hold:
         self.tally, self.id = tally, id
         self.placed: Result | None = None
         self.resolved: Result | None = None
+        self.posts_tried = 0
 
     @property
     def seq(self) -> int | None:
         return self.placed.seq if self.placed else None
 
     def post(self, amount: Amount | None = None) -> Result:
-        self.resolved = self.tally.post(f"{self.id}.post", self.id, amount)
+        self.resolved = self.tally.post(post_id(self), self.id, amount)
         return self.resolved
 
     def void(self) -> Result:

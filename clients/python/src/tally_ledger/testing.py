@@ -82,13 +82,27 @@ class TallyServer:
         ]
         environment = {**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")}
         self.process = subprocess.Popen(command, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            self._wait_until_healthy(command)
+        except BaseException:
+            self.kill()
+            raise
+        return self
+
+    def _wait_until_healthy(self, command: list[str]) -> None:
+        assert self.process is not None
         started = time.monotonic()
         while True:
             if self.process.poll() is not None:
                 raise RuntimeError(f"tally serve exited with {self.process.returncode}: {' '.join(command)}")
             try:
                 if httpx.get(f"{self.url}/healthz", timeout=1.0).status_code in (200, 401):
-                    return self
+                    # The answer was ours only if our server still runs: one that lost the port
+                    # to another process exits at once.
+                    time.sleep(0.05)
+                    if self.process.poll() is None:
+                        return
+                    continue
             except httpx.TransportError:
                 pass
             if time.monotonic() - started > START_TIMEOUT:
@@ -106,7 +120,11 @@ class TallyServer:
     def _stop(self, how: signal.Signals) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(how)
-            self.process.wait(timeout=60)
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
         self.process = None
 
     def close(self) -> None:
@@ -115,7 +133,11 @@ class TallyServer:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
     def __enter__(self) -> TallyServer:
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:
+            self.close()
+            raise
 
     def __exit__(self, *_: object) -> None:
         self.close()
