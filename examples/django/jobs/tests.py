@@ -1,0 +1,69 @@
+"""A job with two slots and many applicants at once: the naive version overbooks, the Tally
+version shortlists exactly two, every time."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from decimal import Decimal
+
+from django.db import connection
+from django.test import TransactionTestCase
+from tally_ledger.django import client
+from tally_ledger.django.models import Outbox
+from tally_ledger.django.testing import TallyTestMixin
+
+from . import naive, services
+from .models import Application, Job
+
+TRIES = 20
+
+
+class JobSlots(TallyTestMixin, TransactionTestCase):
+    def run_applicants(self, shortlist: Callable[[Application], bool], applicants: int) -> int:
+        """Opens a job with two slots, shortlists ``applicants`` applications from as many
+        threads at once, and returns how many ended up shortlisted."""
+        job = Job.objects.create(title="Backend engineer", slots=2)
+        services.open_job(job)
+        applications = [Application.objects.create(job=job, applicant=f"a{n}") for n in range(applicants)]
+        start = threading.Barrier(applicants)
+
+        def apply(application: Application) -> None:
+            try:
+                start.wait()
+                shortlist(application)
+            finally:
+                connection.close()
+
+        threads = [threading.Thread(target=apply, args=(application,)) for application in applications]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return Application.objects.filter(job=job, status=Application.SHORTLISTED).count()
+
+    def test_the_naive_version_overbooks_under_concurrency(self) -> None:
+        outcomes = [self.run_applicants(naive.shortlist, 6) for _ in range(TRIES)]
+        broke = sum(1 for shortlisted in outcomes if shortlisted > 2)
+        print(f"\nnaive: overbooked {broke} of {TRIES} times (shortlisted: {outcomes})")
+        self.assertGreater(broke, 0, "the check-then-write race should have shown at least once")
+
+    def test_with_tally_exactly_two_are_shortlisted_every_time(self) -> None:
+        for applicants in (6, 100):
+            for _ in range(TRIES if applicants == 6 else 3):
+                self.assertEqual(self.run_applicants(services.shortlist, applicants), 2)
+        self.assertFalse(Outbox.objects.exists(), "every hold was posted once its transaction committed")
+
+    def test_a_rejection_takes_no_slot_and_a_rolled_back_shortlisting_frees_its_own(self) -> None:
+        job = Job.objects.create(title="Designer", slots=2)
+        services.open_job(job)
+        first, second, third = (Application.objects.create(job=job, applicant=name) for name in ("ann", "bo", "cy"))
+        services.reject(first)
+        self.assertTrue(services.shortlist(second))
+        self.assertTrue(services.shortlist(third))
+        self.assertFalse(services.shortlist(first), "two slots, two shortlisted")
+        slots = client().account(services.slots_account(job))
+        self.assertIsNotNone(slots)
+        assert slots is not None
+        self.assertEqual(slots.balance, Decimal(2))
+        self.assertEqual(slots.credits_pending, Decimal(0))
