@@ -13,6 +13,7 @@ INSTALLED_APPS = [
     "django.contrib.auth",
     "tally_ledger.django",
     "jobs",
+    "wallets",
 ]
 DATABASES = {
     "default": {

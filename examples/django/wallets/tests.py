@@ -1,0 +1,93 @@
+"""Concurrent withdrawals from one wallet through a slow, flaky bank: the naive version pays out
+more than the wallet holds; the Tally version never overdraws, never pays twice, and loses
+nothing when the bank fails or the worker dies."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from decimal import Decimal
+
+from django.db import connection
+from django.test import TransactionTestCase
+from tally_ledger.django import client
+from tally_ledger.django.testing import TallyTestMixin
+
+from . import naive, services
+from .bank import BankError, FakeBank
+from .models import Wallet, Withdrawal
+
+TRIES = 10
+
+
+def concurrently(work: Callable[[Withdrawal], object], withdrawals: list[Withdrawal]) -> None:
+    start = threading.Barrier(len(withdrawals))
+
+    def run(withdrawal: Withdrawal) -> None:
+        try:
+            start.wait()
+            work(withdrawal)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(withdrawal,)) for withdrawal in withdrawals]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+class Withdrawals(TallyTestMixin, TransactionTestCase):
+    def wallet(self, deposit: str) -> Wallet:
+        wallet = Wallet.objects.create(owner="alice", balance=Decimal(deposit))
+        services.open_wallet(wallet, Decimal(deposit))
+        return wallet
+
+    def test_the_naive_version_pays_out_more_than_the_wallet_holds(self) -> None:
+        overpaid = 0
+        for _ in range(TRIES):
+            wallet, bank = self.wallet("100.00"), FakeBank()
+            withdrawals = [Withdrawal.objects.create(wallet=wallet, amount=Decimal("60.00")) for _ in range(8)]
+            concurrently(lambda w, bank=bank: naive.withdraw(w, bank), withdrawals)
+            overpaid += bank.total > Decimal("100.00")
+        print(f"\nnaive: paid out more than the balance {overpaid} of {TRIES} times")
+        self.assertGreater(overpaid, 0)
+
+    def test_with_tally_no_overdraft_no_double_payment_nothing_lost(self) -> None:
+        for _ in range(TRIES):
+            wallet, bank = self.wallet("100.00"), FakeBank(failure_rate=0.3)
+            withdrawals = [Withdrawal.objects.create(wallet=wallet, amount=Decimal("30.00")) for _ in range(8)]
+            concurrently(lambda w, bank=bank: services.withdraw(w, bank), withdrawals)
+            # A retried task for every withdrawal: nothing is paid twice.
+            concurrently(
+                lambda w, bank=bank: services.withdraw(w, bank), list(Withdrawal.objects.filter(wallet=wallet))
+            )
+            account = client().account(services.wallet_account(wallet))
+            assert account is not None
+            self.assertGreaterEqual(account.balance, 0)
+            self.assertEqual(account.debits_pending, 0, "every hold posted or voided")
+            self.assertEqual(
+                account.balance, Decimal("100.00") - bank.total, "the ledger and the bank agree to the cent"
+            )
+            sent = sum((w.amount for w in Withdrawal.objects.filter(wallet=wallet, status=Withdrawal.SENT)), Decimal(0))
+            self.assertEqual(sent, bank.total)
+
+    def test_a_worker_that_dies_mid_withdrawal_releases_the_money_when_the_hold_expires(self) -> None:
+        wallet = self.wallet("100.00")
+        withdrawal = Withdrawal.objects.create(wallet=wallet, amount=Decimal("80.00"))
+
+        class Dies(FakeBank):
+            def send(self, reference: str, amount: Decimal) -> None:
+                raise SystemExit("the worker was killed")
+
+        with self.assertRaises(SystemExit):
+            services.withdraw(withdrawal, Dies(), hold_timeout=0.2)
+        held = client().account(services.wallet_account(wallet))
+        assert held is not None
+        self.assertEqual(held.available, Decimal("20.00"), "held while the worker might still pay")
+        deadline = time.monotonic() + 10
+        while (client().account(services.wallet_account(wallet)) or held).available != Decimal("100.00"):
+            self.assertLess(time.monotonic(), deadline, "the hold expires")
+            time.sleep(0.05)
+        self.assertRaises(BankError, FakeBank(failure_rate=1.0).send, "x", Decimal(1))
