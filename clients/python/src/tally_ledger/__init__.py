@@ -10,7 +10,7 @@ raises ``TypeError``. Every failure is a ``TallyError``; see ``docs/python.md``.
 """
 
 from ._amounts import Amount
-from ._async import AsyncHold, AsyncTally
+from ._async import AsyncHold, AsyncLease, AsyncTally
 from ._calls import BATCH_EVENTS_MAX, PAGE_LIMIT_MAX
 from ._errors import (
     AccountClosed,
@@ -21,6 +21,7 @@ from ._errors import (
     InsufficientFunds,
     InvalidAmount,
     InvalidRequest,
+    LeaseLost,
     LimitExceeded,
     NotFound,
     OutcomeUnknown,
@@ -32,7 +33,7 @@ from ._errors import (
     VersionMismatch,
 )
 from ._models import Account, Health, JournalEntry, Leg, Result, Transfer
-from ._sync import Hold, Tally
+from ._sync import Hold, Lease, Tally
 
 __all__ = [
     "BATCH_EVENTS_MAX",
@@ -41,6 +42,7 @@ __all__ = [
     "AccountClosed",
     "Amount",
     "AsyncHold",
+    "AsyncLease",
     "AsyncTally",
     "EventFailed",
     "Forbidden",
@@ -52,6 +54,8 @@ __all__ = [
     "InvalidAmount",
     "InvalidRequest",
     "JournalEntry",
+    "Lease",
+    "LeaseLost",
     "Leg",
     "LimitExceeded",
     "NotFound",

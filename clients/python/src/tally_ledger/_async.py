@@ -8,6 +8,8 @@ import asyncio
 import contextlib
 import os
 import re
+import time
+import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from decimal import Decimal
 from types import TracebackType
@@ -18,7 +20,16 @@ import httpx
 from . import _calls, _json
 from ._amounts import Amount
 from ._calls import BATCH_EVENTS_MAX, Call, Done, Retrying
-from ._errors import Forbidden, HoldNotPending, InvalidRequest, TallyError, event_failed
+from ._errors import (
+    Forbidden,
+    HoldNotPending,
+    InsufficientFunds,
+    InvalidRequest,
+    LeaseLost,
+    OutcomeUnknown,
+    TallyError,
+    event_failed,
+)
 from ._models import Account, Health, JournalEntry, Result, Transfer
 from ._sync import post_id, settings
 
@@ -194,6 +205,24 @@ class AsyncTally:
         hold.placed = await self.transfer(id, debit, credit, amount, pending=True, timeout=timeout, metadata=metadata)
         return hold
 
+    async def lease(
+        self, account: str, ttl: float = 30.0, *, to: str, id: str | None = None, wait: float = 0.0
+    ) -> AsyncLease:
+        """``Tally.lease`` for asyncio: renewed by a task; ``async with`` releases it."""
+        # A refused attempt is decided under its id: each attempt needs its own.
+        base = id or f"lease:{account}:{uuid.uuid4().hex}"
+        deadline, pause = time.monotonic() + wait, 0.01
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await AsyncLease(self, account, to, ttl, base if attempt == 1 else f"{base}.{attempt}").acquire()
+            except InsufficientFunds:
+                if time.monotonic() + pause > deadline:
+                    raise
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 0.5)
+
     # ---- Reads ----
 
     async def account(self, id: str, *, as_of: int | None = None) -> Account | None:
@@ -281,6 +310,55 @@ class AsyncHold:
             return
         with contextlib.suppress(HoldNotPending):  # expired meanwhile: released all the same
             await self.void()
+
+
+class AsyncLease:
+    """A lease taken by ``AsyncTally.lease``; see ``Lease``."""
+
+    def __init__(self, tally: AsyncTally, account: str, to: str, ttl: float, id: str) -> None:
+        self.tally, self.account, self.to, self.ttl, self.id = tally, account, to, ttl, id
+        self.token = 0
+        self.lost: TallyError | None = None
+        self._renewer: asyncio.Task[None] | None = None
+
+    async def acquire(self) -> AsyncLease:
+        placed = await self.tally.transfer(self.id, self.account, self.to, 1, pending=True, timeout=self.ttl)
+        assert placed.seq is not None
+        self.token = placed.seq
+        self._renewer = asyncio.get_running_loop().create_task(self._keep())
+        return self
+
+    async def _keep(self) -> None:
+        while True:
+            await asyncio.sleep(self.ttl / 3)
+            try:
+                await self.tally.renew(self.id, self.ttl)
+            except OutcomeUnknown:
+                hold = await self.tally.get_transfer(self.id)
+                if hold is None or hold.state != "pending":
+                    self.lost = LeaseLost(f"lease {self.id} on {self.account} is {hold.state if hold else 'gone'}")
+                    return
+            except TallyError as error:
+                self.lost = LeaseLost(f"lease {self.id} on {self.account} could not be renewed: {error}")
+                return
+
+    def check(self) -> None:
+        if self.lost is not None:
+            raise self.lost
+
+    async def release(self) -> None:
+        if self._renewer is not None:
+            self._renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._renewer
+        with contextlib.suppress(HoldNotPending):
+            await self.tally.void(f"{self.id}.void", self.id)
+
+    async def __aenter__(self) -> AsyncLease:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.release()
 
 
 #: A batched request's body stays under the server's 32 MiB limit, whatever the events hold.

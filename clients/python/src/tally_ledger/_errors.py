@@ -60,6 +60,11 @@ class OutcomeUnknown(TallyError):
     Send it again with the same ids: an id is decided once, so it is never applied twice."""
 
 
+class LeaseLost(TallyError):
+    """A lease could not be renewed in time: another holder may have it now. Stop working, and
+    never write with its fencing token (the protected store refuses it anyway)."""
+
+
 class EventFailed(TallyError):
     """The ledger decided against an event: ``code`` is the result code, ``result`` the result
     (with the ``seq`` that decided it; a failed transfer is journaled too) and ``event`` what was

@@ -8,6 +8,7 @@ import contextlib
 import os
 import threading
 import time
+import uuid
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from decimal import Decimal
@@ -19,7 +20,7 @@ import httpx
 from . import _calls
 from ._amounts import Amount
 from ._calls import Call, Done, Retrying
-from ._errors import HoldNotPending, TallyError
+from ._errors import HoldNotPending, InsufficientFunds, LeaseLost, OutcomeUnknown, TallyError
 from ._models import Account, Health, JournalEntry, Result, Transfer
 
 if TYPE_CHECKING:
@@ -244,6 +245,26 @@ class Tally:
         hold.placed = self.transfer(id, debit, credit, amount, pending=True, timeout=timeout, metadata=metadata)
         return hold
 
+    def lease(self, account: str, ttl: float = 30.0, *, to: str, id: str | None = None, wait: float = 0.0) -> Lease:
+        """Takes a lease on ``account``: a hold of 1 debiting it (its ``min_balance`` is minus the
+        number of permits: -1 for a lock) and crediting ``to``, expiring after ``ttl`` seconds
+        and renewed in the background every ``ttl / 3``. ``lease.token`` is the fencing token
+        (the hold's seq: a later lease always has a larger one). Waits up to ``wait`` seconds
+        for a permit (``InsufficientFunds`` after that). ``with`` releases it at the end."""
+        # A refused attempt is decided under its id: each attempt needs its own.
+        base = id or f"lease:{account}:{uuid.uuid4().hex}"
+        deadline, pause = time.monotonic() + wait, 0.01
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return Lease(self, account, to, ttl, base if attempt == 1 else f"{base}.{attempt}").acquire()
+            except InsufficientFunds:
+                if time.monotonic() + pause > deadline:
+                    raise
+                time.sleep(pause)
+                pause = min(pause * 2, 0.5)
+
     # ---- Reads ----
 
     def account(self, id: str, *, as_of: int | None = None) -> Account | None:
@@ -340,3 +361,55 @@ class Hold:
             return
         with contextlib.suppress(HoldNotPending):  # expired meanwhile: released all the same
             self.void()
+
+
+class Lease:
+    """A lease taken by ``Tally.lease``: renewed in the background until released. ``check()``
+    raises ``LeaseLost`` once a renewal failed: stop, for another holder may have it."""
+
+    def __init__(self, tally: Tally, account: str, to: str, ttl: float, id: str) -> None:
+        self.tally, self.account, self.to, self.ttl, self.id = tally, account, to, ttl, id
+        self.token = 0
+        self.lost: TallyError | None = None
+        self._stop = threading.Event()
+        self._renewer: threading.Thread | None = None
+
+    def acquire(self) -> Lease:
+        placed = self.tally.transfer(self.id, self.account, self.to, 1, pending=True, timeout=self.ttl)
+        assert placed.seq is not None
+        self.token = placed.seq
+        self._renewer = threading.Thread(target=self._keep, name=f"lease {self.id}", daemon=True)
+        self._renewer.start()
+        return self
+
+    def _keep(self) -> None:
+        while not self._stop.wait(self.ttl / 3):
+            try:
+                self.tally.renew(self.id, self.ttl)
+            except OutcomeUnknown:
+                # The renewal may have been applied; only the hold can say whether it still runs.
+                hold = self.tally.get_transfer(self.id)
+                if hold is None or hold.state != "pending":
+                    self.lost = LeaseLost(f"lease {self.id} on {self.account} is {hold.state if hold else 'gone'}")
+                    return
+            except TallyError as error:
+                self.lost = LeaseLost(f"lease {self.id} on {self.account} could not be renewed: {error}")
+                return
+
+    def check(self) -> None:
+        """Raises ``LeaseLost`` if a renewal failed."""
+        if self.lost is not None:
+            raise self.lost
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._renewer is not None:
+            self._renewer.join()
+        with contextlib.suppress(HoldNotPending):
+            self.tally.void(f"{self.id}.void", self.id)
+
+    def __enter__(self) -> Lease:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.release()
