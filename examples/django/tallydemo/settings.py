@@ -14,6 +14,7 @@ INSTALLED_APPS = [
     "tally_ledger.django",
     "jobs",
     "wallets",
+    "genomes",
 ]
 DATABASES = {
     "default": {

@@ -1,0 +1,87 @@
+"""Concurrent changes to the genomes of one tree, and of several: the naive version loses
+changes; the Tally version keeps every change, never lets two in one tree overlap, lets
+different trees overlap, and refuses a write under a stale lease."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from django.db import connection
+from django.test import TransactionTestCase
+from tally_ledger.django import client, ledger_id
+from tally_ledger.django.testing import TallyTestMixin
+
+from . import naive, services
+from .models import Genome, Tree
+
+TRIES = 5
+CHANGES = 8
+
+
+def concurrently(work: Callable[[int], object], count: int) -> list[object]:
+    start, results = threading.Barrier(count), [None] * count
+
+    def run(index: int) -> None:
+        try:
+            start.wait()
+            results[index] = work(index)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(index,)) for index in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return list(results)
+
+
+def tree_with_genomes(count: int) -> tuple[Tree, list[Genome]]:
+    tree = Tree.objects.create(name="primates")
+    services.plant(tree)
+    root = Genome.objects.create(tree=tree, name="root")
+    return tree, [Genome.objects.create(tree=tree, parent=root, name=f"g{n}") for n in range(count)]
+
+
+def overlapping(spans: list[tuple[float, float]]) -> bool:
+    spans = sorted(spans)
+    return any(later[0] < earlier[1] for earlier, later in zip(spans, spans[1:]))
+
+
+class TreeChanges(TallyTestMixin, TransactionTestCase):
+    def test_the_naive_version_loses_changes(self) -> None:
+        lost = 0
+        for _ in range(TRIES):
+            tree, genomes = tree_with_genomes(CHANGES)
+            concurrently(lambda n, genomes=genomes: naive.change(genomes[n], f"c{n}"), CHANGES)
+            lost += len(Tree.objects.get(pk=tree.pk).chunks) < CHANGES
+        print(f"\nnaive: changes lost in {lost} of {TRIES} trees")
+        self.assertGreater(lost, 0)
+
+    def test_with_tally_one_tree_is_changed_one_at_a_time_and_trees_in_parallel(self) -> None:
+        for _ in range(TRIES):
+            tree, genomes = tree_with_genomes(CHANGES)
+            started = time.monotonic()
+            spans = concurrently(lambda n, genomes=genomes: services.change(genomes[n], f"c{n}"), CHANGES)
+            one_tree = time.monotonic() - started
+            self.assertEqual(sorted(Tree.objects.get(pk=tree.pk).chunks), sorted(f"c{n}" for n in range(CHANGES)))
+            self.assertFalse(overlapping(spans), "two changes in one tree held the lease at once")  # type: ignore[arg-type]
+            forest = [tree_with_genomes(1) for _ in range(CHANGES)]
+            started = time.monotonic()
+            spans = concurrently(lambda n, forest=forest: services.change(forest[n][1][0], "c"), CHANGES)
+            many_trees = time.monotonic() - started
+            self.assertTrue(overlapping(spans), "changes in different trees ran side by side")  # type: ignore[arg-type]
+            print(f"\n{CHANGES} changes: one tree {one_tree * 1000:.0f} ms, {CHANGES} trees {many_trees * 1000:.0f} ms")
+
+    def test_a_writer_whose_lease_was_taken_over_cannot_write(self) -> None:
+        tree, (genome,) = tree_with_genomes(1)
+        tally = client()
+        stale = tally.lease(services.lock_account(tree), ttl=5, to=ledger_id(services.LEASES))
+        tally.void(f"{stale.id}.lost", stale.id)  # its lease ends (as if it had expired) ...
+        services.change(genome, "newer")  # ... and a newer holder writes
+        stale.release()
+        written = Tree.objects.filter(pk=tree.pk, fence__lt=stale.token).update(chunks=["stale"], fence=stale.token)
+        self.assertEqual(written, 0, "the stale holder's compare-and-swap finds a newer fence")
+        self.assertEqual(Tree.objects.get(pk=tree.pk).chunks, ["newer"])
