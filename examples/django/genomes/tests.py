@@ -4,6 +4,7 @@ different trees overlap, and refuses a write under a stale lease."""
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Callable
@@ -47,7 +48,7 @@ def tree_with_genomes(count: int) -> tuple[Tree, list[Genome]]:
 
 def overlapping(spans: list[tuple[float, float]]) -> bool:
     spans = sorted(spans)
-    return any(later[0] < earlier[1] for earlier, later in zip(spans, spans[1:]))
+    return any(later[0] < earlier[1] for earlier, later in itertools.pairwise(spans))
 
 
 class TreeChanges(TallyTestMixin, TransactionTestCase):
