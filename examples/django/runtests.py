@@ -31,7 +31,7 @@ def main() -> int:
 
             django.setup()
             runner = get_runner(settings)(verbosity=1, interactive=False)
-            failures = runner.run_tests(sys.argv[1:] or ["jobs", "wallets", "genomes"])
+            failures = runner.run_tests(sys.argv[1:] or ["tallydemo", "jobs", "wallets", "genomes", "poker"])
             return 1 if failures else 0
     finally:
         cluster.stop()

@@ -91,3 +91,30 @@ class Withdrawals(TallyTestMixin, TransactionTestCase):
             self.assertLess(time.monotonic(), deadline, "the hold expires")
             time.sleep(0.05)
         self.assertRaises(BankError, FakeBank(failure_rate=1.0).send, "x", Decimal(1))
+
+
+class WalletAdminPage(TallyTestMixin, TransactionTestCase):
+    def test_the_admin_shows_the_ledger_balance_now_and_as_of_a_seq_with_open_holds(self) -> None:
+        from django.contrib.auth.models import User
+
+        wallet = Wallet.objects.create(owner="alice")
+        services.open_wallet(wallet, Decimal("100.00"))
+        deposited = client().account(services.wallet_account(wallet))
+        assert deposited is not None
+        services.withdraw(Withdrawal.objects.create(wallet=wallet, amount=Decimal("30.00")), FakeBank())
+        client().hold(
+            f"{self.tally_prefix}pending",
+            services.wallet_account(wallet),
+            services.ledger_id(services.OUTGOING),
+            "5.00",
+            timeout=600,
+        )
+        User.objects.create_superuser("admin", "admin@example.com", "secret")
+        self.client.login(username="admin", password="secret")
+        page = self.client.get(f"/admin/wallets/wallet/{wallet.pk}/change/").content.decode()
+        self.assertIn("balance 70.00, available 65.00", page)
+        self.assertIn(f"{self.tally_prefix}pending (5.00", page)
+        then = self.client.get(
+            f"/admin/wallets/wallet/{wallet.pk}/change/?as_of={deposited.created_seq}"
+        ).content.decode()
+        self.assertIn(f"as of seq {deposited.created_seq}: balance 0.00", then)
