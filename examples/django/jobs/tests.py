@@ -3,6 +3,7 @@ version shortlists exactly two, every time."""
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from decimal import Decimal
@@ -41,6 +42,41 @@ class JobSlots(TallyTestMixin, TransactionTestCase):
         for thread in threads:
             thread.join()
         return Application.objects.filter(job=job, status=Application.SHORTLISTED).count()
+
+    def run_applicants_in_processes(self, shortlist: Callable[[Application], bool], applicants: int) -> int:
+        """The same, each applicant in a process of its own (as gunicorn workers are): forked
+        children open their own database connections and ledger connections."""
+        job = Job.objects.create(title="Data engineer", slots=2)
+        services.open_job(job)
+        applications = [Application.objects.create(job=job, applicant=f"p{n}") for n in range(applicants)]
+        connection.close()  # a child must not share the parent's database connection
+        read, write = os.pipe()
+        children = []
+        for application in applications:
+            child = os.fork()
+            if child == 0:
+                os.close(write)
+                os.read(read, 1)  # released together
+                try:
+                    shortlist(application)
+                    connection.close()
+                    os._exit(0)
+                except BaseException:
+                    os._exit(1)
+            children.append(child)
+        os.close(read)
+        os.write(write, b"x" * applicants)
+        os.close(write)
+        codes = [os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]) for child in children]
+        self.assertEqual(codes, [0] * applicants)
+        return Application.objects.filter(job=job, status=Application.SHORTLISTED).count()
+
+    def test_in_processes_too_the_naive_version_overbooks_and_tally_does_not(self) -> None:
+        naive_outcomes = [self.run_applicants_in_processes(naive.shortlist, 6) for _ in range(TRIES // 2)]
+        print(f"\nnaive, in processes: shortlisted {naive_outcomes} (two slots)")
+        self.assertTrue(any(shortlisted > 2 for shortlisted in naive_outcomes))
+        for _ in range(TRIES // 2):
+            self.assertEqual(self.run_applicants_in_processes(services.shortlist, 6), 2)
 
     def test_the_naive_version_overbooks_under_concurrency(self) -> None:
         outcomes = [self.run_applicants(naive.shortlist, 6) for _ in range(TRIES)]
