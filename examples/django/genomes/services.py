@@ -1,7 +1,8 @@
 """A change on Tally: a lease on the tree's root (a hold on a one-permit account, renewed while
 the change works) keeps concurrent changes in one tree apart, and changes in different trees
-run in parallel. The write-back is a compare-and-swap on the root's fencing token: a holder
-whose lease was lost (it stalled past its ttl and another took over) cannot write stale chunks."""
+run in parallel. The holder claims the root's fence with its token before it reads, and writes
+back only while the fence is still its own: a holder whose lease was lost (it stalled past its
+ttl and another took over, claiming a newer token) cannot write stale chunks."""
 
 from __future__ import annotations
 
@@ -33,16 +34,28 @@ def plant(tree: Tree) -> None:
     tally.create_account(lock_account(tree), ledger_id(ASSET), min_balance=-1)
 
 
+def claim(tree_id: int, token: int) -> None:
+    """Sets the root's fence to this lease's token before anything is read: from then on, only
+    a write under this token (or a newer one, which claims in turn) can succeed."""
+    if Tree.objects.filter(pk=tree_id, fence__lt=token).update(fence=token) == 0:
+        raise StaleLease(f"tree {tree_id} was claimed under a newer lease than {token}")
+
+
+def write(tree_id: int, token: int, chunks: list[str]) -> None:
+    """Writes the chunks only if the fence is still this lease's: a holder whose lease ended
+    and was taken over (the newer holder claimed a larger token) writes nothing."""
+    if Tree.objects.filter(pk=tree_id, fence=token).update(chunks=chunks) == 0:
+        raise StaleLease(f"tree {tree_id} was claimed under a newer lease than {token}")
+
+
 def change(genome: Genome, label: str, *, work: float = WORK_SECONDS) -> tuple[float, float]:
     """Applies a change under the tree's lease; returns when it held the lease (for tests)."""
     tree = Tree(pk=genome.tree_id)
     with client().lease(lock_account(tree), ttl=LEASE_TTL, to=ledger_id(LEASES), wait=60) as lease:
         held_from = time.monotonic()
-        root = Tree.objects.get(pk=genome.tree_id)
-        chunks = [*root.chunks, label]
+        claim(genome.tree_id, lease.token)
+        chunks = [*Tree.objects.get(pk=genome.tree_id).chunks, label]
         time.sleep(work)
         lease.check()
-        written = Tree.objects.filter(pk=root.pk, fence__lt=lease.token).update(chunks=chunks, fence=lease.token)
-        if written == 0:
-            raise StaleLease(f"tree {root.pk} was written under a newer lease than {lease.token}")
+        write(genome.tree_id, lease.token, chunks)
         return held_from, time.monotonic()

@@ -22,12 +22,14 @@ CHANGES = 8
 
 
 def concurrently(work: Callable[[int], object], count: int) -> list[object]:
-    start, results = threading.Barrier(count), [None] * count
+    start, results, errors = threading.Barrier(count), [None] * count, []
 
     def run(index: int) -> None:
         try:
             start.wait()
             results[index] = work(index)
+        except BaseException as error:
+            errors.append(error)
         finally:
             connection.close()
 
@@ -36,6 +38,7 @@ def concurrently(work: Callable[[int], object], count: int) -> list[object]:
         thread.start()
     for thread in threads:
         thread.join()
+    assert not errors, errors
     return list(results)
 
 
@@ -71,18 +74,23 @@ class TreeChanges(TallyTestMixin, TransactionTestCase):
             self.assertFalse(overlapping(spans), "two changes in one tree held the lease at once")  # type: ignore[arg-type]
             forest = [tree_with_genomes(1) for _ in range(CHANGES)]
             started = time.monotonic()
-            spans = concurrently(lambda n, forest=forest: services.change(forest[n][1][0], "c"), CHANGES)
+            # Each holds its tree a while, so side by side they overlap unless they were serialized.
+            spans = concurrently(lambda n, forest=forest: services.change(forest[n][1][0], "c", work=0.2), CHANGES)
             many_trees = time.monotonic() - started
             self.assertTrue(overlapping(spans), "changes in different trees ran side by side")  # type: ignore[arg-type]
             print(f"\n{CHANGES} changes: one tree {one_tree * 1000:.0f} ms, {CHANGES} trees {many_trees * 1000:.0f} ms")
 
-    def test_a_writer_whose_lease_was_taken_over_cannot_write(self) -> None:
+    def test_a_holder_whose_lease_was_taken_over_cannot_write(self) -> None:
         tree, (genome,) = tree_with_genomes(1)
         tally = client()
         stale = tally.lease(services.lock_account(tree), ttl=5, to=ledger_id(services.LEASES))
-        tally.void(f"{stale.id}.lost", stale.id)  # its lease ends (as if it had expired) ...
-        services.change(genome, "newer")  # ... and a newer holder writes
+        services.claim(tree.pk, stale.token)
+        read = [*Tree.objects.get(pk=tree.pk).chunks, "stale"]
+        tally.void(f"{stale.id}.lost", stale.id)  # its lease ends (as if it had stalled past its ttl) ...
+        services.change(genome, "newer")  # ... a newer holder claims the root and writes ...
+        with self.assertRaises(services.StaleLease):
+            services.write(tree.pk, stale.token, read)  # ... and the stale holder's write is refused
         stale.release()
-        written = Tree.objects.filter(pk=tree.pk, fence__lt=stale.token).update(chunks=["stale"], fence=stale.token)
-        self.assertEqual(written, 0, "the stale holder's compare-and-swap finds a newer fence")
         self.assertEqual(Tree.objects.get(pk=tree.pk).chunks, ["newer"])
+        with self.assertRaises(services.StaleLease):
+            services.claim(tree.pk, stale.token)

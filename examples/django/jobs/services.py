@@ -24,9 +24,19 @@ def open_job(job: Job) -> None:
     tally.create_account(slots_account(job), ledger_id(ASSET), max_balance=job.slots)
 
 
-def shortlist(application: Application) -> bool:
+#: How long a shortlisting's hold lasts if its transaction never commits: well beyond a
+#: transaction's time and the outbox drain's interval (a minute), so a committed one is always
+#: posted first.
+HOLD_TIMEOUT = 600.0
+
+
+def shortlist(application: Application, *, hold_timeout: float = HOLD_TIMEOUT) -> bool:
     """Takes a slot for the application, or says there is none left. The slot is held while
-    the transaction runs and posted when it commits; a rollback leaves the hold to expire."""
+    the transaction runs and posted when it commits; a rollback leaves the hold to expire. The
+    key names this application's shortlisting, so the answer is decided once: a refusal (no
+    slot) stays a refusal when the request is retried. Trying again later, when a slot may have
+    freed up, is a new decision and needs a new key (``idempotency_key(application,
+    "shortlist", attempt)``)."""
     with transaction.atomic():
         try:
             hold_on_commit(
@@ -34,7 +44,7 @@ def shortlist(application: Application) -> bool:
                 ledger_id(APPLICANTS),
                 slots_account(application.job),
                 1,
-                timeout=60,
+                timeout=hold_timeout,
             )
         except LimitExceeded:
             return False

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable
 from decimal import Decimal
 
-from django.db import connection
+from django.db import connection, transaction
 from django.test import TransactionTestCase
+from tally_ledger import HoldNotPending
 from tally_ledger.django import client
 from tally_ledger.django.models import Outbox
 from tally_ledger.django.testing import TallyTestMixin
@@ -90,7 +92,23 @@ class JobSlots(TallyTestMixin, TransactionTestCase):
                 self.assertEqual(self.run_applicants(services.shortlist, applicants), 2)
         self.assertFalse(Outbox.objects.exists(), "every hold was posted once its transaction committed")
 
-    def test_a_rejection_takes_no_slot_and_a_rolled_back_shortlisting_frees_its_own(self) -> None:
+    def test_a_shortlisting_rolled_back_frees_its_slot_when_its_hold_expires(self) -> None:
+        job = Job.objects.create(title="Analyst", slots=1)
+        services.open_job(job)
+        first, second = (Application.objects.create(job=job, applicant=name) for name in ("dee", "eve"))
+        with self.assertRaises(RuntimeError), transaction.atomic():
+            services.shortlist(first, hold_timeout=0.3)
+            raise RuntimeError("the view failed after taking the slot")
+        self.assertEqual(Application.objects.get(pk=first.pk).status, Application.APPLIED)
+        deadline = time.monotonic() + 10
+        while (client().account(services.slots_account(job)) or self.fail()).credits_pending:
+            self.assertLess(time.monotonic(), deadline, "the rolled-back shortlisting's hold expires")
+            time.sleep(0.05)
+        self.assertTrue(services.shortlist(second), "the slot it held is free again")
+        with self.assertRaises(HoldNotPending):
+            services.shortlist(first, hold_timeout=0.3)  # its retry finds its hold expired, and says so
+
+    def test_a_rejection_takes_no_slot(self) -> None:
         job = Job.objects.create(title="Designer", slots=2)
         services.open_job(job)
         first, second, third = (Application.objects.create(job=job, applicant=name) for name in ("ann", "bo", "cy"))

@@ -15,6 +15,8 @@ class Player(models.Model):
 class Hand(models.Model):
     table = models.ForeignKey(Table, on_delete=models.CASCADE, related_name="hands")
     number = models.PositiveIntegerField()
+    #: What the pot holds once betting closed: the amount split, the same on every retry.
+    pot = models.DecimalField(max_digits=20, decimal_places=2, null=True)
 
 
 class HandEvent(models.Model):

@@ -44,25 +44,25 @@ def bet(hand: Hand, player: Player, amount: Decimal, number: int) -> None:
     )
 
 
+def close_betting(hand: Hand) -> Decimal:
+    """Freezes what the pot holds (once: a retry keeps the first figure), so a split sent again
+    is the same request, and a bet that comes late does not change it."""
+    if hand.pot is None:
+        pot = client().account(pot_account(hand))
+        assert pot is not None
+        Hand.objects.filter(pk=hand.pk, pot__isnull=True).update(pot=pot.balance)
+        hand.refresh_from_db(fields=["pot"])
+    assert hand.pot is not None
+    return hand.pot
+
+
 def split_pot(hand: Hand, winners: list[Player]) -> None:
     """The whole pot to the winners in equal shares, to the cent: the allocation gives the
-    cents a division leaves over to the first winners, and nothing is lost. The amount is all
-    that was bet into the pot, which does not change once the pot is split, so a retry sends the
-    same request and is answered ``exists``."""
-    tally = client()
-    pot = tally.account(pot_account(hand))
-    assert pot is not None
+    cents a division leaves over to the first winners, and nothing is lost."""
+    amount = close_betting(hand)
     shares = [{"credit": player_account(winner), "weight": 1} for winner in winners]
-    [result] = tally.transfers(
-        [
-            {
-                "id": idempotency_key(hand, "split"),
-                "debit": pot_account(hand),
-                "amount": pot.credits_posted,
-                "allocate": shares,
-            }
-        ]
-    )
+    event = {"id": idempotency_key(hand, "split"), "debit": pot_account(hand), "amount": amount, "allocate": shares}
+    [result] = client().transfers([event])
     if not result.ok:
         raise RuntimeError(f"the pot of hand {hand.number} was not split: {result.result}")
 

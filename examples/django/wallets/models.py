@@ -10,7 +10,7 @@ class Wallet(models.Model):
 
 
 class Withdrawal(models.Model):
-    PENDING, SENT, FAILED = "pending", "sent", "failed"
+    PENDING, SENT, FAILED, REVIEW = "pending", "sent", "failed", "review"
 
     wallet = models.ForeignKey(Wallet, on_delete=models.CASCADE, related_name="withdrawals")
     amount = models.DecimalField(max_digits=20, decimal_places=2)

@@ -5,9 +5,10 @@ task places no second hold, and the bank's reference is the same, so it pays onc
 
 from __future__ import annotations
 
+import contextlib
 from decimal import Decimal
 
-from tally_ledger import InsufficientFunds
+from tally_ledger import HoldNotPending, InsufficientFunds
 from tally_ledger.django import client, idempotency_key, ledger_id
 
 from .bank import BankError, FakeBank
@@ -37,7 +38,8 @@ def open_wallet(wallet: Wallet, deposit: Decimal) -> None:
 
 def withdraw(withdrawal: Withdrawal, bank: FakeBank, *, hold_timeout: float = HOLD_TIMEOUT) -> bool:
     """Pays a withdrawal out, or refuses it for want of funds, or records the bank's refusal.
-    Safe to run again for the same withdrawal (a retried task): it never pays twice."""
+    Safe to run again for the same withdrawal, even while another run is under way: the hold's
+    id and the bank's reference are the withdrawal's, so it is held once and paid once."""
     tally = client()
     reference = f"withdrawal-{withdrawal.pk}"
     try:
@@ -58,28 +60,40 @@ def withdraw(withdrawal: Withdrawal, bank: FakeBank, *, hold_timeout: float = HO
     try:
         bank.send(reference, Decimal(withdrawal.amount))
     except BankError:
-        hold.void()
-        return finish(withdrawal, Withdrawal.FAILED)
-    hold.post()
+        if bank.paid_for(reference) is None:  # another run may have been paid meanwhile
+            with contextlib.suppress(HoldNotPending):
+                hold.void()
+            return already_decided(withdrawal, hold.id, None) or False
+    try:
+        hold.post()
+    except HoldNotPending:
+        # Voided by a run the bank declined, or expired while the bank was slow: it paid all
+        # the same, so the money must leave the wallet now.
+        return already_decided(withdrawal, hold.id, bank.paid_for(reference)) or False
     return finish(withdrawal, Withdrawal.SENT)
 
 
 def already_decided(withdrawal: Withdrawal, hold_id: str, paid: Decimal | None) -> bool | None:
-    """What an earlier run decided, from the hold: posted (paid), voided (the bank declined), or
-    still pending (the run died before deciding: ``None``, go on; the bank's reference makes
-    sending again safe). A hold that expired while the bank had paid is debited now, late."""
+    """What the hold says was decided: posted (paid); released while the bank did not pay
+    (declined); released although the bank paid (debited now, late: or, if the money was spent
+    meanwhile, left for a person to review); still pending (``None``: go on; the bank's
+    reference makes sending again safe)."""
     tally = client()
     hold = tally.get_transfer(hold_id)
     state = hold.state if hold is not None else "failed"
     if state == "posted":
         return finish(withdrawal, Withdrawal.SENT)
-    if state == "voided" or (state == "expired" and paid is None):
+    if state == "pending":
+        return None
+    if paid is None:
         return finish(withdrawal, Withdrawal.FAILED)
-    if state == "expired":
-        late = idempotency_key(withdrawal, "late-debit")
-        tally.transfer(late, wallet_account(withdrawal.wallet), ledger_id(OUTGOING), withdrawal.amount)
-        return finish(withdrawal, Withdrawal.SENT)
-    return None
+    try:
+        tally.transfer(
+            idempotency_key(withdrawal, "late-debit"), wallet_account(withdrawal.wallet), ledger_id(OUTGOING), paid
+        )
+    except InsufficientFunds:
+        return finish(withdrawal, Withdrawal.REVIEW)
+    return finish(withdrawal, Withdrawal.SENT)
 
 
 def finish(withdrawal: Withdrawal, status: str) -> bool:

@@ -269,6 +269,14 @@ class AsyncTally:
             for entry in entries:
                 yield entry
 
+    async def journal_page(
+        self, after_seq: int = 0, *, wait: float = 0.0, page_size: int = 1000
+    ) -> tuple[list[JournalEntry], int]:
+        """One page of the journal after ``after_seq`` (waiting up to ``wait`` seconds for the
+        first entry) and the seq to ask after next: a page may be empty while the seq moves on
+        (entries a confined key may not see)."""
+        return await self._run(_calls.journal_page(after_seq, page_size, wait))
+
     async def health(self) -> Health:
         return await self._run(_calls.health())
 
@@ -318,31 +326,48 @@ class AsyncLease:
     def __init__(self, tally: AsyncTally, account: str, to: str, ttl: float, id: str) -> None:
         self.tally, self.account, self.to, self.ttl, self.id = tally, account, to, ttl, id
         self.token = 0
+        self.renewed_at = 0.0
         self.lost: TallyError | None = None
         self._renewer: asyncio.Task[None] | None = None
 
     async def acquire(self) -> AsyncLease:
+        started = time.monotonic()
         placed = await self.tally.transfer(self.id, self.account, self.to, 1, pending=True, timeout=self.ttl)
         assert placed.seq is not None
-        self.token = placed.seq
+        if placed.result == "exists":
+            hold = await self.tally.get_transfer(self.id)
+            if hold is None or hold.state != "pending":
+                raise LeaseLost(
+                    f"lease id {self.id} was used before and is {hold.state if hold else 'gone'}: use a new id"
+                )
+        self.token, self.renewed_at = placed.seq, started
         self._renewer = asyncio.get_running_loop().create_task(self._keep())
         return self
 
     async def _keep(self) -> None:
         while True:
             await asyncio.sleep(self.ttl / 3)
+            started = time.monotonic()
             try:
                 await self.tally.renew(self.id, self.ttl)
             except OutcomeUnknown:
-                hold = await self.tally.get_transfer(self.id)
+                try:
+                    hold = await self.tally.get_transfer(self.id)
+                except TallyError as error:
+                    self.lost = LeaseLost(f"lease {self.id} on {self.account}: {error}")
+                    return
                 if hold is None or hold.state != "pending":
                     self.lost = LeaseLost(f"lease {self.id} on {self.account} is {hold.state if hold else 'gone'}")
                     return
             except TallyError as error:
                 self.lost = LeaseLost(f"lease {self.id} on {self.account} could not be renewed: {error}")
                 return
+            self.renewed_at = started
 
     def check(self) -> None:
+        """See ``Lease.check``."""
+        if self.lost is None and time.monotonic() - self.renewed_at >= self.ttl:
+            self.lost = LeaseLost(f"lease {self.id} on {self.account} was not renewed within its ttl")
         if self.lost is not None:
             raise self.lost
 

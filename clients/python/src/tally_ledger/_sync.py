@@ -311,6 +311,14 @@ class Tally:
             pause = 0.1
             yield from entries
 
+    def journal_page(
+        self, after_seq: int = 0, *, wait: float = 0.0, page_size: int = 1000
+    ) -> tuple[list[JournalEntry], int]:
+        """One page of the journal after ``after_seq`` (waiting up to ``wait`` seconds for the
+        first entry) and the seq to ask after next: a page may be empty while the seq moves on
+        (entries a confined key may not see)."""
+        return self._run(_calls.journal_page(after_seq, page_size, wait))
+
     def health(self) -> Health:
         return self._run(_calls.health())
 
@@ -370,34 +378,51 @@ class Lease:
     def __init__(self, tally: Tally, account: str, to: str, ttl: float, id: str) -> None:
         self.tally, self.account, self.to, self.ttl, self.id = tally, account, to, ttl, id
         self.token = 0
+        self.renewed_at = 0.0
         self.lost: TallyError | None = None
         self._stop = threading.Event()
         self._renewer: threading.Thread | None = None
 
     def acquire(self) -> Lease:
+        started = time.monotonic()
         placed = self.tally.transfer(self.id, self.account, self.to, 1, pending=True, timeout=self.ttl)
         assert placed.seq is not None
-        self.token = placed.seq
+        if placed.result == "exists":
+            hold = self.tally.get_transfer(self.id)
+            if hold is None or hold.state != "pending":
+                raise LeaseLost(
+                    f"lease id {self.id} was used before and is {hold.state if hold else 'gone'}: use a new id"
+                )
+        self.token, self.renewed_at = placed.seq, started
         self._renewer = threading.Thread(target=self._keep, name=f"lease {self.id}", daemon=True)
         self._renewer.start()
         return self
 
     def _keep(self) -> None:
         while not self._stop.wait(self.ttl / 3):
+            started = time.monotonic()
             try:
                 self.tally.renew(self.id, self.ttl)
             except OutcomeUnknown:
-                # The renewal may have been applied; only the hold can say whether it still runs.
-                hold = self.tally.get_transfer(self.id)
+                # The renewal may have been applied: only the hold can say whether it still runs.
+                try:
+                    hold = self.tally.get_transfer(self.id)
+                except TallyError as error:
+                    self.lost = LeaseLost(f"lease {self.id} on {self.account}: {error}")
+                    return
                 if hold is None or hold.state != "pending":
                     self.lost = LeaseLost(f"lease {self.id} on {self.account} is {hold.state if hold else 'gone'}")
                     return
             except TallyError as error:
                 self.lost = LeaseLost(f"lease {self.id} on {self.account} could not be renewed: {error}")
                 return
+            self.renewed_at = started
 
     def check(self) -> None:
-        """Raises ``LeaseLost`` if a renewal failed."""
+        """Raises ``LeaseLost`` if a renewal failed, or if none has succeeded for a whole ttl
+        (a renewal stuck in retries: the hold may have expired meanwhile)."""
+        if self.lost is None and time.monotonic() - self.renewed_at >= self.ttl:
+            self.lost = LeaseLost(f"lease {self.id} on {self.account} was not renewed within its ttl")
         if self.lost is not None:
             raise self.lost
 

@@ -116,7 +116,11 @@ fn manifest_seq(backup: &Path) -> u64 {
 async fn a_backup_taken_under_load_restores_everything_acknowledged_before_it_began_and_any_commit_in_between() {
     let live = live().await;
     let load = Load::start(&live.server.client, 4, "u");
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    let waiting = Instant::now();
+    while load.so_far().len() <= 100 {
+        assert!(waiting.elapsed() < Duration::from_secs(60), "the load writes");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let before = live.server.client.health().await.unwrap().durable_seq;
     let acknowledged_before = load.so_far();
     // Twice: the second copies only what came in between.

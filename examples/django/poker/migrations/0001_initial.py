@@ -33,6 +33,7 @@ class Migration(migrations.Migration):
             fields=[
                 ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
                 ("number", models.PositiveIntegerField()),
+                ("pot", models.DecimalField(decimal_places=2, max_digits=20, null=True)),
                 (
                     "table",
                     models.ForeignKey(

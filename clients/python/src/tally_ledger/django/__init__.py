@@ -17,8 +17,11 @@ posts later (the post's id is fixed, so posting twice is impossible).
 from __future__ import annotations
 
 import hashlib
+import logging
+import os
 import re
 import threading
+from decimal import Decimal
 from typing import Any
 
 from .._amounts import Amount
@@ -27,9 +30,20 @@ from .._sync import Tally
 
 _lock = threading.Lock()
 _client: Tally | None = None
+log = logging.getLogger("tally_ledger.django")
 
-#: What a transfer id may hold (the server's charset), and its longest length.
-_ID = re.compile(r"[A-Za-z0-9._:@-]{1,128}")
+
+def _after_fork_in_child() -> None:
+    global _lock
+    _lock = threading.Lock()  # another thread of the parent may have held it at the fork
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+#: What a key may be as written: the server's id charset, at most 118 characters, so the
+#: suffixes the client adds (``.post``, ``.post2``, ``.void``) keep it within the 128 an id
+#: may have.
+_KEY = re.compile(r"[A-Za-z0-9._@-][A-Za-z0-9._:@-]{0,117}")
 
 
 def _setting(name: str) -> Any:
@@ -77,12 +91,21 @@ def idempotency_key(instance: Any, action: str, *parts: object) -> str:
     if instance.pk is None:
         raise ValueError("idempotency_key: save the instance first; an unsaved one has no stable identity")
     label = instance._meta.label_lower
-    text = ledger_id(":".join([label, str(instance.pk), action, *(str(part) for part in parts)]))
-    if _ID.fullmatch(text):
+    words = [str(instance.pk), action, *(_word(part) for part in parts)]
+    text = ledger_id(":".join([label, *words]))
+    # ":" joins the words, so a word holding one would read as two: such keys are hashed.
+    if _KEY.fullmatch(text) and not any(":" in word for word in words):
         return text
-    digest = hashlib.sha256(text.encode()).hexdigest()[:40]
-    head = re.sub(r"[^A-Za-z0-9._:@-]", "-", ledger_id(f"{label}:{action}"))[:80]
-    return f"{head}:{digest}"
+    digest = hashlib.sha256(repr((label, words)).encode()).hexdigest()[:40]
+    head = re.sub(r"[^A-Za-z0-9._@-]", "-", f"{label}.{action}")[:60]
+    return ledger_id(f"{head}:{digest}")
+
+
+def _word(part: object) -> str:
+    """A part as it goes into a key: a decimal by its value (30 and 30.00 are one amount)."""
+    if isinstance(part, Decimal):
+        return format(part.normalize(), "f")
+    return str(part)
 
 
 def hold_on_commit(
@@ -94,24 +117,44 @@ def hold_on_commit(
     roll back. Choose ``timeout`` longer than the transaction can take."""
     from django.db import transaction
 
+    from .._errors import HoldNotPending
     from .models import Outbox
 
-    placed = client().transfer(id, debit, credit, amount, pending=True, timeout=timeout)
+    tally = client()
+    placed = tally.transfer(id, debit, credit, amount, pending=True, timeout=timeout)
+    if placed.result == "exists":
+        # A retry: the hold was placed before, by a transaction that may have rolled back.
+        hold = tally.get_transfer(id)
+        state = hold.state if hold is not None else "gone"
+        if state == "posted":
+            return placed  # its transaction committed and it was posted: nothing left to do
+        if state != "pending":
+            refused = HoldNotPending(
+                placed, None, f"{id}: the hold placed earlier is {state}: use a new id to hold again"
+            )
+            refused.code = "pending_expired" if state == "expired" else "pending_already_voided"
+            raise refused
     Outbox.objects.using(using).get_or_create(hold=id)
-    transaction.on_commit(lambda: settle(id, using=using), using=using)
+    transaction.on_commit(lambda: settle(id, using=using), using=using, robust=True)
     return placed
 
 
 def settle(hold: str, *, using: str | None = None) -> None:
     """Posts a hold recorded in the outbox and removes its row. Posting is idempotent (its id
-    is ``<hold>.post``), so a crash anywhere here only means posting again later."""
-    from .._errors import HoldNotPending
+    is ``<hold>.post``), so a crash anywhere here only means posting again later. A ledger that
+    cannot be reached leaves the row for ``tally_outbox``; a hold that expired first is marked
+    on its row for a person to see."""
+    from .._errors import HoldNotPending, TallyError
     from .models import Outbox
 
     try:
         client().post(f"{hold}.post", hold)
     except HoldNotPending as expired:
         if expired.code != "pending_already_posted":
+            log.error("hold %s could not be posted: %s", hold, expired)
             Outbox.objects.using(using).filter(hold=hold).update(failure=str(expired))
             return
+    except TallyError as error:
+        log.warning("hold %s not posted yet (%s); tally_outbox will post it", hold, error)
+        return
     Outbox.objects.using(using).filter(hold=hold).delete()
