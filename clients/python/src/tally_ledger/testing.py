@@ -10,6 +10,11 @@ Fixtures:
   shared by the whole session, while an app's own database is rolled back after each test:
   ids made with the prefix never meet another test's.
 
+- ``tally_django``: for Django suites (needs Django, not pytest-django): ``settings.TALLY``
+  points at ``tally_server`` with ``tally_prefix`` as its ``PREFIX`` for the test, so Django's
+  rolled-back database and the durable ledger never meet across tests. Use it from a
+  ``conftest.py`` fixture with ``autouse=True``.
+
 ``TallyServer`` is there for tests that must stop, kill or restart a server of their own.
 """
 
@@ -158,3 +163,17 @@ def tally(tally_server: TallyServer) -> Iterator[Tally]:
 @pytest.fixture
 def tally_prefix() -> str:
     return f"t{uuid.uuid4().hex[:8]}-"
+
+
+@pytest.fixture
+def tally_django(tally_server: TallyServer, tally_prefix: str) -> Iterator[str]:
+    from django.conf import settings
+    from django.test.utils import override_settings
+
+    from .django import reset_client
+
+    tally = {**getattr(settings, "TALLY", {}), "URL": tally_server.url, "PREFIX": tally_prefix}
+    with override_settings(TALLY=tally):
+        reset_client()
+        yield tally_prefix
+    reset_client()
