@@ -5,41 +5,18 @@ different trees overlap, and refuses a write under a stale lease."""
 from __future__ import annotations
 
 import itertools
-import threading
 import time
-from collections.abc import Callable
 
-from django.db import connection
 from django.test import TransactionTestCase
 from tally_ledger.django import client, ledger_id
 from tally_ledger.django.testing import TallyTestMixin
+from tallydemo.concurrency import concurrently
 
 from . import naive, services
 from .models import Genome, Tree
 
 TRIES = 5
 CHANGES = 8
-
-
-def concurrently(work: Callable[[int], object], count: int) -> list[object]:
-    start, results, errors = threading.Barrier(count), [None] * count, []
-
-    def run(index: int) -> None:
-        try:
-            start.wait()
-            results[index] = work(index)
-        except BaseException as error:
-            errors.append(error)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(index,)) for index in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert not errors, errors
-    return list(results)
 
 
 def tree_with_genomes(count: int) -> tuple[Tree, list[Genome]]:
@@ -59,7 +36,7 @@ class TreeChanges(TallyTestMixin, TransactionTestCase):
         lost = 0
         for _ in range(TRIES):
             tree, genomes = tree_with_genomes(CHANGES)
-            concurrently(lambda n, genomes=genomes: naive.change(genomes[n], f"c{n}"), CHANGES)
+            concurrently(lambda n, genomes=genomes: naive.change(genomes[n], f"c{n}"), range(CHANGES))
             lost += len(Tree.objects.get(pk=tree.pk).chunks) < CHANGES
         print(f"\nnaive: changes lost in {lost} of {TRIES} trees")
         self.assertGreater(lost, 0)
@@ -68,14 +45,16 @@ class TreeChanges(TallyTestMixin, TransactionTestCase):
         for _ in range(TRIES):
             tree, genomes = tree_with_genomes(CHANGES)
             started = time.monotonic()
-            spans = concurrently(lambda n, genomes=genomes: services.change(genomes[n], f"c{n}"), CHANGES)
+            spans = concurrently(lambda n, genomes=genomes: services.change(genomes[n], f"c{n}"), range(CHANGES))
             one_tree = time.monotonic() - started
             self.assertEqual(sorted(Tree.objects.get(pk=tree.pk).chunks), sorted(f"c{n}" for n in range(CHANGES)))
             self.assertFalse(overlapping(spans), "two changes in one tree held the lease at once")  # type: ignore[arg-type]
             forest = [tree_with_genomes(1) for _ in range(CHANGES)]
             started = time.monotonic()
             # Each holds its tree a while, so side by side they overlap unless they were serialized.
-            spans = concurrently(lambda n, forest=forest: services.change(forest[n][1][0], "c", work=0.2), CHANGES)
+            spans = concurrently(
+                lambda n, forest=forest: services.change(forest[n][1][0], "c", work=0.2), range(CHANGES)
+            )
             many_trees = time.monotonic() - started
             self.assertTrue(overlapping(spans), "changes in different trees ran side by side")  # type: ignore[arg-type]
             print(f"\n{CHANGES} changes: one tree {one_tree * 1000:.0f} ms, {CHANGES} trees {many_trees * 1000:.0f} ms")

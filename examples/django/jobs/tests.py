@@ -4,7 +4,6 @@ version shortlists exactly two, every time."""
 from __future__ import annotations
 
 import os
-import threading
 import time
 from collections.abc import Callable
 from decimal import Decimal
@@ -15,6 +14,7 @@ from tally_ledger import HoldNotPending
 from tally_ledger.django import client
 from tally_ledger.django.models import Outbox
 from tally_ledger.django.testing import TallyTestMixin
+from tallydemo.concurrency import concurrently
 
 from . import naive, services
 from .models import Application, Job
@@ -29,20 +29,7 @@ class JobSlots(TallyTestMixin, TransactionTestCase):
         job = Job.objects.create(title="Backend engineer", slots=2)
         services.open_job(job)
         applications = [Application.objects.create(job=job, applicant=f"a{n}") for n in range(applicants)]
-        start = threading.Barrier(applicants)
-
-        def apply(application: Application) -> None:
-            try:
-                start.wait()
-                shortlist(application)
-            finally:
-                connection.close()
-
-        threads = [threading.Thread(target=apply, args=(application,)) for application in applications]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        concurrently(shortlist, applications)
         return Application.objects.filter(job=job, status=Application.SHORTLISTED).count()
 
     def run_applicants_in_processes(self, shortlist: Callable[[Application], bool], applicants: int) -> int:

@@ -4,41 +4,19 @@ nothing when the bank fails or the worker dies."""
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable
 from decimal import Decimal
 
-from django.db import connection
 from django.test import TransactionTestCase
 from tally_ledger.django import client
 from tally_ledger.django.testing import TallyTestMixin
+from tallydemo.concurrency import concurrently
 
 from . import naive, services
 from .bank import FakeBank
 from .models import Wallet, Withdrawal
 
 TRIES = 10
-
-
-def concurrently(work: Callable[[Withdrawal], object], withdrawals: list[Withdrawal]) -> None:
-    start, errors = threading.Barrier(len(withdrawals)), []
-
-    def run(withdrawal: Withdrawal) -> None:
-        try:
-            start.wait()
-            work(withdrawal)
-        except BaseException as error:
-            errors.append(error)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(withdrawal,)) for withdrawal in withdrawals]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert not errors, errors
 
 
 class Withdrawals(TallyTestMixin, TransactionTestCase):
