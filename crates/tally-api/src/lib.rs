@@ -1110,6 +1110,11 @@ pub struct Health {
     pub writer_busy_ms: u64,
     pub accounts: usize,
     pub transfer_records: usize,
+    /// Whether `accounts` and `transfer_records` are `exact` (embedded) or `estimated`
+    /// (PostgreSQL: the planner's statistics, refreshed every few seconds, since an exact
+    /// count would scan the tables).
+    #[schema(pattern = "^(exact|estimated)$")]
+    pub counts: String,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub failure: Option<String>,
 }

@@ -62,7 +62,11 @@ pub struct PostgresArgs {
     /// A `postgres://` URL or `key=value` connection string (with --engine postgres).
     #[arg(long, env = "TALLY_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
-    /// How concurrent batches from several nodes are kept apart.
+    /// How concurrent batches from several nodes are kept apart. `locking` (the default)
+    /// waits and never throws work away; `optimistic` and `serializable` read without locks and
+    /// retry on a conflict, and after two conflicts a batch takes the ledger's turn before
+    /// reading, which cannot conflict. Use one strategy on every node: a `locking` node beside
+    /// the others can deadlock with them (PostgreSQL resolves it after `deadlock_timeout`).
     #[arg(long, default_value = "locking", value_parser = ["locking", "optimistic", "serializable"], env = "TALLY_PG_CONCURRENCY")]
     pub pg_concurrency: String,
 }

@@ -205,6 +205,17 @@ pub const ATTEMPTS_MAX: u32 = 12;
 /// Read connections per PostgreSQL node.
 pub const READ_CONNECTIONS: usize = 8;
 
+/// How long one attempt to connect to PostgreSQL may take, unless the connection string sets
+/// `connect_timeout`: a host that does not answer (not only one that refuses) is given up on,
+/// and the next host of a multi-host string is tried.
+pub const PG_CONNECT_TIMEOUT_MS: u64 = 5_000;
+
+/// How long one PostgreSQL batch transaction may run before its writer gives up on it, drops
+/// its connection (so the server rolls it back, unless its COMMIT was already received) and
+/// answers `outcome_unknown`. It bounds a writer stuck on a server that stopped answering, or
+/// on a synchronous standby that is gone.
+pub const PG_BATCH_TIMEOUT_MS: u64 = 20_000;
+
 /// Accounts whose ancestors a PostgreSQL writer remembers; beyond this it forgets them all
 /// and asks again.
 pub const LINEAGES_MAX: usize = 1 << 18;
@@ -223,6 +234,10 @@ const _: () = assert!(
 const _: () = assert!(
     BODY_READ_TIMEOUT_MS + WRITE_WAIT_MS < REQUEST_TIMEOUT_MS,
     "a write meets its own deadlines before the request's, so its answer says what became of it"
+);
+const _: () = assert!(
+    PG_BATCH_TIMEOUT_MS < WRITE_WAIT_MS,
+    "a PostgreSQL batch that hangs is given up on before the requests in it stop waiting, so they hear why"
 );
 const _: () = assert!(REQUEST_BODY_BYTES_MAX <= BODY_BYTES_BUFFERED_MAX, "a maximal body fits when nothing else is arriving");
 const _: () = assert!(PAGE_LIMIT_DEFAULT <= PAGE_LIMIT_MAX);

@@ -352,6 +352,7 @@ impl Ledger for Engine {
             writer_busy: self.shared.queue.writer_busy_for(),
             accounts,
             transfers,
+            counts_estimated: false,
         }
     }
 }

@@ -86,6 +86,8 @@ pub struct Status {
     pub writer_busy: Duration,
     pub accounts: usize,
     pub transfers: usize,
+    /// The counts are the store's cheap estimates, not exact (PostgreSQL's planner statistics).
+    pub counts_estimated: bool,
 }
 
 /// A request and its outcomes, one per event in order. The request comes back so callers

@@ -107,6 +107,24 @@ struct Queued {
     open: bool,
     /// Set when the writer died: every submission from then on hears it.
     failure: Option<LedgerError>,
+    /// Set while the writer cannot apply anything (`suspend`): submissions hear it until it
+    /// is cleared.
+    suspended: Option<LedgerError>,
+}
+
+/// Withdraws a queued request when the future waiting for it is dropped before its answer.
+struct Withdrawal<'a> {
+    queue: &'a WriteQueue,
+    /// Cleared once the wait ended on its own: the answer (or its absence) is then handled.
+    ticket: Option<u64>,
+}
+
+impl Drop for Withdrawal<'_> {
+    fn drop(&mut self) {
+        if let Some(ticket) = self.ticket {
+            self.queue.withdraw(ticket);
+        }
+    }
 }
 
 pub struct WriteQueue {
@@ -125,7 +143,7 @@ impl WriteQueue {
     pub fn new(requests_max: usize) -> WriteQueue {
         assert!(requests_max >= 1);
         WriteQueue {
-            queued: Mutex::new(Queued { jobs: VecDeque::new(), next_ticket: 0, bytes: 0, open: true, failure: None }),
+            queued: Mutex::new(Queued { jobs: VecDeque::new(), next_ticket: 0, bytes: 0, open: true, failure: None, suspended: None }),
             arrived: Condvar::new(),
             arrived_async: Notify::new(),
             requests_max,
@@ -148,7 +166,12 @@ impl WriteQueue {
         assert!(encoded_bytes <= REQUEST_ENCODED_BYTES_MAX, "field limits bound a request's encoding");
         let (reply, mut answer) = oneshot::channel();
         let ticket = self.push(request, encoded_bytes, reply)?;
-        let answered = match tokio::time::timeout_at(deadline.into(), &mut answer).await {
+        // A submitter that stops waiting (its client hung up, so its future is dropped)
+        // takes its request back if the writer has not taken it: nobody would hear it.
+        let mut queued = Withdrawal { queue: self, ticket: Some(ticket) };
+        let waited = tokio::time::timeout_at(deadline.into(), &mut answer).await;
+        queued.ticket = None;
+        let answered = match waited {
             Ok(answered) => answered.ok(),
             Err(_) if self.withdraw(ticket) => return Err(LedgerError::Withdrawn),
             // Taken by the writer: answered just now, or still being applied.
@@ -183,8 +206,8 @@ impl WriteQueue {
 
     fn push(&self, request: Request, encoded_bytes: usize, reply: Reply) -> Result<u64, LedgerError> {
         let mut queued = self.lock();
-        if let Some(failure) = &queued.failure {
-            return Err(failure.clone());
+        if let Some(refusal) = queued.failure.as_ref().or(queued.suspended.as_ref()) {
+            return Err(refusal.clone());
         }
         if !queued.open {
             return Err(LedgerError::ShuttingDown);
@@ -244,6 +267,26 @@ impl WriteQueue {
         Batch { jobs: jobs.into(), closed: true, taken: Instant::now(), busy: None }.fail(&error);
         self.arrived.notify_all();
         self.arrived_async.notify_one();
+    }
+
+    /// The writer cannot apply anything for now (its database is out of reach): answer
+    /// everything queued, and every submission until `resume`, with `error` at once, rather
+    /// than let requests wait for a writer that may be back only after their clients left.
+    /// Nothing refused this way was applied.
+    pub fn suspend(&self, error: LedgerError) {
+        let jobs = {
+            let mut queued = self.lock();
+            queued.suspended = Some(error.clone());
+            queued.bytes = 0;
+            std::mem::take(&mut queued.jobs)
+        };
+        metrics::gauge!("tally_queue_depth").set(0.0);
+        Batch { jobs: jobs.into(), closed: false, taken: Instant::now(), busy: None }.fail(&error);
+    }
+
+    /// Takes submissions again after `suspend`.
+    pub fn resume(&self) {
+        self.lock().suspended = None;
     }
 
     /// For a writer thread: waits up to `wait` for a request, then takes what fits `budget`
@@ -407,6 +450,37 @@ mod tests {
         assert!(batch.closed && batch.jobs.len() == 1, "the last batch says the writer may stop");
         batch.answer(vec![Vec::new()]);
         assert!(futures_results(answers).await[0].is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_suspended_queue_answers_at_once_until_resumed() {
+        let (queue, answers) = queued(4, &["AAA", "BBB"]);
+        wait_for_depth(&queue, 2).await;
+        let away = LedgerError::Unavailable("no database".into());
+        queue.suspend(away.clone());
+        assert_eq!(futures_results(answers).await, [Err(away.clone()), Err(away.clone())], "what was queued hears it");
+        assert_eq!((queue.depth(), queue.lock().bytes), (0, 0));
+        assert_eq!(queue.submit(asset("CCC"), later()).await.unwrap_err(), away, "so does every submission meanwhile");
+        queue.resume();
+        let (waiting, taken) = (queue.clone(), queue.clone());
+        let answer = tokio::spawn(async move { waiting.submit(asset("DDD"), later()).await });
+        wait_for_depth(&queue, 1).await;
+        let batch = taken.take(Duration::ZERO, Budget::COMMIT).await;
+        batch.answer(vec![Vec::new()]);
+        assert!(answer.await.unwrap().is_ok(), "a resumed queue hands requests to the writer again");
+    }
+
+    #[tokio::test]
+    async fn a_submitter_that_stops_waiting_takes_its_request_back() {
+        let queue = Arc::new(WriteQueue::new(4));
+        let waiting = {
+            let queue = queue.clone();
+            tokio::spawn(async move { queue.submit(asset("AAA"), later()).await })
+        };
+        wait_for_depth(&queue, 1).await;
+        waiting.abort();
+        assert!(waiting.await.unwrap_err().is_cancelled());
+        assert_eq!((queue.depth(), queue.lock().bytes), (0, 0), "nothing is left for the writer to apply");
     }
 
     async fn futures_results(answers: Vec<tokio::task::JoinHandle<Result<Applied, LedgerError>>>) -> Vec<Result<(), LedgerError>> {

@@ -182,23 +182,40 @@ impl Statements {
     }
 }
 
+/// How one attempt of a batch keeps out of concurrent batches' way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Attempt {
+    /// As the node's strategy says.
+    As(Concurrency),
+    /// Take the ledger's turn first, then read the accounts without locks, at READ COMMITTED.
+    /// Every batch writes accounts only while it holds the turn, so what this one reads under
+    /// it cannot move: it cannot conflict with optimistic or serializable batches (none holds
+    /// a row lock before its turn), at the price of holding the turn for its reads too. It is
+    /// how those strategies finish a batch that keeps conflicting.
+    TurnFirst,
+}
+
 /// Runs one attempt of a batch in one transaction. Any error leaves nothing applied (the
 /// transaction is rolled back when dropped); `PgError::is_retryable` says whether to retry.
 pub async fn run(
     client: &mut Client,
     statements: &Statements,
     lineages: &mut Lineages,
-    concurrency: Concurrency,
+    attempt: Attempt,
     now: u64,
     requests: &[&Request],
 ) -> Result<BatchApplied, PgError> {
     let started = std::time::Instant::now();
     let names = Names::of(requests);
-    let isolation = match concurrency {
-        Concurrency::Serializable => IsolationLevel::Serializable,
-        Concurrency::Locking | Concurrency::Optimistic => IsolationLevel::ReadCommitted,
+    let (concurrency, isolation) = match attempt {
+        Attempt::As(Concurrency::Serializable) => (Concurrency::Serializable, IsolationLevel::Serializable),
+        Attempt::As(concurrency) => (concurrency, IsolationLevel::ReadCommitted),
+        Attempt::TurnFirst => (Concurrency::Optimistic, IsolationLevel::ReadCommitted),
     };
     let transaction = client.build_transaction().isolation_level(isolation).start().await?;
+    if attempt == Attempt::TurnFirst {
+        transaction.query_one(&statements.lock_ledger, &[]).await?;
+    }
     // One more than a batch loads, to learn whether more are due.
     let due = DueQuery { now: big(now), limit: DUE_HOLDS_MAX as i64 + 1 };
     let touched = touched_accounts(&transaction, statements, lineages, &names, &due).await?;

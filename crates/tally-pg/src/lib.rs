@@ -22,7 +22,10 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tally_core::limits::{ATTEMPTS_MAX, COMMIT_BYTES_MAX, QUEUE_REQUESTS_MAX, READ_CONNECTIONS, TRANSACTION_EVENTS_MAX};
+use tally_core::limits::{
+    ATTEMPTS_MAX, COMMIT_BYTES_MAX, PG_BATCH_TIMEOUT_MS, PG_CONNECT_TIMEOUT_MS, QUEUE_REQUESTS_MAX, READ_CONNECTIONS,
+    TRANSACTION_EVENTS_MAX,
+};
 use tally_core::{AccountView, Id, JournalEntry, Request, TransferView};
 use tally_ledger::{
     panic_message, system_clock, AccountQuery, Applied, Batch, Budget, Clock, Ledger, LedgerError, LedgerFuture, Status, WriteQueue,
@@ -45,6 +48,11 @@ const COUNTS_REFRESH: Duration = Duration::from_secs(5);
 /// How often a journal reader waiting for new events looks at the ledger row (commits by
 /// this node wake it at once; this bounds how late it sees other nodes' commits).
 const JOURNAL_POLL: Duration = Duration::from_millis(20);
+
+/// Conflicts an optimistic or serializable batch may meet before its next attempts take the
+/// ledger's turn first (`batch::Attempt::TurnFirst`), which cannot conflict: under contention
+/// those strategies then converge instead of running out of attempts.
+const CONFLICTS_BEFORE_TURN_FIRST: u32 = 2;
 
 /// How the writer keeps concurrent batches (from other nodes) apart.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -164,10 +172,18 @@ impl Config {
     }
 }
 
+/// Reads a connection string, with `PG_CONNECT_TIMEOUT_MS` unless it sets `connect_timeout`.
+fn connection_config(url: &str) -> Result<tokio_postgres::Config, PgError> {
+    let mut config: tokio_postgres::Config = url.parse().map_err(|e: tokio_postgres::Error| PgError::Url(e.to_string()))?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(Duration::from_millis(PG_CONNECT_TIMEOUT_MS));
+    }
+    Ok(config)
+}
+
 /// Connects one client and drives its connection on the runtime.
 pub async fn connect(url: &str) -> Result<Client, PgError> {
-    let config: tokio_postgres::Config = url.parse().map_err(|e: tokio_postgres::Error| PgError::Url(e.to_string()))?;
-    let (client, connection) = config.connect(NoTls).await?;
+    let (client, connection) = connection_config(url)?.connect(NoTls).await?;
     tokio::spawn(async move {
         if let Err(error) = connection.await {
             tracing::warn!(%error, "PostgreSQL connection ended");
@@ -219,9 +235,18 @@ impl PgLedger {
         }
         let statements = batch::Statements::prepare(&client).await?;
         let last_seq = read::last_seq(&client).await?;
-        let pg_config: tokio_postgres::Config = config.url.parse().map_err(|e: tokio_postgres::Error| PgError::Url(e.to_string()))?;
-        let manager = Manager::from_config(pg_config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
-        let pool = Pool::builder(manager).max_size(config.read_connections.max(1)).build().map_err(|e| PgError::Pool(e.to_string()))?;
+        let manager =
+            Manager::from_config(connection_config(&config.url)?, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        // A read waits for a connection, or for one to be made, no longer than a connection
+        // attempt may take: with the database away, reads fail promptly too.
+        let connect_timeout = Some(Duration::from_millis(PG_CONNECT_TIMEOUT_MS));
+        let pool = Pool::builder(manager)
+            .max_size(config.read_connections.max(1))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .wait_timeout(connect_timeout)
+            .create_timeout(connect_timeout)
+            .build()
+            .map_err(|e| PgError::Pool(e.to_string()))?;
         let shared = Arc::new(Shared {
             queue: WriteQueue::new(config.queue_requests_max),
             committed: watch::Sender::new(last_seq),
@@ -237,6 +262,7 @@ impl PgLedger {
             url: config.url,
             concurrency: config.concurrency,
             clock: config.clock,
+            replace_connection: false,
         };
         let handle = tokio::spawn(supervise(tokio::spawn(writer.run()), shared.clone()));
         tokio::spawn(refresh_counts(pool.clone(), shared.clone()));
@@ -376,6 +402,7 @@ impl Ledger for PgLedger {
             writer_busy: self.shared.queue.writer_busy_for(),
             accounts: self.shared.accounts.load(Ordering::Relaxed) as usize,
             transfers: self.shared.transfers.load(Ordering::Relaxed) as usize,
+            counts_estimated: true,
         }
     }
 }
@@ -388,6 +415,8 @@ struct Writer {
     url: String,
     concurrency: Concurrency,
     clock: Clock,
+    /// The connection must be replaced although it is open (a batch on it timed out).
+    replace_connection: bool,
 }
 
 impl Writer {
@@ -433,24 +462,37 @@ impl Writer {
         let outcome = loop {
             attempt += 1;
             let now = (self.clock)();
-            match batch::run(&mut self.client, &self.statements, &mut self.lineages, self.concurrency, now, &requests).await {
-                Ok(committed) => break Ok(committed),
-                Err(error) if error.is_retryable() && attempt < ATTEMPTS_MAX => {
+            let timeout = Duration::from_millis(PG_BATCH_TIMEOUT_MS);
+            let how = match self.concurrency {
+                Concurrency::Optimistic | Concurrency::Serializable if attempt > CONFLICTS_BEFORE_TURN_FIRST => batch::Attempt::TurnFirst,
+                concurrency => batch::Attempt::As(concurrency),
+            };
+            let ran = batch::run(&mut self.client, &self.statements, &mut self.lineages, how, now, &requests);
+            match tokio::time::timeout(timeout, ran).await {
+                Ok(Ok(committed)) => break Ok(committed),
+                Ok(Err(error)) if error.is_retryable() && attempt < ATTEMPTS_MAX => {
                     metrics::counter!("tally_pg_retries_total", "reason" => error.reason()).increment(1);
                     tokio::time::sleep(backoff(attempt)).await;
                 }
-                Err(error) if error.is_retryable() => {
+                Ok(Err(error)) if error.is_retryable() => {
                     metrics::counter!("tally_pg_gave_up_total").increment(1);
                     break Err(LedgerError::Unavailable(format!(
                         "gave up after {attempt} attempts that conflicted with concurrent batches ({error}); nothing was applied, retry"
                     )));
                 }
-                Err(error) => {
+                Ok(Err(error)) => {
                     tracing::warn!(%error, "batch failed");
                     // The connection may have failed after COMMIT was sent.
-                    let reason = format!("the batch failed: {error}");
-                    self.reconnect().await;
-                    break Err(LedgerError::OutcomeUnknown(reason));
+                    break Err(LedgerError::OutcomeUnknown(format!("the batch failed: {error}")));
+                }
+                Err(_) => {
+                    tracing::warn!(seconds = timeout.as_secs(), "batch took too long; dropping its connection");
+                    // A server that stopped answering may answer no better on this
+                    // connection; a new one (perhaps to another host of the connection
+                    // string) replaces it, and closing it makes the server roll back whatever
+                    // it has not committed.
+                    self.replace_connection = true;
+                    break Err(LedgerError::OutcomeUnknown(format!("the batch did not finish within {} s", timeout.as_secs())));
                 }
             }
         };
@@ -465,15 +507,23 @@ impl Writer {
                 batch.answer(committed.answers);
                 self.shared.saw_committed(committed.last_seq);
             }
-            Err(error) => batch.fail(&error),
+            Err(error) => {
+                // Answered before reconnecting: however long the database is away, the
+                // requests it had hear at once that their outcome is unknown.
+                batch.fail(&error);
+                self.reconnect().await;
+            }
         }
     }
 
-    /// Replaces a broken connection, retrying until it works or the node stops.
+    /// Replaces a broken connection, retrying until it works or the node stops. Meanwhile
+    /// every write is answered at once with `unavailable` (nothing applied), and each failed
+    /// attempt is logged.
     async fn reconnect(&mut self) {
-        if !self.client.is_closed() {
+        if !self.client.is_closed() && !self.replace_connection {
             return;
         }
+        let lost = Instant::now();
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -486,11 +536,18 @@ impl Writer {
                 Ok((client, statements)) => {
                     self.client = client;
                     self.statements = statements;
+                    self.replace_connection = false;
                     *self.shared.failure.lock().expect("failure lock") = None;
+                    self.shared.queue.resume();
+                    // A warning too: it closes what the warnings about failed attempts opened.
+                    tracing::warn!(attempts = attempt, seconds = lost.elapsed().as_secs_f64(), "connected to PostgreSQL again");
                     return;
                 }
                 Err(error) => {
-                    *self.shared.failure.lock().expect("failure lock") = Some(format!("no connection to PostgreSQL: {error}"));
+                    tracing::warn!(attempt, %error, "cannot connect to a writable PostgreSQL server; writes are refused meanwhile");
+                    let reason = format!("no connection to a writable PostgreSQL server: {error}");
+                    *self.shared.failure.lock().expect("failure lock") = Some(reason.clone());
+                    self.shared.queue.suspend(LedgerError::Unavailable(format!("{reason}; nothing was applied, retry")));
                     if self.shared.queue.is_closed() {
                         return;
                     }

@@ -339,6 +339,7 @@ pub async fn health(State(app): State<App>) -> (StatusCode, Json<Health>) {
         writer_busy_ms,
         accounts: status.accounts,
         transfer_records: status.transfers,
+        counts: if status.counts_estimated { "estimated" } else { "exact" }.to_owned(),
         failure: status.failure,
     };
     (code, Json(health))

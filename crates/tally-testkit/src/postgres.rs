@@ -11,6 +11,8 @@ pub struct PrivateCluster {
     directory: tempfile::TempDir,
     port: u16,
     run_as: Option<String>,
+    /// Killed on purpose (`kill`): nothing is left to stop.
+    killed: bool,
 }
 
 /// Server settings for a cluster; `durable: false` turns fsync off, for tests only.
@@ -18,49 +20,103 @@ pub struct PrivateCluster {
 pub struct ClusterOptions {
     pub durable: bool,
     pub max_connections: u32,
+    /// Commits wait for this standby (its `application_name`) to have the commit: a
+    /// synchronous standby, with `synchronous_commit = on` whatever `durable` says.
+    pub synchronous_standby: Option<&'static str>,
 }
 
 impl Default for ClusterOptions {
     fn default() -> ClusterOptions {
-        ClusterOptions { durable: false, max_connections: 200 }
+        ClusterOptions { durable: false, max_connections: 200, synchronous_standby: None }
     }
 }
 
 impl PrivateCluster {
     pub fn start(options: ClusterOptions) -> anyhow::Result<PrivateCluster> {
-        let directory = tempfile::Builder::new().prefix("tally-pg-").tempdir()?;
-        let run_as = unprivileged_user();
-        if let Some(user) = &run_as {
-            run(Command::new("chown").arg("-R").arg(format!("{user}:")).arg(directory.path()), None)?;
-        }
+        let (directory, run_as) = PrivateCluster::make_directory()?;
         let data = directory.path().join("data");
         run(
             Command::new("initdb").arg("-D").arg(&data).args(["-U", "tally", "--auth=trust", "-E", "UTF8", "--no-sync", "--locale=C"]),
             run_as.as_deref(),
         )?;
+        PrivateCluster::serve(directory, run_as, options)
+    }
+
+    /// A streaming standby of this cluster, copied from it now (`pg_basebackup`), which names
+    /// itself `name` to the primary (for `synchronous_standby`) and runs read-only until
+    /// `promote`.
+    pub fn start_standby(&self, name: &str, options: ClusterOptions) -> anyhow::Result<PrivateCluster> {
+        let (directory, run_as) = PrivateCluster::make_directory()?;
+        let source = format!("{} application_name={name}", self.url());
+        run(
+            Command::new("pg_basebackup").arg("-D").arg(directory.path().join("data")).args(["-d", &source, "-R", "-X", "stream"]),
+            run_as.as_deref(),
+        )?;
+        PrivateCluster::serve(directory, run_as, options)
+    }
+
+    fn make_directory() -> anyhow::Result<(tempfile::TempDir, Option<String>)> {
+        let directory = tempfile::Builder::new().prefix("tally-pg-").tempdir()?;
+        let run_as = unprivileged_user();
+        if let Some(user) = &run_as {
+            run(Command::new("chown").arg("-R").arg(format!("{user}:")).arg(directory.path()), None)?;
+        }
+        Ok((directory, run_as))
+    }
+
+    /// Starts the server on the data directory in `directory`.
+    fn serve(directory: tempfile::TempDir, run_as: Option<String>, options: ClusterOptions) -> anyhow::Result<PrivateCluster> {
+        let data = directory.path().join("data");
+        let synchronous_commit = options.durable || options.synchronous_standby.is_some();
         // A port that was free a moment ago may be taken by the time the server binds it;
         // try a few.
         let mut last_error = None;
         for _ in 0..5 {
             let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-            let settings = format!(
+            let mut settings = format!(
                 "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync={} -c synchronous_commit={} -c max_connections={} -c shared_buffers=256MB",
                 directory.path().display(),
                 if options.durable { "on" } else { "off" },
-                if options.durable { "on" } else { "off" },
+                if synchronous_commit { "on" } else { "off" },
                 options.max_connections,
             );
+            if let Some(standby) = options.synchronous_standby {
+                settings.push_str(&format!(" -c synchronous_standby_names={standby}"));
+            }
             let log = directory.path().join("server.log");
             let started = run(
                 Command::new("pg_ctl").arg("-D").arg(&data).arg("-l").arg(&log).args(["-w", "-t", "60", "-o", &settings, "start"]),
                 run_as.as_deref(),
             );
             match started {
-                Ok(()) => return Ok(PrivateCluster { directory, port, run_as }),
+                Ok(()) => return Ok(PrivateCluster { directory, port, run_as, killed: false }),
                 Err(error) => last_error = Some(error.context(std::fs::read_to_string(&log).unwrap_or_default())),
             }
         }
         Err(last_error.expect("at least one attempt"))
+    }
+
+    /// Kills the server and every process of it with SIGKILL at once, as if its machine
+    /// died: nothing is flushed or shut down.
+    pub fn kill(&mut self) -> anyhow::Result<()> {
+        let pidfile = std::fs::read_to_string(self.data().join("postmaster.pid"))?;
+        let postmaster = pidfile.lines().next().unwrap_or_default().trim().to_owned();
+        let children = Command::new("pgrep").args(["-P", &postmaster]).output()?;
+        let mut pids = vec![postmaster];
+        pids.extend(String::from_utf8_lossy(&children.stdout).split_whitespace().map(str::to_owned));
+        run(Command::new("kill").arg("-KILL").args(&pids), None)?;
+        self.killed = true;
+        Ok(())
+    }
+
+    /// Makes a standby a primary that takes writes (`pg_ctl promote`, waiting until it does).
+    pub fn promote(&self) -> anyhow::Result<()> {
+        run(Command::new("pg_ctl").arg("-D").arg(self.data()).args(["-w", "-t", "60", "promote"]), self.run_as.as_deref())
+    }
+
+    /// What the server logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.directory.path().join("server.log")).unwrap_or_default()
     }
 
     /// A connection string for the cluster's `postgres` database, over the unix socket.
@@ -71,6 +127,10 @@ impl PrivateCluster {
     /// The same database over TCP loopback, as a `postgres://` URL (for tools like pgbench).
     pub fn tcp_url(&self) -> String {
         format!("postgres://tally@127.0.0.1:{}/postgres", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     pub fn directory(&self) -> &Path {
@@ -84,6 +144,9 @@ impl PrivateCluster {
 
 impl Drop for PrivateCluster {
     fn drop(&mut self) {
+        if self.killed {
+            return;
+        }
         let stopped =
             run(Command::new("pg_ctl").arg("-D").arg(self.data()).args(["-m", "immediate", "-w", "stop"]), self.run_as.as_deref());
         if let Err(error) = stopped {

@@ -20,6 +20,7 @@ mod check;
 mod cli;
 mod compatibility;
 mod crash;
+mod failover;
 mod moves;
 mod nodes;
 mod support;

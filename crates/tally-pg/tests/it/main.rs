@@ -1,5 +1,6 @@
 //! The PostgreSQL store against a private PostgreSQL cluster each test file starts.
 
+mod contention;
 mod differential;
 mod expiry;
 mod nodes;
