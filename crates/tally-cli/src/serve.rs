@@ -69,6 +69,11 @@ pub struct PostgresArgs {
     /// the others can deadlock with them (PostgreSQL resolves it after `deadlock_timeout`).
     #[arg(long, default_value = "locking", value_parser = ["locking", "optimistic", "serializable"], env = "TALLY_PG_CONCURRENCY")]
     pub pg_concurrency: String,
+    /// The database is reached through a connection pooler in transaction mode (PgBouncer's
+    /// `pool_mode = transaction`): prepare statements inside each transaction and keep none
+    /// on a connection between them. Not needed in session mode or without a pooler.
+    #[arg(long, env = "TALLY_PG_TRANSACTION_POOLER")]
+    pub pg_transaction_pooler: bool,
 }
 
 impl PostgresArgs {
@@ -76,6 +81,7 @@ impl PostgresArgs {
         let url = self.database_url.clone().context("--database-url (or TALLY_DATABASE_URL) is required with --engine postgres")?;
         let mut config = tally_pg::Config::new(url);
         config.concurrency = self.pg_concurrency.parse().map_err(anyhow::Error::msg)?;
+        config.transaction_pooler = self.pg_transaction_pooler;
         Ok(config)
     }
 }

@@ -23,7 +23,7 @@ use tally_core::batch::{self, BatchApplied};
 use tally_core::limits::{DUE_HOLDS_MAX, LINEAGES_MAX};
 use tally_core::{AccountRow, Changes, Id, Request, State, TransferKind};
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, IsolationLevel, Statement};
+use tokio_postgres::{Client, GenericClient, IsolationLevel, Statement};
 
 /// What a batch names, collected before touching the database.
 #[derive(Default)]
@@ -132,52 +132,79 @@ impl Lineages {
 }
 
 impl Statements {
-    pub async fn prepare(client: &Client) -> Result<Statements, PgError> {
-        let prepare = |sql: String| async move { client.prepare(&sql).await };
-        Ok(Statements {
-            hold_accounts: prepare(format!(
+    /// Prepares every statement, all sent at once (one round trip). On a direct connection
+    /// the writer keeps them for the connection's life; through a pooler in transaction mode
+    /// it prepares them inside each batch's transaction and closes them before it commits, so
+    /// that none is left on a server connection another client gets next.
+    pub async fn prepare(client: &impl GenericClient) -> Result<Statements, PgError> {
+        let texts = [
+            format!(
                 "SELECT debit, credit FROM tally.transfers WHERE id = ANY($1::text[]) AND kind = 1
                  UNION ALL SELECT t.debit, t.credit FROM {} WHERE t.kind = 1",
                 legs_of(1)
-            ))
-            .await?,
-            due_accounts: prepare(format!("SELECT debit, credit {DUE}")).await?,
-            lineages: prepare(LINEAGES.into()).await?,
-            lock_accounts: prepare(format!(
+            ),
+            format!("SELECT debit, credit {DUE}"),
+            LINEAGES.into(),
+            format!(
                 "SELECT {ACCOUNT_COLUMNS}, a.ctid::text FROM tally.accounts a
                  WHERE a.id = ANY($1::text[]) ORDER BY a.id FOR UPDATE"
-            ))
-            .await?,
-            read_accounts: prepare(format!(
+            ),
+            format!(
                 "SELECT {ACCOUNT_COLUMNS}, a.ctid::text FROM tally.accounts a
                  WHERE a.id = ANY($1::text[])"
-            ))
-            .await?,
-            lock_ledger: prepare(LOCK_LEDGER.into()).await?,
-            accounts_present: prepare(ACCOUNTS_PRESENT.into()).await?,
-            versions_moved: prepare(VERSIONS_MOVED.into()).await?,
-            assets: prepare(ASSETS.into()).await?,
-            transfers: prepare(format!(
+            ),
+            LOCK_LEDGER.into(),
+            ACCOUNTS_PRESENT.into(),
+            VERSIONS_MOVED.into(),
+            ASSETS.into(),
+            format!(
                 "SELECT {TRANSFER_COLUMNS} FROM tally.transfers t WHERE t.id = ANY($1::text[])
                  UNION ALL SELECT {TRANSFER_COLUMNS} FROM {}",
                 legs_of(2)
-            ))
-            .await?,
-            due_holds: prepare(format!("SELECT {TRANSFER_COLUMNS} {}", DUE.replace("FROM tally.transfers", "FROM tally.transfers t")))
-                .await?,
-            insert_assets: prepare(INSERT_ASSETS.into()).await?,
-            insert_accounts: prepare(INSERT_ACCOUNTS.into()).await?,
-            update_accounts: prepare(UPDATE_ACCOUNTS.into()).await?,
-            insert_account_changes: prepare(INSERT_ACCOUNT_CHANGES.into()).await?,
-            insert_settings_changes: prepare(INSERT_SETTINGS_CHANGES.into()).await?,
-            insert_transfers: prepare(INSERT_TRANSFERS.into()).await?,
-            resolve_holds: prepare(RESOLVE_HOLDS.into()).await?,
-            insert_expiries: prepare(INSERT_EXPIRIES.into()).await?,
-            insert_renewals: prepare(INSERT_RENEWALS.into()).await?,
-            insert_key_runs: prepare(INSERT_KEY_RUNS.into()).await?,
-            renew_holds: prepare(RENEW_HOLDS.into()).await?,
-            insert_batch: prepare(INSERT_BATCH.into()).await?,
-            advance_ledger: prepare(ADVANCE_LEDGER.into()).await?,
+            ),
+            format!("SELECT {TRANSFER_COLUMNS} {}", DUE.replace("FROM tally.transfers", "FROM tally.transfers t")),
+            INSERT_ASSETS.into(),
+            INSERT_ACCOUNTS.into(),
+            UPDATE_ACCOUNTS.into(),
+            INSERT_ACCOUNT_CHANGES.into(),
+            INSERT_SETTINGS_CHANGES.into(),
+            INSERT_TRANSFERS.into(),
+            RESOLVE_HOLDS.into(),
+            INSERT_EXPIRIES.into(),
+            INSERT_RENEWALS.into(),
+            INSERT_KEY_RUNS.into(),
+            RENEW_HOLDS.into(),
+            INSERT_BATCH.into(),
+            ADVANCE_LEDGER.into(),
+        ];
+        let mut prepared = try_join_all(texts.iter().map(|text| client.prepare(text))).await?.into_iter();
+        let mut next = || prepared.next().expect("one statement per text");
+        // In the order of `texts` (fields are initialised in the order written).
+        Ok(Statements {
+            hold_accounts: next(),
+            due_accounts: next(),
+            lineages: next(),
+            lock_accounts: next(),
+            read_accounts: next(),
+            lock_ledger: next(),
+            accounts_present: next(),
+            versions_moved: next(),
+            assets: next(),
+            transfers: next(),
+            due_holds: next(),
+            insert_assets: next(),
+            insert_accounts: next(),
+            update_accounts: next(),
+            insert_account_changes: next(),
+            insert_settings_changes: next(),
+            insert_transfers: next(),
+            resolve_holds: next(),
+            insert_expiries: next(),
+            insert_renewals: next(),
+            insert_key_runs: next(),
+            renew_holds: next(),
+            insert_batch: next(),
+            advance_ledger: next(),
         })
     }
 }
@@ -197,9 +224,11 @@ pub enum Attempt {
 
 /// Runs one attempt of a batch in one transaction. Any error leaves nothing applied (the
 /// transaction is rolled back when dropped); `PgError::is_retryable` says whether to retry.
+/// `statements` are the connection's own, or `None` to prepare them inside the transaction
+/// (through a pooler in transaction mode, see `Statements::prepare`).
 pub async fn run(
     client: &mut Client,
-    statements: &Statements,
+    statements: Option<&Statements>,
     lineages: &mut Lineages,
     attempt: Attempt,
     now: u64,
@@ -213,6 +242,12 @@ pub async fn run(
         Attempt::TurnFirst => (Concurrency::Optimistic, IsolationLevel::ReadCommitted),
     };
     let transaction = client.build_transaction().isolation_level(isolation).start().await?;
+    // Declared after the transaction, so dropped (closed) before it on every path out.
+    let own = match statements {
+        Some(_) => None,
+        None => Some(Statements::prepare(&transaction).await?),
+    };
+    let statements = statements.or(own.as_ref()).expect("given or prepared");
     if attempt == Attempt::TurnFirst {
         transaction.query_one(&statements.lock_ledger, &[]).await?;
     }
@@ -232,6 +267,8 @@ pub async fn run(
         write(&transaction, statements, &slice, &row_ids, record).await?;
     }
     let written = started.elapsed();
+    // Closed before the commit releases the server connection to whoever gets it next.
+    drop(own);
     transaction.commit().await?;
     tracing::debug!(?locked, loaded = ?loaded_at, ?written, committed = ?started.elapsed(), events = applied.events, "batch");
     Ok(applied)

@@ -7,6 +7,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tally_core::limits::KEYS_MAX;
 use tally_ledger::keys::{KeyRecord, KeyStore, Scope};
 use tally_ledger::{LedgerError, LedgerFuture};
+use tokio_postgres::types::Type;
 use tokio_postgres::NoTls;
 
 const COLUMNS: &str = "id, name, scope, prefixes, created_at, expires_at, revoked_at, digest";
@@ -26,8 +27,8 @@ impl PgKeys {
     pub async fn connect(url: &str) -> Result<PgKeys, PgError> {
         let client = crate::connect(url).await?;
         crate::schema::check_version(&client).await?;
-        let config: tokio_postgres::Config = url.parse().map_err(|e: tokio_postgres::Error| PgError::Url(e.to_string()))?;
-        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let manager =
+            Manager::from_config(crate::connection_config(url)?, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager).max_size(1).build().map_err(|e| PgError::Pool(e.to_string()))?;
         Ok(PgKeys { pool })
     }
@@ -59,7 +60,7 @@ impl KeyStore for PgKeys {
         Box::pin(async move {
             let client = self.client().await?;
             let sql = format!("SELECT {COLUMNS} FROM tally.api_keys ORDER BY created_at, id LIMIT {KEYS_MAX}");
-            client.query(&sql, &[]).await.map_err(unavailable)?.iter().map(record).collect()
+            client.query_typed(&sql, &[]).await.map_err(unavailable)?.iter().map(record).collect()
         })
     }
 
@@ -99,7 +100,13 @@ impl KeyStore for PgKeys {
         Box::pin(async move {
             let client = self.client().await?;
             let sql = format!("UPDATE tally.api_keys SET revoked_at = coalesce(revoked_at, $2) WHERE id = $1 RETURNING {COLUMNS}");
-            client.query_opt(&sql, &[&id, &rows::big(at_ms)]).await.map_err(unavailable)?.as_ref().map(record).transpose()
+            client
+                .query_typed_opt(&sql, &[(&id, Type::TEXT), (&rows::big(at_ms), Type::INT8)])
+                .await
+                .map_err(unavailable)?
+                .as_ref()
+                .map(record)
+                .transpose()
         })
     }
 }

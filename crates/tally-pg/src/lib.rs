@@ -33,6 +33,7 @@ use tally_ledger::{
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_postgres::error::SqlState;
+use tokio_postgres::types::Type;
 use tokio_postgres::{Client, NoTls};
 
 /// What one transaction takes from the queue: its batch record is bounded like a journal
@@ -97,7 +98,7 @@ impl FromStr for Concurrency {
 
 #[derive(Debug, thiserror::Error)]
 pub enum PgError {
-    #[error("PostgreSQL: {0}")]
+    #[error("PostgreSQL: {}", described(.0))]
     Db(#[from] tokio_postgres::Error),
     #[error("connection pool: {0}")]
     Pool(String),
@@ -113,6 +114,25 @@ pub enum PgError {
     Url(String),
     #[error("dump: {0}")]
     Dump(String),
+}
+
+/// An error with what the server said: the driver's own text for a server error is only
+/// "db error", with the message, code and detail kept apart.
+fn described(error: &tokio_postgres::Error) -> String {
+    let Some(db) = error.as_db_error() else { return error.to_string() };
+    let mut text = match db.detail() {
+        Some(detail) => format!("{} ({}; {detail})", db.message(), db.code().code()),
+        None => format!("{} ({})", db.message(), db.code().code()),
+    };
+    // A prepared statement the server does not have, or has from someone else: the
+    // connection is shared between transactions, which only a pooler does.
+    if [SqlState::INVALID_SQL_STATEMENT_NAME, SqlState::DUPLICATE_PSTATEMENT].contains(db.code()) {
+        text.push_str(
+            ". A connection pooler in transaction mode (PgBouncer's pool_mode = transaction) seems to sit between Tally and \
+             PostgreSQL: start Tally with --pg-transaction-pooler, or set the pool to pool_mode = session",
+        );
+    }
+    text
 }
 
 /// Serialization failures and deadlocks: the transaction was rolled back and may be retried.
@@ -157,6 +177,10 @@ pub struct Config {
     pub queue_requests_max: usize,
     pub read_connections: usize,
     pub clock: Clock,
+    /// Connections go through a pooler in transaction mode (PgBouncer's `pool_mode =
+    /// transaction`), where consecutive transactions of one connection may run on different
+    /// server connections: keep no statement on a connection outside a transaction.
+    pub transaction_pooler: bool,
 }
 
 impl Config {
@@ -168,12 +192,13 @@ impl Config {
             queue_requests_max: QUEUE_REQUESTS_MAX,
             read_connections: READ_CONNECTIONS,
             clock: system_clock(),
+            transaction_pooler: false,
         }
     }
 }
 
 /// Reads a connection string, with `PG_CONNECT_TIMEOUT_MS` unless it sets `connect_timeout`.
-fn connection_config(url: &str) -> Result<tokio_postgres::Config, PgError> {
+pub(crate) fn connection_config(url: &str) -> Result<tokio_postgres::Config, PgError> {
     let mut config: tokio_postgres::Config = url.parse().map_err(|e: tokio_postgres::Error| PgError::Url(e.to_string()))?;
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(Duration::from_millis(PG_CONNECT_TIMEOUT_MS));
@@ -233,7 +258,7 @@ impl PgLedger {
         } else {
             schema::check_version(&client).await?;
         }
-        let statements = batch::Statements::prepare(&client).await?;
+        let statements = prepare_for_connection(&client, config.transaction_pooler).await?;
         let last_seq = read::last_seq(&client).await?;
         let manager =
             Manager::from_config(connection_config(&config.url)?, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
@@ -262,6 +287,7 @@ impl PgLedger {
             url: config.url,
             concurrency: config.concurrency,
             clock: config.clock,
+            transaction_pooler: config.transaction_pooler,
             replace_connection: false,
         };
         let handle = tokio::spawn(supervise(tokio::spawn(writer.run()), shared.clone()));
@@ -308,7 +334,7 @@ async fn refresh_counts(pool: Pool, shared: Arc<Shared>) {
                WHERE n.nspname = 'tally' AND relname IN ('accounts', 'transfers')";
     while !shared.queue.is_closed() {
         if let Ok(client) = pool.get().await {
-            for row in client.query(sql, &[]).await.unwrap_or_default() {
+            for row in client.query_typed(sql, &[]).await.unwrap_or_default() {
                 let (Ok(table), Ok(count)) = (row.try_get::<_, &str>(0), row.try_get::<_, i64>(1)) else { continue };
                 let count = count.max(0) as u64;
                 match table {
@@ -410,11 +436,14 @@ impl Ledger for PgLedger {
 struct Writer {
     shared: Arc<Shared>,
     client: Client,
-    statements: batch::Statements,
+    /// Kept for the connection's life; `None` through a transaction pooler (each batch
+    /// prepares its own).
+    statements: Option<batch::Statements>,
     lineages: batch::Lineages,
     url: String,
     concurrency: Concurrency,
     clock: Clock,
+    transaction_pooler: bool,
     /// The connection must be replaced although it is open (a batch on it timed out).
     replace_connection: bool,
 }
@@ -440,7 +469,7 @@ impl Writer {
         let now = rows::big((self.clock)());
         let sql = format!("SELECT last_seq, EXISTS (SELECT 1 {}) FROM tally.ledger", batch::DUE);
         let looked = async {
-            let row = self.client.query_one(&sql, &[&now, &1i64]).await?;
+            let row = self.client.query_typed_one(&sql, &[(&now, Type::INT8), (&1i64, Type::INT8)]).await?;
             Ok::<_, PgError>((rows::unsigned(row.try_get(0)?, "seq")?, row.try_get::<_, bool>(1)?))
         };
         match looked.await {
@@ -467,7 +496,7 @@ impl Writer {
                 Concurrency::Optimistic | Concurrency::Serializable if attempt > CONFLICTS_BEFORE_TURN_FIRST => batch::Attempt::TurnFirst,
                 concurrency => batch::Attempt::As(concurrency),
             };
-            let ran = batch::run(&mut self.client, &self.statements, &mut self.lineages, how, now, &requests);
+            let ran = batch::run(&mut self.client, self.statements.as_ref(), &mut self.lineages, how, now, &requests);
             match tokio::time::timeout(timeout, ran).await {
                 Ok(Ok(committed)) => break Ok(committed),
                 Ok(Err(error)) if error.is_retryable() && attempt < ATTEMPTS_MAX => {
@@ -529,7 +558,7 @@ impl Writer {
             attempt += 1;
             let connected = async {
                 let client = connect(&self.url).await?;
-                let statements = batch::Statements::prepare(&client).await?;
+                let statements = prepare_for_connection(&client, self.transaction_pooler).await?;
                 Ok::<_, PgError>((client, statements))
             };
             match connected.await {
@@ -556,6 +585,15 @@ impl Writer {
             }
         }
     }
+}
+
+/// The statements a writer keeps on its connection: all of them, or none through a
+/// transaction pooler.
+async fn prepare_for_connection(client: &Client, transaction_pooler: bool) -> Result<Option<batch::Statements>, PgError> {
+    if transaction_pooler {
+        return Ok(None);
+    }
+    Ok(Some(batch::Statements::prepare(client).await?))
 }
 
 /// Exponential backoff from 1 ms to 256 ms with full jitter, so that batches that conflicted

@@ -81,9 +81,15 @@ pub async fn import(url: &str, input: impl Read, mut progress: impl FnMut(u64, u
     while let Some((last_seq, payload)) = dump.next_frame().map_err(dump_error)? {
         let record = decode_batch(payload).map_err(|e| PgError::Dump(format!("batch record {} does not decode: {e}", records + 1)))?;
         let requests: Vec<&Request> = record.requests.iter().collect();
-        let committed =
-            batch::run(&mut client, &statements, &mut lineages, batch::Attempt::As(Concurrency::Locking), record.timestamp, &requests)
-                .await?;
+        let committed = batch::run(
+            &mut client,
+            Some(&statements),
+            &mut lineages,
+            batch::Attempt::As(Concurrency::Locking),
+            record.timestamp,
+            &requests,
+        )
+        .await?;
         if committed.last_seq != last_seq {
             return Err(PgError::Dump(format!(
                 "batch record {} replays to seq {}, but was exported at seq {last_seq}; nothing after it was imported",

@@ -1,17 +1,22 @@
 //! Reads, straight from the tables. Every row a read returns was committed, so it is durable;
 //! every listing is bounded by `PAGE_LIMIT_MAX`.
+//!
+//! Each read is sent as one unnamed statement with its parameter types (`query_typed`): one
+//! round trip instead of a prepare and an execute, and no statement left on the server, so
+//! reads work unchanged through a pooler in transaction mode.
 
 use crate::rows::{self, big, ACCOUNT_COLUMNS, ACCOUNT_COLUMN_COUNT, TRANSFER_COLUMNS};
 use crate::PgError;
 use tally_core::limits::PAGE_LIMIT_MAX;
 use tally_core::{AccountRow, AccountView, Id, JournalEntry, Settings, Totals, TransferView};
+use tokio_postgres::types::Type;
 use tokio_postgres::{GenericClient, Row};
 
 /// Sorts after every character an id may hold, so `prefix + ID_CEILING` bounds a prefix range.
 const ID_CEILING: char = '\u{7f}';
 
 pub async fn last_seq(client: &impl GenericClient) -> Result<u64, PgError> {
-    rows::unsigned(client.query_one("SELECT last_seq FROM tally.ledger", &[]).await?.try_get(0)?, "seq")
+    rows::unsigned(client.query_typed_one("SELECT last_seq FROM tally.ledger", &[]).await?.try_get(0)?, "seq")
 }
 
 /// An account from `ACCOUNT_COLUMNS` followed by its asset's scale.
@@ -41,7 +46,7 @@ const TRANSFER_FROM: &str =
 
 async fn account_row(client: &impl GenericClient, id: &Id) -> Result<Option<(AccountRow, u8)>, PgError> {
     let sql = format!("SELECT {ACCOUNT_COLUMNS}, s.scale {ACCOUNT_FROM} WHERE a.id = $1");
-    client.query_opt(&sql, &[&id.as_str()]).await?.as_ref().map(account_with_scale).transpose()
+    client.query_typed_opt(&sql, &[(&id.as_str(), Type::TEXT)]).await?.as_ref().map(account_with_scale).transpose()
 }
 
 pub async fn account(client: &impl GenericClient, id: &Id) -> Result<Option<AccountView>, PgError> {
@@ -57,19 +62,19 @@ pub async fn account_as_of(client: &impl GenericClient, id: &Id, seq: u64) -> Re
     let created_settings = account.created_settings.clone();
     let mut view = account.into_view(scale);
     let change = client
-        .query_one(
+        .query_typed_one(
             "SELECT version, debits_posted, credits_posted, debits_pending, credits_pending
              FROM tally.account_changes WHERE account_seq = $1 AND seq <= $2 ORDER BY seq DESC LIMIT 1",
-            &[&big(view.created_seq), &big(seq)],
+            &[(&big(view.created_seq), Type::INT8), (&big(seq), Type::INT8)],
         )
         .await?;
     view.version = rows::unsigned(change.try_get(0)?, "version")?;
     view.totals = rows::totals(&change, 1)?;
     let settings = client
-        .query_opt(
+        .query_typed_opt(
             "SELECT min_balance, max_balance, metadata, closed FROM tally.settings_changes
              WHERE account = $1 AND seq <= $2 ORDER BY seq DESC LIMIT 1",
-            &[&id.as_str(), &big(seq)],
+            &[(&id.as_str(), Type::TEXT), (&big(seq), Type::INT8)],
         )
         .await?;
     view.settings = match settings {
@@ -89,7 +94,7 @@ pub async fn accounts(
     limit: usize,
 ) -> Result<Option<Vec<AccountView>>, PgError> {
     if let Some(parent) = parent {
-        if client.query_opt("SELECT 1 FROM tally.accounts WHERE id = $1", &[&parent.as_str()]).await?.is_none() {
+        if client.query_typed_opt("SELECT 1 FROM tally.accounts WHERE id = $1", &[(&parent.as_str(), Type::TEXT)]).await?.is_none() {
             return Ok(None);
         }
     }
@@ -100,13 +105,20 @@ pub async fn accounts(
     let upper = format!("{prefix}{ID_CEILING}");
     let limit = limit.min(PAGE_LIMIT_MAX) as i64;
     let (parent, after) = (parent.map(Id::as_str), after.map_or("", Id::as_str));
-    let rows = client.query(&sql, &[&parent, &after, &prefix, &upper.as_str(), &limit]).await?;
+    let parameters = [
+        (&parent as _, Type::TEXT),
+        (&after as _, Type::TEXT),
+        (&prefix as _, Type::TEXT),
+        (&upper.as_str() as _, Type::TEXT),
+        (&limit as _, Type::INT8),
+    ];
+    let rows = client.query_typed(&sql, &parameters).await?;
     rows.iter().map(account_view).collect::<Result<Vec<_>, _>>().map(Some)
 }
 
 pub async fn transfer(client: &impl GenericClient, id: &str) -> Result<Option<TransferView>, PgError> {
     let sql = format!("SELECT {TRANSFER_COLUMNS}, d.asset, s.scale {TRANSFER_FROM} WHERE t.id = $1");
-    client.query_opt(&sql, &[&id]).await?.as_ref().map(transfer_view).transpose()
+    client.query_typed_opt(&sql, &[(&id, Type::TEXT)]).await?.as_ref().map(transfer_view).transpose()
 }
 
 /// The transfers that changed `id`'s totals with seq above `after_seq`, in seq order.
@@ -116,7 +128,9 @@ pub async fn account_transfers(
     after_seq: u64,
     limit: usize,
 ) -> Result<Option<Vec<TransferView>>, PgError> {
-    let Some(account) = client.query_opt("SELECT created_seq FROM tally.accounts WHERE id = $1", &[&id.as_str()]).await? else {
+    let Some(account) =
+        client.query_typed_opt("SELECT created_seq FROM tally.accounts WHERE id = $1", &[(&id.as_str(), Type::TEXT)]).await?
+    else {
         return Ok(None);
     };
     let sql = format!(
@@ -125,7 +139,8 @@ pub async fn account_transfers(
          WHERE c.account_seq = $1 AND c.seq > $2 ORDER BY c.seq LIMIT $3"
     );
     let limit = limit.min(PAGE_LIMIT_MAX) as i64;
-    let rows = client.query(&sql, &[&account.try_get::<_, i64>(0)?, &big(after_seq), &limit]).await?;
+    let parameters = [(&account.try_get::<_, i64>(0)? as _, Type::INT8), (&big(after_seq) as _, Type::INT8), (&limit as _, Type::INT8)];
+    let rows = client.query_typed(&sql, &parameters).await?;
     rows.iter().map(transfer_view).collect::<Result<Vec<_>, _>>().map(Some)
 }
 
@@ -147,16 +162,16 @@ pub async fn journal(client: &impl GenericClient, after_seq: u64, until_seq: u64
         return Ok(Vec::new());
     }
     let (after, until_parameter) = (big(after_seq), big(until));
-    let range: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&after, &until_parameter];
+    let range: [(&(dyn tokio_postgres::types::ToSql + Sync), Type); 2] = [(&after, Type::INT8), (&until_parameter, Type::INT8)];
     let accounts_sql = format!("SELECT {ACCOUNT_COLUMNS}, s.scale {ACCOUNT_FROM} WHERE a.created_seq > $1 AND a.created_seq <= $2");
     let transfers_sql = format!("SELECT {TRANSFER_COLUMNS}, d.asset, s.scale {TRANSFER_FROM} WHERE t.seq > $1 AND t.seq <= $2");
     let (assets, accounts, settings, transfers, expiries, renewals) = tokio::try_join!(
-        client.query(JOURNAL_ASSETS, &range),
-        client.query(&accounts_sql, &range),
-        client.query(JOURNAL_SETTINGS, &range),
-        client.query(&transfers_sql, &range),
-        client.query(JOURNAL_EXPIRIES, &range),
-        client.query(JOURNAL_RENEWALS, &range),
+        client.query_typed(JOURNAL_ASSETS, &range),
+        client.query_typed(&accounts_sql, &range),
+        client.query_typed(JOURNAL_SETTINGS, &range),
+        client.query_typed(&transfers_sql, &range),
+        client.query_typed(JOURNAL_EXPIRIES, &range),
+        client.query_typed(JOURNAL_RENEWALS, &range),
     )?;
     let scale = |value: i16| u8::try_from(value).map_err(|_| PgError::Corrupt("stored scale".into()));
     let mut entries = Vec::with_capacity((until - after_seq) as usize);
@@ -214,7 +229,7 @@ pub async fn journal(client: &impl GenericClient, after_seq: u64, until_seq: u64
 pub async fn key_runs(client: &impl GenericClient, from: u64, to: u64) -> Result<Vec<(u64, Option<Id>)>, PgError> {
     let sql = "SELECT first_seq, key FROM tally.key_runs WHERE first_seq <= $2 AND first_seq >= \
                coalesce((SELECT max(first_seq) FROM tally.key_runs WHERE first_seq <= $1), 0) ORDER BY first_seq";
-    let rows = client.query(sql, &[&big(from), &big(to)]).await?;
+    let rows = client.query_typed(sql, &[(&big(from), Type::INT8), (&big(to), Type::INT8)]).await?;
     rows.iter()
         .map(|row| {
             let key: Option<String> = row.try_get(1)?;

@@ -162,7 +162,7 @@ pub async fn migrate(client: &mut Client) -> Result<usize, PgError> {
     bootstrap(client).await?;
     let mut applied = 0;
     loop {
-        let current: i32 = client.query_one("SELECT coalesce(max(version), 0) FROM tally.migrations", &[]).await?.try_get(0)?;
+        let current: i32 = client.query_typed_one("SELECT coalesce(max(version), 0) FROM tally.migrations", &[]).await?.try_get(0)?;
         if current > SCHEMA_VERSION {
             return Err(PgError::SchemaTooNew { found: current, supported: SCHEMA_VERSION });
         }
@@ -201,7 +201,7 @@ async fn bootstrap(client: &Client) -> Result<(), PgError> {
 
 /// Checks that the schema is exactly the version this build runs on.
 pub async fn check_version(client: &Client) -> Result<(), PgError> {
-    let found: i32 = match client.query_one("SELECT coalesce(max(version), 0) FROM tally.migrations", &[]).await {
+    let found: i32 = match client.query_typed_one("SELECT coalesce(max(version), 0) FROM tally.migrations", &[]).await {
         Ok(row) => row.try_get(0)?,
         Err(error) if error.code() == Some(&SqlState::UNDEFINED_TABLE) => 0,
         Err(error) => return Err(error.into()),

@@ -1,7 +1,8 @@
 //! A private, throwaway PostgreSQL cluster for tests and benchmarks: `initdb` in a temporary
 //! directory, a free loopback port, a unix socket in that directory, stopped and deleted on
 //! drop. `initdb` refuses to run as root, so as root the cluster runs as the `postgres` user
-//! (or `nobody`), which is given the directory.
+//! (or `nobody`), which is given the directory. `PgBouncer` puts a private pooler in
+//! transaction mode in front of one, the same way.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -151,6 +152,68 @@ impl Drop for PrivateCluster {
             run(Command::new("pg_ctl").arg("-D").arg(self.data()).args(["-m", "immediate", "-w", "stop"]), self.run_as.as_deref());
         if let Err(error) = stopped {
             eprintln!("could not stop the private PostgreSQL cluster: {error:#}");
+        }
+    }
+}
+
+/// A private PgBouncer in transaction pooling mode in front of a cluster, on a free loopback
+/// port, with fewer server connections than its clients will open, so that clients share
+/// server connections between transactions (what breaks session state). Stopped on drop.
+pub struct PgBouncer {
+    directory: tempfile::TempDir,
+    port: u16,
+}
+
+/// Server connections per database and user: fewer than a node opens (a writer, reads, keys).
+const POOLER_SERVER_CONNECTIONS: u32 = 3;
+
+impl PgBouncer {
+    pub fn start(cluster: &PrivateCluster) -> anyhow::Result<PgBouncer> {
+        let binary = ["pgbouncer", "/usr/sbin/pgbouncer"]
+            .into_iter()
+            .find(|candidate| Command::new(candidate).arg("--version").output().is_ok_and(|o| o.status.success()))
+            .ok_or_else(|| anyhow::anyhow!("pgbouncer not found: install it (Debian and Ubuntu: apt-get install pgbouncer)"))?;
+        let (directory, run_as) = PrivateCluster::make_directory()?;
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let path = |name: &str| directory.path().join(name).display().to_string();
+        let config = format!(
+            "[databases]\npostgres = host={} port={} user=tally\n\n[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\n\
+             unix_socket_dir =\nauth_type = trust\nauth_file = {}\npool_mode = transaction\ndefault_pool_size = {POOLER_SERVER_CONNECTIONS}\n\
+             max_client_conn = 200\nlogfile = {}\npidfile = {}\n",
+            cluster.directory().display(),
+            cluster.port(),
+            path("users.txt"),
+            path("pgbouncer.log"),
+            path("pgbouncer.pid"),
+        );
+        std::fs::write(directory.path().join("pgbouncer.ini"), config)?;
+        std::fs::write(directory.path().join("users.txt"), "\"tally\" \"\"\n")?;
+        if let Some(user) = &run_as {
+            run(Command::new("chown").arg("-R").arg(format!("{user}:")).arg(directory.path()), None)?;
+        }
+        run(Command::new(binary).arg("-d").arg(path("pgbouncer.ini")), run_as.as_deref())?;
+        let log = path("pgbouncer.log");
+        let bouncer = PgBouncer { directory, port };
+        // `-d` returns once it forked, perhaps before it listens.
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Ok(bouncer);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        anyhow::bail!("pgbouncer did not listen on port {port}: {}", std::fs::read_to_string(log).unwrap_or_default())
+    }
+
+    /// A connection string for the cluster's `postgres` database through the pooler.
+    pub fn url(&self) -> String {
+        format!("host=127.0.0.1 port={} user=tally dbname=postgres", self.port)
+    }
+}
+
+impl Drop for PgBouncer {
+    fn drop(&mut self) {
+        if let Ok(pid) = std::fs::read_to_string(self.directory.path().join("pgbouncer.pid")) {
+            let _ = Command::new("kill").arg(pid.trim()).status();
         }
     }
 }

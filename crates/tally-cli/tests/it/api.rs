@@ -272,7 +272,7 @@ async fn a_hold_is_renewed_as_a_lease_and_the_renewal_is_journaled(server: TestS
     assert_eq!((renewals[0]["pending_id"].as_str(), renewals[1]["pending_id"].as_str()), (Some("lease"), Some("pair/1")));
 }
 
-on_both_engines!(
+on_every_store!(
     a_hold_is_renewed_as_a_lease_and_the_renewal_is_journaled,
     a_closed_account_refuses_new_transfers_and_says_so_everywhere,
     the_quick_start_works_as_documented,

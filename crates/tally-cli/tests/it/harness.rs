@@ -9,11 +9,11 @@ use tally_ledger::keys::{KeySpec, Scope};
 use tally_ledger::Ledger;
 use tally_server::auth::Keyring;
 use tally_server::App;
-use tally_testkit::postgres::{ClusterOptions, PrivateCluster};
+use tally_testkit::postgres::{ClusterOptions, PgBouncer, PrivateCluster};
 
-/// Runs each named behaviour test, an `async fn(TestServer)`, once against each store: one
-/// suite, two targets.
-macro_rules! on_both_engines {
+/// Runs each named behaviour test, an `async fn(TestServer)`, once against each store, and
+/// once more on PostgreSQL through PgBouncer in transaction mode: one suite, three targets.
+macro_rules! on_every_store {
     ($($test:ident,)*) => {
         mod embedded {
             $(
@@ -31,6 +31,14 @@ macro_rules! on_both_engines {
                 }
             )*
         }
+        mod through_pgbouncer {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $test() {
+                    super::$test(crate::harness::TestServer::start_postgres_pooled().await).await;
+                }
+            )*
+        }
     };
 }
 
@@ -41,8 +49,9 @@ pub struct TestServer {
     keys: Option<Arc<Keyring>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     _directory: Option<tempfile::TempDir>,
-    /// Dropped last: the server and its store stop before their database does.
-    _cluster: Option<PrivateCluster>,
+    /// Dropped last: the server and its store stop before their database (and the pooler in
+    /// front of it, if any) does.
+    _database: Option<(PrivateCluster, Option<PgBouncer>)>,
 }
 
 impl TestServer {
@@ -63,13 +72,27 @@ impl TestServer {
 
     pub async fn start_postgres() -> TestServer {
         let cluster = PrivateCluster::start(ClusterOptions::default()).expect("a private PostgreSQL cluster");
-        let ledger = tally_pg::PgLedger::start(tally_pg::Config::new(cluster.url())).await.expect("the PostgreSQL store starts");
-        let keys = tally_pg::keys::PgKeys::connect(&cluster.url()).await.unwrap();
+        let url = cluster.url();
+        TestServer::serve_postgres(tally_pg::Config::new(url), (cluster, None)).await
+    }
+
+    /// On PostgreSQL, reached through PgBouncer in transaction pooling mode.
+    pub async fn start_postgres_pooled() -> TestServer {
+        let cluster = PrivateCluster::start(ClusterOptions::default()).expect("a private PostgreSQL cluster");
+        let pooler = PgBouncer::start(&cluster).expect("a private PgBouncer");
+        let config = tally_pg::Config { transaction_pooler: true, ..tally_pg::Config::new(pooler.url()) };
+        TestServer::serve_postgres(config, (cluster, Some(pooler))).await
+    }
+
+    async fn serve_postgres(config: tally_pg::Config, database: (PrivateCluster, Option<PgBouncer>)) -> TestServer {
+        let url = config.url.clone();
+        let ledger = tally_pg::PgLedger::start(config).await.expect("the PostgreSQL store starts");
+        let keys = tally_pg::keys::PgKeys::connect(&url).await.unwrap();
         let keyring = Keyring::load(Arc::new(keys), 0).await.unwrap();
         keyring.keep_fresh();
         let app = App { keys: Some(keyring), ..App::new(Arc::new(ledger), "postgres") };
         let mut server = TestServer::serve_app(app, None).await;
-        server._cluster = Some(cluster);
+        server._database = Some(database);
         server
     }
 
@@ -137,7 +160,7 @@ impl TestServer {
             };
             tally_server::listen::serve(listener, app, tally_server::listen::Listening::plain(), stop).await.unwrap();
         });
-        TestServer { client: Client::new(&url), url, engine, keys, stop: Some(stop), _directory: directory, _cluster: None }
+        TestServer { client: Client::new(&url), url, engine, keys, stop: Some(stop), _directory: directory, _database: None }
     }
 
     /// Sends a raw body and returns the status and the JSON answer.

@@ -175,7 +175,7 @@ async fn every_entry_names_the_key_that_made_it(server: TestServer) {
     assert_eq!(page["transfers"][0]["key"], writer_id, "{page}");
 }
 
-on_both_engines!(
+on_every_store!(
     scopes_decide_what_a_key_may_do_and_a_revoked_key_is_refused,
     a_tenant_key_sees_and_moves_only_its_own_accounts,
     every_entry_names_the_key_that_made_it,

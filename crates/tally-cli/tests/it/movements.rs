@@ -105,7 +105,7 @@ async fn malformed_allocations_and_balancing_transfers_are_refused_by_field(serv
     assert_eq!(server.engine_seq(), before, "nothing was applied");
 }
 
-on_both_engines!(
+on_every_store!(
     a_pot_is_split_exactly_into_legs_that_read_back_one_by_one,
     a_held_allocation_is_posted_by_its_id_and_a_balancing_transfer_sweeps_what_is_left,
     malformed_allocations_and_balancing_transfers_are_refused_by_field,

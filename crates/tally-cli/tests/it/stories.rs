@@ -161,7 +161,7 @@ async fn a_lease_on_any_node_locks_its_whole_tree_against_many_concurrent_holder
     assert_eq!(server.results("/v1/transfers", take("c", "lock:genome:g1:chunk:2:part")).await, ["created"]);
 }
 
-on_both_engines!(
+on_every_store!(
     a_lease_on_any_node_locks_its_whole_tree_against_many_concurrent_holders,
     fifty_concurrent_withdrawals_never_overdraw,
     a_job_with_two_slots_admits_two_of_six_concurrent_applicants,
