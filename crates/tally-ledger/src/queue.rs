@@ -29,6 +29,8 @@ pub struct Job {
     /// The exact size of the request's encoding in a batch record.
     pub encoded_bytes: usize,
     reply: Reply,
+    /// When it was queued: how long it waited for a batch is `tally_queue_wait_seconds`.
+    queued_at: Instant,
 }
 
 /// How much one batch may take: its encoded requests (with the record header) and events.
@@ -219,7 +221,7 @@ impl WriteQueue {
         let ticket = queued.next_ticket;
         queued.next_ticket += 1;
         queued.bytes += encoded_bytes;
-        queued.jobs.push_back(Job { ticket, request, encoded_bytes, reply });
+        queued.jobs.push_back(Job { ticket, request, encoded_bytes, reply, queued_at: Instant::now() });
         metrics::gauge!("tally_queue_depth").set(queued.jobs.len() as f64);
         drop(queued);
         self.arrived.notify_one();
@@ -334,6 +336,9 @@ impl WriteQueue {
         }
         metrics::gauge!("tally_queue_depth").set(queued.jobs.len() as f64);
         let taken = Instant::now();
+        for job in &jobs {
+            metrics::histogram!("tally_queue_wait_seconds").record(taken.duration_since(job.queued_at).as_secs_f64());
+        }
         let busy = (!jobs.is_empty()).then(|| {
             *self.busy.lock().expect("busy lock") = Some(taken);
             self.busy.clone()

@@ -262,6 +262,7 @@ pub async fn run(
     let mut slice = slice_of(turn, accounts, &row_ids, &names)?;
     let loaded_at = started.elapsed();
     let applied = batch::apply(&mut slice, now, requests.iter().copied());
+    let applied_at = started.elapsed();
     if let Some(payload) = &applied.payload {
         let record = Record { first_seq: last_seq + 1, last_seq: applied.last_seq, last_timestamp: slice.last_timestamp(), payload };
         write(&transaction, statements, &slice, &row_ids, record).await?;
@@ -270,7 +271,17 @@ pub async fn run(
     // Closed before the commit releases the server connection to whoever gets it next.
     drop(own);
     transaction.commit().await?;
-    tracing::debug!(?locked, loaded = ?loaded_at, ?written, committed = ?started.elapsed(), events = applied.events, "batch");
+    let committed = started.elapsed();
+    tracing::debug!(?locked, loaded = ?loaded_at, ?applied_at, ?written, ?committed, events = applied.events, "batch");
+    for (phase, took) in [
+        ("lock", locked),
+        ("turn", loaded_at - locked),
+        ("apply", applied_at - loaded_at),
+        ("write", written - applied_at),
+        ("commit", committed - written),
+    ] {
+        metrics::histogram!("tally_pg_batch_phase_seconds", "phase" => phase).record(took.as_secs_f64());
+    }
     Ok(applied)
 }
 

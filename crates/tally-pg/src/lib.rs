@@ -553,6 +553,11 @@ impl Writer {
             return;
         }
         let lost = Instant::now();
+        // Refused from now on, not only after a failed attempt: one attempt may take up to
+        // `PG_CONNECT_TIMEOUT_MS` on a host that does not answer.
+        self.shared.queue.suspend(LedgerError::Unavailable(
+            "the connection to PostgreSQL was lost and the node is reconnecting; nothing was applied, retry".into(),
+        ));
         let mut attempt = 0;
         loop {
             attempt += 1;
