@@ -4,7 +4,7 @@
 #   - the statements by total execution time (pg_stat_statements),
 #   - what the backends waited on (pg_stat_activity sampled every 10 ms during the run),
 #   - each batch transaction's phases (tally_pg_batch_phase_seconds from /metrics), the
-#     time requests waited for their batch (tally_queue_wait_seconds) and the batch size.
+#     time requests waited for their batch (tally_queue_wait_seconds) and requests per batch.
 #
 #   bash bench/pg-profile.sh                     # both workloads below
 #   WORKLOADS=single bash bench/pg-profile.sh    # only one
@@ -78,11 +78,10 @@ profile() { # label, then tally bench arguments
         /^tally_pg_batch_phase_seconds_sum/ { match($0, /phase="[a-z]+"/); p = substr($0, RSTART + 7, RLENGTH - 8); sum[p] = $2 }
         /^tally_pg_batch_phase_seconds_count/ { match($0, /phase="[a-z]+"/); p = substr($0, RSTART + 7, RLENGTH - 8); n[p] = $2 }
         /^tally_queue_wait_seconds_sum/ { qs = $2 } /^tally_queue_wait_seconds_count/ { qn = $2 }
-        /^tally_batch_events_sum/ { es = $2 } /^tally_batch_events_count/ { en = $2 }
         END {
             for (p in sum) if (n[p] > 0) printf "phase %-6s %8.3f ms over %d batches\n", p, 1000 * sum[p] / n[p], n[p]
             if (qn > 0) printf "queue wait %.3f ms mean over %d requests\n", 1000 * qs / qn, qn
-            if (en > 0) printf "events per batch %.1f mean\n", es / en
+            if (n["lock"] > 0) printf "requests per batch %.1f mean (the accounts set up before the run included)\n", qn / n["lock"]
         }'
     kill "$node"
     wait "$node" 2>/dev/null || true

@@ -23,7 +23,7 @@ use tally_core::batch::{self, BatchApplied};
 use tally_core::limits::{DUE_HOLDS_MAX, LINEAGES_MAX};
 use tally_core::{AccountRow, Changes, Id, Request, State, TransferKind};
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, GenericClient, IsolationLevel, Statement};
+use tokio_postgres::{Client, GenericClient, Statement};
 
 /// What a batch names, collected before touching the database.
 #[derive(Default)]
@@ -84,9 +84,6 @@ impl Names {
 
 /// The statements a batch runs, prepared once per connection.
 pub struct Statements {
-    hold_accounts: Statement,
-    due_accounts: Statement,
-    lineages: Statement,
     lock_accounts: Statement,
     read_accounts: Statement,
     lock_ledger: Statement,
@@ -116,7 +113,8 @@ pub(crate) const DUE: &str =
     "FROM tally.transfers WHERE expires_at IS NOT NULL AND hold_state = 0 AND expires_at <= $1 ORDER BY expires_at LIMIT $2";
 
 /// Ancestors of accounts, which never change once an account exists: remembered by each
-/// writer so that a batch over known accounts locks them without first asking for them.
+/// writer so that a batch over known accounts names them all when it locks them, and
+/// PostgreSQL looks up only the ancestors of accounts it has not seen.
 #[derive(Default)]
 pub struct Lineages {
     known: HashMap<String, String>,
@@ -138,21 +136,8 @@ impl Statements {
     /// that none is left on a server connection another client gets next.
     pub async fn prepare(client: &impl GenericClient) -> Result<Statements, PgError> {
         let texts = [
-            format!(
-                "SELECT debit, credit FROM tally.transfers WHERE id = ANY($1::text[]) AND kind = 1
-                 UNION ALL SELECT t.debit, t.credit FROM {} WHERE t.kind = 1",
-                legs_of(1)
-            ),
-            format!("SELECT debit, credit {DUE}"),
-            LINEAGES.into(),
-            format!(
-                "SELECT {ACCOUNT_COLUMNS}, a.ctid::text FROM tally.accounts a
-                 WHERE a.id = ANY($1::text[]) ORDER BY a.id FOR UPDATE"
-            ),
-            format!(
-                "SELECT {ACCOUNT_COLUMNS}, a.ctid::text FROM tally.accounts a
-                 WHERE a.id = ANY($1::text[])"
-            ),
+            format!("{} FOR UPDATE", touched_accounts()),
+            touched_accounts(),
             LOCK_LEDGER.into(),
             ACCOUNTS_PRESENT.into(),
             VERSIONS_MOVED.into(),
@@ -181,9 +166,6 @@ impl Statements {
         let mut next = || prepared.next().expect("one statement per text");
         // In the order of `texts` (fields are initialised in the order written).
         Ok(Statements {
-            hold_accounts: next(),
-            due_accounts: next(),
-            lineages: next(),
             lock_accounts: next(),
             read_accounts: next(),
             lock_ledger: next(),
@@ -223,9 +205,9 @@ pub enum Attempt {
 }
 
 /// Runs one attempt of a batch in one transaction. Any error leaves nothing applied (the
-/// transaction is rolled back when dropped); `PgError::is_retryable` says whether to retry.
-/// `statements` are the connection's own, or `None` to prepare them inside the transaction
-/// (through a pooler in transaction mode, see `Statements::prepare`).
+/// transaction is rolled back); `PgError::is_retryable` says whether to retry. `statements`
+/// are the connection's own, or `None` to prepare them inside the transaction (through a
+/// pooler in transaction mode, see `Statements::prepare`).
 pub async fn run(
     client: &mut Client,
     statements: Option<&Statements>,
@@ -234,29 +216,47 @@ pub async fn run(
     now: u64,
     requests: &[&Request],
 ) -> Result<BatchApplied, PgError> {
+    let outcome = run_in_transaction(client, statements, lineages, attempt, now, requests).await;
+    if outcome.is_err() && !client.is_closed() {
+        // Whatever failed, no transaction may stay open on the connection. (If COMMIT
+        // itself failed, there is none, and this only draws a warning.)
+        let _ = client.batch_execute("ROLLBACK").await;
+    }
+    outcome
+}
+
+/// `run`, up to the commit. The transaction is opened by hand rather than with the driver's
+/// `Transaction`, so that BEGIN goes out with the first statement instead of costing a round
+/// trip of its own; `run` rolls it back on any error.
+async fn run_in_transaction(
+    client: &Client,
+    statements: Option<&Statements>,
+    lineages: &mut Lineages,
+    attempt: Attempt,
+    now: u64,
+    requests: &[&Request],
+) -> Result<BatchApplied, PgError> {
     let started = std::time::Instant::now();
     let names = Names::of(requests);
-    let (concurrency, isolation) = match attempt {
-        Attempt::As(Concurrency::Serializable) => (Concurrency::Serializable, IsolationLevel::Serializable),
-        Attempt::As(concurrency) => (concurrency, IsolationLevel::ReadCommitted),
-        Attempt::TurnFirst => (Concurrency::Optimistic, IsolationLevel::ReadCommitted),
+    let (concurrency, begin) = match attempt {
+        Attempt::As(Concurrency::Serializable) => (Concurrency::Serializable, "START TRANSACTION ISOLATION LEVEL SERIALIZABLE"),
+        Attempt::As(concurrency) => (concurrency, "START TRANSACTION ISOLATION LEVEL READ COMMITTED"),
+        Attempt::TurnFirst => (Concurrency::Optimistic, "START TRANSACTION ISOLATION LEVEL READ COMMITTED"),
     };
-    let transaction = client.build_transaction().isolation_level(isolation).start().await?;
-    // Declared after the transaction, so dropped (closed) before it on every path out.
+    let mut begin: Option<Begin<'_>> = Some(Box::pin(async move { Ok(client.batch_execute(begin).await?) }));
     let own = match statements {
         Some(_) => None,
-        None => Some(Statements::prepare(&transaction).await?),
+        None => Some(after_begin(&mut begin, Statements::prepare(client)).await?),
     };
     let statements = statements.or(own.as_ref()).expect("given or prepared");
     if attempt == Attempt::TurnFirst {
-        transaction.query_one(&statements.lock_ledger, &[]).await?;
+        after_begin(&mut begin, async { Ok(client.query_one(&statements.lock_ledger, &[]).await?) }).await?;
     }
     // One more than a batch loads, to learn whether more are due.
     let due = DueQuery { now: big(now), limit: DUE_HOLDS_MAX as i64 + 1 };
-    let touched = touched_accounts(&transaction, statements, lineages, &names, &due).await?;
-    let loaded = load_accounts(&transaction, statements, concurrency, &touched).await?;
+    let loaded = after_begin(&mut begin, load_accounts(client, statements, lineages, concurrency, &names, &due)).await?;
     let locked = started.elapsed();
-    let turn = take_turn(&transaction, statements, concurrency, &names, &loaded, &due).await?;
+    let turn = take_turn(client, statements, concurrency, &names, &loaded, &due).await?;
     let last_seq = turn.last_seq;
     let LoadedAccounts { accounts, row_ids } = loaded;
     let mut slice = slice_of(turn, accounts, &row_ids, &names)?;
@@ -265,12 +265,12 @@ pub async fn run(
     let applied_at = started.elapsed();
     if let Some(payload) = &applied.payload {
         let record = Record { first_seq: last_seq + 1, last_seq: applied.last_seq, last_timestamp: slice.last_timestamp(), payload };
-        write(&transaction, statements, &slice, &row_ids, record).await?;
+        write(client, statements, &slice, &row_ids, record).await?;
     }
     let written = started.elapsed();
     // Closed before the commit releases the server connection to whoever gets it next.
     drop(own);
-    transaction.commit().await?;
+    client.batch_execute("COMMIT").await?;
     let committed = started.elapsed();
     tracing::debug!(?locked, loaded = ?loaded_at, ?applied_at, ?written, ?committed, events = applied.events, "batch");
     for (phase, took) in [
@@ -285,6 +285,19 @@ pub async fn run(
     Ok(applied)
 }
 
+/// A transaction's BEGIN, not sent yet.
+type Begin<'c> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), PgError>> + Send + 'c>>;
+
+/// Runs `next`, with the transaction's BEGIN sent ahead of it in the same round trip if it
+/// has not gone out yet (the connection runs them in order).
+async fn after_begin<T>(begin: &mut Option<Begin<'_>>, next: impl std::future::Future<Output = Result<T, PgError>>) -> Result<T, PgError> {
+    match begin.take() {
+        // `try_join` polls (and so sends) BEGIN first.
+        Some(begin) => Ok(futures_util::future::try_join(begin, next).await?.1),
+        None => next.await,
+    }
+}
+
 /// The parameters of the due-holds queries: holds due at `now`, at most `limit` of them.
 struct DueQuery {
     now: i64,
@@ -297,55 +310,6 @@ impl DueQuery {
     }
 }
 
-/// Every account the batch moves (named, or on a hold it posts or voids, or on a hold that is
-/// due) and all their ancestors, in id order (Rust's byte order is the `C` collation's): the
-/// global order in which rows are locked.
-async fn touched_accounts<'a>(
-    transaction: &tokio_postgres::Transaction<'_>,
-    statements: &Statements,
-    lineages: &'a mut Lineages,
-    names: &'a Names,
-    due: &DueQuery,
-) -> Result<Vec<&'a str>, PgError> {
-    let holds: Vec<&str> = names.holds.iter().map(String::as_str).collect();
-    let due_parameters = due.parameters();
-    let (hold_rows, due_rows) = tokio::try_join!(
-        async {
-            if holds.is_empty() {
-                return Ok(Vec::new());
-            }
-            transaction.query(&statements.hold_accounts, &[&holds]).await
-        },
-        transaction.query(&statements.due_accounts, &due_parameters),
-    )?;
-    let mut involved: BTreeSet<&str> = names.accounts.iter().map(String::as_str).collect();
-    let mut hold_accounts = BTreeSet::new();
-    for row in hold_rows.iter().chain(&due_rows) {
-        // A failed hold has no accounts.
-        let sides = [row.try_get::<_, Option<String>>(0)?, row.try_get::<_, Option<String>>(1)?];
-        hold_accounts.extend(sides.into_iter().flatten());
-    }
-    let unknown: Vec<&str> =
-        involved.iter().copied().chain(hold_accounts.iter().map(String::as_str)).filter(|id| !lineages.known.contains_key(*id)).collect();
-    if !unknown.is_empty() {
-        for row in transaction.query(&statements.lineages, &[&unknown]).await? {
-            lineages.remember(row.try_get(0)?, row.try_get(1)?);
-        }
-    }
-    let lineages: &'a Lineages = lineages;
-    // Hold accounts are known now (a hold's accounts exist before it), so their ids can be
-    // borrowed from the lineages.
-    involved.extend(hold_accounts.iter().filter_map(|id| lineages.known.get_key_value(id.as_str()).map(|(id, _)| id.as_str())));
-    let mut touched: BTreeSet<&str> = BTreeSet::new();
-    for id in involved {
-        if let Some(lineage) = lineages.known.get(id) {
-            touched.insert(id);
-            touched.extend(lineage.split(' ').filter(|ancestor| !ancestor.is_empty()));
-        }
-    }
-    Ok(touched.into_iter().collect())
-}
-
 /// The account rows a batch loaded, and each one's physical row id (`ctid`), which stays put
 /// while the batch holds the row (locked, or validated under the ledger row) and lets the
 /// write-back update it without another index lookup.
@@ -354,24 +318,78 @@ struct LoadedAccounts {
     row_ids: HashMap<String, String>,
 }
 
-/// Loads (and with `locking`, locks) the touched account rows, in id order.
+/// The account rows a batch touches, in id order (the `C` collation's, Rust's byte order):
+/// the accounts in `$1` (those named, with the ancestors the writer knows of), and every
+/// account of a hold in `$2` (or of its legs) and of the holds due at `$3` (at most `$4`),
+/// with their ancestors. One statement, so finding the rows and locking them in the global
+/// order is one round trip; with `FOR UPDATE` appended it locks them. Each row comes with its
+/// lineage, for the writer to learn.
+fn touched_accounts() -> String {
+    format!(
+        "WITH sides AS (
+             SELECT debit, credit FROM tally.transfers WHERE id = ANY($2::text[]) AND kind = 1
+             UNION ALL SELECT t.debit, t.credit FROM {legs} WHERE t.kind = 1
+             UNION ALL (SELECT debit, credit {due})
+         ), held AS (
+             SELECT debit AS id FROM sides UNION SELECT credit FROM sides
+         )
+         SELECT {ACCOUNT_COLUMNS}, a.ctid::text, array_to_string(a.lineage, ' ') FROM tally.accounts a
+         WHERE a.id = ANY(ARRAY(
+             SELECT unnest($1::text[]) UNION SELECT id FROM held
+             UNION SELECT unnest(x.lineage) FROM tally.accounts x WHERE x.id = ANY(ARRAY(SELECT id FROM held))))
+         ORDER BY a.id",
+        legs = legs_of(2),
+        due = DUE.replace("$1", "$3").replace("$2", "$4"),
+    )
+}
+
+/// Loads (and with `locking`, locks) every account row the batch touches, in id order. An
+/// account whose ancestors the writer did not know is loaded without them: the attempt is
+/// then a conflict, rolled back and run again, when the writer knows them (lineages never
+/// change, so this happens once per account the writer remembers).
 async fn load_accounts(
-    transaction: &tokio_postgres::Transaction<'_>,
+    client: &Client,
     statements: &Statements,
+    lineages: &mut Lineages,
     concurrency: Concurrency,
-    touched: &[&str],
+    names: &Names,
+    due: &DueQuery,
 ) -> Result<LoadedAccounts, PgError> {
     let select = match concurrency {
         Concurrency::Locking => &statements.lock_accounts,
         Concurrency::Optimistic | Concurrency::Serializable => &statements.read_accounts,
     };
-    let account_rows = transaction.query(select, &[&touched]).await?;
+    let account_rows = {
+        let mut touched = BTreeSet::new();
+        for id in &names.accounts {
+            touched.insert(id.as_str());
+            if let Some(lineage) = lineages.known.get(id.as_str()) {
+                touched.extend(lineage.split(' ').filter(|ancestor| !ancestor.is_empty()));
+            }
+        }
+        let touched: Vec<&str> = touched.into_iter().collect();
+        let holds: Vec<&str> = names.holds.iter().map(String::as_str).collect();
+        client.query(select, &[&touched, &holds, &due.now, &due.limit]).await?
+    };
     let mut loaded =
         LoadedAccounts { accounts: Vec::with_capacity(account_rows.len()), row_ids: HashMap::with_capacity(account_rows.len()) };
+    let mut lineage_unknown = false;
     for row in &account_rows {
         let account = rows::account(row)?;
+        if !lineages.known.contains_key(account.id.as_str()) {
+            lineages.remember(account.id.as_str(), row.try_get(ACCOUNT_COLUMN_COUNT + 1)?);
+            lineage_unknown = lineage_unknown || account.parent.is_some();
+        }
         loaded.row_ids.insert(account.id.as_str().to_owned(), row.try_get(ACCOUNT_COLUMN_COUNT)?);
         loaded.accounts.push(account);
+    }
+    let ancestors_missing = || {
+        loaded.accounts.iter().filter_map(|account| lineages.known.get(account.id.as_str())).any(|lineage| {
+            lineage.split(' ').filter(|ancestor| !ancestor.is_empty()).any(|ancestor| !loaded.row_ids.contains_key(ancestor))
+        })
+    };
+    if lineage_unknown && ancestors_missing() {
+        return Err(PgError::Conflict("the batch met accounts whose ancestors it did not know yet (it knows them now)"));
     }
     Ok(loaded)
 }
@@ -389,7 +407,7 @@ struct Turn {
 /// Takes the ledger's turn and, in the same round trip, reads what decides outcomes; then
 /// checks that what was read before the turn still holds.
 async fn take_turn(
-    transaction: &tokio_postgres::Transaction<'_>,
+    client: &Client,
     statements: &Statements,
     concurrency: Concurrency,
     names: &Names,
@@ -408,14 +426,14 @@ async fn take_turn(
     // Everyone takes turns here. The reads after it are sent with it, in one round trip: the
     // connection runs them in order, so they run once this batch has its turn and see every
     // batch committed before.
-    let turn = transaction.query_one(&statements.lock_ledger, &[]);
+    let turn = client.query_one(&statements.lock_ledger, &[]);
     let reads = async {
         tokio::try_join!(
             async {
                 if missing.is_empty() {
                     return Ok(0);
                 }
-                Ok(transaction.query(&statements.accounts_present, &[&missing]).await?.len())
+                Ok(client.query(&statements.accounts_present, &[&missing]).await?.len())
             },
             async {
                 if concurrency != Concurrency::Optimistic || loaded.accounts.is_empty() {
@@ -423,11 +441,11 @@ async fn take_turn(
                 }
                 let ids: Vec<&str> = loaded.accounts.iter().map(|a| a.id.as_str()).collect();
                 let versions: Vec<i64> = loaded.accounts.iter().map(|a| big(a.version)).collect();
-                transaction.query_one(&statements.versions_moved, &[&ids, &versions]).await?.try_get::<_, i64>(0)
+                client.query_one(&statements.versions_moved, &[&ids, &versions]).await?.try_get::<_, i64>(0)
             },
-            transaction.query(&statements.assets, &asset_parameters),
-            transaction.query(&statements.transfers, &transfer_parameters),
-            transaction.query(&statements.due_holds, &due_parameters),
+            client.query(&statements.assets, &asset_parameters),
+            client.query(&statements.transfers, &transfer_parameters),
+            client.query(&statements.due_holds, &due_parameters),
         )
     };
     // `try_join` polls (and so sends) the turn first.
@@ -498,7 +516,7 @@ struct Record<'a> {
 /// Writes what a batch changed, its record and the ledger's new position: one statement per
 /// table, all sent together.
 async fn write(
-    transaction: &tokio_postgres::Transaction<'_>,
+    client: &Client,
     statements: &Statements,
     slice: &State,
     loaded: &HashMap<String, String>,
@@ -517,7 +535,7 @@ async fn write(
     // Sent together: the driver pipelines them on the connection, one round trip in all.
     let affected = try_join_all(calls.iter().map(|(statement, parameters)| {
         let parameters: Vec<&(dyn ToSql + Sync)> = parameters.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect();
-        async move { transaction.execute(*statement, &parameters).await }
+        async move { client.execute(*statement, &parameters).await }
     }))
     .await?;
     // Every statement writes exactly one row per element: anything else means a row moved
@@ -760,7 +778,6 @@ fn legs_of(n: usize) -> String {
          JOIN tally.transfers t ON t.id > (owner.id || '/') COLLATE \"C\" AND t.id < (owner.id || '0') COLLATE \"C\""
     )
 }
-const LINEAGES: &str = "SELECT id, array_to_string(lineage, ' ') FROM tally.accounts WHERE id = ANY($1::text[])";
 const LOCK_LEDGER: &str = "SELECT last_seq, last_timestamp FROM tally.ledger FOR UPDATE";
 const ACCOUNTS_PRESENT: &str = "SELECT id FROM tally.accounts WHERE id = ANY($1::text[])";
 const ASSETS: &str = "SELECT code, scale, seq, timestamp FROM tally.assets WHERE code = ANY($1::text[])";

@@ -7,7 +7,7 @@ use crate::{batch, connect, read, schema, Concurrency, PgError};
 use std::io::{Read, Write};
 use tally_core::batch::replay_record;
 use tally_core::codec::decode_batch;
-use tally_core::limits::PAGE_LIMIT_MAX;
+use tally_core::limits::{ATTEMPTS_MAX, PAGE_LIMIT_MAX};
 use tally_core::{Request, State};
 use tally_ledger::dump::{DumpReader, DumpWriter};
 use tokio_postgres::{IsolationLevel, Transaction};
@@ -81,15 +81,17 @@ pub async fn import(url: &str, input: impl Read, mut progress: impl FnMut(u64, u
     while let Some((last_seq, payload)) = dump.next_frame().map_err(dump_error)? {
         let record = decode_batch(payload).map_err(|e| PgError::Dump(format!("batch record {} does not decode: {e}", records + 1)))?;
         let requests: Vec<&Request> = record.requests.iter().collect();
-        let committed = batch::run(
-            &mut client,
-            Some(&statements),
-            &mut lineages,
-            batch::Attempt::As(Concurrency::Locking),
-            record.timestamp,
-            &requests,
-        )
-        .await?;
+        let mut attempt = 0;
+        let committed = loop {
+            attempt += 1;
+            let locking = batch::Attempt::As(Concurrency::Locking);
+            match batch::run(&mut client, Some(&statements), &mut lineages, locking, record.timestamp, &requests).await {
+                // The first time the writer meets an account with ancestors, it learns them
+                // and runs the batch again.
+                Err(error) if error.is_retryable() && attempt < ATTEMPTS_MAX => continue,
+                outcome => break outcome?,
+            }
+        };
         if committed.last_seq != last_seq {
             return Err(PgError::Dump(format!(
                 "batch record {} replays to seq {}, but was exported at seq {last_seq}; nothing after it was imported",
