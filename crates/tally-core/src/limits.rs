@@ -210,10 +210,11 @@ pub const READ_CONNECTIONS: usize = 8;
 /// and the next host of a multi-host string is tried.
 pub const PG_CONNECT_TIMEOUT_MS: u64 = 5_000;
 
-/// How long one PostgreSQL batch transaction may run before its writer gives up on it, drops
-/// its connection (so the server rolls it back, unless its COMMIT was already received) and
-/// answers `outcome_unknown`. It bounds a writer stuck on a server that stopped answering, or
-/// on a synchronous standby that is gone.
+/// How long one attempt of a PostgreSQL batch transaction (or any other statement of the
+/// writer) may run before the writer gives up on it: it asks the server to cancel it (the
+/// transaction is rolled back unless its COMMIT was already received), replaces the
+/// connection and answers `outcome_unknown`. It bounds a writer stuck on a server that stopped
+/// answering, or on a synchronous standby that is gone.
 pub const PG_BATCH_TIMEOUT_MS: u64 = 20_000;
 
 /// Accounts whose ancestors a PostgreSQL writer remembers; beyond this it forgets them all
@@ -237,7 +238,7 @@ const _: () = assert!(
 );
 const _: () = assert!(
     PG_BATCH_TIMEOUT_MS < WRITE_WAIT_MS,
-    "a PostgreSQL batch that hangs is given up on before the requests in it stop waiting, so they hear why"
+    "an attempt of a PostgreSQL batch that hangs is given up on before its requests' own deadline"
 );
 const _: () = assert!(REQUEST_BODY_BYTES_MAX <= BODY_BYTES_BUFFERED_MAX, "a maximal body fits when nothing else is arriving");
 const _: () = assert!(PAGE_LIMIT_DEFAULT <= PAGE_LIMIT_MAX);

@@ -3,8 +3,9 @@
 //! with one set-based statement per table, commit.
 //!
 //! The order of locks is what makes this safe and deadlock-free:
-//! 1. Account rows (every account named, every open hold's accounts, every due hold's
-//!    accounts, and all their ancestors), in id order, in one statement. With `locking` they
+//! 1. Account rows (every account named, the accounts of every hold the batch posts, voids or
+//!    renews, every due hold's accounts, and all their ancestors), in id order, in one
+//!    statement. With `locking` they
 //!    are taken `FOR UPDATE`; with `optimistic` and `serializable` they are only read.
 //! 2. The ledger row, `FOR UPDATE`: the single point where batches from every node take
 //!    their turn, so seqs are gapless and in commit order (see docs/postgres.md).
@@ -136,7 +137,7 @@ impl Statements {
     /// that none is left on a server connection another client gets next.
     pub async fn prepare(client: &impl GenericClient) -> Result<Statements, PgError> {
         let texts = [
-            format!("{} FOR UPDATE", touched_accounts()),
+            format!("{} FOR UPDATE OF a", touched_accounts()),
             touched_accounts(),
             LOCK_LEDGER.into(),
             ACCOUNTS_PRESENT.into(),
@@ -373,22 +374,22 @@ async fn load_accounts(
     };
     let mut loaded =
         LoadedAccounts { accounts: Vec::with_capacity(account_rows.len()), row_ids: HashMap::with_capacity(account_rows.len()) };
-    let mut lineage_unknown = false;
     for row in &account_rows {
         let account = rows::account(row)?;
-        if !lineages.known.contains_key(account.id.as_str()) {
-            lineages.remember(account.id.as_str(), row.try_get(ACCOUNT_COLUMN_COUNT + 1)?);
-            lineage_unknown = lineage_unknown || account.parent.is_some();
-        }
         loaded.row_ids.insert(account.id.as_str().to_owned(), row.try_get(ACCOUNT_COLUMN_COUNT)?);
         loaded.accounts.push(account);
     }
-    let ancestors_missing = || {
-        loaded.accounts.iter().filter_map(|account| lineages.known.get(account.id.as_str())).any(|lineage| {
-            lineage.split(' ').filter(|ancestor| !ancestor.is_empty()).any(|ancestor| !loaded.row_ids.contains_key(ancestor))
-        })
-    };
-    if lineage_unknown && ancestors_missing() {
+    // Checked against the lineages the rows came with, not the writer's memory (which may
+    // forget everything while it learns these).
+    let mut ancestors_missing = false;
+    for (row, account) in account_rows.iter().zip(&loaded.accounts) {
+        let lineage: String = row.try_get(ACCOUNT_COLUMN_COUNT + 1)?;
+        ancestors_missing |= lineage.split(' ').any(|ancestor| !ancestor.is_empty() && !loaded.row_ids.contains_key(ancestor));
+        if !lineages.known.contains_key(account.id.as_str()) {
+            lineages.remember(account.id.as_str(), lineage);
+        }
+    }
+    if ancestors_missing {
         return Err(PgError::Conflict("the batch met accounts whose ancestors it did not know yet (it knows them now)"));
     }
     Ok(loaded)

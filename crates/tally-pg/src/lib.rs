@@ -102,6 +102,8 @@ pub enum PgError {
     Db(#[from] tokio_postgres::Error),
     #[error("connection pool: {0}")]
     Pool(String),
+    #[error("PostgreSQL did not answer in time: {0}")]
+    Timeout(&'static str),
     #[error("conflict with a concurrent batch: {0}")]
     Conflict(&'static str),
     #[error("the database holds data Tally does not write: {0}")]
@@ -472,17 +474,36 @@ impl Writer {
             let row = self.client.query_typed_one(&sql, &[(&now, Type::INT8), (&1i64, Type::INT8)]).await?;
             Ok::<_, PgError>((rows::unsigned(row.try_get(0)?, "seq")?, row.try_get::<_, bool>(1)?))
         };
-        match looked.await {
-            Ok((last_seq, due)) => {
+        match tokio::time::timeout(Duration::from_millis(PG_BATCH_TIMEOUT_MS), looked).await {
+            Ok(Ok((last_seq, due))) => {
                 self.shared.saw_committed(last_seq);
                 due
             }
-            Err(error) => {
+            Ok(Err(error)) => {
                 tracing::warn!(%error, "could not look for due holds");
                 self.reconnect().await;
                 false
             }
+            Err(_) => {
+                tracing::warn!("looking for due holds took too long; replacing the connection");
+                self.abandon_connection();
+                self.reconnect().await;
+                false
+            }
         }
+    }
+
+    /// Gives up on a connection whose statement hangs: asks the server to cancel it (so the
+    /// transaction ends, rolled back unless its COMMIT was already received, and its locks go)
+    /// and has `reconnect` replace the connection, perhaps by another host of the string.
+    fn abandon_connection(&mut self) {
+        let cancel = self.client.cancel_token();
+        tokio::spawn(async move {
+            if let Err(error) = tokio::time::timeout(Duration::from_millis(PG_CONNECT_TIMEOUT_MS), cancel.cancel_query(NoTls)).await {
+                tracing::warn!(%error, "could not ask PostgreSQL to cancel the abandoned statement");
+            }
+        });
+        self.replace_connection = true;
     }
 
     async fn commit(&mut self, batch: Batch) {
@@ -515,12 +536,8 @@ impl Writer {
                     break Err(LedgerError::OutcomeUnknown(format!("the batch failed: {error}")));
                 }
                 Err(_) => {
-                    tracing::warn!(seconds = timeout.as_secs(), "batch took too long; dropping its connection");
-                    // A server that stopped answering may answer no better on this
-                    // connection; a new one (perhaps to another host of the connection
-                    // string) replaces it, and closing it makes the server roll back whatever
-                    // it has not committed.
-                    self.replace_connection = true;
+                    tracing::warn!(seconds = timeout.as_secs(), "batch took too long; cancelling it and replacing the connection");
+                    self.abandon_connection();
                     break Err(LedgerError::OutcomeUnknown(format!("the batch did not finish within {} s", timeout.as_secs())));
                 }
             }
@@ -566,7 +583,12 @@ impl Writer {
                 let statements = prepare_for_connection(&client, self.transaction_pooler).await?;
                 Ok::<_, PgError>((client, statements))
             };
-            match connected.await {
+            // Connecting is bounded by its own timeout; preparing on a server that stops
+            // answering is bounded here.
+            let connected = tokio::time::timeout(Duration::from_millis(PG_BATCH_TIMEOUT_MS), connected)
+                .await
+                .unwrap_or_else(|_| Err(PgError::Timeout("connecting and preparing statements")));
+            match connected {
                 Ok((client, statements)) => {
                     self.client = client;
                     self.statements = statements;

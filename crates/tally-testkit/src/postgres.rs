@@ -115,11 +115,6 @@ impl PrivateCluster {
         run(Command::new("pg_ctl").arg("-D").arg(self.data()).args(["-w", "-t", "60", "promote"]), self.run_as.as_deref())
     }
 
-    /// What the server logged so far.
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(self.directory.path().join("server.log")).unwrap_or_default()
-    }
-
     /// A connection string for the cluster's `postgres` database, over the unix socket.
     pub fn url(&self) -> String {
         format!("host={} port={} user=tally dbname=postgres", self.directory.path().display(), self.port)

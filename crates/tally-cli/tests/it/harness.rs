@@ -51,7 +51,7 @@ pub struct TestServer {
     _directory: Option<tempfile::TempDir>,
     /// Dropped last: the server and its store stop before their database (and the pooler in
     /// front of it, if any) does.
-    _database: Option<(PrivateCluster, Option<PgBouncer>)>,
+    _database: Option<(Option<PgBouncer>, PrivateCluster)>,
 }
 
 impl TestServer {
@@ -73,7 +73,7 @@ impl TestServer {
     pub async fn start_postgres() -> TestServer {
         let cluster = PrivateCluster::start(ClusterOptions::default()).expect("a private PostgreSQL cluster");
         let url = cluster.url();
-        TestServer::serve_postgres(tally_pg::Config::new(url), (cluster, None)).await
+        TestServer::serve_postgres(tally_pg::Config::new(url), (None, cluster)).await
     }
 
     /// On PostgreSQL, reached through PgBouncer in transaction pooling mode.
@@ -81,10 +81,10 @@ impl TestServer {
         let cluster = PrivateCluster::start(ClusterOptions::default()).expect("a private PostgreSQL cluster");
         let pooler = PgBouncer::start(&cluster).expect("a private PgBouncer");
         let config = tally_pg::Config { transaction_pooler: true, ..tally_pg::Config::new(pooler.url()) };
-        TestServer::serve_postgres(config, (cluster, Some(pooler))).await
+        TestServer::serve_postgres(config, (Some(pooler), cluster)).await
     }
 
-    async fn serve_postgres(config: tally_pg::Config, database: (PrivateCluster, Option<PgBouncer>)) -> TestServer {
+    async fn serve_postgres(config: tally_pg::Config, database: (Option<PgBouncer>, PrivateCluster)) -> TestServer {
         let url = config.url.clone();
         let ledger = tally_pg::PgLedger::start(config).await.expect("the PostgreSQL store starts");
         let keys = tally_pg::keys::PgKeys::connect(&url).await.unwrap();
