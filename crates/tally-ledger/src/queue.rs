@@ -259,14 +259,10 @@ impl WriteQueue {
     /// The writer cannot go on: answer everything queued, and every later submission, with
     /// `error` (the first failure stands). Nothing that is refused this way was applied.
     pub fn fail(&self, error: LedgerError) {
-        let (jobs, error) = {
-            let mut queued = self.lock();
+        self.refuse_queued(|queued| {
             queued.open = false;
-            let error = queued.failure.get_or_insert(error).clone();
-            queued.bytes = 0;
-            (std::mem::take(&mut queued.jobs), error)
-        };
-        Batch { jobs: jobs.into(), closed: true, taken: Instant::now(), busy: None }.fail(&error);
+            queued.failure.get_or_insert(error).clone()
+        });
         self.arrived.notify_all();
         self.arrived_async.notify_one();
     }
@@ -276,11 +272,17 @@ impl WriteQueue {
     /// than let requests wait for a writer that may be back only after their clients left.
     /// Nothing refused this way was applied.
     pub fn suspend(&self, error: LedgerError) {
-        let jobs = {
+        self.refuse_queued(|queued| queued.suspended.insert(error).clone());
+    }
+
+    /// Empties the queue under one lock, after `refuse` marks it (closed, failed or
+    /// suspended) and names the error, then answers every request it held with that error.
+    fn refuse_queued(&self, refuse: impl FnOnce(&mut Queued) -> LedgerError) {
+        let (jobs, error) = {
             let mut queued = self.lock();
-            queued.suspended = Some(error.clone());
+            let error = refuse(&mut queued);
             queued.bytes = 0;
-            std::mem::take(&mut queued.jobs)
+            (std::mem::take(&mut queued.jobs), error)
         };
         metrics::gauge!("tally_queue_depth").set(0.0);
         Batch { jobs: jobs.into(), closed: false, taken: Instant::now(), busy: None }.fail(&error);

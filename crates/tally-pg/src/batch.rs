@@ -108,10 +108,14 @@ pub struct Statements {
     advance_ledger: Statement,
 }
 
-/// Open holds due at `$1`, the earliest first, at most `$2` (the partial index
-/// `open_holds_by_expiry` serves exactly this).
-pub(crate) const DUE: &str =
-    "FROM tally.transfers WHERE expires_at IS NOT NULL AND hold_state = 0 AND expires_at <= $1 ORDER BY expires_at LIMIT $2";
+/// Open holds (as `t`) due at parameter `$now`, the earliest first, at most `$limit` of them
+/// (the partial index `open_holds_by_expiry` serves exactly this).
+pub(crate) fn due(now: usize, limit: usize) -> String {
+    format!(
+        "FROM tally.transfers t WHERE t.expires_at IS NOT NULL AND t.hold_state = 0 AND t.expires_at <= ${now}
+         ORDER BY t.expires_at LIMIT ${limit}"
+    )
+}
 
 /// Ancestors of accounts, which never change once an account exists: remembered by each
 /// writer so that a batch over known accounts names them all when it locks them, and
@@ -148,7 +152,7 @@ impl Statements {
                  UNION ALL SELECT {TRANSFER_COLUMNS} FROM {}",
                 legs_of(2)
             ),
-            format!("SELECT {TRANSFER_COLUMNS} {}", DUE.replace("FROM tally.transfers", "FROM tally.transfers t")),
+            format!("SELECT {TRANSFER_COLUMNS} {}", due(1, 2)),
             INSERT_ASSETS.into(),
             INSERT_ACCOUNTS.into(),
             UPDATE_ACCOUNTS.into(),
@@ -340,7 +344,7 @@ fn touched_accounts() -> String {
              UNION SELECT unnest(x.lineage) FROM tally.accounts x WHERE x.id = ANY(ARRAY(SELECT id FROM held))))
          ORDER BY a.id",
         legs = legs_of(2),
-        due = DUE.replace("$1", "$3").replace("$2", "$4"),
+        due = due(3, 4),
     )
 }
 

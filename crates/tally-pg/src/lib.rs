@@ -469,7 +469,7 @@ impl Writer {
     /// what other nodes commit.
     async fn holds_due(&mut self) -> bool {
         let now = rows::big((self.clock)());
-        let sql = format!("SELECT last_seq, EXISTS (SELECT 1 {}) FROM tally.ledger", batch::DUE);
+        let sql = format!("SELECT last_seq, EXISTS (SELECT 1 {}) FROM tally.ledger", batch::due(1, 2));
         let looked = async {
             let row = self.client.query_typed_one(&sql, &[(&now, Type::INT8), (&1i64, Type::INT8)]).await?;
             Ok::<_, PgError>((rows::unsigned(row.try_get(0)?, "seq")?, row.try_get::<_, bool>(1)?))
@@ -499,9 +499,13 @@ impl Writer {
     fn abandon_connection(&mut self) {
         let cancel = self.client.cancel_token();
         tokio::spawn(async move {
-            if let Err(error) = tokio::time::timeout(Duration::from_millis(PG_CONNECT_TIMEOUT_MS), cancel.cancel_query(NoTls)).await {
-                tracing::warn!(%error, "could not ask PostgreSQL to cancel the abandoned statement");
-            }
+            let asked = tokio::time::timeout(Duration::from_millis(PG_CONNECT_TIMEOUT_MS), cancel.cancel_query(NoTls)).await;
+            let failure = match asked {
+                Ok(Ok(())) => return,
+                Ok(Err(error)) => error.to_string(),
+                Err(_) => "no answer in time".to_owned(),
+            };
+            tracing::warn!(%failure, "could not ask PostgreSQL to cancel the abandoned statement");
         });
         self.replace_connection = true;
     }
