@@ -13,8 +13,9 @@ use std::borrow::Cow;
 use tally_core::allocation::split;
 use tally_core::limits::{ALLOCATION_SHARES_MAX, ALLOCATION_WEIGHT_MAX, BATCH_EVENTS_MAX, HOLD_TIMEOUT_MS_MAX};
 use tally_core::{
-    format_minor, AccountPatch, AccountUpdate, AccountView, AssetCode, Decimal, HoldRenewal, Id, JournalEntry, Metadata, Moved, NewAccount,
-    NewAsset, NewTransfer, Outcome, RecordKind, Request, ResultCode, Settings, Share, Totals, TransferKind, TransferView,
+    format_minor, AccountPatch, AccountUpdate, AccountView, AssetCode, ChangeCause, Decimal, HistoryEntry, HoldRenewal, Id, JournalEntry,
+    Metadata, Moved, NewAccount, NewAsset, NewTransfer, Outcome, RecordKind, Request, ResultCode, Settings, Share, Totals, TransferKind,
+    TransferView,
 };
 use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::ToSchema;
@@ -830,15 +831,27 @@ pub struct Account {
     pub as_of: Option<u64>,
 }
 
+/// An account's totals as decimals: debits and credits posted and pending, balance, available.
+fn totals_text(totals: &Totals, scale: u8) -> [String; 6] {
+    let amount = |value: u128| format_minor(value as i128, scale);
+    [
+        amount(totals.debits_posted),
+        amount(totals.credits_posted),
+        amount(totals.debits_pending),
+        amount(totals.credits_pending),
+        format_minor(totals.balance(), scale),
+        format_minor(totals.available(), scale),
+    ]
+}
+
 fn bound(value: Option<i128>, scale: u8) -> Option<String> {
     value.map(|v| format_minor(v, scale))
 }
 
 impl Account {
     pub fn new(view: &AccountView, as_of: Option<u64>) -> Account {
-        let totals: &Totals = &view.totals;
         let scale = view.scale;
-        let amount = |value: u128| format_minor(value as i128, scale);
+        let [debits_posted, credits_posted, debits_pending, credits_pending, balance, available] = totals_text(&view.totals, scale);
         Account {
             id: view.id.to_string(),
             asset: view.asset.to_string(),
@@ -847,12 +860,12 @@ impl Account {
             max_balance: bound(view.settings.max_balance, scale),
             metadata: raw_metadata(view.settings.metadata.as_ref()),
             closed: view.settings.closed,
-            debits_posted: amount(totals.debits_posted),
-            credits_posted: amount(totals.credits_posted),
-            debits_pending: amount(totals.debits_pending),
-            credits_pending: amount(totals.credits_pending),
-            balance: format_minor(totals.balance(), scale),
-            available: format_minor(totals.available(), scale),
+            debits_posted,
+            credits_posted,
+            debits_pending,
+            credits_pending,
+            balance,
+            available,
             version: view.version,
             created_seq: view.created_seq,
             timestamp: view.timestamp,
@@ -953,6 +966,100 @@ pub struct TransfersPage {
     pub transfers: Vec<Transfer>,
     /// Pass as `after_seq` for the next page; absent on the last page.
     pub next_after_seq: Option<u64>,
+}
+
+fn change_kind_schema() -> ObjectBuilder {
+    ObjectBuilder::new().schema_type(Type::String).enum_values(Some(["created", "updated", "transfer", "expiry"]))
+}
+
+/// One change to an account and its balances right after it: a running balance.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AccountChange {
+    pub seq: u64,
+    pub timestamp: u64,
+    /// The account's version right after the change.
+    pub version: u64,
+    /// `created`; `updated` (bounds, metadata, closed); `transfer` (a transfer, hold, post or
+    /// void moved its totals); `expiry` (a hold on it expired).
+    #[schema(schema_with = change_kind_schema)]
+    pub kind: String,
+    /// The transfer, or for an expiry the hold that expired.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub transfer: Option<String>,
+    pub debits_posted: String,
+    pub credits_posted: String,
+    pub debits_pending: String,
+    pub credits_pending: String,
+    pub balance: String,
+    pub available: String,
+}
+
+impl AccountChange {
+    pub fn new(entry: &HistoryEntry, scale: u8) -> AccountChange {
+        let [debits_posted, credits_posted, debits_pending, credits_pending, balance, available] = totals_text(&entry.totals, scale);
+        let (kind, transfer) = match &entry.cause {
+            ChangeCause::Created => ("created", None),
+            ChangeCause::Updated => ("updated", None),
+            ChangeCause::Transfer(id) => ("transfer", Some(id.clone())),
+            ChangeCause::Expiry(hold) => ("expiry", Some(hold.clone())),
+        };
+        AccountChange {
+            seq: entry.seq,
+            timestamp: entry.timestamp,
+            version: entry.version,
+            kind: kind.to_owned(),
+            transfer,
+            debits_posted,
+            credits_posted,
+            debits_pending,
+            credits_pending,
+            balance,
+            available,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct AccountHistoryPage {
+    pub changes: Vec<AccountChange>,
+    /// Pass as `after_seq` for the next page; absent on the last page.
+    pub next_after_seq: Option<u64>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct HoldsPage {
+    /// Open holds with a timeout, soonest to expire first.
+    pub holds: Vec<Transfer>,
+    /// Pass as `after` for the next page (the last hold's id); absent on the last page.
+    pub next_after: Option<String>,
+}
+
+/// The writer's progress over the last minutes, one sample a second, oldest first.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct Stats {
+    pub engine: String,
+    /// Which server answered: its listening address.
+    pub node: String,
+    /// Milliseconds between two samples.
+    pub interval_ms: u64,
+    pub samples: Vec<StatsSample>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct StatsSample {
+    /// When it was taken, in ms since the Unix epoch.
+    pub at_ms: u64,
+    pub last_seq: u64,
+    pub durable_seq: u64,
+    pub queue_depth: usize,
+    /// Journal entries (transfers and every other event) decided per second since the sample
+    /// before.
+    pub events_per_second: f64,
+    /// Commits answered since the sample before, and their mean time from leaving the queue
+    /// to being answered (absent without commits).
+    pub commits: u64,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub commit_ms_mean: Option<f64>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
@@ -1155,6 +1262,28 @@ pub struct KeyInfo {
     pub expires_at_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoked_at_ms: Option<u64>,
+}
+
+/// `GET /v1/whoami`: the key a request was made with, and where the ledger stands.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct WhoAmI {
+    /// The key; absent when the ledger has no keys (then every request may do everything).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<KeyInfo>,
+    /// What the caller may do: `read`, `write` or `admin`.
+    pub scope: String,
+    /// The last durable journal position: where a journal reader that starts from now begins.
+    pub last_seq: u64,
+}
+
+/// `GET /v1/journal/position`: the last journal position at or before a time.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct JournalPosition {
+    /// 0 when the journal holds nothing at or before that time.
+    pub seq: u64,
+    /// The entry's timestamp (ns since the epoch); absent with seq 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<u64>,
 }
 
 /// A new key, shown once.

@@ -147,7 +147,7 @@ async fn serve(args: &Args, app: App, keys: Arc<dyn KeyStore>) -> anyhow::Result
         tracing::warn!(listen = %args.listen, "serving WITHOUT API keys on a non-loopback address (--insecure-no-auth): anyone who can reach it can move money");
     }
     keyring.keep_fresh();
-    let app = App { keys: Some(keyring), operations_elsewhere: args.operations_listen.is_some(), ..app };
+    let app = App { keys: Some(keyring), operations_elsewhere: args.operations_listen.is_some(), node: args.listen.to_string(), ..app };
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => {
             let tls = Tls::load(cert, key).context("cannot load the TLS certificate")?;

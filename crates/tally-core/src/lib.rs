@@ -31,4 +31,4 @@ pub use id::{AssetCode, Id, NameError};
 pub use metadata::{Metadata, MetadataError};
 pub use slice::{AccountChange, AccountRow, Changes, Expiry, Renewal, Resolution, SettingsChange, TransferRow};
 pub use state::{Asset, HoldState, RecordKind, Settings, State, Totals, TOTAL_MAX};
-pub use view::{AccountView, JournalEntry, TransferDetail, TransferState, TransferView};
+pub use view::{AccountView, ChangeCause, HistoryEntry, JournalEntry, TransferDetail, TransferState, TransferView, Under};

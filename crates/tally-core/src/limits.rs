@@ -70,6 +70,11 @@ pub const PAGE_LIMIT_DEFAULT: usize = 100;
 /// The longest a journal reader's long poll waits for a new entry.
 pub const JOURNAL_WAIT_MS_MAX: u64 = 30_000;
 
+/// The server samples its writer's progress this often and keeps this many samples (ten
+/// minutes) for `/v1/stats` and the console's charts.
+pub const STATS_INTERVAL_MS: u64 = 1_000;
+pub const STATS_SAMPLES_MAX: usize = 600;
+
 /// Journal pages read and rendered at once; more readers wait their turn (without holding a
 /// thread), so hundreds woken by one commit cannot crowd out the answers to writes.
 pub const JOURNAL_PAGES_AT_ONCE: usize = 2;

@@ -190,9 +190,7 @@ impl State {
         });
         self.account_index.insert(row.id.clone(), index);
         self.accounts_ordered.insert(row.id.clone(), index);
-        if let Some(parent) = parent {
-            self.children.insert((parent, row.id));
-        }
+        self.children.insert((parent.unwrap_or(crate::state::ROOTS), row.id));
     }
 
     /// Loads a transfer record. Its accounts are linked if loaded; a hold that is still open

@@ -381,9 +381,7 @@ impl Loader<'_> {
             let state = &mut self.state;
             state.account_index.insert(account.id.clone(), index as u32);
             state.accounts_ordered.insert(account.id.clone(), index as u32);
-            if let Some(parent) = account.parent {
-                state.children.insert((parent, account.id.clone()));
-            }
+            state.children.insert((account.parent.unwrap_or(crate::state::ROOTS), account.id.clone()));
             state.closed_accounts += usize::from(account.settings.closed);
             state.accounts.push(account);
         }

@@ -27,6 +27,8 @@ use std::collections::{BTreeMap, BTreeSet};
 pub const TOTAL_MAX: u128 = (i128::MAX / 2) as u128;
 
 const NONE: u32 = u32::MAX;
+/// The parent under which `children` lists accounts that have none.
+pub(crate) const ROOTS: u32 = u32::MAX;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Asset {
@@ -365,7 +367,8 @@ pub struct State {
     pub(crate) asset_index: HashMap<AssetCode, u32>,
     pub(crate) accounts: Vec<Account>,
     pub(crate) account_index: HashMap<Id, u32>,
-    /// Account ids in order, for listings by prefix; and (parent, id) for listings by parent.
+    /// Account ids in order, for listings by prefix; and (parent, id) for listings by parent,
+    /// roots under `ROOTS`.
     pub(crate) accounts_ordered: BTreeMap<Id, u32>,
     pub(crate) children: BTreeSet<(u32, Id)>,
     pub(crate) transfers: Chunked<TransferRecord>,
@@ -636,9 +639,7 @@ impl State {
         });
         self.account_index.insert(event.id.clone(), index);
         self.accounts_ordered.insert(event.id.clone(), index);
-        if let Some(parent) = parent {
-            self.children.insert((parent, event.id.clone()));
-        }
+        self.children.insert((parent.unwrap_or(ROOTS), event.id.clone()));
         outcome
     }
 

@@ -6,7 +6,7 @@ use crate::id::{AssetCode, Id};
 use crate::limits::PAGE_LIMIT_MAX;
 use crate::metadata::Metadata;
 use crate::slice::{AccountRow, TransferRow};
-use crate::state::{HoldState, LogEntry, Movement, RecordKind, Settings, Side, State, Totals, TransferRecord, CHECKPOINT_INTERVAL};
+use crate::state::{HoldState, LogEntry, Movement, RecordKind, Settings, Side, State, Totals, TransferRecord, CHECKPOINT_INTERVAL, ROOTS};
 use std::ops::Bound;
 
 /// An account as it stands (or stood, for `as_of`).
@@ -108,6 +108,39 @@ pub enum JournalEntry {
         seq: u64,
         timestamp: u64,
     },
+}
+
+/// Where in the account trees a listing looks.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Under {
+    #[default]
+    Anywhere,
+    /// Accounts without a parent: the trees' roots.
+    Root,
+    /// The direct children of this account.
+    Parent(Id),
+}
+
+/// What changed an account at one journal position.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChangeCause {
+    Created,
+    /// Its bounds, metadata or closed state.
+    Updated,
+    /// A transfer, hold, post or void (by id) that moved its totals.
+    Transfer(String),
+    /// A hold (by id) that expired.
+    Expiry(String),
+}
+
+/// One change to an account, with its totals and version right after it: a running balance.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HistoryEntry {
+    pub seq: u64,
+    pub timestamp: u64,
+    pub version: u64,
+    pub totals: Totals,
+    pub cause: ChangeCause,
 }
 
 impl AccountRow {
@@ -261,13 +294,14 @@ impl State {
         }
     }
 
-    /// Accounts in id order, after `after`, whose id starts with `prefix` and, if given, whose
-    /// parent is `parent`. At most `limit` (capped at `PAGE_LIMIT_MAX`).
-    pub fn accounts_page(&self, prefix: &str, parent: Option<&Id>, after: Option<&Id>, limit: usize) -> Option<Vec<AccountView>> {
+    /// Accounts in id order, after `after`, whose id starts with `prefix`, and which are
+    /// `under` the place asked for. At most `limit` (capped at `PAGE_LIMIT_MAX`). `None` if a
+    /// parent asked for does not exist.
+    pub fn accounts_page(&self, prefix: &str, under: &Under, after: Option<&Id>, limit: usize) -> Option<Vec<AccountView>> {
         let limit = limit.min(PAGE_LIMIT_MAX);
         let lower = |after: Option<&Id>| after.map_or(Bound::Unbounded, |a| Bound::Excluded(a.clone()));
-        let page = match parent {
-            None => self
+        let page = match under {
+            Under::Anywhere => self
                 .accounts_ordered
                 .range((lower(after), Bound::Unbounded))
                 .skip_while(|(id, _)| id.as_str() < prefix)
@@ -275,8 +309,11 @@ impl State {
                 .take(limit)
                 .map(|(_, &index)| self.view_account(index))
                 .collect(),
-            Some(parent) => {
-                let parent = *self.account_index.get(parent)?;
+            Under::Root | Under::Parent(_) => {
+                let parent = match under {
+                    Under::Parent(parent) => *self.account_index.get(parent)?,
+                    _ => ROOTS,
+                };
                 let start = after.map_or(Bound::Included((parent, Id::parse("-").expect("\"-\" sorts before every valid id"))), |a| {
                     Bound::Excluded((parent, a.clone()))
                 });
@@ -317,6 +354,50 @@ impl State {
                 .take(limit.min(PAGE_LIMIT_MAX))
                 .collect(),
         )
+    }
+
+    /// The changes to `id` with seq above `after_seq`, in seq order, each with the totals
+    /// right after it; at most `limit` (capped at `PAGE_LIMIT_MAX`). `None` if there is no
+    /// such account. The first change is found as `account_as_of` finds it (at most
+    /// `CHECKPOINT_INTERVAL` steps); each next one is a step forward.
+    pub fn account_history(&self, id: &Id, after_seq: u64, limit: usize) -> Option<Vec<HistoryEntry>> {
+        let index = *self.account_index.get(id)?;
+        let history = &self.accounts[index as usize].history;
+        let start = history.partition_point(|&seq| seq <= after_seq);
+        let page = &history[start..history.len().min(start + limit.min(PAGE_LIMIT_MAX))];
+        let Some(&first) = page.first() else { return Some(Vec::new()) };
+        let mut totals = self.account_as_of(id, first).expect("the account existed at its own change").totals;
+        let mut changes = Vec::with_capacity(page.len());
+        for (offset, &seq) in page.iter().enumerate() {
+            if offset > 0 {
+                totals = self.shift_for(index, seq, totals, true);
+            }
+            let (timestamp, cause) = match self.journal_entry(seq) {
+                JournalEntry::Account { view, .. } => (view.timestamp, ChangeCause::Created),
+                JournalEntry::Update { timestamp, .. } => (timestamp, ChangeCause::Updated),
+                JournalEntry::Transfer(transfer) => (transfer.timestamp, ChangeCause::Transfer(transfer.id)),
+                JournalEntry::Expiry { pending_id, timestamp, .. } => (timestamp, ChangeCause::Expiry(pending_id)),
+                JournalEntry::Asset { .. } | JournalEntry::Renewal { .. } => {
+                    unreachable!("an account's history holds no asset creation nor renewal")
+                }
+            };
+            let version = (start + offset + 1) as u64;
+            changes.push(HistoryEntry { seq, timestamp, version, totals, cause });
+        }
+        Some(changes)
+    }
+
+    /// Open holds that expire, soonest first, after the hold that expires at `after.0` with
+    /// seq `after.1`; at most `limit` (capped at `PAGE_LIMIT_MAX`). Holds without a timeout
+    /// never expire and are not listed.
+    pub fn expiring_holds(&self, after: Option<(u64, u64)>, limit: usize) -> Vec<TransferView> {
+        let (after_expiry, after_seq) = after.unwrap_or((0, 0));
+        self.holds_by_expiry
+            .range((after_expiry, 0)..)
+            .filter(|&&(expires_at, hold)| after.is_none() || (expires_at, self.transfers[hold as usize].seq) > (after_expiry, after_seq))
+            .take(limit.min(PAGE_LIMIT_MAX))
+            .map(|&(_, hold)| self.view_transfer(hold))
+            .collect()
     }
 
     /// Journal entries with seq in `after_seq + 1 ..= until_seq`, at most `limit`.

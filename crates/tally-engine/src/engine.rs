@@ -23,7 +23,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use tally_core::batch;
 use tally_core::limits::{QUEUE_REQUESTS_MAX, SNAPSHOT_AFTER_REPLAY_RECORDS};
-use tally_core::{AccountView, Id, JournalEntry, Request, State, TransferView};
+use tally_core::{AccountView, HistoryEntry, Id, JournalEntry, Request, State, TransferView};
 use tally_ledger::{
     panic_message, system_clock, AccountQuery, Applied, Backed, Batch, Budget, Clock, Ledger, LedgerError, LedgerFuture, Status, WriteQueue,
 };
@@ -286,9 +286,9 @@ impl Ledger for Engine {
     }
 
     fn accounts(&self, query: AccountQuery) -> LedgerFuture<'_, Option<Vec<AccountView>>> {
-        Box::pin(async move {
-            self.read(|state| state.accounts_page(&query.prefix, query.parent.as_ref(), query.after.as_ref(), query.limit)).await
-        })
+        Box::pin(
+            async move { self.read(|state| state.accounts_page(&query.prefix, &query.under, query.after.as_ref(), query.limit)).await },
+        )
     }
 
     fn transfer(&self, id: Id) -> LedgerFuture<'_, Option<TransferView>> {
@@ -297,6 +297,14 @@ impl Ledger for Engine {
 
     fn account_transfers(&self, id: Id, after_seq: u64, limit: usize) -> LedgerFuture<'_, Option<Vec<TransferView>>> {
         Box::pin(async move { self.read(|state| state.account_transfers(&id, after_seq, limit)).await })
+    }
+
+    fn account_history(&self, id: Id, after_seq: u64, limit: usize) -> LedgerFuture<'_, Option<Vec<HistoryEntry>>> {
+        Box::pin(async move { self.read(|state| state.account_history(&id, after_seq, limit)).await })
+    }
+
+    fn expiring_holds(&self, after: Option<(u64, u64)>, limit: usize) -> LedgerFuture<'_, Vec<TransferView>> {
+        Box::pin(async move { self.read(|state| state.expiring_holds(after, limit)).await })
     }
 
     fn journal(&self, after_seq: u64, limit: usize, wait: Duration) -> LedgerFuture<'_, Vec<JournalEntry>> {
@@ -353,6 +361,7 @@ impl Ledger for Engine {
             accounts,
             transfers,
             counts_estimated: false,
+            commits: self.shared.queue.commit_totals(),
         }
     }
 }

@@ -15,14 +15,14 @@ pub mod frame;
 pub mod keys;
 pub mod queue;
 
-pub use queue::{Batch, Budget, Job, WriteQueue};
+pub use queue::{Batch, Budget, CommitTotals, Job, WriteQueue};
 
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tally_core::{AccountView, Id, JournalEntry, Outcome, Request, TransferView};
+use tally_core::{AccountView, HistoryEntry, Id, JournalEntry, Outcome, Request, TransferView, Under};
 
 /// A deadline far enough away to mean "until answered" (a year).
 const WAIT_FOREVER: Duration = Duration::from_secs(365 * 24 * 3600);
@@ -71,7 +71,7 @@ pub struct Backed {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AccountQuery {
     pub prefix: String,
-    pub parent: Option<Id>,
+    pub under: Under,
     pub after: Option<Id>,
     pub limit: usize,
 }
@@ -88,6 +88,8 @@ pub struct Status {
     pub transfers: usize,
     /// The counts are the store's cheap estimates, not exact (PostgreSQL's planner statistics).
     pub counts_estimated: bool,
+    /// The writer's commits since this process started.
+    pub commits: CommitTotals,
 }
 
 /// A request and its outcomes, one per event in order. The request comes back so callers
@@ -114,6 +116,12 @@ pub trait Ledger: Send + Sync + 'static {
     fn accounts(&self, query: AccountQuery) -> LedgerFuture<'_, Option<Vec<AccountView>>>;
     fn transfer(&self, id: Id) -> LedgerFuture<'_, Option<TransferView>>;
     fn account_transfers(&self, id: Id, after_seq: u64, limit: usize) -> LedgerFuture<'_, Option<Vec<TransferView>>>;
+    /// The changes to an account after `after_seq`, each with its totals right after it;
+    /// `None` if there is no such account.
+    fn account_history(&self, id: Id, after_seq: u64, limit: usize) -> LedgerFuture<'_, Option<Vec<HistoryEntry>>>;
+    /// Open holds that expire, soonest first (ties in seq order), after the one that expires
+    /// at `after.0` with seq `after.1`.
+    fn expiring_holds(&self, after: Option<(u64, u64)>, limit: usize) -> LedgerFuture<'_, Vec<TransferView>>;
     /// Committed journal entries after `after_seq`, waiting up to `wait` for the first.
     fn journal(&self, after_seq: u64, limit: usize, wait: Duration) -> LedgerFuture<'_, Vec<JournalEntry>>;
     /// Which API keys made the entries from `from` to `to`: runs of seqs, each with its key

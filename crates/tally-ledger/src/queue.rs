@@ -11,6 +11,7 @@
 
 use crate::{Applied, LedgerError};
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tally_core::codec::encoded_len;
@@ -59,16 +60,35 @@ pub struct Batch {
     /// The queue is closed and now empty: after this batch the writer stops.
     pub closed: bool,
     taken: Instant,
-    /// The queue's record of a batch in the writer's hands, cleared when this one is answered.
-    busy: Option<Arc<Mutex<Option<Instant>>>>,
+    /// The queue's record of the writer, whose batch in hand is cleared when this one is
+    /// answered.
+    writer: Option<Arc<WriterRecord>>,
 }
 
 impl Drop for Batch {
     fn drop(&mut self) {
-        if let Some(busy) = &self.busy {
-            *busy.lock().expect("busy lock") = None;
+        if let Some(writer) = &self.writer {
+            *writer.busy.lock().expect("busy lock") = None;
         }
     }
+}
+
+/// What the writer is doing and has done: the batch it holds, and the commits it answered.
+#[derive(Default)]
+struct WriterRecord {
+    /// When the writer took the batch it holds, if it holds one.
+    busy: Mutex<Option<Instant>>,
+    commits: AtomicU64,
+    commit_nanos: AtomicU64,
+}
+
+/// How many commits a writer has answered since it started, and how long they took in all
+/// (from being taken off the queue to being answered): a rate and a mean latency between two
+/// readings.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CommitTotals {
+    pub commits: u64,
+    pub time: Duration,
 }
 
 impl Batch {
@@ -85,8 +105,13 @@ impl Batch {
         assert_eq!(answers.len(), self.jobs.len(), "one answer per request");
         let events = self.events();
         if events > 0 {
+            let took = self.taken.elapsed();
             metrics::histogram!("tally_batch_events").record(events as f64);
-            metrics::histogram!("tally_commit_seconds").record(self.taken.elapsed().as_secs_f64());
+            metrics::histogram!("tally_commit_seconds").record(took.as_secs_f64());
+            if let Some(writer) = &self.writer {
+                writer.commits.fetch_add(1, Ordering::Relaxed);
+                writer.commit_nanos.fetch_add(u64::try_from(took.as_nanos()).unwrap_or(u64::MAX), Ordering::Relaxed);
+            }
         }
         for (job, outcomes) in std::mem::take(&mut self.jobs).into_iter().zip(answers) {
             // A client that stopped waiting has nothing to hear.
@@ -137,8 +162,7 @@ pub struct WriteQueue {
     arrived_async: Notify,
     requests_max: usize,
     bytes_max: usize,
-    /// When the writer took the batch it holds, if it holds one.
-    busy: Arc<Mutex<Option<Instant>>>,
+    writer: Arc<WriterRecord>,
 }
 
 impl WriteQueue {
@@ -150,7 +174,7 @@ impl WriteQueue {
             arrived_async: Notify::new(),
             requests_max,
             bytes_max: QUEUE_BYTES_MAX,
-            busy: Arc::default(),
+            writer: Arc::default(),
         }
     }
 
@@ -246,7 +270,15 @@ impl WriteQueue {
     /// How long the writer has held its current batch (zero when it holds none): a stalled
     /// disk or database shows here before anything else does.
     pub fn writer_busy_for(&self) -> Duration {
-        self.busy.lock().expect("busy lock").map_or(Duration::ZERO, |since| since.elapsed())
+        self.writer.busy.lock().expect("busy lock").map_or(Duration::ZERO, |since| since.elapsed())
+    }
+
+    /// The commits answered so far, and their time.
+    pub fn commit_totals(&self) -> CommitTotals {
+        CommitTotals {
+            commits: self.writer.commits.load(Ordering::Relaxed),
+            time: Duration::from_nanos(self.writer.commit_nanos.load(Ordering::Relaxed)),
+        }
     }
 
     /// Takes no more submissions; the writer still takes and answers what is queued.
@@ -285,7 +317,7 @@ impl WriteQueue {
             (std::mem::take(&mut queued.jobs), error)
         };
         metrics::gauge!("tally_queue_depth").set(0.0);
-        Batch { jobs: jobs.into(), closed: false, taken: Instant::now(), busy: None }.fail(&error);
+        Batch { jobs: jobs.into(), closed: false, taken: Instant::now(), writer: None }.fail(&error);
     }
 
     /// Takes submissions again after `suspend`.
@@ -341,11 +373,11 @@ impl WriteQueue {
         for job in &jobs {
             metrics::histogram!("tally_queue_wait_seconds").record(taken.duration_since(job.queued_at).as_secs_f64());
         }
-        let busy = (!jobs.is_empty()).then(|| {
-            *self.busy.lock().expect("busy lock") = Some(taken);
-            self.busy.clone()
+        let writer = (!jobs.is_empty()).then(|| {
+            *self.writer.busy.lock().expect("busy lock") = Some(taken);
+            self.writer.clone()
         });
-        Batch { jobs, closed: !queued.open && queued.jobs.is_empty(), taken, busy }
+        Batch { jobs, closed: !queued.open && queued.jobs.is_empty(), taken, writer }
     }
 }
 

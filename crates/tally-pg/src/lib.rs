@@ -26,7 +26,7 @@ use tally_core::limits::{
     ATTEMPTS_MAX, COMMIT_BYTES_MAX, PG_BATCH_TIMEOUT_MS, PG_CONNECT_TIMEOUT_MS, QUEUE_REQUESTS_MAX, READ_CONNECTIONS,
     TRANSACTION_EVENTS_MAX,
 };
-use tally_core::{AccountView, Id, JournalEntry, Request, TransferView};
+use tally_core::{AccountView, HistoryEntry, Id, JournalEntry, Request, TransferView};
 use tally_ledger::{
     panic_message, system_clock, AccountQuery, Applied, Batch, Budget, Clock, Ledger, LedgerError, LedgerFuture, Status, WriteQueue,
 };
@@ -379,7 +379,7 @@ impl Ledger for PgLedger {
     fn accounts(&self, query: AccountQuery) -> LedgerFuture<'_, Option<Vec<AccountView>>> {
         Box::pin(async move {
             let client = self.client().await?;
-            Ok(read::accounts(&**client, &query.prefix, query.parent.as_ref(), query.after.as_ref(), query.limit).await?)
+            Ok(read::accounts(&**client, &query.prefix, &query.under, query.after.as_ref(), query.limit).await?)
         })
     }
 
@@ -389,6 +389,14 @@ impl Ledger for PgLedger {
 
     fn account_transfers(&self, id: Id, after_seq: u64, limit: usize) -> LedgerFuture<'_, Option<Vec<TransferView>>> {
         Box::pin(async move { Ok(read::account_transfers(&**self.client().await?, &id, after_seq, limit).await?) })
+    }
+
+    fn account_history(&self, id: Id, after_seq: u64, limit: usize) -> LedgerFuture<'_, Option<Vec<HistoryEntry>>> {
+        Box::pin(async move { Ok(read::account_history(&**self.client().await?, &id, after_seq, limit).await?) })
+    }
+
+    fn expiring_holds(&self, after: Option<(u64, u64)>, limit: usize) -> LedgerFuture<'_, Vec<TransferView>> {
+        Box::pin(async move { Ok(read::expiring_holds(&**self.client().await?, after, limit).await?) })
     }
 
     fn journal(&self, after_seq: u64, limit: usize, wait: Duration) -> LedgerFuture<'_, Vec<JournalEntry>> {
@@ -431,6 +439,7 @@ impl Ledger for PgLedger {
             accounts: self.shared.accounts.load(Ordering::Relaxed) as usize,
             transfers: self.shared.transfers.load(Ordering::Relaxed) as usize,
             counts_estimated: true,
+            commits: self.shared.queue.commit_totals(),
         }
     }
 }

@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use tally_core::batch::replay_record;
 use tally_core::codec::decode_batch;
 use tally_core::limits::{ATTEMPTS_MAX, PAGE_LIMIT_MAX};
-use tally_core::{Request, State};
+use tally_core::{Request, State, Under};
 use tally_ledger::dump::{DumpReader, DumpWriter};
 use tokio_postgres::{IsolationLevel, Transaction};
 
@@ -150,8 +150,8 @@ pub async fn verify(url: &str, mut progress: impl FnMut(&str, u64, u64)) -> Resu
     let mut accounts = 0;
     let mut after_id = None;
     loop {
-        let stored = read::accounts(&transaction, "", None, after_id.as_ref(), PAGE_LIMIT_MAX).await?.unwrap_or_default();
-        let replayed = state.accounts_page("", None, after_id.as_ref(), PAGE_LIMIT_MAX).unwrap_or_default();
+        let stored = read::accounts(&transaction, "", &Under::Anywhere, after_id.as_ref(), PAGE_LIMIT_MAX).await?.unwrap_or_default();
+        let replayed = state.accounts_page("", &Under::Anywhere, after_id.as_ref(), PAGE_LIMIT_MAX).unwrap_or_default();
         if stored != replayed {
             let differs = stored.iter().zip(&replayed).find(|(s, r)| s != r);
             return Err(PgError::Corrupt(format!(

@@ -8,7 +8,7 @@
 use crate::rows::{self, big, ACCOUNT_COLUMNS, ACCOUNT_COLUMN_COUNT, TRANSFER_COLUMNS};
 use crate::PgError;
 use tally_core::limits::PAGE_LIMIT_MAX;
-use tally_core::{AccountRow, AccountView, Id, JournalEntry, Settings, Totals, TransferView};
+use tally_core::{AccountRow, AccountView, ChangeCause, HistoryEntry, Id, JournalEntry, Settings, Totals, TransferView, Under};
 use tokio_postgres::types::Type;
 use tokio_postgres::{GenericClient, Row};
 
@@ -84,23 +84,29 @@ pub async fn account_as_of(client: &impl GenericClient, id: &Id, seq: u64) -> Re
     Ok(Some(view))
 }
 
-/// Accounts in id order after `after`, whose id starts with `prefix` and, if given, whose
-/// parent is `parent`; `None` if that parent does not exist.
+/// Accounts in id order after `after`, whose id starts with `prefix` and which are `under`
+/// the place asked for; `None` if a parent asked for does not exist.
 pub async fn accounts(
     client: &impl GenericClient,
     prefix: &str,
-    parent: Option<&Id>,
+    under: &Under,
     after: Option<&Id>,
     limit: usize,
 ) -> Result<Option<Vec<AccountView>>, PgError> {
+    let parent = match under {
+        Under::Parent(parent) => Some(parent),
+        Under::Anywhere | Under::Root => None,
+    };
     if let Some(parent) = parent {
         if client.query_typed_opt("SELECT 1 FROM tally.accounts WHERE id = $1", &[(&parent.as_str(), Type::TEXT)]).await?.is_none() {
             return Ok(None);
         }
     }
+    // Roots have a statement of their own, which the partial index `accounts_roots` serves.
+    let place = if *under == Under::Root { "a.parent IS NULL AND $1::text IS NULL" } else { "($1::text IS NULL OR a.parent = $1)" };
     let sql = format!(
         "SELECT {ACCOUNT_COLUMNS}, s.scale {ACCOUNT_FROM}
-         WHERE ($1::text IS NULL OR a.parent = $1) AND a.id > $2 AND a.id >= $3 AND a.id < $4 ORDER BY a.id LIMIT $5"
+         WHERE {place} AND a.id > $2 AND a.id >= $3 AND a.id < $4 ORDER BY a.id LIMIT $5"
     );
     let upper = format!("{prefix}{ID_CEILING}");
     let limit = limit.min(PAGE_LIMIT_MAX) as i64;
@@ -142,6 +148,64 @@ pub async fn account_transfers(
     let parameters = [(&account.try_get::<_, i64>(0)? as _, Type::INT8), (&big(after_seq) as _, Type::INT8), (&limit as _, Type::INT8)];
     let rows = client.query_typed(&sql, &parameters).await?;
     rows.iter().map(transfer_view).collect::<Result<Vec<_>, _>>().map(Some)
+}
+
+/// The changes to `id` with seq above `after_seq`, in seq order, each with its totals and
+/// version right after it and what made it.
+pub async fn account_history(
+    client: &impl GenericClient,
+    id: &Id,
+    after_seq: u64,
+    limit: usize,
+) -> Result<Option<Vec<HistoryEntry>>, PgError> {
+    let Some(account) =
+        client.query_typed_opt("SELECT created_seq, timestamp FROM tally.accounts WHERE id = $1", &[(&id.as_str(), Type::TEXT)]).await?
+    else {
+        return Ok(None);
+    };
+    let (created_seq, created_at) = (account.try_get::<_, i64>(0)?, rows::unsigned(account.try_get(1)?, "timestamp")?);
+    let sql = "SELECT c.seq, c.version, c.debits_posted, c.credits_posted, c.debits_pending, c.credits_pending,
+                      t.id, t.timestamp, e.hold, e.timestamp, u.timestamp
+               FROM tally.account_changes c
+               LEFT JOIN tally.transfers t ON t.seq = c.seq
+               LEFT JOIN tally.expiries e ON e.seq = c.seq
+               LEFT JOIN tally.settings_changes u ON u.seq = c.seq
+               WHERE c.account_seq = $1 AND c.seq > $2 ORDER BY c.seq LIMIT $3";
+    let limit = limit.min(PAGE_LIMIT_MAX) as i64;
+    let parameters = [(&created_seq as _, Type::INT8), (&big(after_seq) as _, Type::INT8), (&limit as _, Type::INT8)];
+    let history = client.query_typed(sql, &parameters).await?;
+    let entry = |row: &Row| -> Result<HistoryEntry, PgError> {
+        let seq = rows::unsigned(row.try_get(0)?, "seq")?;
+        let stamp = |column: usize| -> Result<u64, PgError> { rows::unsigned(row.try_get(column)?, "timestamp") };
+        let (timestamp, cause) = if let Some(transfer) = row.try_get::<_, Option<String>>(6)? {
+            (stamp(7)?, ChangeCause::Transfer(transfer))
+        } else if let Some(hold) = row.try_get::<_, Option<String>>(8)? {
+            (stamp(9)?, ChangeCause::Expiry(hold))
+        } else if row.try_get::<_, Option<i64>>(10)?.is_some() {
+            (stamp(10)?, ChangeCause::Updated)
+        } else if i64::try_from(seq).ok() == Some(created_seq) {
+            (created_at, ChangeCause::Created)
+        } else {
+            return Err(PgError::Corrupt(format!("account change at seq {seq} has no event")));
+        };
+        Ok(HistoryEntry { seq, timestamp, version: rows::unsigned(row.try_get(1)?, "version")?, totals: rows::totals(row, 2)?, cause })
+    };
+    history.iter().map(entry).collect::<Result<Vec<_>, _>>().map(Some)
+}
+
+/// Open holds that expire, soonest first (ties in seq order), after the one at `after`
+/// (its expiry and seq).
+pub async fn expiring_holds(client: &impl GenericClient, after: Option<(u64, u64)>, limit: usize) -> Result<Vec<TransferView>, PgError> {
+    let sql = format!(
+        "SELECT {TRANSFER_COLUMNS}, d.asset, s.scale {TRANSFER_FROM}
+         WHERE t.expires_at IS NOT NULL AND t.hold_state = 0 AND (t.expires_at, t.seq) > ($1, $2)
+         ORDER BY t.expires_at, t.seq LIMIT $3"
+    );
+    // Before every hold: expiries and seqs are never negative.
+    let (expiry, seq) = after.map_or((-1, -1), |(expiry, seq)| (big(expiry), big(seq)));
+    let limit = limit.min(PAGE_LIMIT_MAX) as i64;
+    let rows = client.query_typed(&sql, &[(&expiry, Type::INT8), (&seq, Type::INT8), (&limit, Type::INT8)]).await?;
+    rows.iter().map(transfer_view).collect()
 }
 
 // The journal's entries by kind, each between seqs $1 (excluded) and $2.

@@ -148,6 +148,10 @@ CREATE TABLE tally.key_runs (
     key text COLLATE "C"
 );
 "#,
+    r#"
+-- The roots of the account trees, in id order, for listings of roots.
+CREATE INDEX accounts_roots ON tally.accounts (id) WHERE parent IS NULL;
+"#,
 ];
 
 /// The schema version this build runs on.

@@ -6,9 +6,11 @@ pub mod auth;
 pub mod backups;
 pub mod body;
 pub mod confine;
+pub mod console;
 pub mod error;
 pub mod listen;
 pub mod routes;
+pub mod stats;
 pub mod tls;
 
 use auth::{Caller, Refusal};
@@ -52,6 +54,10 @@ pub struct App {
     pub journal_pages: Arc<tokio::sync::Semaphore>,
     /// Backups through the API, and where they may go.
     pub backups: Arc<backups::Backups>,
+    /// Which server this is, for `/v1/stats`: its listening address.
+    pub node: String,
+    /// The writer's progress, sampled every second while the service runs.
+    pub stats: Arc<stats::Samples>,
 }
 
 impl App {
@@ -67,6 +73,8 @@ impl App {
             write_wait: Duration::from_millis(WRITE_WAIT_MS),
             journal_pages: Arc::new(tokio::sync::Semaphore::new(JOURNAL_PAGES_AT_ONCE)),
             backups: Arc::default(),
+            node: "local".to_owned(),
+            stats: Arc::default(),
         }
     }
 }
@@ -97,10 +105,15 @@ fn api() -> OpenApiRouter<App> {
         .routes(routes!(routes::create_accounts, routes::list_accounts))
         .routes(routes!(routes::get_account, routes::update_account))
         .routes(routes!(routes::account_transfers))
+        .routes(routes!(routes::account_history))
+        .routes(routes!(routes::list_holds))
+        .routes(routes!(routes::stats))
         .routes(routes!(routes::create_transfers))
         .routes(routes!(routes::get_transfer, routes::renew_hold))
         .routes(routes!(routes::get_leg, routes::renew_leg))
         .routes(routes!(routes::journal))
+        .routes(routes!(routes::journal_position))
+        .routes(routes!(routes::whoami))
         .routes(routes!(routes::create_key, routes::list_keys))
         .routes(routes!(routes::revoke_key))
         .routes(routes!(routes::backup))
@@ -174,7 +187,7 @@ async fn authenticate(State(app): State<App>, mut request: Request, next: Next) 
     }
     // Health, metrics and keys concern the whole ledger: not for a key confined to some of
     // it (an admin key is never confined; this holds whatever the store says).
-    if caller.is_confined() && (!path.starts_with("/v1/") || needed == Scope::Admin) {
+    if caller.is_confined() && (!path.starts_with("/v1/") || path == "/v1/stats" || needed == Scope::Admin) {
         return ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",
@@ -238,6 +251,9 @@ async fn method_not_allowed() -> ApiError {
 /// whole (a layer on the router would give each route a limit of its own).
 pub fn service(app: App) -> Router {
     let in_flight_max = app.in_flight_max;
+    if tokio::runtime::Handle::try_current().is_ok() {
+        stats::start(&app.stats, &app.ledger);
+    }
     let document = openapi();
     let (mut guarded, _) = api().split_for_parts();
     if !app.operations_elsewhere {
@@ -246,6 +262,7 @@ pub fn service(app: App) -> Router {
     let routes = guarded
         .layer(middleware::from_fn_with_state(app.clone(), authenticate))
         .route("/openapi.json", axum::routing::get(move || async move { axum::Json(document) }))
+        .merge(console::routes())
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(refuse_content_encoding))

@@ -15,8 +15,10 @@ use serde::Deserialize;
 use std::time::{Duration, Instant};
 use tally_api::*;
 use tally_core::actors::key_in;
-use tally_core::limits::{BACKUP_ANSWER_WAIT_MS, BACKUP_WAIT_MS_MAX, HOLD_TIMEOUT_MS_MAX, KEYS_MAX, PAGE_LIMIT_MAX, WRITER_STALLED_MS};
-use tally_core::{Id, JournalEntry, Request};
+use tally_core::limits::{
+    BACKUP_ANSWER_WAIT_MS, BACKUP_WAIT_MS_MAX, HOLD_TIMEOUT_MS_MAX, KEYS_MAX, PAGE_LIMIT_MAX, STATS_INTERVAL_MS, WRITER_STALLED_MS,
+};
+use tally_core::{Id, JournalEntry, Request, Under};
 use tally_ledger::keys::{KeySpec, Scope};
 use tally_ledger::{AccountQuery, LedgerError};
 use utoipa::IntoParams;
@@ -129,6 +131,8 @@ pub struct AccountsParams {
     prefix: Option<String>,
     /// Only direct children of this account.
     parent: Option<String>,
+    /// `true`: only accounts without a parent (the roots of the account trees).
+    roots: Option<bool>,
     /// Page size, 1 to 1,000 (default 100).
     limit: Option<usize>,
     /// Continue after this account id (the previous page's `next_after`).
@@ -145,6 +149,12 @@ pub async fn list_accounts(State(app): State<App>, caller: Caller, RawQuery(raw)
         value.map(|v| Id::parse(&v).map_err(|e| ApiError::invalid(field, format!("invalid id: {e}")))).transpose()
     };
     let (parent, after) = (named("parent", params.parent)?, named("after", params.after)?);
+    let under = match (parent.clone(), params.roots.unwrap_or(false)) {
+        (Some(_), true) => return Err(ApiError::invalid("roots", "cannot be combined with parent")),
+        (Some(parent), false) => Under::Parent(parent),
+        (None, true) => Under::Root,
+        (None, false) => Under::Anywhere,
+    };
     let parent_missing =
         || ApiError::not_found(format!("parent account {} not found", parent.as_ref().map(|p| p.to_string()).unwrap_or_default()));
     if parent.as_ref().is_some_and(|parent| !caller.permits(parent.as_str())) {
@@ -154,7 +164,7 @@ pub async fn list_accounts(State(app): State<App>, caller: Caller, RawQuery(raw)
     // in id order.
     let mut views = Vec::new();
     for prefix in caller.narrow(&params.prefix.unwrap_or_default()) {
-        let query = AccountQuery { prefix, parent: parent.clone(), after: after.clone(), limit };
+        let query = AccountQuery { prefix, under: under.clone(), after: after.clone(), limit };
         views.extend(app.ledger.accounts(query).await?.ok_or_else(parent_missing)?);
     }
     views.sort_by(|a, b| a.id.cmp(&b.id));
@@ -267,6 +277,143 @@ pub async fn account_transfers(
         .map(|view| Transfer::new(view, key_in(&runs, view.seq).map(Id::to_string)))
         .collect();
     Ok(Json(TransfersPage { transfers, next_after_seq }))
+}
+
+/// Every change to an account (creation, settings, each transfer, hold, post, void and
+/// expiry that moved it), in seq order, each with the balances right after it.
+#[utoipa::path(get, path = "/v1/accounts/{id}/history", tag = "accounts",
+    params(("id" = String, Path, description = "Account id"), SeqPageParams),
+    responses((status = 200, body = AccountHistoryPage), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn account_history(
+    State(app): State<App>,
+    caller: Caller,
+    Segments(id): Segments<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<AccountHistoryPage>, ApiError> {
+    let params: SeqPageParams = query(raw)?;
+    let limit = limit(params.limit)?;
+    let id = path_id(&id)?;
+    let not_found = || ApiError::not_found(format!("account {id} not found"));
+    // The account's scale, which never changes, renders every amount of its history.
+    let account = if caller.permits(id.as_str()) { app.ledger.account(id.clone(), None).await? } else { None };
+    let account = account.ok_or_else(not_found)?;
+    let entries = app.ledger.account_history(id.clone(), params.after_seq.unwrap_or(0), limit).await?.ok_or_else(not_found)?;
+    let next_after_seq = (entries.len() == limit).then(|| entries.last().map(|e| e.seq)).flatten();
+    let mut changes = Vec::with_capacity(entries.len());
+    for entry in &entries {
+        let mut change = AccountChange::new(entry, account.scale);
+        // A confined key sees its account's balances, and names only transfers it may read.
+        if let Some(transfer) = change.transfer.as_deref().filter(|_| caller.is_confined()) {
+            let id = Id::parse_transfer(transfer).expect("stored transfer ids parse");
+            let view = if caller.permits(id.as_str()) { app.ledger.transfer(id).await? } else { None };
+            change.transfer = view.filter(|view| confine::sees_transfer(&caller, view)).map(|view| view.id);
+        }
+        changes.push(change);
+    }
+    Ok(Json(AccountHistoryPage { changes, next_after_seq }))
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct HoldsParams {
+    /// Continue after this hold (the previous page's `next_after`).
+    after: Option<String>,
+    /// Page size, 1 to 1,000 (default 100).
+    limit: Option<usize>,
+}
+
+/// Open holds that expire, soonest first (ties in seq order). Holds without a timeout never
+/// expire and are not listed.
+#[utoipa::path(get, path = "/v1/holds", tag = "transfers", params(HoldsParams),
+    responses((status = 200, body = HoldsPage), (status = 400, body = ErrorBody)))]
+pub async fn list_holds(State(app): State<App>, caller: Caller, RawQuery(raw): RawQuery) -> Result<Json<HoldsPage>, ApiError> {
+    let params: HoldsParams = query(raw)?;
+    let limit = limit(params.limit)?;
+    let after = match params.after {
+        None => None,
+        Some(after) => {
+            let id = Id::parse_transfer(&after).map_err(|e| ApiError::invalid("after", format!("invalid transfer id: {e}")))?;
+            let hold = if caller.permits(id.as_str()) { app.ledger.transfer(id).await? } else { None };
+            let position = hold
+                .filter(|view| confine::sees_transfer(&caller, view))
+                .and_then(|view| view.detail.as_ref().and_then(|detail| detail.expires_at).map(|expires_at| (expires_at, view.seq)));
+            Some(position.ok_or_else(|| ApiError::invalid("after", format!("{after} is not a hold with a timeout")))?)
+        }
+    };
+    let views = app.ledger.expiring_holds(after, limit).await?;
+    // The page continues after the last hold looked at, shown or not.
+    let next_after = (views.len() == limit).then(|| views.last().map(|v| v.id.clone())).flatten();
+    let runs = key_runs_of(&app, &views).await?;
+    let holds = views
+        .iter()
+        .filter(|view| confine::sees_transfer(&caller, view))
+        .map(|view| Transfer::new(view, key_in(&runs, view.seq).map(Id::to_string)))
+        .collect();
+    Ok(Json(HoldsPage { holds, next_after }))
+}
+
+/// Which keys made the transfers of a page in any seq order.
+async fn key_runs_of(app: &App, views: &[tally_core::TransferView]) -> Result<Vec<(u64, Option<Id>)>, ApiError> {
+    key_runs(app, views.iter().map(|v| v.seq).min(), views.iter().map(|v| v.seq).max()).await
+}
+
+/// The writer's progress over the last minutes, sampled every second by the server: journal
+/// entries per second, commits and their mean time, queue depth. For the whole ledger, so not
+/// for a key confined to some accounts.
+#[utoipa::path(get, path = "/v1/stats", tag = "operations", responses((status = 200, body = Stats)))]
+pub async fn stats(State(app): State<App>) -> Json<Stats> {
+    Json(Stats { engine: app.engine_name.to_owned(), node: app.node.clone(), interval_ms: STATS_INTERVAL_MS, samples: app.stats.samples() })
+}
+
+/// The key this request was made with (never the key itself) and the ledger's last durable
+/// journal position.
+#[utoipa::path(get, path = "/v1/whoami", tag = "keys", responses((status = 200, body = WhoAmI)))]
+pub async fn whoami(State(app): State<App>, caller: Caller) -> Json<WhoAmI> {
+    let key = match &caller {
+        Caller::Open => None,
+        Caller::Key(key) => Some(auth::key_info(key)),
+    };
+    Json(WhoAmI { key, scope: caller.scope().name().to_owned(), last_seq: app.ledger.status().durable_seq })
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct PositionParams {
+    /// A time, in ns since the Unix epoch.
+    at: Option<u64>,
+}
+
+/// The last journal position whose timestamp is at or before `at`: the seq to read balances
+/// `as_of` for "as they were at that time". Timestamps increase strictly with seq, so this is
+/// a binary search over the journal.
+#[utoipa::path(get, path = "/v1/journal/position", tag = "journal", params(PositionParams),
+    responses((status = 200, body = JournalPosition), (status = 400, body = ErrorBody)))]
+pub async fn journal_position(State(app): State<App>, RawQuery(raw): RawQuery) -> Result<Json<JournalPosition>, ApiError> {
+    let params: PositionParams = query(raw)?;
+    let at = params.at.ok_or_else(|| ApiError::invalid("at", "is required: a time in ns since the Unix epoch"))?;
+    let timestamp_of = |seq: u64| {
+        let ledger = app.ledger.clone();
+        async move {
+            let entries = ledger.journal(seq - 1, 1, Duration::ZERO).await?;
+            let entry = entries.first().filter(|entry| entry.seq() == seq);
+            entry
+                .map(JournalEntry::timestamp)
+                .ok_or_else(|| ApiError::from(LedgerError::Unavailable(format!("journal entry {seq} could not be read"))))
+        }
+    };
+    // The answer lies in 0..=last: the highest seq whose timestamp is at most `at`.
+    let (mut low, mut high) = (0, app.ledger.status().durable_seq);
+    let mut found = None;
+    while low < high {
+        let middle = low + (high - low).div_ceil(2);
+        let timestamp = timestamp_of(middle).await?;
+        if timestamp <= at {
+            (low, found) = (middle, Some(timestamp));
+        } else {
+            high = middle - 1;
+        }
+    }
+    Ok(Json(JournalPosition { seq: low, timestamp: found }))
 }
 
 #[derive(Debug, Default, Deserialize, IntoParams)]

@@ -135,6 +135,35 @@ async fn a_tenant_key_sees_and_moves_only_its_own_accounts(server: TestServer) {
     let (_, all) = server.raw_as(&admin, "GET", "/v1/journal?limit=1000", "").await;
     assert_eq!(feed["next_after_seq"], all["next_after_seq"], "the feed continues from the same place");
     assert_eq!(server.raw_as(&acme, "GET", "/healthz", "").await.0, 403, "a tenant cannot read the whole ledger's counts");
+    assert_eq!(server.raw_as(&acme, "GET", "/v1/stats", "").await.0, 403, "nor the writer's progress");
+
+    // Its account's history: every balance, but only its own transfers named.
+    let (_, history) = server.raw_as(&acme, "GET", "/v1/accounts/acme:a/history", "").await;
+    let named: Vec<_> =
+        history["changes"].as_array().unwrap().iter().map(|c| (c["kind"].clone(), c["transfer"].clone(), c["balance"].clone())).collect();
+    assert_eq!(
+        named,
+        [
+            (json!("created"), json!(null), json!("0.00")),
+            (json!("transfer"), json!(null), json!("50.00")),
+            (json!("transfer"), json!("acme:t3"), json!("45.00")),
+            (json!("transfer"), json!(null), json!("45.00")),
+        ],
+        "a leg under its prefix but from an account outside is not named either: {history}"
+    );
+    assert_eq!(server.raw_as(&acme, "GET", "/v1/accounts/globex:x/history", "").await.0, 404);
+    // Open holds: only its own.
+    let holds = json!({"transfers": [
+        {"id": "acme:lease", "debit": "acme:a", "credit": "acme:b", "amount": "1.00", "pending": true, "timeout_ms": 60000},
+        {"id": "globex:lease", "debit": "world", "credit": "globex:x", "amount": "1.00", "pending": true, "timeout_ms": 30000}
+    ]});
+    assert_eq!(post(&admin, "/v1/transfers", holds).await.0, 200);
+    let (_, listed) = server.raw_as(&acme, "GET", "/v1/holds", "").await;
+    assert_eq!(listed["holds"].as_array().unwrap().iter().map(|h| h["id"].as_str().unwrap()).collect::<Vec<_>>(), ["acme:lease"]);
+    let (_, everyone) = server.raw_as(&admin, "GET", "/v1/holds", "").await;
+    assert_eq!(everyone["holds"].as_array().unwrap().len(), 2);
+    let (_, whoami) = server.raw_as(&acme, "GET", "/v1/whoami", "").await;
+    assert_eq!((whoami["scope"].as_str(), &whoami["key"]["accounts"]), (Some("write"), &json!(["acme:"])), "{whoami}");
 }
 
 async fn every_entry_names_the_key_that_made_it(server: TestServer) {

@@ -13,6 +13,7 @@ mod limits;
 mod maximal;
 mod movements;
 mod openapi;
+mod reads;
 mod stories;
 
 mod backups;

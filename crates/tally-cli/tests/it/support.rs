@@ -12,6 +12,8 @@ pub fn free_port() -> u16 {
 pub struct Server {
     pub child: Child,
     pub client: Client,
+    /// The server's stderr, shown when it stops with a failure.
+    log: std::path::PathBuf,
 }
 
 impl Server {
@@ -39,15 +41,16 @@ impl Server {
     }
 
     fn spawn_serving(mut command: Command, data_dir: &Path, port: u16) -> Server {
+        let log = std::env::temp_dir().join(format!("tally-test-server-{}-{port}.log", std::process::id()));
         let child = command
             .args(["--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
             .arg(data_dir)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        Server { child, client: Client::new(&format!("http://127.0.0.1:{port}")) }
+        Server { child, client: Client::new(&format!("http://127.0.0.1:{port}")), log }
     }
 
     pub async fn healthy(self) -> Server {
@@ -75,9 +78,14 @@ impl Server {
         self.child.wait().unwrap();
     }
 
+    /// Stops the server with SIGTERM; a failed exit prints its log to the test's output.
     pub fn terminate(mut self) -> std::process::ExitStatus {
         Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
-        self.child.wait().unwrap()
+        let status = self.child.wait().unwrap();
+        if !status.success() {
+            eprintln!("the server exited with {status}; its log:\n{}", std::fs::read_to_string(&self.log).unwrap_or_default());
+        }
+        status
     }
 }
 
@@ -85,6 +93,7 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log);
     }
 }
 

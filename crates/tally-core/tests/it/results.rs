@@ -248,7 +248,7 @@ fn a_parent_bound_binds_its_whole_subtree_and_internal_transfers_net_out() {
     let org = state.account(&id("org")).unwrap();
     assert_eq!((org.totals.balance(), org.totals.debits_posted), (-10000, 10000));
     assert_eq!(balance(&state, "org:a"), 43000);
-    assert_eq!(state.accounts_page("", Some(&id("org")), None, 10).unwrap().len(), 2);
+    assert_eq!(state.accounts_page("", &Under::Parent(id("org")), None, 10).unwrap().len(), 2);
     state.check_invariants().unwrap();
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tally_core::batch;
 use tally_core::limits::PAGE_LIMIT_MAX;
-use tally_core::{Id, Request, State};
+use tally_core::{Id, Request, State, Under};
 use tally_ledger::{AccountQuery, Ledger};
 use tally_pg::{Concurrency, Config, PgLedger};
 use tally_testkit::postgres::{ClusterOptions, PrivateCluster};
@@ -34,9 +34,9 @@ async fn compare(ledger: &PgLedger, reference: &State, sent: &[Id]) {
         );
     }
     let everything = AccountQuery { limit: PAGE_LIMIT_MAX, ..AccountQuery::default() };
-    assert_eq!(ledger.accounts(everything).await.unwrap(), reference.accounts_page("", None, None, PAGE_LIMIT_MAX));
-    let children = AccountQuery { parent: Some(id("org")), prefix: "org:".into(), limit: 10, ..AccountQuery::default() };
-    assert_eq!(ledger.accounts(children).await.unwrap(), reference.accounts_page("org:", Some(&id("org")), None, 10));
+    assert_eq!(ledger.accounts(everything).await.unwrap(), reference.accounts_page("", &Under::Anywhere, None, PAGE_LIMIT_MAX));
+    let children = AccountQuery { under: Under::Parent(id("org")), prefix: "org:".into(), limit: 10, ..AccountQuery::default() };
+    assert_eq!(ledger.accounts(children).await.unwrap(), reference.accounts_page("org:", &Under::Parent(id("org")), None, 10));
     for transfer in sent {
         assert_eq!(ledger.transfer(transfer.clone()).await.unwrap(), reference.transfer(transfer.as_str()), "transfer {transfer}");
     }
