@@ -50,8 +50,8 @@ class Server {
     const server = new Server();
     server.directory = directory;
     if (keys) {
-      const make = (scope) => execFileSync(tally, ["keys", "create", "--scope", scope, "--data-dir", data], { encoding: "utf8" }).split("\n")[0].trim();
-      server.keys = { admin: make("admin"), write: make("write"), read: make("read") };
+      const make = (scope, ...more) => execFileSync(tally, ["keys", "create", "--scope", scope, "--data-dir", data, ...more], { encoding: "utf8" }).split("\n")[0].trim();
+      server.keys = { admin: make("admin"), write: make("write"), read: make("read"), tenant: make("write", "--accounts", "acme:") };
     }
     server.port = await freePort();
     server.url = `http://127.0.0.1:${server.port}`;
@@ -109,6 +109,8 @@ async function seed(server) {
     { id: "org:eng:alice", asset: "USD", parent: "org:eng", max_balance: "500.00" },
     { id: "bob", asset: "USD" },
     { id: "carol", asset: "USD" },
+    { id: "pool", asset: "USD", min_balance: null },
+    ...Array.from({ length: 55 }, (_, n) => ({ id: `pool:${String(n).padStart(2, "0")}`, asset: "USD", parent: "pool" })),
   ] });
   await server.post("/v1/transfers", { transfers: [
     { id: "fund-alice", debit: "world", credit: "org:eng:alice", amount: "120.00" },
@@ -205,6 +207,25 @@ test("accounts: the trees' roots with their balances, and children on demand", a
   await open("#/accounts?prefix=org:");
   const listed = await page.locator("#accounts-table tbody tr").evaluateAll((all) => all.map((row) => row.dataset.account));
   assert.deepEqual(listed, ["org:eng", "org:eng:alice", "org:ops"]);
+});
+
+test("accounts: a parent with more children than a page shows them a page at a time, and folds them all away", async () => {
+  await open("#/accounts");
+  const children = () => page.locator('#accounts-table tr[data-depth="1"][data-account]').count();
+  await page.getByRole("button", { name: "children of pool", exact: true }).click();
+  await page.waitForSelector('tr[data-more="pool"]');
+  assert.equal(await children(), 50);
+  await page.getByRole("button", { name: "children of pool:00", exact: true }).click();
+  await page.waitForFunction(() => document.querySelector('button[aria-label="children of pool:00"]').textContent === "·");
+  await page.getByRole("button", { name: "More children of pool" }).click();
+  await page.waitForFunction(() => !document.querySelector('tr[data-more="pool"]'));
+  assert.equal(await children(), 55);
+  const order = await page.locator("#accounts-table tbody tr").evaluateAll((rows) => rows.map((row) => row.dataset.account));
+  const pool = order.indexOf("pool");
+  assert.deepEqual(order.slice(pool, pool + 57), ["pool", ...Array.from({ length: 55 }, (_, n) => `pool:${String(n).padStart(2, "0")}`), "world"]);
+  await page.getByRole("button", { name: "children of pool", exact: true }).click();
+  assert.equal(await children(), 0);
+  assert.deepEqual(await page.locator("#accounts-table tbody tr").evaluateAll((rows) => rows.map((row) => row.dataset.account)), ["bob", "carol", "org", "pool", "world"]);
 });
 
 test("an account: its balances, its history as a chart and a table, its transfers and children", async () => {
@@ -361,8 +382,15 @@ test("with keys: the console asks for one; a read key cannot post, a write key c
   const keyed = await Server.start({ keys: true });
   try {
     await keyed.call("POST", "/v1/assets", { code: "USD", scale: 2 });
-    await keyed.call("POST", "/v1/accounts", { accounts: [{ id: "payer", asset: "USD", min_balance: null }, { id: "payee", asset: "USD" }] });
-    await keyed.call("POST", "/v1/transfers", { transfers: [{ id: "h-read", debit: "payer", credit: "payee", amount: "3.00", pending: true }, { id: "h-write", debit: "payer", credit: "payee", amount: "4.00", pending: true }] });
+    await keyed.call("POST", "/v1/accounts", { accounts: [
+      { id: "payer", asset: "USD", min_balance: null }, { id: "payee", asset: "USD" },
+      { id: "acme:payer", asset: "USD", min_balance: null }, { id: "acme:payee", asset: "USD" },
+    ] });
+    await keyed.call("POST", "/v1/transfers", { transfers: [
+      { id: "h-read", debit: "payer", credit: "payee", amount: "3.00", pending: true },
+      { id: "h-write", debit: "payer", credit: "payee", amount: "4.00", pending: true },
+      { id: "acme:h", debit: "acme:payer", credit: "acme:payee", amount: "5.00", pending: true },
+    ] });
     const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
     const tab = await context.newPage();
     await tab.goto(`${keyed.url}/console/#/transfer/h-read`);
@@ -390,6 +418,16 @@ test("with keys: the console asks for one; a read key cannot post, a write key c
     await tab.waitForFunction(() => document.querySelector(".state")?.textContent === "posted", null, { timeout: PATIENCE_MS });
     assert.equal((await keyed.call("GET", "/v1/transfers/h-write")).answer.state, "posted");
     assert.equal((await keyed.call("GET", "/v1/accounts/payee")).answer.balance, "4.00");
+    // A key confined to acme: posts its own hold under an id of its own.
+    await tab.click("#key-button");
+    await tab.fill("#key-input", keyed.keys.tenant);
+    await tab.click("#key-form button[type=submit]");
+    await tab.goto(`${keyed.url}/console/#/transfer/acme:h`);
+    await tab.waitForSelector("#post-hold");
+    await tab.click("#post-hold");
+    await tab.click("#confirm-yes");
+    await tab.waitForFunction(() => document.querySelector(".state")?.textContent === "posted", null, { timeout: PATIENCE_MS });
+    assert.match((await keyed.call("GET", "/v1/transfers/acme:h")).answer.resolved_by, /^acme:console-post-[0-9a-f]{24}$/);
     await context.close();
   } finally {
     await keyed.stop();

@@ -1030,7 +1030,8 @@ pub struct AccountHistoryPage {
 pub struct HoldsPage {
     /// Open holds with a timeout, soonest to expire first.
     pub holds: Vec<Transfer>,
-    /// Pass as `after` for the next page (the last hold's id); absent on the last page.
+    /// Pass as `after` for the next page (a position: where the last hold looked at expires,
+    /// and its seq); absent on the last page.
     pub next_after: Option<String>,
 }
 

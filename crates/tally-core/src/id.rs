@@ -52,6 +52,12 @@ impl Id {
         &self.0
     }
 
+    /// Where a range of ids starting with `text` begins: any text, unchecked, for a range's
+    /// bound only (never stored).
+    pub(crate) fn range_start(text: &str) -> Id {
+        Id(text.into())
+    }
+
     /// The id of leg `index` of the allocation, or of the post or void of one, with this id:
     /// `<id>/<index>`. The `/` no given id may contain keeps legs apart from every other id.
     pub fn leg(&self, index: usize) -> Id {

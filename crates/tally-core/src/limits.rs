@@ -70,6 +70,10 @@ pub const PAGE_LIMIT_DEFAULT: usize = 100;
 /// The longest a journal reader's long poll waits for a new entry.
 pub const JOURNAL_WAIT_MS_MAX: u64 = 30_000;
 
+/// The highest journal position a reader may name: positions are stored as PostgreSQL's
+/// signed 64-bit `bigint`.
+pub const SEQ_MAX: u64 = i64::MAX as u64;
+
 /// The server samples its writer's progress this often and keeps this many samples (ten
 /// minutes) for `/v1/stats` and the console's charts.
 pub const STATS_INTERVAL_MS: u64 = 1_000;

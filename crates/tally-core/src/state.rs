@@ -1365,6 +1365,10 @@ impl State {
                 return Err(format!("account {} is outside its bounds: {:?}", account.id, account.totals));
             }
         }
+        // Listings by parent (and of roots) find every account exactly once.
+        if self.children.len() != self.accounts.len() {
+            return Err(format!("{} accounts but {} listed under their parents", self.accounts.len(), self.children.len()));
+        }
         let closed = self.accounts.iter().filter(|account| account.settings.closed).count();
         if closed != self.closed_accounts {
             return Err(format!("{closed} accounts are closed but {} are counted", self.closed_accounts));

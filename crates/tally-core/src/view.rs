@@ -299,12 +299,24 @@ impl State {
     /// parent asked for does not exist.
     pub fn accounts_page(&self, prefix: &str, under: &Under, after: Option<&Id>, limit: usize) -> Option<Vec<AccountView>> {
         let limit = limit.min(PAGE_LIMIT_MAX);
-        let lower = |after: Option<&Id>| after.map_or(Bound::Unbounded, |a| Bound::Excluded(a.clone()));
+        // The page starts at the prefix or just after `after`, whichever is later, and ends at
+        // the first id without the prefix: ids with a prefix are adjacent in id order, so a
+        // page reads only what it returns.
+        let (first, inclusive) = match after {
+            Some(after) if after.as_str() >= prefix => (after.clone(), false),
+            _ => (Id::range_start(prefix), true),
+        };
+        fn from<K>(key: K, inclusive: bool) -> Bound<K> {
+            if inclusive {
+                Bound::Included(key)
+            } else {
+                Bound::Excluded(key)
+            }
+        }
         let page = match under {
             Under::Anywhere => self
                 .accounts_ordered
-                .range((lower(after), Bound::Unbounded))
-                .skip_while(|(id, _)| id.as_str() < prefix)
+                .range((from(first, inclusive), Bound::Unbounded))
                 .take_while(|(id, _)| id.as_str().starts_with(prefix))
                 .take(limit)
                 .map(|(_, &index)| self.view_account(index))
@@ -314,13 +326,9 @@ impl State {
                     Under::Parent(parent) => *self.account_index.get(parent)?,
                     _ => ROOTS,
                 };
-                let start = after.map_or(Bound::Included((parent, Id::parse("-").expect("\"-\" sorts before every valid id"))), |a| {
-                    Bound::Excluded((parent, a.clone()))
-                });
                 self.children
-                    .range((start, Bound::Unbounded))
-                    .take_while(|(p, _)| *p == parent)
-                    .filter(|(_, id)| id.as_str().starts_with(prefix))
+                    .range((from((parent, first), inclusive), Bound::Unbounded))
+                    .take_while(|(p, id)| *p == parent && id.as_str().starts_with(prefix))
                     .take(limit)
                     .map(|(_, id)| self.view_account(self.account_index[id]))
                     .collect()

@@ -21,10 +21,10 @@ const state = {
 // ---------------------------------------------------------------- the API
 
 class ApiFailure extends Error {
-  constructor(status, message, field) {
+  constructor(status, message, answer) {
     super(message);
     this.status = status;
-    this.field = field;
+    this.answer = answer;
   }
 }
 
@@ -51,7 +51,7 @@ async function api(path, { method = "GET", body, signal } = {}) {
   }
   if (!response.ok) {
     const error = (answer && answer.error) || {};
-    throw new ApiFailure(response.status, error.message || `HTTP ${response.status}`, error.field);
+    throw new ApiFailure(response.status, error.message || `HTTP ${response.status}`, answer);
   }
   return answer;
 }
@@ -90,8 +90,18 @@ function notice(text, isError = false) {
   box.hidden = !text;
 }
 
+const aborted = (error) => error.name === "AbortError";
+
+// Waits `ms`, or less if the view is left meanwhile.
+function pause(ms, signal) {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener("abort", () => { clearTimeout(timer); resolve(); }, { once: true });
+  });
+}
+
 function failure(error) {
-  if (error.name === "AbortError") return null;
+  if (aborted(error)) return null;
   return h("p", { class: "error", role: "alert" }, error.message);
 }
 
@@ -347,59 +357,59 @@ async function accountsView(_, query) {
   } }, filter, h("button", { type: "submit" }, "Filter"), h("span", { class: "muted" }, prefix ? "accounts whose id starts with the prefix, in id order" : "the roots of the account trees; open one to see its children"));
   const title = h("h1", {}, "Accounts", asOf() !== null ? h("span", { class: "muted" }, ` as of seq ${asOf()}`) : "");
   const signal = state.view.signal;
-  const depth = new Map();
-  const columns = accountColumns((account) => depth.get(account.id) || 0);
-  const expand = (row, account) => async () => {
-    const open = account.toggle.getAttribute("aria-expanded") === "true";
-    if (open) {
-      let next = row.nextElementSibling;
-      while (next && (depth.get(next.dataset.account) || 0) > (depth.get(account.id) || 0)) {
-        const after = next.nextElementSibling;
-        next.remove();
-        next = after;
-      }
-      while (next && next.dataset.more === account.id) {
-        const after = next.nextElementSibling;
-        next.remove();
-        next = after;
-      }
-      account.toggle.setAttribute("aria-expanded", "false");
-      account.toggle.textContent = "▸";
+  const columns = accountColumns((account) => account.depth);
+  const depthOf = (row) => Number(row.dataset.depth);
+  // The rows after `row` that belong to its subtree (children, theirs, their "more" rows).
+  const subtree = (row) => {
+    const rows = [];
+    for (let next = row.nextElementSibling; next && depthOf(next) > depthOf(row); next = next.nextElementSibling) rows.push(next);
+    return rows;
+  };
+  const toggle = (row, account) => async () => {
+    const button = account.toggle;
+    if (button.getAttribute("aria-expanded") === "true") {
+      subtree(row).forEach((child) => child.remove());
+      button.setAttribute("aria-expanded", "false");
+      button.textContent = "▸";
       return;
     }
-    account.toggle.setAttribute("aria-expanded", "true");
-    account.toggle.textContent = "▾";
+    button.disabled = true;
     await insertChildren(row, account, null);
+    button.disabled = button.textContent === "·";
   };
-  const renderRows = (accounts, level) => accounts.map((account) => {
-    depth.set(account.id, level);
+  const renderRows = (accounts, depth) => accounts.map((account) => {
+    account.depth = depth;
     account.toggle = h("button", { type: "button", class: "toggle", "aria-expanded": "false", "aria-label": `children of ${account.id}`, title: "Show or hide children" }, "▸");
     const row = tableRow(columns, account, (a) => href(`/account/${encode(a.id)}`));
     row.dataset.account = account.id;
-    account.toggle.addEventListener("click", expand(row, account));
+    row.dataset.depth = String(depth);
+    account.toggle.addEventListener("click", toggle(row, account));
     return row;
   });
+  // Inserts a page of `account`'s children (after `after`) at the end of its subtree.
   const insertChildren = async (row, account, after) => {
     try {
       const page = await api(`/v1/accounts?parent=${encode(account.id)}&limit=${PAGE}${after ? `&after=${encode(after)}` : ""}`, { signal });
       const children = await atPosition(page.accounts, signal);
-      let anchor = row;
-      while (anchor.nextElementSibling && (depth.get(anchor.nextElementSibling.dataset.account) || 0) > (depth.get(account.id) || 0)) anchor = anchor.nextElementSibling;
-      const rows = renderRows(children, (depth.get(account.id) || 0) + 1);
+      const rows = renderRows(children, depthOf(row) + 1);
       if (!children.length && !after) {
         account.toggle.textContent = "·";
-        account.toggle.disabled = true;
+        return;
       }
+      account.toggle.setAttribute("aria-expanded", "true");
+      account.toggle.textContent = "▾";
       if (page.next_after) {
-        const more = h("tr", { dataset: { more: account.id } }, h("td", { colspan: String(columns.length) }, h("button", { type: "button", onclick: async (event) => {
-          event.target.closest("tr").remove();
+        const more = h("tr", { dataset: { more: account.id, depth: String(depthOf(row) + 1) } }, h("td", { colspan: String(columns.length) }, h("button", { type: "button", onclick: async (event) => {
+          const moreRow = event.target.closest("tr");
+          event.target.disabled = true;
           await insertChildren(row, account, page.next_after);
+          moreRow.remove();
         } }, `More children of ${account.id}`)));
         rows.push(more);
       }
-      anchor.after(...rows);
+      (subtree(row).at(-1) || row).after(...rows);
     } catch (error) {
-      notice(error.message, true);
+      if (!aborted(error)) notice(error.message, true);
     }
   };
   const holder = h("div");
@@ -457,7 +467,7 @@ async function accountView(id, query) {
   try {
     account = await api(`/v1/accounts/${encode(id)}${seq !== null ? `?as_of=${seq}` : ""}`, { signal });
   } catch (error) {
-    show(h("h1", {}, id), failure(error) || "");
+    if (!aborted(error)) show(h("h1", {}, id), failure(error));
     return;
   }
   const title = h("h1", {}, `Account ${account.id}`, seq !== null ? h("span", { class: "muted" }, ` as of seq ${seq}`) : "", account.closed ? h("span", { class: "closed" }, "closed") : "");
@@ -521,13 +531,13 @@ async function accountView(id, query) {
     empty: "No children.",
   });
   show(title, summary, fields, chartHolder,
-    h("h2", {}, "Changes, with the balance after each"), changes,
+    h("h2", {}, "Changes, with the balance after each"), seq !== null ? h("p", { class: "muted" }, "All of them, also those after the as-of position.") : "", changes,
     h("h2", {}, "Transfers"), seq !== null ? h("p", { class: "muted" }, "All of them, also those after the as-of position.") : "", transfers,
     h("h2", {}, "Children"), subtree);
   try {
     chartHolder.replaceChildren(await historyChart(id, signal));
   } catch (error) {
-    chartHolder.replaceChildren(failure(error) || "");
+    if (!aborted(error)) chartHolder.replaceChildren(failure(error));
   }
 }
 
@@ -549,7 +559,10 @@ async function resolveHold(hold, action) {
   const verb = action === "post" ? "Post" : "Void";
   const confirmed = await confirmAction(`${verb} hold ${hold.id}?`, `${verb} ${hold.amount} ${hold.asset} from ${hold.debit} to ${hold.credit}. This cannot be undone.`);
   if (!confirmed) return;
-  const id = `console-${action}-${crypto.randomUUID()}`;
+  // A key confined to some accounts makes ids under its own prefix.
+  const prefix = (state.whoami && state.whoami.key && state.whoami.key.accounts[0]) || "";
+  const random = [...crypto.getRandomValues(new Uint8Array(12))].map((byte) => byte.toString(16).padStart(2, "0")).join("");
+  const id = `${prefix}console-${action}-${random}`;
   try {
     const answer = await api("/v1/transfers", { method: "POST", body: { transfers: [{ id, [action]: hold.id }] } });
     const result = answer.results[0];
@@ -589,8 +602,9 @@ async function transferView(id) {
   try {
     transfer = await api(`/v1/transfers/${encode(id)}`, { signal });
   } catch (error) {
+    if (aborted(error)) return;
     const legs = error.status === 404 ? await legsOf(id, signal) : null;
-    show(h("h1", {}, legs ? `Allocation ${id}` : id), legs || failure(error) || "");
+    show(h("h1", {}, legs ? `Allocation ${id}` : id), legs || failure(error));
     return;
   }
   const rows = [
@@ -757,7 +771,18 @@ async function journalView(_, query) {
     return;
   }
   (async () => {
-    for (;;) await next();
+    let backoff = 1000;
+    while (!signal.aborted) {
+      try {
+        await next();
+        backoff = 1000;
+      } catch (error) {
+        if (aborted(error)) return;
+        status.textContent = `reconnecting (${error.message})`;
+        await pause(backoff, signal);
+        backoff = Math.min(backoff * 2, 30000);
+      }
+    }
   })().catch(stopped);
 }
 
@@ -769,7 +794,12 @@ async function healthView() {
   let plots = null;
   const refresh = async () => {
     const stats = await api("/v1/stats", { signal });
-    const health = await api("/healthz", { signal }).catch((error) => (error.status === 503 ? { status: "unavailable" } : null));
+    const health = await api("/healthz", { signal }).catch((error) => {
+      if (error.status === 503) return error.answer || { status: "unavailable" };
+      if (error.status === 401 || error.status === 403) return { status: "(needs an unconfined key)" };
+      if (aborted(error)) throw error;
+      return null;
+    });
     const last = stats.samples[stats.samples.length - 1] || {};
     const commitMs = last.commit_ms_mean === undefined ? "--" : last.commit_ms_mean.toFixed(2);
     summary.replaceChildren(cards([
@@ -809,7 +839,7 @@ async function healthView() {
     summary.replaceChildren(failure(error) || "");
     return;
   }
-  const timer = setInterval(() => refresh().catch((error) => notice(error.message, true)), STATS_REFRESH_MS);
+  const timer = setInterval(() => refresh().catch((error) => aborted(error) || notice(error.message, true)), STATS_REFRESH_MS);
   signal.addEventListener("abort", () => clearInterval(timer));
 }
 
@@ -879,7 +909,10 @@ async function travel(text) {
     if (seq) {
       query.set("as_of", seq[1]);
     } else {
-      const ms = Date.parse(value.replace(" ", "T"));
+      // A date alone is read as local midnight, like a date and time without a zone.
+      const local = /^\d{4}-\d{2}-\d{2}$/.test(value) ? `${value}T00:00` : value;
+      let ms = Date.parse(local);
+      if (Number.isNaN(ms)) ms = Date.parse(local.replace(" ", "T"));
       if (Number.isNaN(ms)) {
         notice(`"${value}" is neither a journal position nor a time (try 2026-11-30 14:05)`, true);
         return;

@@ -187,7 +187,9 @@ async fn authenticate(State(app): State<App>, mut request: Request, next: Next) 
     }
     // Health, metrics and keys concern the whole ledger: not for a key confined to some of
     // it (an admin key is never confined; this holds whatever the store says).
-    if caller.is_confined() && (!path.starts_with("/v1/") || path == "/v1/stats" || needed == Scope::Admin) {
+    // The writer's progress and the journal's timestamps are the whole ledger's too.
+    let whole_ledger = matches!(path, "/v1/stats" | "/v1/journal/position");
+    if caller.is_confined() && (!path.starts_with("/v1/") || whole_ledger || needed == Scope::Admin) {
         return ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use tally_api::*;
 use tally_core::actors::key_in;
 use tally_core::limits::{
-    BACKUP_ANSWER_WAIT_MS, BACKUP_WAIT_MS_MAX, HOLD_TIMEOUT_MS_MAX, KEYS_MAX, PAGE_LIMIT_MAX, STATS_INTERVAL_MS, WRITER_STALLED_MS,
+    BACKUP_ANSWER_WAIT_MS, BACKUP_WAIT_MS_MAX, HOLD_TIMEOUT_MS_MAX, KEYS_MAX, PAGE_LIMIT_MAX, SEQ_MAX, STATS_INTERVAL_MS, WRITER_STALLED_MS,
 };
 use tally_core::{Id, JournalEntry, Request, Under};
 use tally_ledger::keys::{KeySpec, Scope};
@@ -34,6 +34,14 @@ fn query<T: for<'de> Deserialize<'de> + Default>(raw: Option<String>) -> Result<
 
 fn path_id(text: &str) -> Result<Id, ApiError> {
     Id::parse(text).map_err(|e| ApiError::invalid("id", format!("invalid id: {e}")))
+}
+
+/// A journal position to read after (0, the start, by default).
+fn after_seq(value: Option<u64>) -> Result<u64, ApiError> {
+    match value.unwrap_or(0) {
+        seq if seq > SEQ_MAX => Err(ApiError::invalid("after_seq", format!("must be at most {SEQ_MAX}"))),
+        seq => Ok(seq),
+    }
 }
 
 fn limit(value: Option<usize>) -> Result<usize, ApiError> {
@@ -261,7 +269,7 @@ pub async fn account_transfers(
     let limit = limit(params.limit)?;
     let id = path_id(&id)?;
     let views = if caller.permits(id.as_str()) {
-        app.ledger.account_transfers(id.clone(), params.after_seq.unwrap_or(0), limit).await?
+        app.ledger.account_transfers(id.clone(), after_seq(params.after_seq)?, limit).await?
     } else {
         None
     };
@@ -297,7 +305,7 @@ pub async fn account_history(
     // The account's scale, which never changes, renders every amount of its history.
     let account = if caller.permits(id.as_str()) { app.ledger.account(id.clone(), None).await? } else { None };
     let account = account.ok_or_else(not_found)?;
-    let entries = app.ledger.account_history(id.clone(), params.after_seq.unwrap_or(0), limit).await?.ok_or_else(not_found)?;
+    let entries = app.ledger.account_history(id.clone(), after_seq(params.after_seq)?, limit).await?.ok_or_else(not_found)?;
     let next_after_seq = (entries.len() == limit).then(|| entries.last().map(|e| e.seq)).flatten();
     let mut changes = Vec::with_capacity(entries.len());
     for entry in &entries {
@@ -329,32 +337,43 @@ pub struct HoldsParams {
 pub async fn list_holds(State(app): State<App>, caller: Caller, RawQuery(raw): RawQuery) -> Result<Json<HoldsPage>, ApiError> {
     let params: HoldsParams = query(raw)?;
     let limit = limit(params.limit)?;
-    let after = match params.after {
-        None => None,
-        Some(after) => {
-            let id = Id::parse_transfer(&after).map_err(|e| ApiError::invalid("after", format!("invalid transfer id: {e}")))?;
-            let hold = if caller.permits(id.as_str()) { app.ledger.transfer(id).await? } else { None };
-            let position = hold
-                .filter(|view| confine::sees_transfer(&caller, view))
-                .and_then(|view| view.detail.as_ref().and_then(|detail| detail.expires_at).map(|expires_at| (expires_at, view.seq)));
-            Some(position.ok_or_else(|| ApiError::invalid("after", format!("{after} is not a hold with a timeout")))?)
-        }
-    };
-    let views = app.ledger.expiring_holds(after, limit).await?;
-    // The page continues after the last hold looked at, shown or not.
-    let next_after = (views.len() == limit).then(|| views.last().map(|v| v.id.clone())).flatten();
-    let runs = key_runs_of(&app, &views).await?;
-    let holds = views
-        .iter()
-        .filter(|view| confine::sees_transfer(&caller, view))
-        .map(|view| Transfer::new(view, key_in(&runs, view.seq).map(Id::to_string)))
-        .collect();
+    let after = params.after.as_deref().map(HoldPosition::parse).transpose()?;
+    let views = app.ledger.expiring_holds(after.map(|at| (at.expires_at, at.seq)), limit).await?;
+    // The page continues after the last hold looked at, shown or not: a position, which
+    // names no hold a confined key may not see.
+    let next_after = (views.len() == limit)
+        .then(|| views.last().and_then(|v| Some(HoldPosition { expires_at: v.detail.as_ref()?.expires_at?, seq: v.seq }.to_string())))
+        .flatten();
+    let mut holds = Vec::new();
+    for view in views.iter().filter(|view| confine::sees_transfer(&caller, view)) {
+        // Holds in expiry order have seqs from anywhere in the journal: each key is read alone.
+        let runs = app.ledger.key_runs(view.seq, view.seq).await?;
+        holds.push(Transfer::new(view, key_in(&runs, view.seq).map(Id::to_string)));
+    }
     Ok(Json(HoldsPage { holds, next_after }))
 }
 
-/// Which keys made the transfers of a page in any seq order.
-async fn key_runs_of(app: &App, views: &[tally_core::TransferView]) -> Result<Vec<(u64, Option<Id>)>, ApiError> {
-    key_runs(app, views.iter().map(|v| v.seq).min(), views.iter().map(|v| v.seq).max()).await
+/// Where a listing of holds by expiry stands: after the hold that expires at `expires_at`
+/// with seq `seq`. Written `<expires_at>.<seq>`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct HoldPosition {
+    expires_at: u64,
+    seq: u64,
+}
+
+impl HoldPosition {
+    fn parse(text: &str) -> Result<HoldPosition, ApiError> {
+        let invalid = || ApiError::invalid("after", "must be a position from a page's next_after");
+        let (expires_at, seq) = text.split_once('.').ok_or_else(invalid)?;
+        let number = |part: &str| part.parse::<u64>().ok().filter(|&n| n <= SEQ_MAX).ok_or_else(invalid);
+        Ok(HoldPosition { expires_at: number(expires_at)?, seq: number(seq)? })
+    }
+}
+
+impl std::fmt::Display for HoldPosition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.expires_at, self.seq)
+    }
 }
 
 /// The writer's progress over the last minutes, sampled every second by the server: journal
@@ -438,7 +457,7 @@ pub async fn journal(State(app): State<App>, caller: Caller, RawQuery(raw): RawQ
     if wait_ms > JOURNAL_WAIT_MS_MAX {
         return Err(ApiError::invalid("wait_ms", format!("must be at most {JOURNAL_WAIT_MS_MAX}")));
     }
-    let after_seq = params.after_seq.unwrap_or(0);
+    let after_seq = after_seq(params.after_seq)?;
     if wait_ms > 0 {
         // Waiting costs nothing; reading and rendering a page does. Pages are built a few
         // at a time, so a commit that wakes hundreds of readers leaves the server free to

@@ -136,6 +136,7 @@ async fn a_tenant_key_sees_and_moves_only_its_own_accounts(server: TestServer) {
     assert_eq!(feed["next_after_seq"], all["next_after_seq"], "the feed continues from the same place");
     assert_eq!(server.raw_as(&acme, "GET", "/healthz", "").await.0, 403, "a tenant cannot read the whole ledger's counts");
     assert_eq!(server.raw_as(&acme, "GET", "/v1/stats", "").await.0, 403, "nor the writer's progress");
+    assert_eq!(server.raw_as(&acme, "GET", "/v1/journal/position?at=1", "").await.0, 403, "nor other tenants' timestamps");
 
     // Its account's history: every balance, but only its own transfers named.
     let (_, history) = server.raw_as(&acme, "GET", "/v1/accounts/acme:a/history", "").await;
@@ -160,6 +161,11 @@ async fn a_tenant_key_sees_and_moves_only_its_own_accounts(server: TestServer) {
     assert_eq!(post(&admin, "/v1/transfers", holds).await.0, 200);
     let (_, listed) = server.raw_as(&acme, "GET", "/v1/holds", "").await;
     assert_eq!(listed["holds"].as_array().unwrap().iter().map(|h| h["id"].as_str().unwrap()).collect::<Vec<_>>(), ["acme:lease"]);
+    // Paging past another tenant's hold names nothing of it, and goes on.
+    let (_, first) = server.raw_as(&acme, "GET", "/v1/holds?limit=1", "").await;
+    assert_eq!((first["holds"].as_array().unwrap().len(), first["next_after"].as_str().unwrap().contains("globex")), (0, false), "{first}");
+    let (_, next) = server.raw_as(&acme, "GET", &format!("/v1/holds?limit=1&after={}", first["next_after"].as_str().unwrap()), "").await;
+    assert_eq!(next["holds"][0]["id"], "acme:lease", "{next}");
     let (_, everyone) = server.raw_as(&admin, "GET", "/v1/holds", "").await;
     assert_eq!(everyone["holds"].as_array().unwrap().len(), 2);
     let (_, whoami) = server.raw_as(&acme, "GET", "/v1/whoami", "").await;

@@ -75,6 +75,10 @@ async fn an_accounts_history_gives_its_balances_after_every_change(server: TestS
     assert_eq!((status, answer["error"]["code"].as_str()), (404, Some("not_found")), "{answer}");
     let (status, answer) = server.get("/v1/accounts/alice/history?limit=0").await;
     assert_eq!((status, answer["error"]["field"].as_str()), (400, Some("limit")), "{answer}");
+    for route in ["/v1/accounts/alice/history", "/v1/accounts/alice/transfers", "/v1/journal"] {
+        let (status, answer) = server.get(&format!("{route}?after_seq=9223372036854775808")).await;
+        assert_eq!((status, answer["error"]["field"].as_str()), (400, Some("after_seq")), "{route}: {answer}");
+    }
 }
 
 async fn open_holds_are_listed_soonest_to_expire_first(server: TestServer) {
@@ -98,12 +102,16 @@ async fn open_holds_are_listed_soonest_to_expire_first(server: TestServer) {
     assert!(page["holds"][0]["expires_at"].as_u64().unwrap() < page["holds"][1]["expires_at"].as_u64().unwrap());
     assert_eq!(page["next_after"], Value::Null);
     let first = ok(&server, "/v1/holds?limit=2").await;
-    assert_eq!(first["next_after"], "middle");
-    let rest = ok(&server, "/v1/holds?limit=2&after=middle").await;
+    let middle = &first["holds"][1];
+    let position = format!("{}.{}", middle["expires_at"], middle["seq"]);
+    assert_eq!(first["next_after"].as_str(), Some(position.as_str()), "a page ends at where its last hold expires, and its seq");
+    let rest = ok(&server, &format!("/v1/holds?limit=2&after={position}")).await;
     assert_eq!(rest["holds"][0]["id"], "late");
     assert_eq!(rest["holds"].as_array().unwrap().len(), 1);
-    let (status, answer) = server.get("/v1/holds?after=never").await;
-    assert_eq!((status, answer["error"]["field"].as_str()), (400, Some("after")), "{answer}");
+    for wrong in ["middle", "1.x", "12", "9223372036854775808.1"] {
+        let (status, answer) = server.get(&format!("/v1/holds?after={wrong}")).await;
+        assert_eq!((status, answer["error"]["field"].as_str()), (400, Some("after")), "{wrong}: {answer}");
+    }
 }
 
 async fn roots_list_the_tops_of_the_account_trees(server: TestServer) {

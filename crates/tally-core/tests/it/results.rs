@@ -437,3 +437,28 @@ fn a_retried_chain_hears_exactly_the_answers_it_heard_the_first_time() {
     assert_eq!(again, first, "same results, same seqs: the retry changed nothing");
     assert_eq!(balance(&state, "bob"), 0);
 }
+
+#[test]
+fn holds_that_expire_together_are_listed_in_seq_order_and_pages_continue_between_them() {
+    const SECOND: u64 = 1_000_000_000;
+    let mut state = ledger();
+    transfers(&mut state, vec![direct("fund", "world", "alice", "100.00")]);
+    let hold = |name: &str, timeout_ms: u64| Request::CreateTransfers(vec![pending(name, "alice", "bob", "1.00", Some(timeout_ms))]);
+    state.apply(&hold("a", 2_000), T0 + SECOND);
+    state.apply(&hold("b", 1_000), T0 + 2 * SECOND);
+    state.apply(&hold("c", 500), T0 + 2 * SECOND + 1);
+    let expiry = |view: &TransferView| view.detail.as_ref().unwrap().expires_at.unwrap();
+    let listed = state.expiring_holds(None, 10);
+    let ids: Vec<&str> = listed.iter().map(|v| v.id.as_str()).collect();
+    assert_eq!(ids, ["c", "a", "b"]);
+    assert_eq!(expiry(&listed[1]), expiry(&listed[2]), "a and b expire at the same time");
+    let after_a = state.expiring_holds(Some((expiry(&listed[1]), listed[1].seq)), 10);
+    assert_eq!(after_a.iter().map(|v| v.id.as_str()).collect::<Vec<_>>(), ["b"], "the page after a holds b, which expires with it");
+    assert!(state.expiring_holds(Some((expiry(&listed[2]), listed[2].seq)), 10).is_empty());
+    state.apply(&Request::CreateTransfers(vec![void("v", "a")]), T0 + 2 * SECOND + 2);
+    assert_eq!(
+        state.expiring_holds(None, 10).iter().map(|v| v.id.as_str()).collect::<Vec<_>>(),
+        ["c", "b"],
+        "a resolved hold is no longer listed"
+    );
+}

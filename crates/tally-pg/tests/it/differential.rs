@@ -31,8 +31,31 @@ async fn compare(ledger: &PgLedger, reference: &State, sent: &[Id]) {
             ledger.account_transfers(account.clone(), 0, PAGE_LIMIT_MAX).await.unwrap(),
             reference.account_transfers(&account, 0, PAGE_LIMIT_MAX),
             "transfers of {name}"
-        );
+        ); // The history with running balances, a few changes a page.
+        let mut after = 0;
+        loop {
+            let page = ledger.account_history(account.clone(), after, 7).await.unwrap().expect("the account exists");
+            assert_eq!(Some(&page), reference.account_history(&account, after, 7).as_ref(), "history of {name} after {after}");
+            match page.last() {
+                Some(last) if page.len() == 7 => after = last.seq,
+                _ => break,
+            }
+        }
     }
+    // Open holds by expiry, three a page: holds that expire at the same time are ordered by seq.
+    let mut position = None;
+    loop {
+        let page = ledger.expiring_holds(position, 3).await.unwrap();
+        assert_eq!(page, reference.expiring_holds(position, 3), "holds after {position:?}");
+        match page.last() {
+            Some(last) if page.len() == 3 => {
+                position = Some((last.detail.as_ref().and_then(|d| d.expires_at).expect("a hold that expires"), last.seq))
+            }
+            _ => break,
+        }
+    }
+    let roots = AccountQuery { under: Under::Root, limit: PAGE_LIMIT_MAX, ..AccountQuery::default() };
+    assert_eq!(ledger.accounts(roots).await.unwrap(), reference.accounts_page("", &Under::Root, None, PAGE_LIMIT_MAX));
     let everything = AccountQuery { limit: PAGE_LIMIT_MAX, ..AccountQuery::default() };
     assert_eq!(ledger.accounts(everything).await.unwrap(), reference.accounts_page("", &Under::Anywhere, None, PAGE_LIMIT_MAX));
     let children = AccountQuery { under: Under::Parent(id("org")), prefix: "org:".into(), limit: 10, ..AccountQuery::default() };
