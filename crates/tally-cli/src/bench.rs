@@ -128,17 +128,22 @@ fn terminate(child: &mut Child) -> anyhow::Result<Duration> {
     Ok(started.elapsed())
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
+fn check_args(args: &Args) -> anyhow::Result<()> {
     if args.batch == 0 || args.batch > tally_core::limits::BATCH_EVENTS_MAX {
         bail!("--batch must be between 1 and {}", tally_core::limits::BATCH_EVENTS_MAX);
     }
     if args.accounts < 2 || args.hot_accounts < 2 || args.hot_accounts > args.accounts || args.hot_percent > 100 {
         bail!("need at least 2 accounts, 2 to --accounts hot accounts, and --hot-percent at most 100");
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(args.client_threads.max(1)).enable_all().build()?;
     if args.engine == "embedded" && args.nodes != 1 {
         bail!("--nodes needs --engine postgres: an embedded ledger has one node");
     }
+    Ok(())
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    check_args(&args)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(args.client_threads.max(1)).enable_all().build()?;
     let store = match args.engine.as_str() {
         "postgres" => {
             let url = args
@@ -173,6 +178,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let clients: Vec<Client> = urls.iter().map(|url| crate::remote::client(url)).collect::<anyhow::Result<_>>()?;
     let result = runtime.block_on(drive(&args, &clients));
     let peak_rss: Option<u64> = servers.iter().map(|s| peak_rss_bytes(s.child.id())).sum();
+    let memory = runtime.block_on(clients[0].metrics()).ok().and_then(|text| memory_line(&memory_parts(&text)));
     let report = result.as_ref().ok();
     let mut stops = Vec::new();
     for server in &mut servers {
@@ -180,6 +186,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     if let Some(report) = report {
         report.print(if servers.is_empty() { None } else { peak_rss });
+    }
+    if let Some(line) = memory {
+        println!("{line}");
     }
     if let Some(stop) = stops.first() {
         println!(
@@ -199,6 +208,30 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     result.map(|_| ())
+}
+
+/// What the server said it holds, in MiB, total and by part; `None` if it said nothing (a
+/// store in a database).
+fn memory_line(parts: &[(String, f64)]) -> Option<String> {
+    let mib = |bytes: f64| bytes / 1048576.0;
+    let listed: Vec<String> = parts.iter().map(|(part, bytes)| format!("{part} {:.0}", mib(*bytes))).collect();
+    let total: f64 = parts.iter().map(|(_, bytes)| bytes).sum();
+    (!parts.is_empty()).then(|| format!("memory the server accounts for: {:.0} MiB ({} MiB)", mib(total), listed.join(", ")))
+}
+
+/// The `tally_memory_bytes` gauges of a metrics text, by part, in `MemoryUse`'s order.
+fn memory_parts(text: &str) -> Vec<(String, f64)> {
+    let mut parts: Vec<(String, f64)> = text
+        .lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix("tally_memory_bytes{part=\"")?;
+            let (part, value) = rest.split_once("\"} ")?;
+            Some((part.to_owned(), value.trim().parse().ok()?))
+        })
+        .collect();
+    let order = tally_core::memory::MemoryUse::default().parts().map(|(name, _)| name);
+    parts.sort_by_key(|(part, _)| order.iter().position(|name| name == part));
+    parts
 }
 
 fn measure_restarts(runtime: &tokio::runtime::Runtime, server: &mut Server, store: &Store) -> anyhow::Result<()> {

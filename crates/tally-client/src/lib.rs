@@ -185,6 +185,17 @@ impl Client {
         self.call(Method::GET, "/healthz", None).await
     }
 
+    /// The server's metrics, in Prometheus's text format.
+    pub async fn metrics(&self) -> Result<String, ClientError> {
+        let response = self.send(Method::GET, "/metrics", None).await?;
+        let status = response.status();
+        let bytes = response.bytes().await?;
+        if status.is_success() {
+            return Ok(String::from_utf8_lossy(&bytes).into_owned());
+        }
+        Err(Self::error(status, &bytes))
+    }
+
     /// Makes an API key (admin key). The answer holds the key itself, shown this once.
     pub async fn create_key(&self, key: &KeyInput) -> Result<CreatedKey, ClientError> {
         self.call(Method::POST, "/v1/keys", Self::json(key)).await

@@ -27,6 +27,14 @@ impl Actors {
         Actors { acting: NONE, ..Actors::default() }
     }
 
+    /// The bytes its runs and keys allocated (keys are few: a ledger holds at most
+    /// `KEYS_MAX`).
+    pub fn allocated_bytes(&self) -> usize {
+        self.runs.capacity() * std::mem::size_of::<(u64, u32)>()
+            + self.keys.capacity() * std::mem::size_of::<Id>()
+            + crate::memory::hashed(self.index.capacity(), std::mem::size_of::<(Id, u32)>())
+    }
+
     /// For one batch's slice: its first entry starts a run, key or none.
     pub fn for_slice() -> Actors {
         Actors { start_with_a_run: true, ..Actors::new() }

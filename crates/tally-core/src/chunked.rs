@@ -50,6 +50,11 @@ impl<T> Chunked<T> {
     pub fn iter(&self) -> impl Iterator<Item = &T> {
         self.chunks.iter().flatten()
     }
+
+    /// The bytes its chunks allocated: whole chunks, as they are allocated.
+    pub fn allocated_bytes(&self) -> usize {
+        self.chunks.len() * CHUNK_ITEMS * std::mem::size_of::<T>()
+    }
 }
 
 impl<T> Index<usize> for Chunked<T> {
@@ -99,6 +104,11 @@ pub struct Strings {
 }
 
 impl Strings {
+    /// The bytes its chunks allocated.
+    pub fn allocated_bytes(&self) -> usize {
+        self.chunks.len() * STRING_CHUNK_BYTES
+    }
+
     /// Stores two strings side by side (a transfer's id and metadata, which may be empty).
     pub fn push(&mut self, first: &str, second: &str) -> Span {
         let len = first.len() + second.len();

@@ -17,6 +17,7 @@ pub mod codec;
 pub mod event;
 pub mod id;
 pub mod limits;
+pub mod memory;
 pub mod metadata;
 pub mod slice;
 pub mod snapshot;

@@ -456,6 +456,11 @@ impl State {
         State::default()
     }
 
+    /// The bytes the transfer id index allocated.
+    pub(crate) fn transfer_index_bytes(&self) -> usize {
+        self.transfer_index.iter().map(|shard| crate::memory::hashed(shard.capacity(), std::mem::size_of::<IndexEntry>())).sum()
+    }
+
     /// The API key behind the journal entry at `seq`, if a key made it.
     pub fn key_at(&self, seq: u64) -> Option<&Id> {
         self.actors.key_at(seq)

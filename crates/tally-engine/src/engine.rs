@@ -23,6 +23,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use tally_core::batch;
 use tally_core::limits::{QUEUE_REQUESTS_MAX, SNAPSHOT_AFTER_REPLAY_RECORDS};
+use tally_core::memory::MemoryUse;
 use tally_core::{AccountView, HistoryEntry, Id, JournalEntry, Request, State, TransferView};
 use tally_ledger::{
     panic_message, system_clock, AccountQuery, Applied, Backed, Batch, Budget, Clock, Ledger, LedgerError, LedgerFuture, Status, WriteQueue,
@@ -340,6 +341,10 @@ impl Ledger for Engine {
             });
             copied.await.map_err(|error| LedgerError::BackupFailed(format!("the copy stopped: {error}")))?
         })
+    }
+
+    fn memory(&self) -> Option<MemoryUse> {
+        Some(self.shared.state().ok()?.memory())
     }
 
     fn status(&self) -> Status {

@@ -22,6 +22,7 @@ use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tally_core::memory::MemoryUse;
 use tally_core::{AccountView, HistoryEntry, Id, JournalEntry, Outcome, Request, TransferView, Under};
 
 /// A deadline far enough away to mean "until answered" (a year).
@@ -128,6 +129,11 @@ pub trait Ledger: Send + Sync + 'static {
     /// (`None`: no key), the first being the one `from` falls in.
     fn key_runs(&self, from: u64, to: u64) -> LedgerFuture<'_, Vec<(u64, Option<Id>)>>;
     fn status(&self) -> Status;
+    /// The memory the store holds, part by part; `None` for a store whose data lives
+    /// elsewhere (a database). Walks the whole state: for a metrics scrape, not a request.
+    fn memory(&self) -> Option<MemoryUse> {
+        None
+    }
     /// Brings the backup in directory `to` up to the last durable commit, while writes go on.
     /// A store kept in a database is backed up with the database's own tools instead.
     fn backup(&self, to: PathBuf) -> LedgerFuture<'_, Backed> {

@@ -511,10 +511,17 @@ pub async fn health(State(app): State<App>) -> (StatusCode, Json<Health>) {
     (code, Json(health))
 }
 
-/// Prometheus metrics: commit latency, fsync time, batch sizes, queue depth, HTTP requests.
+/// Prometheus metrics: commit latency, fsync time, batch sizes, queue depth, HTTP requests, and on the embedded engine the memory it holds, by part.
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
 pub async fn metrics(State(app): State<App>) -> String {
     app.backups.measure_lag(app.ledger.as_ref()).await;
+    // Measuring memory walks every account: off the threads that answer requests.
+    let ledger = app.ledger.clone();
+    if let Ok(Some(memory)) = tokio::task::spawn_blocking(move || ledger.memory()).await {
+        for (part, bytes) in memory.parts() {
+            metrics::gauge!("tally_memory_bytes", "part" => part).set(bytes as f64);
+        }
+    }
     app.metrics.render()
 }
 

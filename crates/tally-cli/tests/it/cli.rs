@@ -164,6 +164,12 @@ async fn health_and_metrics_on_an_address_of_their_own_need_no_key() {
     let server = server.healthy_through(tally_client::Client::new(&format!("http://127.0.0.1:{operations}"))).await;
     let metrics = reqwest::get(format!("http://127.0.0.1:{operations}/metrics")).await.unwrap();
     assert_eq!(metrics.status().as_u16(), 200);
+    // The embedded engine reports the memory it holds, part by part.
+    let text = metrics.text().await.unwrap();
+    for part in ["accounts", "account_history", "transfer_records", "transfer_index", "transfer_text", "journal", "other"] {
+        let line = format!("tally_memory_bytes{{part=\"{part}\"}} ");
+        assert!(text.lines().any(|l| l.starts_with(&line) && l[line.len()..].parse::<f64>().is_ok()), "{part} missing:\n{text}");
+    }
     let main = tally_client::Client::new(&format!("http://127.0.0.1:{port}"));
     assert_eq!(main.health().await.unwrap_err().code(), Some("not_found"), "not on the API's address");
     assert_eq!(main.accounts("", None, 1).await.unwrap_err().code(), Some("unauthorized"));

@@ -462,3 +462,21 @@ fn holds_that_expire_together_are_listed_in_seq_order_and_pages_continue_between
         "a resolved hold is no longer listed"
     );
 }
+
+#[test]
+fn the_memory_a_state_holds_is_measured_part_by_part() {
+    use tally_core::chunked::{CHUNK_ITEMS, STRING_CHUNK_BYTES};
+    let mut state = ledger();
+    let before = state.memory();
+    assert_eq!((before.transfer_records, before.transfer_text), (0, 0), "nothing allocated before the first transfer");
+    assert!(before.accounts > 0 && before.account_history > 0);
+    let funds: Vec<NewTransfer> = (0..2_000).map(|n| direct(&format!("t{n}"), "world", "alice", "1.00")).collect();
+    transfers(&mut state, funds);
+    let after = state.memory();
+    assert_eq!(after.transfer_records, CHUNK_ITEMS * 64, "one chunk of 64-byte records");
+    assert_eq!(after.transfer_text, STRING_CHUNK_BYTES, "one chunk of ids");
+    assert!(after.transfer_index >= 2_000 * 9, "every id is in the index: {after:?}");
+    assert!(after.account_history >= before.account_history + 2 * 2_000 * 8, "both sides note every change: {after:?}");
+    assert!(after.journal >= 2_000 * 8);
+    assert_eq!(after.total(), after.parts().iter().map(|(_, bytes)| bytes).sum::<usize>());
+}
