@@ -127,6 +127,15 @@ pub async fn transfer(client: &impl GenericClient, id: &str) -> Result<Option<Tr
     client.query_typed_opt(&sql, &[(&id, Type::TEXT)]).await?.as_ref().map(transfer_view).transpose()
 }
 
+/// An account's creation seq (which names it in `account_changes`) and creation time.
+async fn account_key(client: &impl GenericClient, id: &Id) -> Result<Option<(i64, u64)>, PgError> {
+    let sql = "SELECT created_seq, timestamp FROM tally.accounts WHERE id = $1";
+    match client.query_typed_opt(sql, &[(&id.as_str(), Type::TEXT)]).await? {
+        Some(row) => Ok(Some((row.try_get(0)?, rows::unsigned(row.try_get(1)?, "timestamp")?))),
+        None => Ok(None),
+    }
+}
+
 /// The transfers that changed `id`'s totals with seq above `after_seq`, in seq order.
 pub async fn account_transfers(
     client: &impl GenericClient,
@@ -134,18 +143,14 @@ pub async fn account_transfers(
     after_seq: u64,
     limit: usize,
 ) -> Result<Option<Vec<TransferView>>, PgError> {
-    let Some(account) =
-        client.query_typed_opt("SELECT created_seq FROM tally.accounts WHERE id = $1", &[(&id.as_str(), Type::TEXT)]).await?
-    else {
-        return Ok(None);
-    };
+    let Some((account_seq, _)) = account_key(client, id).await? else { return Ok(None) };
     let sql = format!(
         "SELECT {TRANSFER_COLUMNS}, d.asset, s.scale FROM tally.account_changes c JOIN tally.transfers t ON t.seq = c.seq
          LEFT JOIN tally.accounts d ON d.id = t.debit LEFT JOIN tally.assets s ON s.code = d.asset
          WHERE c.account_seq = $1 AND c.seq > $2 ORDER BY c.seq LIMIT $3"
     );
     let limit = limit.min(PAGE_LIMIT_MAX) as i64;
-    let parameters = [(&account.try_get::<_, i64>(0)? as _, Type::INT8), (&big(after_seq) as _, Type::INT8), (&limit as _, Type::INT8)];
+    let parameters = [(&account_seq as _, Type::INT8), (&big(after_seq) as _, Type::INT8), (&limit as _, Type::INT8)];
     let rows = client.query_typed(&sql, &parameters).await?;
     rows.iter().map(transfer_view).collect::<Result<Vec<_>, _>>().map(Some)
 }
@@ -158,12 +163,7 @@ pub async fn account_history(
     after_seq: u64,
     limit: usize,
 ) -> Result<Option<Vec<HistoryEntry>>, PgError> {
-    let Some(account) =
-        client.query_typed_opt("SELECT created_seq, timestamp FROM tally.accounts WHERE id = $1", &[(&id.as_str(), Type::TEXT)]).await?
-    else {
-        return Ok(None);
-    };
-    let (created_seq, created_at) = (account.try_get::<_, i64>(0)?, rows::unsigned(account.try_get(1)?, "timestamp")?);
+    let Some((created_seq, created_at)) = account_key(client, id).await? else { return Ok(None) };
     let sql = "SELECT c.seq, c.version, c.debits_posted, c.credits_posted, c.debits_pending, c.credits_pending,
                       t.id, t.timestamp, e.hold, e.timestamp, u.timestamp
                FROM tally.account_changes c

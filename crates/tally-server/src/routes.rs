@@ -234,10 +234,15 @@ async fn key_runs(app: &App, first: Option<u64>, last: Option<u64>) -> Result<Ve
     }
 }
 
+/// The transfer `id` if the caller may see it: its id and both its accounts in its share.
+async fn visible_transfer(app: &App, caller: &Caller, id: Id) -> Result<Option<tally_core::TransferView>, ApiError> {
+    let view = if caller.permits(id.as_str()) { app.ledger.transfer(id).await? } else { None };
+    Ok(view.filter(|view| confine::sees_transfer(caller, view)))
+}
+
 async fn transfer(app: &App, caller: &Caller, id: &str) -> Result<Json<Transfer>, ApiError> {
     let id = Id::parse_transfer(id).map_err(|e| ApiError::invalid("id", format!("invalid transfer id: {e}")))?;
-    let view = if caller.permits(id.as_str()) { app.ledger.transfer(id.clone()).await? } else { None };
-    match view.filter(|view| confine::sees_transfer(caller, view)) {
+    match visible_transfer(app, caller, id.clone()).await? {
         Some(view) => {
             let runs = app.ledger.key_runs(view.seq, view.seq).await?;
             Ok(Json(Transfer::new(&view, key_in(&runs, view.seq).map(Id::to_string))))
@@ -255,6 +260,14 @@ pub struct SeqPageParams {
     limit: Option<usize>,
 }
 
+/// A page of an account's entries as asked for: the account, the seq to continue after, and
+/// how many.
+fn account_page(id: &str, raw: Option<String>) -> Result<(Id, u64, usize), ApiError> {
+    let params: SeqPageParams = query(raw)?;
+    let limit = limit(params.limit)?;
+    Ok((path_id(id)?, after_seq(params.after_seq)?, limit))
+}
+
 /// The transfers that changed an account (for a parent, its subtree), in seq order.
 #[utoipa::path(get, path = "/v1/accounts/{id}/transfers", tag = "accounts",
     params(("id" = String, Path, description = "Account id"), SeqPageParams),
@@ -265,14 +278,8 @@ pub async fn account_transfers(
     Segments(id): Segments<String>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<TransfersPage>, ApiError> {
-    let params: SeqPageParams = query(raw)?;
-    let limit = limit(params.limit)?;
-    let id = path_id(&id)?;
-    let views = if caller.permits(id.as_str()) {
-        app.ledger.account_transfers(id.clone(), after_seq(params.after_seq)?, limit).await?
-    } else {
-        None
-    };
+    let (id, after_seq, limit) = account_page(&id, raw)?;
+    let views = if caller.permits(id.as_str()) { app.ledger.account_transfers(id.clone(), after_seq, limit).await? } else { None };
     let Some(views) = views else {
         return Err(ApiError::not_found(format!("account {id} not found")));
     };
@@ -298,14 +305,12 @@ pub async fn account_history(
     Segments(id): Segments<String>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<AccountHistoryPage>, ApiError> {
-    let params: SeqPageParams = query(raw)?;
-    let limit = limit(params.limit)?;
-    let id = path_id(&id)?;
+    let (id, after_seq, limit) = account_page(&id, raw)?;
     let not_found = || ApiError::not_found(format!("account {id} not found"));
     // The account's scale, which never changes, renders every amount of its history.
     let account = if caller.permits(id.as_str()) { app.ledger.account(id.clone(), None).await? } else { None };
     let account = account.ok_or_else(not_found)?;
-    let entries = app.ledger.account_history(id.clone(), after_seq(params.after_seq)?, limit).await?.ok_or_else(not_found)?;
+    let entries = app.ledger.account_history(id.clone(), after_seq, limit).await?.ok_or_else(not_found)?;
     let next_after_seq = (entries.len() == limit).then(|| entries.last().map(|e| e.seq)).flatten();
     let mut changes = Vec::with_capacity(entries.len());
     for entry in &entries {
@@ -313,8 +318,7 @@ pub async fn account_history(
         // A confined key sees its account's balances, and names only transfers it may read.
         if let Some(transfer) = change.transfer.as_deref().filter(|_| caller.is_confined()) {
             let id = Id::parse_transfer(transfer).expect("stored transfer ids parse");
-            let view = if caller.permits(id.as_str()) { app.ledger.transfer(id).await? } else { None };
-            change.transfer = view.filter(|view| confine::sees_transfer(&caller, view)).map(|view| view.id);
+            change.transfer = visible_transfer(&app, &caller, id).await?.map(|view| view.id);
         }
         changes.push(change);
     }
@@ -324,7 +328,7 @@ pub async fn account_history(
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct HoldsParams {
-    /// Continue after this hold (the previous page's `next_after`).
+    /// Continue from here: the previous page's `next_after`.
     after: Option<String>,
     /// Page size, 1 to 1,000 (default 100).
     limit: Option<usize>,
