@@ -81,18 +81,22 @@ pub const STRING_CHUNK_BYTES: usize = 1 << 20;
 pub struct Span(pub(crate) u64);
 
 impl Span {
-    fn new(offset: usize, first: usize, second: usize) -> Span {
+    pub(crate) fn new(offset: usize, first: usize, second: usize) -> Span {
         assert!(offset < (1 << 43) && first < (1 << 8) && second < (1 << 13), "span fields fit their widths");
         Span(((offset as u64) << 21) | ((first as u64) << 13) | second as u64)
     }
     pub(crate) fn offset(self) -> usize {
         (self.0 >> 21) as usize
     }
-    fn first_len(self) -> usize {
+    pub(crate) fn first_len(self) -> usize {
         ((self.0 >> 13) & 0xff) as usize
     }
-    fn second_len(self) -> usize {
+    pub(crate) fn second_len(self) -> usize {
         (self.0 & 0x1fff) as usize
+    }
+    /// Both strings' length together.
+    pub(crate) fn len(self) -> usize {
+        self.first_len() + self.second_len()
     }
 }
 
@@ -101,12 +105,14 @@ impl Span {
 #[derive(Default)]
 pub struct Strings {
     chunks: Vec<Vec<u8>>,
+    /// Chunks below this one were released (their strings now live elsewhere).
+    released: usize,
 }
 
 impl Strings {
     /// The bytes its chunks allocated.
     pub fn allocated_bytes(&self) -> usize {
-        self.chunks.len() * STRING_CHUNK_BYTES
+        (self.chunks.len() - self.released) * STRING_CHUNK_BYTES
     }
 
     /// Stores two strings side by side (a transfer's id and metadata, which may be empty).
@@ -141,6 +147,20 @@ impl Strings {
         self.slice(span, span.first_len(), span.second_len())
     }
 
+    /// Both strings of a span, back to back.
+    pub fn both(&self, span: Span) -> Option<&[u8]> {
+        self.slice(span, 0, span.len())
+    }
+
+    /// Frees every chunk wholly before `span`, whose strings are no longer read from here.
+    pub fn release_below(&mut self, span: Span) {
+        let below = span.offset() / STRING_CHUNK_BYTES;
+        for chunk in self.chunks.iter_mut().take(below).skip(self.released) {
+            *chunk = Vec::new();
+        }
+        self.released = self.released.max(below);
+    }
+
     /// Forgets everything from `span` on (it must be the latest span pushed).
     pub fn truncate_to(&mut self, span: Span) {
         let chunk_index = span.offset() / STRING_CHUNK_BYTES;
@@ -153,7 +173,7 @@ impl Strings {
     }
 
     pub fn from_chunks(chunks: Vec<Vec<u8>>) -> Option<Strings> {
-        chunks.iter().all(|c| c.len() <= STRING_CHUNK_BYTES).then_some(Strings { chunks })
+        chunks.iter().all(|c| c.len() <= STRING_CHUNK_BYTES).then_some(Strings { chunks, released: 0 })
     }
 }
 

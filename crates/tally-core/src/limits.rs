@@ -177,6 +177,10 @@ pub const SNAPSHOTS_KEPT: usize = 2;
 /// After replaying this many records at start, write a snapshot so the next start is quick.
 pub const SNAPSHOT_AFTER_REPLAY_RECORDS: u64 = 64;
 
+/// The most memory that pages of handed-off history (transfer records and their text, read
+/// back for idempotency checks and reads of old transfers) hold at once.
+pub const HISTORY_CACHE_BYTES: usize = 64 << 20;
+
 // ---- Backups ----
 
 /// A backup checksums each file in chunks of this size, so bringing a growing journal

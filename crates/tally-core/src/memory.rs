@@ -21,6 +21,8 @@ pub struct MemoryUse {
     pub transfer_index: usize,
     /// Transfer ids and metadata.
     pub transfer_text: usize,
+    /// Pages of handed-off history read back recently (at most `HISTORY_CACHE_BYTES`).
+    pub history_cache: usize,
     /// Which event each journal position holds, and which key made it.
     pub journal: usize,
     /// Open holds by expiry, settings changes, expiries and renewals.
@@ -29,13 +31,14 @@ pub struct MemoryUse {
 
 impl MemoryUse {
     /// Each part with its name, as `/metrics` labels it.
-    pub fn parts(&self) -> [(&'static str, usize); 7] {
+    pub fn parts(&self) -> [(&'static str, usize); 8] {
         [
             ("accounts", self.accounts),
             ("account_history", self.account_history),
             ("transfer_records", self.transfer_records),
             ("transfer_index", self.transfer_index),
             ("transfer_text", self.transfer_text),
+            ("history_cache", self.history_cache),
             ("journal", self.journal),
             ("other", self.other),
         ]
@@ -96,12 +99,14 @@ impl State {
             + self.updates.capacity() * size_of::<UpdateRecord>()
             + self.expiries.capacity() * size_of::<ExpiryRecord>()
             + self.renewals.capacity() * size_of::<RenewalRecord>();
+        let (records, text, cache) = self.records.allocated_bytes();
         MemoryUse {
             accounts: accounts_bytes,
             account_history: history,
-            transfer_records: self.transfers.allocated_bytes(),
+            transfer_records: records,
             transfer_index: self.transfer_index_bytes(),
-            transfer_text: self.strings.allocated_bytes(),
+            transfer_text: text,
+            history_cache: cache,
             journal: self.log.allocated_bytes() + self.actors.allocated_bytes(),
             other,
         }

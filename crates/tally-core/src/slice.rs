@@ -19,6 +19,7 @@
 //!   batch expires exactly the holds a whole ledger would at that time, and its record
 //!   replays identically.
 
+use crate::chunked::Span;
 use crate::event::ResultCode;
 use crate::id::{AssetCode, Id};
 use crate::metadata::Metadata;
@@ -240,11 +241,9 @@ impl State {
         let (debit, credit) = (account(&row.debit), account(&row.credit));
         let open = row.is_open_hold() && !reference;
         assert!(!open || (debit != NONE && credit != NONE), "an open hold's accounts are loaded with it");
-        let index = self.transfers.len() as u32;
-        let text = self.strings.push(&row.id, row.metadata.as_deref().unwrap_or(""));
-        self.transfers.push(TransferRecord {
+        let record = TransferRecord {
             amount: row.amount,
-            text,
+            text: Span::default(),
             seq: row.seq,
             timestamp: row.timestamp,
             fingerprint: row.fingerprint,
@@ -255,8 +254,8 @@ impl State {
             kind: row.kind,
             result: row.result,
             hold_state: row.hold_state,
-        });
-        self.index_transfer(index);
+        };
+        let index = self.push_record(record, &row.id, row.metadata.as_deref().unwrap_or(""));
         if let (true, Some(expires_at)) = (open, row.expires_at) {
             self.hold_expiry.insert(index, expires_at);
             self.holds_by_expiry.insert((expires_at, index));
@@ -270,7 +269,7 @@ impl State {
 
     /// Ends loading: from here on everything added is a change.
     pub fn loaded(&mut self) {
-        let (accounts, transfers, root_sums) = (self.accounts.len(), self.transfers.len(), self.root_sums());
+        let (accounts, transfers, root_sums) = (self.accounts.len(), self.records.len(), self.root_sums());
         let loaded = self.slice.as_mut().expect("only a slice is loaded");
         assert_eq!(loaded.hold_states.len(), transfers);
         loaded.accounts = accounts;
@@ -303,16 +302,12 @@ impl State {
                 LogEntry::Transfer(index) => changes.transfers.push(self.transfer_row(index)),
                 LogEntry::Expiry(index) => {
                     let expiry = self.expiries[index as usize];
-                    changes.expiries.push(Expiry {
-                        hold: self.id_of(&self.transfers[expiry.hold as usize]).to_owned(),
-                        seq: expiry.seq,
-                        timestamp: expiry.timestamp,
-                    });
+                    changes.expiries.push(Expiry { hold: self.id_of(expiry.hold), seq: expiry.seq, timestamp: expiry.timestamp });
                 }
                 LogEntry::Renewal(index) => {
                     let renewal = self.renewals[index as usize];
                     changes.renewals.push(Renewal {
-                        hold: self.id_of(&self.transfers[renewal.hold as usize]).to_owned(),
+                        hold: self.id_of(renewal.hold),
                         expires_at: renewal.expires_at,
                         seq: renewal.seq,
                         timestamp: renewal.timestamp,
@@ -346,10 +341,10 @@ impl State {
         }
         changes.created_accounts.sort_by_key(|row| row.created_seq);
         for (index, before) in loaded.hold_states.iter().enumerate() {
-            let record = &self.transfers[index];
+            let record = self.record_at(index as u32);
             if record.hold_state != *before {
-                let by = (record.related != NONE).then(|| self.id_of(&self.transfers[record.related as usize]).to_owned());
-                changes.resolutions.push(Resolution { hold: self.id_of(record).to_owned(), state: record.hold_state, by });
+                let by = (record.related != NONE).then(|| self.id_of(record.related));
+                changes.resolutions.push(Resolution { hold: self.id_of(index as u32), state: record.hold_state, by });
             }
         }
         changes
@@ -386,18 +381,19 @@ impl State {
     }
 
     pub(crate) fn transfer_row(&self, index: u32) -> TransferRow {
-        let record = &self.transfers[index as usize];
+        let record = self.record_at(index);
+        let text = self.text_of(index);
         let account = |index: u32| (index != NONE).then(|| self.accounts[index as usize].id.clone());
         TransferRow {
-            id: self.id_of(record).to_owned(),
-            metadata: self.metadata_of(record).map(Metadata::stored),
+            id: text.id().to_owned(),
+            metadata: text.metadata().map(Metadata::stored),
             amount: record.amount,
             seq: record.seq,
             timestamp: record.timestamp,
             fingerprint: record.fingerprint,
             debit: account(record.debit),
             credit: account(record.credit),
-            related: (record.related != NONE).then(|| self.id_of(&self.transfers[record.related as usize]).to_owned()),
+            related: (record.related != NONE).then(|| self.id_of(record.related)),
             kind: record.kind,
             result: record.result,
             hold_state: record.hold_state,

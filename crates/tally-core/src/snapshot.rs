@@ -8,12 +8,15 @@
 
 use crate::chunked::{Span, Strings, CHUNK_ITEMS};
 use crate::codec::{DecodeError, Decoder, Encoder};
+use crate::id::Id;
 use crate::limits::ACCOUNT_DEPTH_MAX;
 use crate::metadata::Metadata;
+use crate::records::{HistoryRead, Text, SEGMENT_SHIFT_MAX, SEGMENT_SHIFT_MIN};
 use crate::state::{
     Account, Asset, ExpiryRecord, HoldState, LogEntry, RecordKind, RenewalRecord, Settings, State, Totals, TransferRecord, UpdateRecord,
     CHECKPOINT_INTERVAL,
 };
+use std::sync::Arc;
 
 const NONE: u32 = u32::MAX;
 
@@ -26,9 +29,23 @@ pub const SNAPSHOT_ITEM_BYTES_MAX: usize = 2 << 20;
 
 /// The layout `encode_snapshot` writes. 2 added `closed` to every account's settings and
 /// hold renewals (a seventh count, and a section after the expiries); 3 added the API keys
-/// behind the entries (an eighth count, and runs of seqs after the renewals).
-/// `decode_snapshot` still reads 1 and 2.
-pub const SNAPSHOT_FORMAT: u32 = 3;
+/// behind the entries (an eighth count, and runs of seqs after the renewals); 4 keeps each
+/// transfer's id and metadata with its record instead of a table of strings, and may stand on
+/// history segments (four more counts, and two sections at the end).
+/// `decode_snapshot` still reads 1 to 3.
+pub const SNAPSHOT_FORMAT: u32 = 4;
+
+/// A resolved hold: its record, how it stands, the record that resolved it.
+type Resolved = (u32, HoldState, u32);
+
+/// Which records a snapshot holds itself.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Form {
+    /// What a store keeps: the records not yet handed off, standing on the segments for the rest.
+    Standing,
+    /// Every record, whatever was handed off: the same for any two states with the same history.
+    Whole,
+}
 
 /// A log slot not yet claimed while loading.
 const UNCLAIMED: LogEntry = LogEntry::Asset(NONE);
@@ -78,11 +95,11 @@ fn encode_account<E>(out: &mut Pieces<'_, E>, account: &Account) -> Result<(), E
     Ok(())
 }
 
-/// A transfer record and its expiry, if it is a hold with a timeout (`decode_transfer`).
-fn encode_transfer(o: &mut Encoder, record: &TransferRecord, expiry: Option<u64>) {
+/// A transfer record with its id and metadata, and its expiry if it is a hold with a timeout
+/// (`decode_transfer`).
+fn encode_transfer(o: &mut Encoder, record: &TransferRecord, text: &Text<'_>, expiry: Option<u64>) {
     o.option(expiry, Encoder::u64);
     o.u128(record.amount);
-    o.u64(record.text.0);
     o.u64(record.seq);
     o.u64(record.timestamp);
     o.u64(record.fingerprint);
@@ -92,6 +109,8 @@ fn encode_transfer(o: &mut Encoder, record: &TransferRecord, expiry: Option<u64>
     o.u8(record.kind as u8);
     o.u8(record.result as u8);
     o.u8(record.hold_state as u8);
+    o.str(text.id());
+    o.option(text.metadata(), Encoder::str);
 }
 
 fn encode_settings(out: &mut Encoder, settings: &Settings) {
@@ -169,21 +188,38 @@ impl PieceReader<'_> {
 }
 
 impl State {
-    /// Writes the state as a sequence of pieces through `emit`.
+    /// Writes the state as a sequence of pieces through `emit`, standing on the history
+    /// segments it handed off (a load needs them).
     pub fn encode_snapshot<E>(&self, emit: &mut dyn FnMut(&[u8]) -> Result<(), E>) -> Result<(), E> {
+        self.encode(Form::Standing, emit)
+    }
+
+    /// Writes the state with every record in it, whatever was handed off: two states with the
+    /// same history encode the same, which is how a replay is compared with a running ledger.
+    pub fn encode_whole<E>(&self, emit: &mut dyn FnMut(&[u8]) -> Result<(), E>) -> Result<(), E> {
+        self.encode(Form::Whole, emit)
+    }
+
+    fn encode<E>(&self, form: Form, emit: &mut dyn FnMut(&[u8]) -> Result<(), E>) -> Result<(), E> {
         assert!(self.slice.is_none(), "only a whole ledger is snapshotted");
+        let handed = if form == Form::Standing { self.records.handed_segments() } else { 0 };
+        let first = handed << self.records.shift();
+        let (resolutions, timeouts) = self.handed_holds(first);
         let mut out = Pieces { buffer: Encoder::default(), emit };
         out.item(|o| {
             o.u64(self.last_timestamp());
             for count in [
                 self.assets.len(),
                 self.accounts.len(),
-                self.strings.chunks().len(),
-                self.transfers.len(),
+                self.records.len(),
                 self.updates.len(),
                 self.expiries.len(),
                 self.renewals.len(),
                 self.actors.run_count(),
+                handed,
+                if handed > 0 { self.records.shift() as usize } else { 0 },
+                resolutions.len(),
+                timeouts.len(),
             ] {
                 o.u64(count as u64);
             }
@@ -199,14 +235,9 @@ impl State {
         for account in &self.accounts {
             encode_account(&mut out, account)?;
         }
-        for chunk in self.strings.chunks() {
-            out.item(|o| {
-                o.u32(chunk.len() as u32);
-                o.bytes.extend_from_slice(chunk);
-            })?;
-        }
-        for (index, record) in self.transfers.iter().enumerate() {
-            out.item(|o| encode_transfer(o, record, self.hold_expiry.get(&(index as u32)).copied()))?;
+        for index in first as u32..self.records.len() as u32 {
+            let (record, text) = (self.record_at(index), self.text_of(index));
+            out.item(|o| encode_transfer(o, &record, &text, self.hold_expiry.get(&index).copied()))?;
         }
         for update in &self.updates {
             out.item(|o| {
@@ -238,16 +269,48 @@ impl State {
                 o.option(key, |o, key| o.str(key.as_str()));
             })?;
         }
+        self.encode_handed_holds(&mut out, resolutions, timeouts)?;
         out.flush()
+    }
+
+    /// The holds among the first `first` records (those handed off) that were resolved, and
+    /// those with a timeout, each in record order.
+    fn handed_holds(&self, first: usize) -> (Vec<Resolved>, Vec<(u32, u64)>) {
+        let mut resolutions: Vec<_> = if first > 0 { self.records.resolutions().collect() } else { Vec::new() };
+        resolutions.sort_unstable_by_key(|&(hold, _, _)| hold);
+        let mut timeouts: Vec<(u32, u64)> =
+            self.hold_expiry.iter().filter(|&(&hold, _)| (hold as usize) < first).map(|(&hold, &at)| (hold, at)).collect();
+        timeouts.sort_unstable();
+        (resolutions, timeouts)
+    }
+
+    fn encode_handed_holds<E>(&self, out: &mut Pieces<'_, E>, resolutions: Vec<Resolved>, timeouts: Vec<(u32, u64)>) -> Result<(), E> {
+        for (hold, state, by) in resolutions {
+            out.item(|o| {
+                o.u32(hold);
+                o.u8(state as u8);
+                o.u32(by);
+            })?;
+        }
+        for (hold, expires_at) in timeouts {
+            out.item(|o| {
+                o.u32(hold);
+                o.u64(expires_at);
+                o.bool(self.holds_by_expiry.contains(&(expires_at, hold)));
+            })?;
+        }
+        Ok(())
     }
 
     /// Rebuilds a state from the pieces `encode_snapshot` wrote, fetched one at a time.
     /// `total_bytes` (the pieces' size together) bounds every count read, so damaged counts
     /// fail fast instead of reserving memory they cannot describe.
+    /// A snapshot that stands on history segments reads them through `history`.
     pub fn decode_snapshot(
         format: u32,
         total_bytes: usize,
         next: &mut dyn FnMut() -> Result<Option<Vec<u8>>, DecodeError>,
+        history: Option<Arc<dyn HistoryRead>>,
     ) -> Result<State, DecodeError> {
         if !(1..=SNAPSHOT_FORMAT).contains(&format) {
             return fail(format!("snapshot format {format}; this build reads 1 to {SNAPSHOT_FORMAT}"));
@@ -255,7 +318,7 @@ impl State {
         let mut input = PieceReader { piece: Vec::new(), position: 0, next };
         let (last_timestamp, counts) = input.item(|i| Counts::decode(i, format))?;
         let entries = counts.entries(total_bytes)?;
-        let mut loader = Loader { input, state: State::new(), entries, counts, format };
+        let mut loader = Loader { input, state: State::new(), entries, counts, format, strings: None, history };
         // The log is rebuilt by seq: every record claims its slot, and every slot must be claimed once.
         for _ in 0..entries {
             loader.state.log.push(UNCLAIMED);
@@ -268,7 +331,9 @@ impl State {
         loader.expiries()?;
         loader.renewals()?;
         loader.key_runs()?;
+        loader.handed_holds()?;
         loader.input.finish()?;
+        loader.claim_handed()?;
         // `claim` refuses a second claim of a slot, and there are exactly as many records as
         // slots, so every slot is now claimed once.
         let mut state = loader.state;
@@ -277,10 +342,10 @@ impl State {
         Ok(state)
     }
 
-    /// The whole snapshot in one buffer, for tests and small states.
+    /// The whole snapshot (every record in it) in one buffer, for tests and small states.
     pub fn snapshot_bytes(&self) -> Vec<u8> {
         let mut bytes = Vec::new();
-        self.encode_snapshot::<std::convert::Infallible>(&mut |piece| {
+        self.encode_whole::<std::convert::Infallible>(&mut |piece| {
             bytes.extend_from_slice(piece);
             Ok(())
         })
@@ -291,50 +356,128 @@ impl State {
     /// Decodes `snapshot_bytes` output.
     pub fn from_snapshot_bytes(bytes: &[u8]) -> Result<State, DecodeError> {
         let mut given = Some(bytes.to_vec());
-        State::decode_snapshot(SNAPSHOT_FORMAT, bytes.len(), &mut || Ok(given.take()))
+        State::decode_snapshot(SNAPSHOT_FORMAT, bytes.len(), &mut || Ok(given.take()), None)
     }
+}
+
+/// How many history segments a snapshot of `format` whose first piece is `piece` stands on
+/// (a snapshot that stands on any holds fewer records than its state has).
+pub fn history_segments(format: u32, piece: &[u8]) -> Result<usize, DecodeError> {
+    let (_, counts) = Counts::decode(&mut Decoder::new(piece), format)?;
+    Ok(counts.handed_segments)
 }
 
 /// How many items of each kind a snapshot holds, from its first item.
 struct Counts {
     assets: usize,
     accounts: usize,
+    /// Formats 1 to 3 only: the table the records' text lay in.
     string_chunks: usize,
     transfers: usize,
     updates: usize,
     expiries: usize,
     renewals: usize,
     key_runs: usize,
+    /// History segments the snapshot stands on, and their size (records as a power of two).
+    handed_segments: usize,
+    segment_shift: u32,
+    /// Handed-off holds resolved, and handed-off holds with a timeout.
+    resolutions: usize,
+    timeouts: usize,
 }
 
 impl Counts {
     fn decode(input: &mut Decoder<'_>, format: u32) -> Result<(u64, Counts), DecodeError> {
         let last_timestamp = input.u64()?;
-        // Format 1 has no renewals, and formats before 3 no key runs.
-        let mut counts = [0usize; 8];
+        // Format 1 has no renewals, formats before 3 no key runs, formats before 4 no history
+        // segments and a table of strings third.
+        let mut counts = [0usize; 11];
         let present = match format {
             1 => 6,
             2 => 7,
-            _ => 8,
+            3 => 8,
+            _ => 11,
         };
         for count in &mut counts[..present] {
             *count = usize::try_from(input.u64()?).or_else(|_| fail("count too large"))?;
         }
-        let [assets, accounts, string_chunks, transfers, updates, expiries, renewals, key_runs] = counts;
-        Ok((last_timestamp, Counts { assets, accounts, string_chunks, transfers, updates, expiries, renewals, key_runs }))
+        let counts = if format <= 3 {
+            let [assets, accounts, string_chunks, transfers, updates, expiries, renewals, key_runs, ..] = counts;
+            Counts { assets, accounts, string_chunks, transfers, updates, expiries, renewals, key_runs, ..Counts::none() }
+        } else {
+            let [assets, accounts, transfers, updates, expiries, renewals, key_runs, handed_segments, shift, resolutions, timeouts] =
+                counts;
+            let segment_shift = u32::try_from(shift).or_else(|_| fail("segment size out of range"))?;
+            Counts {
+                assets,
+                accounts,
+                string_chunks: 0,
+                transfers,
+                updates,
+                expiries,
+                renewals,
+                key_runs,
+                handed_segments,
+                segment_shift,
+                resolutions,
+                timeouts,
+            }
+        };
+        Ok((last_timestamp, counts))
+    }
+
+    fn none() -> Counts {
+        Counts {
+            assets: 0,
+            accounts: 0,
+            string_chunks: 0,
+            transfers: 0,
+            updates: 0,
+            expiries: 0,
+            renewals: 0,
+            key_runs: 0,
+            handed_segments: 0,
+            segment_shift: 0,
+            resolutions: 0,
+            timeouts: 0,
+        }
+    }
+
+    /// Records the snapshot's segments hold, checked against the records it counts.
+    fn handed_records(&self) -> Result<usize, DecodeError> {
+        if self.handed_segments == 0 {
+            // Written as zero without segments: anything else is damage.
+            return if self.segment_shift == 0 { Ok(0) } else { fail("a segment size without segments") };
+        }
+        if !(SEGMENT_SHIFT_MIN..=SEGMENT_SHIFT_MAX).contains(&self.segment_shift) {
+            return fail(format!("history segments of 2^{} records", self.segment_shift));
+        }
+        self.handed_segments
+            .checked_mul(1 << self.segment_shift)
+            .filter(|&records| records <= self.transfers)
+            .ok_or_else(|| DecodeError("more records in history segments than in the ledger".into()))
     }
 
     /// The journal entries (log slots) the records fill, bounded by the snapshot's size: every
-    /// record holds at least its 8-byte seq.
+    /// record holds at least its 8-byte seq, except those in history segments.
     fn entries(&self, total_bytes: usize) -> Result<usize, DecodeError> {
-        self.assets
+        let handed = self.handed_records()?;
+        let in_snapshot = self
+            .assets
             .checked_add(self.accounts)
-            .and_then(|n| n.checked_add(self.transfers))
+            .and_then(|n| n.checked_add(self.transfers - handed))
             .and_then(|n| n.checked_add(self.updates))
             .and_then(|n| n.checked_add(self.expiries))
             .and_then(|n| n.checked_add(self.renewals))
-            .filter(|&n| n <= total_bytes / 8 && self.string_chunks <= total_bytes && self.key_runs <= n)
-            .ok_or_else(|| DecodeError("counts out of range".into()))
+            .filter(|&n| {
+                n <= total_bytes / 8
+                    && self.string_chunks <= total_bytes
+                    && self.key_runs <= n + handed
+                    && self.resolutions <= handed
+                    && self.timeouts <= handed
+            })
+            .ok_or_else(|| DecodeError("counts out of range".into()))?;
+        Ok(in_snapshot + handed)
     }
 }
 
@@ -346,6 +489,9 @@ struct Loader<'a> {
     entries: usize,
     counts: Counts,
     format: u32,
+    /// Formats 1 to 3: the table of strings the records' spans point into.
+    strings: Option<Strings>,
+    history: Option<Arc<dyn HistoryRead>>,
 }
 
 impl Loader<'_> {
@@ -449,7 +595,11 @@ impl Loader<'_> {
         Ok(())
     }
 
+    /// Formats 1 to 3: the table of strings.
     fn strings(&mut self) -> Result<(), DecodeError> {
+        if self.format > 3 {
+            return Ok(());
+        }
         let mut chunks = Vec::with_capacity(self.counts.string_chunks.min(1 << 20));
         for _ in 0..self.counts.string_chunks {
             chunks.push(self.input.item(|i| {
@@ -457,14 +607,25 @@ impl Loader<'_> {
                 Ok(i.take(len)?.to_vec())
             })?);
         }
-        self.state.strings = Strings::from_chunks(chunks).ok_or_else(|| DecodeError("a string chunk exceeds its size".into()))?;
+        self.strings = Some(Strings::from_chunks(chunks).ok_or_else(|| DecodeError("a string chunk exceeds its size".into()))?);
         Ok(())
     }
 
     fn transfers(&mut self) -> Result<(), DecodeError> {
         self.state.reserve_transfers(self.counts.transfers);
-        for index in 0..self.counts.transfers {
-            let (expiry, record) = self.input.item(|i| decode_transfer(i, index))?;
+        let handed = self.counts.handed_records()?;
+        if handed > 0 {
+            let Some(history) = self.history.clone() else {
+                return fail("the snapshot stands on history segments, and none were given to read them");
+            };
+            self.state.adopt_segments(history, self.counts.segment_shift, self.counts.handed_segments).map_err(DecodeError)?;
+        }
+        for index in handed..self.counts.transfers {
+            let (expiry, record, text) = self.input.item(|i| decode_transfer(i, index, self.format))?;
+            let (id, metadata) = match text {
+                Stored::Inline(id, metadata) => (id, metadata),
+                Stored::Table(span) => self.table_text(index, span)?,
+            };
             self.check_transfer(index, &record)?;
             if let Some(expires_at) = expiry {
                 if record.kind != RecordKind::Pending {
@@ -476,22 +637,27 @@ impl Loader<'_> {
                 }
             }
             self.claim(record.seq, LogEntry::Transfer(index as u32))?;
-            self.state.transfers.push(record);
-            self.state.index_transfer(index as u32);
+            self.state.push_record(record, id.as_str(), metadata.as_ref().map_or("", Metadata::as_str));
         }
         Ok(())
     }
 
-    /// A transfer record's text lies in the string table, and it names only known accounts
-    /// and records.
-    fn check_transfer(&self, index: usize, record: &TransferRecord) -> Result<(), DecodeError> {
-        let strings = &self.state.strings;
-        let (Some(_), Some(metadata)) = (utf8(strings.first(record.text)), utf8(strings.second(record.text))) else {
+    /// Formats 1 to 3: a record's id and metadata from the table of strings.
+    fn table_text(&self, index: usize, span: Span) -> Result<(Id, Option<Metadata>), DecodeError> {
+        let strings = self.strings.as_ref().expect("formats with a table of strings load it first");
+        let (Some(id), Some(metadata)) = (utf8(strings.first(span)), utf8(strings.second(span))) else {
             return fail(format!("transfer record {index} points outside the string table"));
         };
-        if !metadata.is_empty() {
-            Metadata::from_canonical(metadata).or_else(|e| fail(format!("transfer record {index} has invalid metadata: {e}")))?;
-        }
+        let id = Id::parse_transfer(id).or_else(|e| fail(format!("transfer record {index} has an invalid id: {e}")))?;
+        let metadata = (!metadata.is_empty())
+            .then(|| Metadata::from_canonical(metadata))
+            .transpose()
+            .or_else(|e| fail(format!("transfer record {index} has invalid metadata: {e}")))?;
+        Ok((id, metadata))
+    }
+
+    /// A transfer record names only known accounts and records.
+    fn check_transfer(&self, index: usize, record: &TransferRecord) -> Result<(), DecodeError> {
         let accounts = self.counts.accounts as u32;
         let account_ok = |a: u32| a < accounts || (a == NONE && record.result != crate::ResultCode::Created);
         let related_ok = record.related == NONE || (record.related as usize) < self.counts.transfers;
@@ -535,8 +701,8 @@ impl Loader<'_> {
         for index in 0..self.counts.renewals {
             let renewal =
                 self.input.item(|i| Ok(RenewalRecord { hold: i.u32()?, expires_at: i.u64()?, seq: i.u64()?, timestamp: i.u64()? }))?;
-            let is_hold = |hold: &TransferRecord| hold.kind == RecordKind::Pending && hold.result == crate::ResultCode::Created;
-            if (renewal.hold as usize) >= self.state.transfers.len() || !is_hold(&self.state.transfers[renewal.hold as usize]) {
+            let is_hold = |hold: TransferRecord| hold.kind == RecordKind::Pending && hold.result == crate::ResultCode::Created;
+            if (renewal.hold as usize) >= self.state.records.len() || !is_hold(self.state.record_at(renewal.hold)) {
                 return fail(format!("renewal {index} names {}, which is not a hold", renewal.hold));
             }
             self.claim(renewal.seq, LogEntry::Renewal(index as u32))?;
@@ -547,6 +713,52 @@ impl Loader<'_> {
 }
 
 impl Loader<'_> {
+    /// How the handed-off holds stand: those resolved, and those with a timeout.
+    fn handed_holds(&mut self) -> Result<(), DecodeError> {
+        let (handed, transfers) = (self.counts.handed_records()? as u32, self.counts.transfers as u32);
+        for _ in 0..self.counts.resolutions {
+            let (hold, state, by) = self.input.item(|i| {
+                let hold = i.u32()?;
+                let state =
+                    i.u8().and_then(|state| HoldState::from_u8(state).map_or_else(|| fail(format!("unknown hold state {state}")), Ok))?;
+                Ok((hold, state, i.u32()?))
+            })?;
+            if hold >= handed || by >= transfers || state == HoldState::Pending {
+                return fail(format!("a resolution of record {hold} by record {by} is out of range"));
+            }
+            self.state.records.restore_resolution(hold, state, by);
+        }
+        for _ in 0..self.counts.timeouts {
+            let (hold, expires_at, pending) = self.input.item(|i| Ok((i.u32()?, i.u64()?, i.bool()?)))?;
+            if hold >= handed {
+                return fail(format!("a timeout names record {hold}, which is not handed off"));
+            }
+            self.state.hold_expiry.insert(hold, expires_at);
+            if pending {
+                self.state.holds_by_expiry.insert((expires_at, hold));
+            }
+        }
+        Ok(())
+    }
+
+    /// The records in history segments take the journal's slots no other record claimed, in
+    /// order: records are created in seq order, so the first `handed` transfers are the first
+    /// transfers in the journal.
+    fn claim_handed(&mut self) -> Result<(), DecodeError> {
+        let handed = self.counts.handed_records()?;
+        let mut next = 0u32;
+        for slot in 0..self.entries {
+            if self.state.log[slot] == UNCLAIMED {
+                if next as usize == handed {
+                    return fail(format!("seq {} is claimed by no record", slot + 1));
+                }
+                self.state.log[slot] = LogEntry::Transfer(next);
+                next += 1;
+            }
+        }
+        Ok(())
+    }
+
     fn key_runs(&mut self) -> Result<(), DecodeError> {
         for _ in 0..self.counts.key_runs {
             let (first, key) = self.input.item(|i| Ok((i.u64()?, i.option(Decoder::id)?)))?;
@@ -563,16 +775,24 @@ fn utf8(bytes: Option<&[u8]>) -> Option<&str> {
     bytes.and_then(|bytes| std::str::from_utf8(bytes).ok())
 }
 
-/// A transfer record and its expiry, if it is a hold with a timeout.
-fn decode_transfer(i: &mut Decoder<'_>, index: usize) -> Result<(Option<u64>, TransferRecord), DecodeError> {
+/// Where a decoded record's id and metadata are.
+enum Stored {
+    Inline(Id, Option<Metadata>),
+    /// Formats 1 to 3: in the table of strings.
+    Table(Span),
+}
+
+/// A transfer record, its id and metadata, and its expiry if it is a hold with a timeout.
+fn decode_transfer(i: &mut Decoder<'_>, index: usize, format: u32) -> Result<(Option<u64>, TransferRecord, Stored), DecodeError> {
     let expiry = i.option(Decoder::u64)?;
     let amount = match i.u128()? {
         amount if amount <= crate::state::TOTAL_MAX => amount,
         _ => return fail(format!("transfer record {index} has an amount beyond the limit")),
     };
+    let table = if format <= 3 { Some(Span(i.u64()?)) } else { None };
     let record = TransferRecord {
         amount,
-        text: Span(i.u64()?),
+        text: Span::default(),
         seq: i.u64()?,
         timestamp: i.u64()?,
         fingerprint: i.u64()?,
@@ -583,5 +803,9 @@ fn decode_transfer(i: &mut Decoder<'_>, index: usize) -> Result<(Option<u64>, Tr
         result: i.result_code()?,
         hold_state: i.u8().and_then(|state| HoldState::from_u8(state).map_or_else(|| fail(format!("unknown hold state {state}")), Ok))?,
     };
-    Ok((expiry, record))
+    let stored = match table {
+        Some(span) => Stored::Table(span),
+        None => Stored::Inline(i.transfer_id()?, i.option(Decoder::metadata)?),
+    };
+    Ok((expiry, record, stored))
 }

@@ -11,7 +11,7 @@
 
 use crate::allocation::split;
 use crate::amount::{AmountError, Decimal};
-use crate::chunked::{Chunked, Span, Strings};
+use crate::chunked::{Chunked, Span};
 
 use crate::event::{
     AccountPatch, AccountUpdate, HoldRenewal, Moved, NewAccount, NewAsset, NewTransfer, Outcome, Request, ResultCode, TransferKind,
@@ -19,14 +19,16 @@ use crate::event::{
 use crate::id::{AssetCode, Id};
 use crate::limits::{ACCOUNT_DEPTH_MAX, ALLOCATION_SHARES_MAX, HOLD_TIMEOUT_MS_MAX, METADATA_BYTES_MAX, REQUEST_ENTRIES_MAX};
 use crate::metadata::Metadata;
+use crate::records::{id_hash, HistoryRead, Records, Text};
 use hashbrown::{HashMap, HashTable};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 /// Every running total stays at or below this, so that balances and available amounts
 /// (differences and sums of totals) always fit in an `i128`.
 pub const TOTAL_MAX: u128 = (i128::MAX / 2) as u128;
 
-const NONE: u32 = u32::MAX;
+pub(crate) const NONE: u32 = u32::MAX;
 /// The parent under which `children` lists accounts that have none.
 pub(crate) const ROOTS: u32 = u32::MAX;
 
@@ -173,7 +175,7 @@ impl HoldState {
 
 /// One decided transfer event, kept compact because there are many millions of them.
 /// Failed transfers keep only their id, result, fingerprint, seq and timestamp.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TransferRecord {
     pub amount: u128,
     /// The id, followed by the metadata (empty if none).
@@ -371,11 +373,11 @@ pub struct State {
     /// roots under `ROOTS`.
     pub(crate) accounts_ordered: BTreeMap<Id, u32>,
     pub(crate) children: BTreeSet<(u32, Id)>,
-    pub(crate) transfers: Chunked<TransferRecord>,
+    /// Transfer records with their ids and metadata: in memory, or handed off to history.
+    pub(crate) records: Records,
     /// Transfer ids to record indexes, in shards so that growing one rehashes only a small
     /// part: no pause proportional to the whole history.
     transfer_index: Vec<HashTable<IndexEntry>>,
-    pub(crate) strings: Strings,
     pub(crate) updates: Vec<UpdateRecord>,
     pub(crate) expiries: Vec<ExpiryRecord>,
     pub(crate) renewals: Vec<RenewalRecord>,
@@ -412,8 +414,7 @@ struct IndexEntry {
 const INDEX_SHARDS: usize = 256;
 
 /// The shard (from bits 32 to 39 of the id's xxh3 hash) and the entry hash (its low 32 bits).
-fn index_key(id: &[u8]) -> (usize, u32) {
-    let hash = xxhash_rust::xxh3::xxh3_64(id);
+fn index_key(hash: u64) -> (usize, u32) {
     ((hash >> 32) as usize % INDEX_SHARDS, hash as u32)
 }
 
@@ -432,9 +433,8 @@ impl Default for State {
             account_index: HashMap::default(),
             accounts_ordered: BTreeMap::new(),
             children: BTreeSet::new(),
-            transfers: Chunked::default(),
+            records: Records::default(),
             transfer_index: (0..INDEX_SHARDS).map(|_| HashTable::new()).collect(),
-            strings: Strings::default(),
             updates: Vec::new(),
             expiries: Vec::new(),
             renewals: Vec::new(),
@@ -517,7 +517,7 @@ impl State {
                 break;
             }
             self.holds_by_expiry.pop_first();
-            let record = &self.transfers[hold as usize];
+            let record = self.records.get(hold as usize);
             assert_eq!(record.hold_state, HoldState::Pending);
             let (debit, credit, amount) = (record.debit, record.credit, record.amount);
             let seq = self.last_seq() + 1;
@@ -531,7 +531,7 @@ impl State {
                 }
             }
             let stamp = self.tick(timestamp);
-            self.transfers[hold as usize].hold_state = HoldState::Expired;
+            self.records.set_hold(hold, HoldState::Expired, record.related);
             self.expiries.push(ExpiryRecord { hold, seq, timestamp: stamp });
             self.log.push(LogEntry::Expiry(self.expiries.len() as u32 - 1));
             self.actors.recorded(self.last_seq());
@@ -778,29 +778,81 @@ impl State {
     }
 
     pub(crate) fn find_transfer(&self, id: &str) -> Option<u32> {
-        let (shard, hash) = index_key(id.as_bytes());
+        let (shard, hash) = index_key(id_hash(id.as_bytes()));
         self.transfer_index[shard]
-            .find(table_hash(hash), |entry| entry.hash == hash && self.transfer_id(entry.record) == id.as_bytes())
+            .find(table_hash(hash), |entry| entry.hash == hash && self.text_of(entry.record).id_bytes() == id.as_bytes())
             .map(|entry| entry.record)
     }
 
-    /// A transfer's id, as text.
-    pub(crate) fn id_of(&self, record: &TransferRecord) -> &str {
-        std::str::from_utf8(self.transfer_id_bytes(record)).expect("ids are validated ASCII")
+    /// Hands records off to history in segments of `2^shift` records, read back through
+    /// `reader`. Records already in memory are kept, in chunks of the new size; a state that
+    /// loaded a snapshot standing on segments keeps the history it loaded them with.
+    pub fn attach_history(&mut self, reader: Arc<dyn HistoryRead>, shift: u32) {
+        if self.records.is_attached() {
+            return;
+        }
+        assert!(self.slice.is_none(), "a slice is loaded from a store, never handed off");
+        let mut records = Records::default();
+        records.attach(reader, shift);
+        for index in 0..self.records.len() as u32 {
+            let (record, text) = (self.record_at(index), self.text_of(index));
+            records.push(record, text.id(), text.metadata().unwrap_or(""));
+        }
+        self.records = records;
     }
 
-    fn transfer_id_bytes(&self, record: &TransferRecord) -> &[u8] {
-        self.strings.first(record.text).expect("spans point into the strings")
+    /// Takes `segments` history segments as the first records (loading a snapshot that
+    /// stands on them), indexing their ids from the hashes they keep.
+    pub(crate) fn adopt_segments(&mut self, reader: Arc<dyn HistoryRead>, shift: u32, segments: usize) -> Result<(), String> {
+        self.records.attach(reader, shift);
+        let index = &mut self.transfer_index;
+        self.records.adopt_segments(segments, |record, hash| {
+            let (shard, hash) = index_key(hash);
+            index[shard].insert_unique(table_hash(hash), IndexEntry { hash, record }, |entry| table_hash(entry.hash));
+        })
     }
 
-    /// A transfer's metadata, if it has any.
-    pub(crate) fn metadata_of(&self, record: &TransferRecord) -> Option<&str> {
-        let bytes = self.strings.second(record.text).expect("spans point into the strings");
-        (!bytes.is_empty()).then(|| std::str::from_utf8(bytes).expect("metadata is validated UTF-8"))
+    /// The next history segment to hand off, if one is due.
+    pub fn segment_due(&self) -> Option<u32> {
+        self.records.segment_due()
     }
 
-    fn transfer_id(&self, index: u32) -> &[u8] {
-        self.transfer_id_bytes(&self.transfers[index as usize])
+    /// The bytes of the due segment `segment`, for the store to write.
+    pub fn encode_segment(&self, segment: u32) -> Vec<u8> {
+        assert_eq!(Some(segment), self.segment_due(), "only the due segment is encoded");
+        self.records.encode_segment(segment, self.records.shift())
+    }
+
+    /// The bytes segment `segment` of `2^shift` records must hold, if this state has all of
+    /// its records: how a replay checks the segments a ledger wrote.
+    pub fn history_segment(&self, segment: u32, shift: u32) -> Option<Vec<u8>> {
+        let end = (segment as usize + 1).checked_mul(1 << shift)?;
+        (end <= self.records.len()).then(|| self.records.encode_segment(segment, shift))
+    }
+
+    /// History segments handed off so far.
+    pub fn history_segments(&self) -> usize {
+        self.records.handed_segments()
+    }
+
+    /// The store wrote segment `segment` where the history reads it: its records leave memory.
+    pub fn handed_off(&mut self, segment: u32) {
+        self.records.handed_off(segment);
+    }
+
+    /// Transfer record `index`.
+    pub(crate) fn record_at(&self, index: u32) -> TransferRecord {
+        self.records.get(index as usize)
+    }
+
+    /// Transfer record `index`'s id and metadata.
+    pub(crate) fn text_of(&self, index: u32) -> Text<'_> {
+        self.records.text(index as usize)
+    }
+
+    /// Transfer record `index`'s id.
+    pub(crate) fn id_of(&self, index: u32) -> String {
+        self.text_of(index).id().to_owned()
     }
 
     /// Records a failed transfer. An id decided before keeps its original outcome instead,
@@ -809,12 +861,11 @@ impl State {
         if let Some(existing) = self.find_decided(event) {
             return self.known_outcome(existing, event);
         }
-        let text = self.strings.push(event.id.as_str(), "");
-        let index = self.transfers.len() as u32;
+        let index = self.records.len() as u32;
         let outcome = self.record(LogEntry::Transfer(index), timestamp);
-        self.transfers.push(TransferRecord {
+        let record = TransferRecord {
             amount: 0,
-            text,
+            text: Span::default(),
             seq: outcome.seq,
             timestamp: outcome.timestamp,
             fingerprint: fingerprint(event),
@@ -824,13 +875,21 @@ impl State {
             kind: record_kind(&event.kind),
             result: code,
             hold_state: HoldState::Pending,
-        });
-        self.index_transfer(index);
+        };
+        self.push_record(record, event.id.as_str(), "");
         Outcome { result: code, ..outcome }
     }
 
-    pub(crate) fn index_transfer(&mut self, index: u32) {
-        let (shard, hash) = index_key(self.transfer_id(index));
+    /// Adds a record with its text, and indexes its id.
+    pub(crate) fn push_record(&mut self, record: TransferRecord, id: &str, metadata: &str) -> u32 {
+        let index = self.records.push(record, id, metadata);
+        self.index_transfer(index, id_hash(id.as_bytes()));
+        index
+    }
+
+    /// Indexes record `index` under its id's hash.
+    pub(crate) fn index_transfer(&mut self, index: u32, id_hash: u64) {
+        let (shard, hash) = index_key(id_hash);
         self.transfer_index[shard].insert_unique(table_hash(hash), IndexEntry { hash, record: index }, |entry| table_hash(entry.hash));
     }
 
@@ -848,7 +907,7 @@ impl State {
     /// What a transfer id decided before answers when it comes again: `exists` for a success,
     /// the original failure for a failure, `exists_with_different_fields` if anything differs.
     fn known_outcome(&self, existing: u32, event: &NewTransfer) -> Outcome {
-        let record = &self.transfers[existing as usize];
+        let record = self.record_at(existing);
         let result = if record.fingerprint != fingerprint(event) {
             ResultCode::ExistsWithDifferentFields
         } else if record.result == ResultCode::Created {
@@ -861,7 +920,7 @@ impl State {
             _ if result != ResultCode::Exists => None,
             TransferKind::Allocate { shares, .. } => {
                 let legs = (0..shares.len()).filter_map(|index| self.find_transfer(event.id.leg(index).as_str()));
-                Some(self.moved(record.debit, legs.map(|leg| self.transfers[leg as usize].amount).sum()))
+                Some(self.moved(record.debit, legs.map(|leg| self.record_at(leg).amount).sum()))
             }
             _ => event.balancing.then(|| self.moved(record.debit, record.amount)),
         };
@@ -902,7 +961,8 @@ impl State {
     /// hide the allocation from the post or void that resolves it.
     fn is_allocation(&self, id: &Id) -> bool {
         self.find_transfer(id.leg(0).as_str()).is_some_and(|leg| {
-            self.transfers[leg as usize].kind == RecordKind::Pending && self.transfers[leg as usize].result == ResultCode::Created
+            let leg = self.record_at(leg);
+            leg.kind == RecordKind::Pending && leg.result == ResultCode::Created
         })
     }
 
@@ -1145,10 +1205,10 @@ impl State {
 
     /// The hold named `id`, if it is still pending at `timestamp`: placed, not resolved, and
     /// not past its expiry even if not yet expired.
-    fn pending_hold(&self, id: &Id, timestamp: u64) -> Result<(u32, &TransferRecord), ResultCode> {
+    fn pending_hold(&self, id: &Id, timestamp: u64) -> Result<(u32, TransferRecord), ResultCode> {
         let hold = self.find_transfer(id.as_str()).ok_or(ResultCode::PendingNotFound)?;
         assert!(!self.is_reference(hold), "a store loads the holds a batch posts, voids or renews in full");
-        let record = &self.transfers[hold as usize];
+        let record = self.record_at(hold);
         if record.kind != RecordKind::Pending || record.result != ResultCode::Created {
             return Err(ResultCode::PendingNotFound);
         }
@@ -1172,7 +1232,7 @@ impl State {
         debit: &Option<Id>,
         credit: &Option<Id>,
         timestamp: u64,
-    ) -> Result<(u32, &TransferRecord), ResultCode> {
+    ) -> Result<(u32, TransferRecord), ResultCode> {
         let (hold, record) = self.pending_hold(pending_id, timestamp)?;
         let matches = |given: &Option<Id>, account: u32| given.as_ref().is_none_or(|id| *id == self.accounts[account as usize].id);
         if !matches(debit, record.debit) || !matches(credit, record.credit) {
@@ -1191,7 +1251,7 @@ impl State {
         undo: &mut Vec<Undo>,
     ) -> Outcome {
         undo.push(Undo::Clock { before: self.last_timestamp });
-        let index = self.transfers.len() as u32;
+        let index = self.records.len() as u32;
         let outcome = self.record(LogEntry::Transfer(index), timestamp);
         undo.push(Undo::Recorded);
         for (side, accounts) in [(Side::Debit, &plan.paths.debit), (Side::Credit, &plan.paths.credit)] {
@@ -1203,9 +1263,8 @@ impl State {
             }
         }
         if plan.hold != NONE {
-            let hold = &mut self.transfers[plan.hold as usize];
-            hold.hold_state = if plan.kind == RecordKind::Post { HoldState::Posted } else { HoldState::Voided };
-            hold.related = index;
+            let resolved = if plan.kind == RecordKind::Post { HoldState::Posted } else { HoldState::Voided };
+            self.records.set_hold(plan.hold, resolved, index);
             if let Some(&expires_at) = self.hold_expiry.get(&plan.hold) {
                 self.holds_by_expiry.remove(&(expires_at, plan.hold));
             }
@@ -1217,10 +1276,9 @@ impl State {
             self.hold_expiry.insert(index, plan.expires_at);
             undo.push(Undo::HoldScheduled { hold: index });
         }
-        let text = self.strings.push(id.as_str(), metadata.map_or("", |m| m.as_str()));
-        self.transfers.push(TransferRecord {
+        let record = TransferRecord {
             amount: plan.amount,
-            text,
+            text: Span::default(),
             seq: outcome.seq,
             timestamp: outcome.timestamp,
             fingerprint,
@@ -1230,8 +1288,8 @@ impl State {
             kind: plan.kind,
             result: ResultCode::Created,
             hold_state: HoldState::Pending,
-        });
-        self.index_transfer(index);
+        };
+        self.push_record(record, id.as_str(), metadata.map_or("", |m| m.as_str()));
         outcome
     }
 
@@ -1243,14 +1301,13 @@ impl State {
                     let entry = self.log.pop().expect("undo matches the log");
                     self.actors.rolled_back(self.last_seq());
                     let LogEntry::Transfer(index) = entry else { unreachable!("chains record transfers only") };
-                    assert_eq!(index as usize, self.transfers.len() - 1);
-                    let (shard, hash) = index_key(self.transfer_id(index));
+                    assert_eq!(index as usize, self.records.len() - 1);
+                    let (shard, hash) = index_key(id_hash(self.text_of(index).id_bytes()));
                     self.transfer_index[shard]
                         .find_entry(table_hash(hash), |entry| entry.record == index)
                         .expect("recorded transfers are indexed")
                         .remove();
-                    let record = self.transfers.pop().expect("undo matches the records");
-                    self.strings.truncate_to(record.text);
+                    self.records.pop();
                 }
                 Undo::Totals { account, before } => {
                     let account = &mut self.accounts[account as usize];
@@ -1258,9 +1315,7 @@ impl State {
                     account.totals = before;
                 }
                 Undo::HoldResolved { hold } => {
-                    let record = &mut self.transfers[hold as usize];
-                    record.hold_state = HoldState::Pending;
-                    record.related = NONE;
+                    self.records.set_hold(hold, HoldState::Pending, NONE);
                     if let Some(&expires_at) = self.hold_expiry.get(&hold) {
                         self.holds_by_expiry.insert((expires_at, hold));
                     }
@@ -1333,22 +1388,22 @@ impl State {
         for entry in self.log.iter() {
             match *entry {
                 LogEntry::Transfer(index) => {
-                    let record = &self.transfers[index as usize];
+                    let record = self.record_at(index);
                     if record.result != ResultCode::Created {
                         continue;
                     }
-                    let held = |r: &TransferRecord| self.transfers[r.related as usize].amount;
+                    let held = |r: &TransferRecord| self.record_at(r.related).amount;
                     let movement = match record.kind {
                         RecordKind::Direct => Movement::Direct(record.amount),
                         RecordKind::Pending => Movement::Pending(record.amount),
-                        RecordKind::Post => Movement::Post { held: held(record), posted: record.amount },
-                        RecordKind::Void => Movement::Void(held(record)),
+                        RecordKind::Post => Movement::Post { held: held(&record), posted: record.amount },
+                        RecordKind::Void => Movement::Void(held(&record)),
                     };
-                    shift(record, movement)?;
+                    shift(&record, movement)?;
                 }
                 LogEntry::Expiry(index) => {
-                    let hold = &self.transfers[self.expiries[index as usize].hold as usize];
-                    shift(hold, Movement::Void(hold.amount))?;
+                    let hold = self.record_at(self.expiries[index as usize].hold);
+                    shift(&hold, Movement::Void(hold.amount))?;
                 }
                 LogEntry::Asset(_) | LogEntry::Account(_) | LogEntry::Update(_) | LogEntry::Renewal(_) => {}
             }

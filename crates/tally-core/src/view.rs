@@ -271,11 +271,11 @@ impl State {
     pub(crate) fn shift_for(&self, account: u32, seq: u64, totals: Totals, forward: bool) -> Totals {
         let (record, movement) = match self.log_entry(seq) {
             LogEntry::Transfer(transfer) => {
-                let record = &self.transfers[transfer as usize];
-                (record, self.movement(record))
+                let record = self.record_at(transfer);
+                (record, self.movement(&record))
             }
             LogEntry::Expiry(expiry) => {
-                let hold = &self.transfers[self.expiries[expiry as usize].hold as usize];
+                let hold = self.record_at(self.expiries[expiry as usize].hold);
                 (hold, Movement::Void(hold.amount))
             }
             LogEntry::Update(_) | LogEntry::Account(_) => return totals,
@@ -289,8 +289,8 @@ impl State {
         match record.kind {
             RecordKind::Direct => Movement::Direct(record.amount),
             RecordKind::Pending => Movement::Pending(record.amount),
-            RecordKind::Post => Movement::Post { held: self.transfers[record.related as usize].amount, posted: record.amount },
-            RecordKind::Void => Movement::Void(self.transfers[record.related as usize].amount),
+            RecordKind::Post => Movement::Post { held: self.record_at(record.related).amount, posted: record.amount },
+            RecordKind::Void => Movement::Void(self.record_at(record.related).amount),
         }
     }
 
@@ -342,7 +342,7 @@ impl State {
     }
 
     fn view_transfer(&self, index: u32) -> TransferView {
-        let record = &self.transfers[index as usize];
+        let record = self.record_at(index);
         let asset = (record.debit != u32::MAX).then(|| &self.assets[self.accounts[record.debit as usize].asset as usize]);
         self.transfer_row(index).into_view(asset.map(|asset| (asset.code.clone(), asset.scale)))
     }
@@ -402,7 +402,7 @@ impl State {
         let (after_expiry, after_seq) = after.unwrap_or((0, 0));
         self.holds_by_expiry
             .range((after_expiry, 0)..)
-            .filter(|&&(expires_at, hold)| after.is_none() || (expires_at, self.transfers[hold as usize].seq) > (after_expiry, after_seq))
+            .filter(|&&(expires_at, hold)| after.is_none() || (expires_at, self.record_at(hold).seq) > (after_expiry, after_seq))
             .take(limit.min(PAGE_LIMIT_MAX))
             .map(|&(_, hold)| self.view_transfer(hold))
             .collect()
@@ -438,10 +438,10 @@ impl State {
             LogEntry::Transfer(index) => JournalEntry::Transfer(self.view_transfer(index)),
             LogEntry::Expiry(index) => {
                 let expiry = self.expiries[index as usize];
-                let hold = &self.transfers[expiry.hold as usize];
+                let hold = self.record_at(expiry.hold);
                 let debit = &self.accounts[hold.debit as usize];
                 JournalEntry::Expiry {
-                    pending_id: self.id_of(hold).to_owned(),
+                    pending_id: self.id_of(expiry.hold),
                     debit: debit.id.clone(),
                     credit: self.accounts[hold.credit as usize].id.clone(),
                     amount: hold.amount,
@@ -453,7 +453,7 @@ impl State {
             LogEntry::Renewal(index) => {
                 let renewal = self.renewals[index as usize];
                 JournalEntry::Renewal {
-                    pending_id: self.id_of(&self.transfers[renewal.hold as usize]).to_owned(),
+                    pending_id: self.id_of(renewal.hold),
                     expires_at: renewal.expires_at,
                     seq: renewal.seq,
                     timestamp: renewal.timestamp,
@@ -464,6 +464,6 @@ impl State {
 
     /// How many accounts and transfer records the state holds (for metrics and verify).
     pub fn counts(&self) -> (usize, usize) {
-        (self.accounts.len(), self.transfers.len())
+        (self.accounts.len(), self.records.len())
     }
 }

@@ -13,6 +13,7 @@
 //! whose journal is the backup's, cut after that commit, so it verifies from record 1 like
 //! any other. A commit is restored whole or not at all: it is the unit the ledger wrote.
 
+use crate::history::{self, SegmentReader};
 use crate::journal::{self, parse_segment_name, segment_name, Journal, JournalError, Position, Tip};
 use crate::keys::{KEYS_FILE, KEYS_FILE_BYTES_MAX};
 use crate::snapshot;
@@ -23,9 +24,11 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use tally_core::batch::replay_record;
 use tally_core::codec::batch_timestamp;
 use tally_core::limits::{BACKUP_CHUNK_BYTES, BACKUP_MANIFEST_BYTES_MAX};
+use tally_core::records::HistoryRead;
 use tally_core::State;
 use tally_ledger::keys::hex;
 use tally_ledger::{Backed, LedgerError};
@@ -67,6 +70,7 @@ pub struct FileEntry {
 fn is_backup_file(name: &str) -> bool {
     parse_segment_name(name).is_some()
         || snapshot::parse_snapshot_name(name).is_some()
+        || history::parse_segment_name(name).is_some()
         || [MANIFEST_FILE, LOCK_FILE, KEYS_FILE].contains(&name)
         || name.ends_with(".partial")
 }
@@ -383,6 +387,17 @@ impl Destination {
                 bytes_copied += copied;
             }
         }
+        // The history segments the backup's snapshots stand on (a segment never changes).
+        let standing = self.manifest.files.iter().filter(|f| snapshot::parse_snapshot_name(&f.name).is_some());
+        let segments = standing.filter_map(|f| snapshot::history_segments(&self.storage, &f.name)).max().unwrap_or(0);
+        for segment in 0..segments as u32 {
+            let name = history::segment_name(segment);
+            if self.manifest.entry(&name).is_none() {
+                let len = source.len(&name).map_err(failed)?;
+                bytes_copied += self.extend(source, &name, len).map_err(failed)?;
+                files_copied += 1;
+            }
+        }
         let manifest = &mut self.manifest;
         manifest.files.sort_by(|a, b| a.name.cmp(&b.name));
         manifest.record = tip.position.record;
@@ -416,6 +431,11 @@ fn read_only() -> io::Error {
 }
 
 impl Storage for BackupFiles {
+    fn history_reader(&self) -> Option<Arc<dyn HistoryRead>> {
+        let files = BackupFiles { storage: FileStorage::open(self.storage.directory()).ok()?, lengths: self.lengths.clone() };
+        Some(Arc::new(SegmentReader(move |name: &str, offset, buffer: &mut [u8]| files.read_exact_at(name, offset, buffer))))
+    }
+
     fn list(&self) -> io::Result<Vec<String>> {
         Ok(self.lengths.keys().cloned().collect())
     }
@@ -702,6 +722,13 @@ fn write_restored(checked: Checked, to: &Path, until: Until) -> Result<Restored,
         storage.write_atomic(KEYS_FILE, &mut |emit| emit(&bytes)).map_err(io)?;
     }
     if last_record > 0 {
+        // The snapshot stands on the history segments the restored state does.
+        for segment in 0..state.history_segments() as u32 {
+            let name = history::segment_name(segment);
+            let len = files.len(&name).map_err(io)?;
+            read_range(&files, &name, 0, len, |_, piece| storage.append(&name, piece)).map_err(io)?;
+            storage.sync(&name).map_err(io)?;
+        }
         snapshot::write(&mut storage, &state, restored.position).map_err(io)?;
     }
     Ok(restored)

@@ -12,6 +12,7 @@
 //! could take back.
 
 use crate::backup::{Destination, Unfinished};
+use crate::history;
 use crate::journal::{Journal, JournalError, Position, Tip};
 use crate::snapshot;
 use crate::storage::{FileStorage, Storage, LOCK_FILE};
@@ -24,6 +25,7 @@ use std::time::{Duration, Instant};
 use tally_core::batch;
 use tally_core::limits::{QUEUE_REQUESTS_MAX, SNAPSHOT_AFTER_REPLAY_RECORDS};
 use tally_core::memory::MemoryUse;
+use tally_core::records::SEGMENT_SHIFT_DEFAULT;
 use tally_core::{AccountView, HistoryEntry, Id, JournalEntry, Request, State, TransferView};
 use tally_ledger::{
     panic_message, system_clock, AccountQuery, Applied, Backed, Batch, Budget, Clock, Ledger, LedgerError, LedgerFuture, Status, WriteQueue,
@@ -38,11 +40,19 @@ pub struct Config {
     pub clock: Clock,
     /// Write a snapshot when the engine stops cleanly.
     pub snapshot_on_shutdown: bool,
+    /// Transfer records go to history segments of `2^history_shift` records each, where the
+    /// storage has a place for them (`Storage::history_reader`).
+    pub history_shift: u32,
 }
 
 impl Default for Config {
     fn default() -> Config {
-        Config { queue_requests_max: QUEUE_REQUESTS_MAX, clock: system_clock(), snapshot_on_shutdown: true }
+        Config {
+            queue_requests_max: QUEUE_REQUESTS_MAX,
+            clock: system_clock(),
+            snapshot_on_shutdown: true,
+            history_shift: SEGMENT_SHIFT_DEFAULT,
+        }
     }
 }
 
@@ -149,13 +159,19 @@ pub fn replay<S: Storage>(
     Ok((journal, replayed))
 }
 
-/// Rebuilds the state from storage: the newest intact snapshot, then the journal after it
-/// (cutting a torn tail). After a long replay it writes a snapshot, so the next start is quick.
-pub fn recover<S: Storage>(storage: &mut S) -> Result<(State, Journal, Recovery), OpenError> {
+/// Rebuilds the state from storage: the newest intact snapshot (with the history segments it
+/// stands on), then the journal after it (cutting a torn tail), then hands off to history
+/// segments of `2^history_shift` records what is due. After a long replay it writes a
+/// snapshot, so the next start is quick.
+pub fn recover<S: Storage>(storage: &mut S, history_shift: u32) -> Result<(State, Journal, Recovery), OpenError> {
     let io = |source| OpenError::Io { path: "storage".into(), source };
     let (mut state, start) = snapshot::load_latest(storage).map_err(io)?.unwrap_or_default();
     let started = Instant::now();
     let (journal, replayed_records) = replay(storage, &mut state, start, true, |_, _| {}, |_, _| Ok(()))?;
+    if let Some(reader) = storage.history_reader() {
+        state.attach_history(reader, history_shift);
+        history::hand_off_due(storage, &mut state);
+    }
     let recovery = Recovery { snapshot_record: start.record, replayed_records, last_seq: state.last_seq() };
     tracing::info!(?recovery, elapsed_ms = started.elapsed().as_millis() as u64, "recovered");
     if replayed_records >= SNAPSHOT_AFTER_REPLAY_RECORDS {
@@ -195,7 +211,7 @@ impl Engine {
     /// Recovers from `storage` and starts the writer.
     pub fn start<S: Storage>(mut storage: S, config: Config) -> Result<(Engine, Recovery), OpenError> {
         let io = |source| OpenError::Io { path: "storage".into(), source };
-        let (state, journal, recovery) = recover(&mut storage)?;
+        let (state, journal, recovery) = recover(&mut storage, config.history_shift)?;
         let durable = Durable { seq: state.last_seq(), failed: false };
         let shared = Arc::new(Shared {
             state: RwLock::new(state),
@@ -441,6 +457,23 @@ impl<S: Storage> Writer<S> {
         batch.answer(applied.answers);
         if applied.payload.is_some() {
             self.shared.publish();
+        }
+        self.hand_off();
+    }
+
+    /// Hands off the history segments due, each encoded under the read lock, written with no
+    /// lock held, and dropped from memory under a short write lock.
+    fn hand_off(&mut self) {
+        loop {
+            let due = {
+                let state = self.shared.state.read().expect("state lock");
+                state.segment_due().map(|segment| (segment, state.encode_segment(segment)))
+            };
+            let Some((segment, bytes)) = due else { return };
+            if !history::write(&mut self.storage, segment, &bytes) {
+                return;
+            }
+            self.shared.state.write().expect("state lock").handed_off(segment);
         }
     }
 

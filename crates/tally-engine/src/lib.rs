@@ -8,6 +8,7 @@
 
 pub mod backup;
 pub mod engine;
+pub mod history;
 pub mod journal;
 pub mod keys;
 pub mod snapshot;

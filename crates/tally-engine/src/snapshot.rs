@@ -39,12 +39,12 @@ fn frame_header(len: usize, checksum: u128) -> [u8; FRAME_HEADER_BYTES] {
     header.0
 }
 
-/// The checksum chain a snapshot of `state` ends with, to compare a replay with a snapshot
-/// without loading the snapshot.
+/// The checksum chain a snapshot of `state` with every record in it ends with, to compare a
+/// replay with a snapshot (without loading a snapshot that holds every record itself).
 pub fn checksum(state: &State) -> u128 {
     let mut chain = 0u128;
     state
-        .encode_snapshot::<std::convert::Infallible>(&mut |piece| {
+        .encode_whole::<std::convert::Infallible>(&mut |piece| {
             chain = frame_checksum(chain, piece);
             Ok(())
         })
@@ -100,14 +100,17 @@ pub fn read_header<S: Storage>(storage: &S, name: &str) -> Result<(Position, u32
 }
 
 /// The record every snapshot follows and the checksum chain a snapshot of the current format
-/// would end with: read from the file without decoding it, or, for a file of an earlier
-/// format, by loading it and encoding it again (so a replay compares with either).
+/// holding every record would end with: read from the file without decoding it, or, for a file
+/// of an earlier format or one that stands on history segments, by loading it (with the
+/// segments) and encoding it whole (so a replay compares with any of them).
 pub fn checksums<S: Storage>(storage: &S) -> io::Result<Vec<(u64, u128)>> {
     let mut found = Vec::new();
     for name in storage.list()?.into_iter().filter(|n| parse_snapshot_name(n).is_some()) {
         let len = storage.len(&name)?;
         match read_header(storage, &name) {
-            Ok((position, SNAPSHOT_FORMAT)) if len >= (HEADER_BYTES + FRAME_HEADER_BYTES) as u64 => {
+            Ok((position, SNAPSHOT_FORMAT))
+                if len >= (HEADER_BYTES + FRAME_HEADER_BYTES) as u64 && history_segments(storage, &name) == Some(0) =>
+            {
                 let mut last = Header::<FRAME_HEADER_BYTES>::default();
                 storage.read_exact_at(&name, len - FRAME_HEADER_BYTES as u64, &mut last.0)?;
                 found.push((position.record, last.get(snapshot_frame::CHECKSUM)));
@@ -169,9 +172,21 @@ pub fn read<S: Storage>(storage: &S, name: &str) -> Result<(State, Position), St
         offset += (FRAME_HEADER_BYTES + frame_len) as u64;
         Ok(Some(payload))
     };
-    let state = State::decode_snapshot(format, len as usize, &mut next).map_err(|e| e.to_string())?;
+    let state = State::decode_snapshot(format, len as usize, &mut next, storage.history_reader()).map_err(|e| e.to_string())?;
     if state.last_seq() != position.last_seq {
         return Err("state does not match its header".into());
     }
     Ok((state, position))
+}
+
+/// How many history segments a snapshot stands on, from its first frame; `None` if that
+/// does not read back.
+pub fn history_segments<S: Storage>(storage: &S, name: &str) -> Option<usize> {
+    let (_, format) = read_header(storage, name).ok()?;
+    let mut header = Header::<FRAME_HEADER_BYTES>::default();
+    storage.read_exact_at(name, HEADER_BYTES as u64, &mut header.0).ok()?;
+    let len = (header.get_u32(snapshot_frame::PAYLOAD_BYTES) as usize).min(FRAME_BYTES_MAX);
+    let mut payload = vec![0u8; len];
+    storage.read_exact_at(name, (HEADER_BYTES + FRAME_HEADER_BYTES) as u64, &mut payload).ok()?;
+    tally_core::snapshot::history_segments(format, &payload).ok()
 }

@@ -7,7 +7,9 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
+use tally_core::records::HistoryRead;
 
 /// Writes a file's bytes through the emitter it is given.
 pub type Produce<'a> = dyn FnMut(&mut dyn FnMut(&[u8]) -> io::Result<()>) -> io::Result<()> + 'a;
@@ -40,6 +42,11 @@ pub trait Storage: Send + 'static {
     /// replaced under a running server): writing on would go to files no one will find.
     fn check_place(&self) -> io::Result<()> {
         Ok(())
+    }
+    /// A reader of this storage's history segments that any thread may use (a segment never
+    /// changes once written), or `None` to keep every transfer record in memory.
+    fn history_reader(&self) -> Option<Arc<dyn HistoryRead>> {
+        None
     }
 }
 
@@ -86,6 +93,10 @@ impl FileStorage {
             fs::remove_file(self.directory.join(name))?;
         }
         Ok(())
+    }
+
+    pub fn directory(&self) -> &Path {
+        &self.directory
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -212,6 +223,13 @@ impl Storage for FileStorage {
                 self.directory.display()
             ))),
         }
+    }
+
+    fn history_reader(&self) -> Option<Arc<dyn HistoryRead>> {
+        let directory = self.directory.clone();
+        Some(Arc::new(crate::history::SegmentReader(move |name: &str, offset, buffer: &mut [u8]| {
+            patiently(|| File::open(directory.join(name)))?.read_exact_at(buffer, offset)
+        })))
     }
 }
 

@@ -16,10 +16,15 @@ use crate::storage::{FaultCounts, Faults, SimStorage};
 use tally_core::batch::{self, BatchApplied};
 use tally_core::*;
 use tally_engine::engine::recover;
+use tally_engine::history;
 use tally_engine::journal::Journal;
 use tally_engine::snapshot;
 use tally_testkit::workload::Workload;
 use tally_testkit::Random;
+
+/// History segments of the smallest size, 64 records, so that a run of a few hundred steps
+/// hands off dozens of them and reads old records back through the faulty storage.
+const HISTORY_SHIFT: u32 = tally_core::records::SEGMENT_SHIFT_MIN;
 
 /// Recovery is retried this often when a transient read fault makes it fail; a real defect
 /// fails every time.
@@ -138,7 +143,7 @@ pub fn run(seed: u64, options: Options) -> Result<Report, Violation> {
 
 impl Running {
     fn start(mut storage: SimStorage) -> Result<Running, String> {
-        let (state, journal, _) = recover(&mut storage).map_err(|e| e.to_string())?;
+        let (state, journal, _) = recover(&mut storage, HISTORY_SHIFT).map_err(|e| e.to_string())?;
         Ok(Running { state, journal, storage })
     }
 
@@ -151,6 +156,7 @@ impl Running {
                 .and_then(|()| self.journal.sync(&mut self.storage))
                 .map_err(|e| e.to_string())?;
         }
+        history::hand_off_due(&mut self.storage, &mut self.state);
         Ok(applied)
     }
 }

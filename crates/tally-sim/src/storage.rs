@@ -5,6 +5,8 @@
 use std::collections::BTreeMap;
 use std::io;
 use std::sync::{Arc, Mutex};
+use tally_core::records::HistoryRead;
+use tally_engine::history::SegmentReader;
 use tally_engine::{Produce, Storage};
 use tally_testkit::Random;
 
@@ -111,6 +113,11 @@ impl SimStorage {
 }
 
 impl Storage for SimStorage {
+    fn history_reader(&self) -> Option<Arc<dyn HistoryRead>> {
+        let disk = self.clone();
+        Some(Arc::new(SegmentReader(move |name: &str, offset, buffer: &mut [u8]| disk.read_exact_at(name, offset, buffer))))
+    }
+
     fn list(&self) -> io::Result<Vec<String>> {
         Ok(self.disk.lock().expect("disk lock").files.keys().cloned().collect())
     }

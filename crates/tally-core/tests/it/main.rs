@@ -1,6 +1,7 @@
 //! Tests of the ledger state machine, one module per concern.
 
 mod closing;
+mod history;
 mod leases;
 mod model;
 mod movements;

@@ -1,0 +1,516 @@
+//! Transfer records and their text (id and metadata). The newest stay in memory. With a
+//! history attached, older ones are handed off a segment at a time: the store writes the
+//! segment's bytes to a file and tells the state, which then drops its copy and reads those
+//! records back, when asked, through a bounded page cache.
+//!
+//! The core never writes a file. The store asks which segment is due (`State::segment_due`),
+//! for its bytes (`State::encode_segment`), writes them where it likes, and only then calls
+//! `State::handed_off`. Reading back is the one thing the core does through I/O, behind
+//! `HistoryRead`. A segment never changes once written, and its bytes depend on the history
+//! alone: records are stored as they were created, and how a handed-off hold was resolved is
+//! kept in memory (`resolutions`). So a read returns the same whatever the timing, every
+//! answer stays deterministic, and a replay of the journal writes every segment byte for byte
+//! the same (which `tally verify` checks).
+//!
+//! Segment layout (all integers little-endian; every part carries its own xxh3 checksum, seeded
+//! with the segment number and the part, so a misplaced read is caught like a damaged one):
+//!
+//! | part | bytes |
+//! |---|---|
+//! | header | magic `TALLYHIS` (8), format (4), shift (4), segment (4), zero (4), text length (8), checksum (8) |
+//! | id hashes | xxh3 of each record's id, 8 bytes each, then a checksum |
+//! | record pages | `2^shift / 64` pages of 64 records of 64 bytes, each page then a checksum |
+//! | text | the records' ids and metadata back to back, in blocks of 4,096 bytes, each then a checksum |
+
+use crate::chunked::{Span, Strings};
+use crate::event::ResultCode;
+use crate::state::{HoldState, RecordKind, TransferRecord};
+use hashbrown::HashMap;
+use std::borrow::Cow;
+use std::sync::{Arc, Mutex};
+
+/// Reads back the segments a store wrote. Implemented by the store over its files.
+pub trait HistoryRead: Send + Sync {
+    /// Fills `buffer` from byte `offset` of segment `segment`.
+    fn read_at(&self, segment: u32, offset: u64, buffer: &mut [u8]) -> std::io::Result<()>;
+}
+
+pub const SEGMENT_MAGIC: &[u8; 8] = b"TALLYHIS";
+pub const SEGMENT_FORMAT: u32 = 1;
+/// Records in a segment, as a power of two: 65,536 records (4 MiB of them, plus their text).
+pub const SEGMENT_SHIFT_DEFAULT: u32 = 16;
+/// The smallest segment is one page, so a page never spans two segments.
+pub const SEGMENT_SHIFT_MIN: u32 = PAGE_RECORDS.trailing_zeros();
+/// The largest: record indexes are 32 bits, and a segment's pages are counted in 32 bits too.
+pub const SEGMENT_SHIFT_MAX: u32 = 24;
+/// Records in a page: what one read brings in.
+pub const PAGE_RECORDS: usize = 64;
+const RECORD_BYTES: usize = 64;
+const PAGE_BYTES: usize = PAGE_RECORDS * RECORD_BYTES;
+const HASH_BYTES: usize = 8;
+const SUM_BYTES: usize = 8;
+pub const TEXT_BLOCK_BYTES: usize = 4_096;
+const HEADER_BYTES: usize = 40;
+/// A read that fails its checksum is tried again this often before the segment counts as
+/// damaged: a flipped bit on the way from the disk is not damage.
+const READ_ATTEMPTS: usize = 4;
+
+const _: () = assert!(PAGE_RECORDS.is_power_of_two() && (1 << SEGMENT_SHIFT_MIN) == PAGE_RECORDS);
+const _: () = assert!(RECORD_BYTES == std::mem::size_of::<TransferRecord>());
+
+/// The parts of a segment, for checksum seeds and cache keys.
+const PART_HEADER: u32 = u32::MAX;
+const PART_HASHES: u32 = u32::MAX - 1;
+const PART_TEXT: u32 = 1 << 31;
+
+fn part_sum(segment: u32, part: u32, bytes: &[u8]) -> u64 {
+    xxhash_rust::xxh3::xxh3_64_with_seed(bytes, (u64::from(segment) << 32) | u64::from(part))
+}
+
+/// The xxh3 hash of a transfer id: the id index is built from it, and segments keep it so
+/// the index is rebuilt at start without reading a single id.
+pub(crate) fn id_hash(id: &[u8]) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(id)
+}
+
+/// Where each part of a segment of `2^shift` records begins.
+#[derive(Clone, Copy)]
+struct Layout {
+    shift: u32,
+}
+
+impl Layout {
+    fn records(self) -> usize {
+        1 << self.shift
+    }
+    fn hashes(self) -> u64 {
+        HEADER_BYTES as u64
+    }
+    fn page(self, page: usize) -> u64 {
+        self.hashes() + (self.records() * HASH_BYTES + SUM_BYTES) as u64 + (page * (PAGE_BYTES + SUM_BYTES)) as u64
+    }
+    fn text_block(self, block: usize) -> u64 {
+        self.page(self.records() / PAGE_RECORDS) + (block * (TEXT_BLOCK_BYTES + SUM_BYTES)) as u64
+    }
+}
+
+/// A record as 64 bytes; the hold's state and link as created (`creation_form`).
+fn encode_record(out: &mut Vec<u8>, record: &TransferRecord) {
+    let start = out.len();
+    out.extend_from_slice(&record.amount.to_le_bytes());
+    for value in [record.text.0, record.seq, record.timestamp, record.fingerprint] {
+        out.extend_from_slice(&value.to_le_bytes());
+    }
+    for value in [record.debit, record.credit, record.related] {
+        out.extend_from_slice(&value.to_le_bytes());
+    }
+    out.extend_from_slice(&[record.kind as u8, record.result as u8, record.hold_state as u8, 0]);
+    debug_assert_eq!(out.len() - start, RECORD_BYTES);
+}
+
+fn decode_record(bytes: &[u8]) -> Option<TransferRecord> {
+    let u64_at = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
+    let u32_at = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
+    Some(TransferRecord {
+        amount: u128::from_le_bytes(bytes[..16].try_into().expect("16 bytes")),
+        text: Span(u64_at(16)),
+        seq: u64_at(24),
+        timestamp: u64_at(32),
+        fingerprint: u64_at(40),
+        debit: u32_at(48),
+        credit: u32_at(52),
+        related: u32_at(56),
+        kind: RecordKind::from_u8(bytes[60])?,
+        result: ResultCode::from_u8(bytes[61])?,
+        hold_state: HoldState::from_u8(bytes[62])?,
+    })
+}
+
+fn is_hold(record: &TransferRecord) -> bool {
+    record.kind == RecordKind::Pending && record.result == ResultCode::Created
+}
+
+/// A record as it was created: a hold not yet resolved.
+fn creation_form(mut record: TransferRecord) -> TransferRecord {
+    if is_hold(&record) {
+        record.hold_state = HoldState::Pending;
+        record.related = crate::state::NONE;
+    }
+    record
+}
+
+/// The most recently read pages, in two generations: a page found in the older one moves to
+/// the newer, and when the newer fills the older is dropped. Bounded, and close enough to
+/// least-recently-used for pages that are either hot or read once.
+struct PageCache {
+    newer: HashMap<u64, Arc<[u8]>>,
+    older: HashMap<u64, Arc<[u8]>>,
+    bytes: usize,
+}
+
+impl PageCache {
+    /// Pages in one generation, from `HISTORY_CACHE_BYTES`.
+    const GENERATION_PAGES: usize = crate::limits::HISTORY_CACHE_BYTES / 2 / TEXT_BLOCK_BYTES;
+
+    fn get(&mut self, key: u64) -> Option<Arc<[u8]>> {
+        if let Some(page) = self.newer.get(&key) {
+            return Some(page.clone());
+        }
+        let page = self.older.remove(&key)?;
+        self.bytes -= page.len();
+        self.insert(key, page.clone());
+        Some(page)
+    }
+
+    fn insert(&mut self, key: u64, page: Arc<[u8]>) {
+        if self.newer.len() >= Self::GENERATION_PAGES {
+            self.older = std::mem::take(&mut self.newer);
+            self.bytes = self.older.values().map(|page| page.len()).sum();
+        }
+        self.bytes += page.len();
+        if let Some(replaced) = self.newer.insert(key, page) {
+            self.bytes -= replaced.len();
+        }
+    }
+}
+
+struct History {
+    reader: Arc<dyn HistoryRead>,
+    cache: Mutex<PageCache>,
+    /// Each handed-off segment's text length, from its header.
+    text_lens: Vec<u64>,
+}
+
+/// Transfer records by index, the newest in memory, the rest in handed-off segments.
+pub(crate) struct Records {
+    /// Chunk `k` holds records `k << shift` up to the next chunk; chunks of handed-off
+    /// segments are empty (no allocation).
+    chunks: Vec<Vec<TransferRecord>>,
+    len: usize,
+    shift: u32,
+    strings: Strings,
+    /// Segments handed off: records below `handed << shift` are read from history.
+    handed: usize,
+    /// How each resolved hold among the handed-off records was resolved (its state and the
+    /// record that resolved it): segments keep records as created.
+    resolutions: HashMap<u32, (HoldState, u32)>,
+    history: Option<History>,
+}
+
+impl Default for Records {
+    fn default() -> Records {
+        Records {
+            chunks: Vec::new(),
+            len: 0,
+            shift: SEGMENT_SHIFT_DEFAULT,
+            strings: Strings::default(),
+            handed: 0,
+            resolutions: HashMap::new(),
+            history: None,
+        }
+    }
+}
+
+/// The size of the segment whose bytes begin with `header` (records as a power of two), if
+/// they begin with a segment's header.
+pub fn segment_shift(header: &[u8]) -> Option<u32> {
+    let shift = u32::from_le_bytes(header.get(12..16)?.try_into().ok()?);
+    (header.get(..8)? == SEGMENT_MAGIC && (SEGMENT_SHIFT_MIN..=SEGMENT_SHIFT_MAX).contains(&shift)).then_some(shift)
+}
+
+/// A transfer's id and metadata, from memory or read back from its segment.
+pub(crate) struct Text<'a> {
+    bytes: Cow<'a, [u8]>,
+    id_len: usize,
+}
+
+impl Text<'_> {
+    pub(crate) fn id_bytes(&self) -> &[u8] {
+        &self.bytes[..self.id_len]
+    }
+
+    pub(crate) fn id(&self) -> &str {
+        std::str::from_utf8(self.id_bytes()).expect("ids are validated ASCII")
+    }
+
+    /// The metadata, if there is any.
+    pub(crate) fn metadata(&self) -> Option<&str> {
+        let bytes = &self.bytes[self.id_len..];
+        (!bytes.is_empty()).then(|| std::str::from_utf8(bytes).expect("metadata is validated UTF-8"))
+    }
+}
+
+/// What reading a segment at start found wrong.
+pub type SegmentError = String;
+
+impl Records {
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    pub(crate) fn is_attached(&self) -> bool {
+        self.history.is_some()
+    }
+
+    pub(crate) fn shift(&self) -> u32 {
+        self.shift
+    }
+
+    /// Records read from history, not memory: the first `handed_records()`.
+    pub(crate) fn handed_records(&self) -> usize {
+        self.handed << self.shift
+    }
+
+    pub(crate) fn handed_segments(&self) -> usize {
+        self.handed
+    }
+
+    pub(crate) fn resolutions(&self) -> impl Iterator<Item = (u32, HoldState, u32)> + '_ {
+        self.resolutions.iter().map(|(&hold, &(state, by))| (hold, state, by))
+    }
+
+    /// Attaches a history to an empty set of records, in segments of `2^shift` records.
+    pub(crate) fn attach(&mut self, reader: Arc<dyn HistoryRead>, shift: u32) {
+        assert!(self.len == 0 && self.history.is_none(), "a history is attached before any record");
+        assert!((SEGMENT_SHIFT_MIN..=SEGMENT_SHIFT_MAX).contains(&shift), "segment shift within its limits");
+        self.shift = shift;
+        self.history = Some(History {
+            reader,
+            cache: Mutex::new(PageCache { newer: HashMap::new(), older: HashMap::new(), bytes: 0 }),
+            text_lens: Vec::new(),
+        });
+    }
+
+    /// Takes `segments` segments as already handed off (loading a snapshot that stands on
+    /// them): checks each one's header and returns every record's id hash, in order.
+    pub(crate) fn adopt_segments(&mut self, segments: usize, mut each_hash: impl FnMut(u32, u64)) -> Result<(), SegmentError> {
+        assert!(self.len == 0 && self.history.is_some(), "segments are adopted into empty, attached records");
+        let layout = Layout { shift: self.shift };
+        for segment in 0..segments {
+            let segment = u32::try_from(segment).map_err(|_| "too many segments".to_owned())?;
+            let text_len = self.read_header(segment)?;
+            self.history.as_mut().expect("attached").text_lens.push(text_len);
+            let hashes = self.read_part(segment, PART_HASHES, layout.hashes(), layout.records() * HASH_BYTES)?;
+            for (slot, hash) in hashes.chunks_exact(HASH_BYTES).enumerate() {
+                each_hash((segment << self.shift) + slot as u32, u64::from_le_bytes(hash.try_into().expect("8 bytes")));
+            }
+            self.chunks.push(Vec::new());
+            self.len += layout.records();
+            self.handed += 1;
+        }
+        Ok(())
+    }
+
+    fn read_header(&self, segment: u32) -> Result<u64, SegmentError> {
+        let header = self.read_part(segment, PART_HEADER, 0, HEADER_BYTES - SUM_BYTES)?;
+        let u32_at = |at: usize| u32::from_le_bytes(header[at..at + 4].try_into().expect("4 bytes"));
+        if &header[..8] != SEGMENT_MAGIC || u32_at(8) != SEGMENT_FORMAT || u32_at(12) != self.shift || u32_at(16) != segment {
+            return Err(format!("history segment {segment} is not segment {segment} of this ledger's format and size"));
+        }
+        Ok(u64::from_le_bytes(header[24..32].try_into().expect("8 bytes")))
+    }
+
+    /// A part of a segment, checked against its checksum, through the cache.
+    fn read_part(&self, segment: u32, part: u32, offset: u64, len: usize) -> Result<Arc<[u8]>, SegmentError> {
+        let history = self.history.as_ref().expect("only handed-off records are read back");
+        let key = (u64::from(segment) << 32) | u64::from(part);
+        if let Some(page) = history.cache.lock().expect("page cache lock").get(key) {
+            return Ok(page);
+        }
+        let mut buffer = vec![0u8; len + SUM_BYTES];
+        let mut problem = String::new();
+        for _ in 0..READ_ATTEMPTS {
+            match history.reader.read_at(segment, offset, &mut buffer) {
+                Ok(()) => {
+                    let stored = u64::from_le_bytes(buffer[len..].try_into().expect("8 bytes"));
+                    if stored == part_sum(segment, part, &buffer[..len]) {
+                        let page: Arc<[u8]> = buffer[..len].into();
+                        history.cache.lock().expect("page cache lock").insert(key, page.clone());
+                        return Ok(page);
+                    }
+                    problem = "checksum mismatch".into();
+                }
+                Err(error) => problem = error.to_string(),
+            }
+        }
+        Err(format!("history segment {segment} cannot be read at offset {offset}: {problem}"))
+    }
+
+    /// A part of a segment the state already stands on: failing to read it leaves the state
+    /// unable to answer, so it stops here, naming the damage (the journal still holds the
+    /// history: removing the segment and the snapshots makes the next start rebuild it).
+    fn handed_part(&self, segment: u32, part: u32, offset: u64, len: usize) -> Arc<[u8]> {
+        self.read_part(segment, part, offset, len).unwrap_or_else(|problem| {
+            panic!("{problem}; the journal holds everything: remove the history segments and snapshots to rebuild them")
+        })
+    }
+
+    /// A handed-off record as its segment holds it (with its text span relative to the segment).
+    fn handed_record(&self, index: usize) -> TransferRecord {
+        let layout = Layout { shift: self.shift };
+        let segment = (index >> self.shift) as u32;
+        let slot = index & (layout.records() - 1);
+        let page = self.handed_part(segment, (slot / PAGE_RECORDS) as u32, layout.page(slot / PAGE_RECORDS), PAGE_BYTES);
+        let at = (slot % PAGE_RECORDS) * RECORD_BYTES;
+        decode_record(&page[at..at + RECORD_BYTES])
+            .unwrap_or_else(|| panic!("history segment {segment} holds a record this build cannot read (record {index})"))
+    }
+
+    pub(crate) fn get(&self, index: usize) -> TransferRecord {
+        assert!(index < self.len, "record {index} exists");
+        if index >= self.handed_records() {
+            return self.chunks[index >> self.shift][index & ((1 << self.shift) - 1)];
+        }
+        let mut record = self.handed_record(index);
+        if let Some(&(state, by)) = self.resolutions.get(&(index as u32)) {
+            record.hold_state = state;
+            record.related = by;
+        }
+        record
+    }
+
+    /// A record's id and metadata.
+    pub(crate) fn text(&self, index: usize) -> Text<'_> {
+        if index >= self.handed_records() {
+            let span = self.chunks[index >> self.shift][index & ((1 << self.shift) - 1)].text;
+            let bytes = self.strings.both(span).expect("spans point into the strings");
+            return Text { bytes: Cow::Borrowed(bytes), id_len: span.first_len() };
+        }
+        let span = self.handed_record(index).text;
+        let segment = (index >> self.shift) as u32;
+        let layout = Layout { shift: self.shift };
+        let text_len = self.history.as_ref().expect("attached").text_lens[segment as usize] as usize;
+        let (start, len) = (span.offset(), span.len());
+        let mut bytes = Vec::with_capacity(len);
+        let mut at = start;
+        while at < start + len {
+            let block = at / TEXT_BLOCK_BYTES;
+            let block_len = (text_len - block * TEXT_BLOCK_BYTES).min(TEXT_BLOCK_BYTES);
+            let stored = self.handed_part(segment, PART_TEXT | block as u32, layout.text_block(block), block_len);
+            let from = at % TEXT_BLOCK_BYTES;
+            let take = (start + len - at).min(block_len - from);
+            bytes.extend_from_slice(&stored[from..from + take]);
+            at += take;
+        }
+        Text { bytes: Cow::Owned(bytes), id_len: span.first_len() }
+    }
+
+    pub(crate) fn push(&mut self, mut record: TransferRecord, id: &str, metadata: &str) -> u32 {
+        record.text = self.strings.push(id, metadata);
+        let index = self.len;
+        if index == self.chunks.len() << self.shift {
+            self.chunks.push(Vec::with_capacity(1 << self.shift));
+        }
+        self.chunks.last_mut().expect("a chunk with room exists").push(record);
+        self.len += 1;
+        u32::try_from(index).expect("record indexes fit 32 bits")
+    }
+
+    /// Takes back the newest record (a linked chain rolled back); it is never handed off yet.
+    pub(crate) fn pop(&mut self) -> TransferRecord {
+        assert!(self.len > self.handed_records(), "only records in memory are taken back");
+        let last = self.chunks.last_mut().expect("a record to take back");
+        let record = last.pop().expect("chunks hold their records");
+        if last.is_empty() {
+            self.chunks.pop();
+        }
+        self.len -= 1;
+        self.strings.truncate_to(record.text);
+        record
+    }
+
+    /// Sets how a hold stands: resolved (and by which record), or pending again.
+    pub(crate) fn set_hold(&mut self, index: u32, state: HoldState, by: u32) {
+        let index_usize = index as usize;
+        if index_usize >= self.handed_records() {
+            let record = &mut self.chunks[index_usize >> self.shift][index_usize & ((1 << self.shift) - 1)];
+            record.hold_state = state;
+            record.related = by;
+        } else if state == HoldState::Pending {
+            self.resolutions.remove(&index);
+        } else {
+            self.resolutions.insert(index, (state, by));
+        }
+    }
+
+    /// Restores how a handed-off hold was resolved (loading a snapshot, which checked the
+    /// numbers are in range).
+    pub(crate) fn restore_resolution(&mut self, index: u32, state: HoldState, by: u32) {
+        assert!((index as usize) < self.handed_records() && state != HoldState::Pending);
+        self.resolutions.insert(index, (state, by));
+    }
+
+    /// The next segment to hand off, once a whole segment more is in memory (the newest whole
+    /// segment stays, as the cache of recent records).
+    pub(crate) fn segment_due(&self) -> Option<u32> {
+        (self.history.is_some() && self.len >= (self.handed + 2) << self.shift).then_some(self.handed as u32)
+    }
+
+    /// The bytes of segment `segment` of `2^shift` records, which must all exist: from the
+    /// due segment of a running ledger, or from a replay to check a written one against.
+    pub(crate) fn encode_segment(&self, segment: u32, shift: u32) -> Vec<u8> {
+        let layout = Layout { shift };
+        let first = (segment as usize) << shift;
+        assert!(first + layout.records() <= self.len, "a segment is encoded from records that exist");
+        let mut text = Vec::new();
+        let mut hashes = Vec::with_capacity(layout.records() * HASH_BYTES + SUM_BYTES);
+        let mut pages = Vec::with_capacity(layout.records() * RECORD_BYTES);
+        for index in first..first + layout.records() {
+            let (record, both) = (self.get(index), self.text(index));
+            hashes.extend_from_slice(&id_hash(both.id_bytes()).to_le_bytes());
+            let mut stored = creation_form(record);
+            stored.text = Span::new(text.len(), record.text.first_len(), record.text.second_len());
+            text.extend_from_slice(&both.bytes);
+            encode_record(&mut pages, &stored);
+        }
+        let mut out = Vec::with_capacity(HEADER_BYTES + hashes.capacity() + pages.len() * 2 + text.len() * 2);
+        let mut header = Vec::with_capacity(HEADER_BYTES);
+        header.extend_from_slice(SEGMENT_MAGIC);
+        for value in [SEGMENT_FORMAT, shift, segment, 0] {
+            header.extend_from_slice(&value.to_le_bytes());
+        }
+        header.extend_from_slice(&(text.len() as u64).to_le_bytes());
+        let mut part = |bytes: &[u8], id: u32| {
+            out.extend_from_slice(bytes);
+            out.extend_from_slice(&part_sum(segment, id, bytes).to_le_bytes());
+        };
+        part(&header, PART_HEADER);
+        part(&hashes, PART_HASHES);
+        for (page, bytes) in pages.chunks(PAGE_BYTES).enumerate() {
+            part(bytes, page as u32);
+        }
+        for (block, bytes) in text.chunks(TEXT_BLOCK_BYTES).enumerate() {
+            part(bytes, PART_TEXT | block as u32);
+        }
+        let text_bytes = text.len() + text.len().div_ceil(TEXT_BLOCK_BYTES) * SUM_BYTES;
+        debug_assert_eq!(out.len() as u64, layout.text_block(0) + text_bytes as u64);
+        out
+    }
+
+    /// The store wrote segment `segment` (as `encode_segment` gave it) where the history
+    /// reads it: its records leave memory.
+    pub(crate) fn handed_off(&mut self, segment: u32) {
+        assert_eq!(Some(segment), self.segment_due(), "segments are handed off in order");
+        let first = (segment as usize) << self.shift;
+        let mut text_len = 0;
+        for (slot, record) in self.chunks[segment as usize].iter().enumerate() {
+            text_len += record.text.len() as u64;
+            if is_hold(record) && record.hold_state != HoldState::Pending {
+                self.resolutions.insert((first + slot) as u32, (record.hold_state, record.related));
+            }
+        }
+        self.chunks[segment as usize] = Vec::new();
+        self.handed += 1;
+        self.history.as_mut().expect("attached").text_lens.push(text_len);
+        let first_in_memory = self.chunks[self.handed][0].text;
+        self.strings.release_below(first_in_memory);
+    }
+
+    /// Bytes held in memory: (records and resolutions, text, cache).
+    pub(crate) fn allocated_bytes(&self) -> (usize, usize, usize) {
+        let records = self.chunks.iter().map(|chunk| chunk.capacity() * RECORD_BYTES).sum::<usize>()
+            + crate::memory::hashed(self.resolutions.capacity(), std::mem::size_of::<(u32, (HoldState, u32))>());
+        let cache = self.history.as_ref().map_or(0, |history| history.cache.lock().expect("page cache lock").bytes);
+        (records, self.strings.allocated_bytes(), cache)
+    }
+}
