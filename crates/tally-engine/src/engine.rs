@@ -12,7 +12,7 @@
 //! could take back.
 
 use crate::backup::{Destination, Unfinished};
-use crate::history;
+use crate::history::{self, SegmentWriter};
 use crate::journal::{Journal, JournalError, Position, Tip};
 use crate::snapshot;
 use crate::storage::{FileStorage, Storage, LOCK_FILE};
@@ -221,7 +221,12 @@ impl Engine {
             queue: WriteQueue::new(config.queue_requests_max),
             tip: Mutex::new(journal.tip()),
         });
-        let writer = Writer { shared: shared.clone(), storage, journal, config };
+        let handed_off = {
+            let shared = shared.clone();
+            move |segment| shared.state.write().expect("state lock").handed_off(segment)
+        };
+        let segments = storage.history_writer().map(|files| SegmentWriter::start(files, handed_off)).transpose().map_err(io)?;
+        let writer = Writer { shared: shared.clone(), storage, journal, config, segments };
         let supervised = shared.clone();
         let handle = std::thread::Builder::new()
             .name("tally-writer".into())
@@ -392,6 +397,8 @@ struct Writer<S: Storage> {
     storage: S,
     journal: Journal,
     config: Config,
+    /// Writes history segments on a thread of its own; `None` for storage without them.
+    segments: Option<SegmentWriter>,
 }
 
 impl<S: Storage> Writer<S> {
@@ -461,23 +468,22 @@ impl<S: Storage> Writer<S> {
         self.hand_off();
     }
 
-    /// Hands off the history segments due, each encoded under the read lock, written with no
-    /// lock held, and dropped from memory under a short write lock.
+    /// Hands the segment writer the next history segment due, if it is idle: encoded here,
+    /// under the read lock, and written and dropped from memory on its thread.
     fn hand_off(&mut self) {
-        loop {
-            let due = {
-                let state = self.shared.state.read().expect("state lock");
-                state.segment_due().map(|segment| (segment, state.encode_segment(segment)))
-            };
-            let Some((segment, bytes)) = due else { return };
-            if !history::write(&mut self.storage, segment, &bytes) {
-                return;
-            }
-            self.shared.state.write().expect("state lock").handed_off(segment);
+        let Some(segments) = self.segments.as_ref().filter(|segments| !segments.busy()) else { return };
+        let due = {
+            let state = self.shared.state.read().expect("state lock");
+            state.segment_due().map(|segment| (segment, state.encode_segment(segment)))
+        };
+        if let Some((segment, bytes)) = due {
+            segments.send(segment, bytes);
         }
     }
 
     fn stop(&mut self) {
+        // The segment being written is finished first, so the snapshot stands on it.
+        drop(self.segments.take());
         if self.config.snapshot_on_shutdown && self.failure().is_none() {
             let state = self.shared.state.read().expect("state lock");
             if let Err(error) = snapshot::write(&mut self.storage, &state, self.journal.position()) {

@@ -48,6 +48,11 @@ pub trait Storage: Send + 'static {
     fn history_reader(&self) -> Option<Arc<dyn HistoryRead>> {
         None
     }
+    /// A second handle on the same files, for the thread that writes history segments (no
+    /// other handle writes them), or `None` to write none.
+    fn history_writer(&self) -> Option<Box<dyn Storage>> {
+        None
+    }
 }
 
 /// Files in a directory. Append handles stay open; a created file's directory entry is made
@@ -223,6 +228,10 @@ impl Storage for FileStorage {
                 self.directory.display()
             ))),
         }
+    }
+
+    fn history_writer(&self) -> Option<Box<dyn Storage>> {
+        Some(Box::new(FileStorage::open(&self.directory).ok()?))
     }
 
     fn history_reader(&self) -> Option<Arc<dyn HistoryRead>> {

@@ -113,6 +113,10 @@ impl SimStorage {
 }
 
 impl Storage for SimStorage {
+    fn history_writer(&self) -> Option<Box<dyn Storage>> {
+        Some(Box::new(self.clone()))
+    }
+
     fn history_reader(&self) -> Option<Arc<dyn HistoryRead>> {
         let disk = self.clone();
         Some(Arc::new(SegmentReader(move |name: &str, offset, buffer: &mut [u8]| disk.read_exact_at(name, offset, buffer))))
