@@ -51,6 +51,20 @@ impl<T> Chunked<T> {
         self.chunks.iter().flatten()
     }
 
+    /// The number of leading items for which `pred` holds (it must hold for a prefix only).
+    pub fn partition_point(&self, pred: impl Fn(&T) -> bool) -> usize {
+        let (mut low, mut high) = (0, self.len);
+        while low < high {
+            let middle = low + (high - low) / 2;
+            if pred(&self[middle]) {
+                low = middle + 1;
+            } else {
+                high = middle;
+            }
+        }
+        low
+    }
+
     /// The bytes its chunks allocated: whole chunks, as they are allocated.
     pub fn allocated_bytes(&self) -> usize {
         self.chunks.len() * CHUNK_ITEMS * std::mem::size_of::<T>()

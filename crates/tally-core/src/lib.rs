@@ -19,6 +19,7 @@ pub mod id;
 pub mod limits;
 pub mod memory;
 pub mod metadata;
+mod positions;
 pub mod records;
 pub mod slice;
 pub mod snapshot;

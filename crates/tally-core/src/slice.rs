@@ -152,7 +152,7 @@ impl State {
     /// An empty slice of a ledger whose last event is `last_seq` at `last_timestamp`.
     pub fn slice(last_seq: u64, last_timestamp: u64) -> State {
         let mut state = State::default();
-        state.log_base = last_seq;
+        state.log = crate::positions::Positions::after(last_seq);
         state.actors = crate::actors::Actors::for_slice();
         state.slice = Some(Box::new(Loaded { horizon: u64::MAX, ..Loaded::default() }));
         state.restore_clock(last_timestamp);
@@ -161,7 +161,7 @@ impl State {
 
     pub fn load_asset(&mut self, asset: Asset) {
         self.assert_loading();
-        assert!(asset.seq <= self.log_base && !self.asset_index.contains_key(&asset.code));
+        assert!(asset.seq <= self.log.base() && !self.asset_index.contains_key(&asset.code));
         self.asset_index.insert(asset.code.clone(), self.assets.len() as u32);
         self.assets.push(asset);
     }
@@ -169,7 +169,7 @@ impl State {
     /// Loads an account; its asset and parent must be loaded first.
     pub fn load_account(&mut self, row: AccountRow) {
         self.assert_loading();
-        assert!(row.created_seq <= self.log_base && row.version >= 1 && !self.account_index.contains_key(&row.id));
+        assert!(row.created_seq <= self.log.base() && row.version >= 1 && !self.account_index.contains_key(&row.id));
         let asset = *self.asset_index.get(&row.asset).expect("an account's asset is loaded before it");
         let parent = row.parent.as_ref().map(|parent| *self.account_index.get(parent).expect("an account's parent is loaded before it"));
         let index = self.accounts.len() as u32;
@@ -236,7 +236,7 @@ impl State {
 
     fn load_record(&mut self, row: TransferRow, reference: bool) {
         self.assert_loading();
-        assert!(row.seq <= self.log_base && self.find_transfer(&row.id).is_none());
+        assert!(row.seq <= self.log.base() && self.find_transfer(&row.id).is_none());
         let account = |id: &Option<Id>| id.as_ref().and_then(|id| self.account_index.get(id).copied()).unwrap_or(NONE);
         let (debit, credit) = (account(&row.debit), account(&row.credit));
         let open = row.is_open_hold() && !reference;
@@ -286,7 +286,7 @@ impl State {
         let loaded = self.slice.as_ref().expect("only a slice reports changes");
         let key_runs = self.actors.runs().map(|(first, key)| (first, key.cloned())).collect();
         let mut changes = Changes { key_runs, ..Changes::default() };
-        for seq in self.log_base + 1..=self.last_seq() {
+        for seq in self.log.base() + 1..=self.last_seq() {
             match self.log_entry(seq) {
                 LogEntry::Asset(index) => changes.assets.push(self.assets[index as usize].clone()),
                 LogEntry::Account(_) => {}

@@ -11,6 +11,7 @@ use crate::codec::{DecodeError, Decoder, Encoder};
 use crate::id::Id;
 use crate::limits::ACCOUNT_DEPTH_MAX;
 use crate::metadata::Metadata;
+use crate::positions::Positions;
 use crate::records::{HistoryRead, Text, SEGMENT_SHIFT_MAX, SEGMENT_SHIFT_MIN};
 use crate::state::{
     Account, Asset, ExpiryRecord, HoldState, LogEntry, RecordKind, RenewalRecord, Settings, State, Totals, TransferRecord, UpdateRecord,
@@ -46,9 +47,6 @@ enum Form {
     /// Every record, whatever was handed off: the same for any two states with the same history.
     Whole,
 }
-
-/// A log slot not yet claimed while loading.
-const UNCLAIMED: LogEntry = LogEntry::Asset(NONE);
 
 fn fail<T>(what: impl Into<String>) -> Result<T, DecodeError> {
     Err(DecodeError(what.into()))
@@ -318,11 +316,7 @@ impl State {
         let mut input = PieceReader { piece: Vec::new(), position: 0, next };
         let (last_timestamp, counts) = input.item(|i| Counts::decode(i, format))?;
         let entries = counts.entries(total_bytes)?;
-        let mut loader = Loader { input, state: State::new(), entries, counts, format, strings: None, history };
-        // The log is rebuilt by seq: every record claims its slot, and every slot must be claimed once.
-        for _ in 0..entries {
-            loader.state.log.push(UNCLAIMED);
-        }
+        let mut loader = Loader { input, state: State::new(), entries, counts, format, strings: None, history, others: Vec::new() };
         loader.assets()?;
         loader.accounts()?;
         loader.strings()?;
@@ -333,9 +327,7 @@ impl State {
         loader.key_runs()?;
         loader.handed_holds()?;
         loader.input.finish()?;
-        loader.claim_handed()?;
-        // `claim` refuses a second claim of a slot, and there are exactly as many records as
-        // slots, so every slot is now claimed once.
+        loader.positions()?;
         let mut state = loader.state;
         state.restore_clock(last_timestamp);
         state.check_invariants().map_err(DecodeError)?;
@@ -492,22 +484,21 @@ struct Loader<'a> {
     /// Formats 1 to 3: the table of strings the records' spans point into.
     strings: Option<Strings>,
     history: Option<Arc<dyn HistoryRead>>,
+    /// The seq of every record that is not a transfer.
+    others: Vec<(u64, LogEntry)>,
 }
 
 impl Loader<'_> {
-    fn claim(&mut self, seq: u64, entry: LogEntry) -> Result<(), DecodeError> {
-        let slot = (seq as usize).wrapping_sub(1);
-        if slot >= self.entries || self.state.log[slot] != UNCLAIMED {
-            return fail(format!("seq {seq} is claimed twice or lies outside 1..={}", self.entries));
-        }
-        self.state.log[slot] = entry;
-        Ok(())
+    /// A record other than a transfer takes journal position `seq` (checked with the rest in
+    /// `positions`).
+    fn claim(&mut self, seq: u64, entry: LogEntry) {
+        self.others.push((seq, entry));
     }
 
     fn assets(&mut self) -> Result<(), DecodeError> {
         for index in 0..self.counts.assets {
             let asset = self.input.item(|i| Ok(Asset { code: i.asset_code()?, scale: i.u8()?, seq: i.u64()?, timestamp: i.u64()? }))?;
-            self.claim(asset.seq, LogEntry::Asset(index as u32))?;
+            self.claim(asset.seq, LogEntry::Asset(index as u32));
             self.state.asset_index.insert(asset.code.clone(), index as u32);
             self.state.assets.push(asset);
         }
@@ -523,7 +514,7 @@ impl Loader<'_> {
                 return fail(format!("account {} is {depth} levels deep; the limit is {ACCOUNT_DEPTH_MAX}", account.id));
             }
             account.depth = depth as u8;
-            self.claim(account.created_seq, LogEntry::Account(index as u32))?;
+            self.claim(account.created_seq, LogEntry::Account(index as u32));
             let state = &mut self.state;
             state.account_index.insert(account.id.clone(), index as u32);
             state.accounts_ordered.insert(account.id.clone(), index as u32);
@@ -636,7 +627,6 @@ impl Loader<'_> {
                     self.state.holds_by_expiry.insert((expires_at, index as u32));
                 }
             }
-            self.claim(record.seq, LogEntry::Transfer(index as u32))?;
             self.state.push_record(record, id.as_str(), metadata.as_ref().map_or("", Metadata::as_str));
         }
         Ok(())
@@ -678,7 +668,7 @@ impl Loader<'_> {
                 let (before, after) = (decode_settings(i, format)?, decode_settings(i, format)?);
                 Ok(UpdateRecord { account, before, after, seq: i.u64()?, timestamp: i.u64()? })
             })?;
-            self.claim(update.seq, LogEntry::Update(index as u32))?;
+            self.claim(update.seq, LogEntry::Update(index as u32));
             self.state.accounts[update.account as usize].updates.push(index as u32);
             self.state.updates.push(update);
         }
@@ -691,7 +681,7 @@ impl Loader<'_> {
             if expiry.hold as usize >= self.counts.transfers {
                 return fail(format!("expiry {index} names unknown hold {}", expiry.hold));
             }
-            self.claim(expiry.seq, LogEntry::Expiry(index as u32))?;
+            self.claim(expiry.seq, LogEntry::Expiry(index as u32));
             self.state.expiries.push(expiry);
         }
         Ok(())
@@ -705,7 +695,7 @@ impl Loader<'_> {
             if (renewal.hold as usize) >= self.state.records.len() || !is_hold(self.state.record_at(renewal.hold)) {
                 return fail(format!("renewal {index} names {}, which is not a hold", renewal.hold));
             }
-            self.claim(renewal.seq, LogEntry::Renewal(index as u32))?;
+            self.claim(renewal.seq, LogEntry::Renewal(index as u32));
             self.state.renewals.push(renewal);
         }
         Ok(())
@@ -741,21 +731,23 @@ impl Loader<'_> {
         Ok(())
     }
 
-    /// The records in history segments take the journal's slots no other record claimed, in
-    /// order: records are created in seq order, so the first `handed` transfers are the first
-    /// transfers in the journal.
-    fn claim_handed(&mut self) -> Result<(), DecodeError> {
+    /// Rebuilds the journal positions: every seq is claimed by exactly one record. Transfers
+    /// are created in seq order, so they take, in order, the seqs no other record claims; the
+    /// records in history segments come first, and each record in the snapshot must carry the
+    /// seq it takes.
+    fn positions(&mut self) -> Result<(), DecodeError> {
+        let entries = self.entries as u64;
+        let Some(positions) = Positions::from_others(entries, std::mem::take(&mut self.others)) else {
+            return fail(format!("a seq is claimed twice or lies outside 1..={entries}"));
+        };
         let handed = self.counts.handed_records()?;
-        let mut next = 0u32;
-        for slot in 0..self.entries {
-            if self.state.log[slot] == UNCLAIMED {
-                if next as usize == handed {
-                    return fail(format!("seq {} is claimed by no record", slot + 1));
-                }
-                self.state.log[slot] = LogEntry::Transfer(next);
-                next += 1;
+        for (index, seq) in positions.transfer_seqs().enumerate().skip(handed) {
+            let claimed = self.state.record_at(index as u32).seq;
+            if claimed != seq {
+                return fail(format!("transfer record {index} claims seq {claimed}, where seq {seq} is the next transfer's"));
             }
         }
+        self.state.log = positions;
         Ok(())
     }
 

@@ -11,7 +11,7 @@
 
 use crate::allocation::split;
 use crate::amount::{AmountError, Decimal};
-use crate::chunked::{Chunked, Span};
+use crate::chunked::Span;
 
 use crate::event::{
     AccountPatch, AccountUpdate, HoldRenewal, Moved, NewAccount, NewAsset, NewTransfer, Outcome, Request, ResultCode, TransferKind,
@@ -19,6 +19,7 @@ use crate::event::{
 use crate::id::{AssetCode, Id};
 use crate::limits::{ACCOUNT_DEPTH_MAX, ALLOCATION_SHARES_MAX, HOLD_TIMEOUT_MS_MAX, METADATA_BYTES_MAX, REQUEST_ENTRIES_MAX};
 use crate::metadata::Metadata;
+use crate::positions::Positions;
 use crate::records::{id_hash, HistoryRead, Records, Text};
 use hashbrown::{HashMap, HashTable};
 use std::collections::{BTreeMap, BTreeSet};
@@ -221,7 +222,7 @@ pub struct RenewalRecord {
     pub timestamp: u64,
 }
 
-/// One journal position. `seq` is the index in `State::log` plus one.
+/// What one journal position holds (`State::log`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogEntry {
     Asset(u32),
@@ -381,7 +382,7 @@ pub struct State {
     pub(crate) updates: Vec<UpdateRecord>,
     pub(crate) expiries: Vec<ExpiryRecord>,
     pub(crate) renewals: Vec<RenewalRecord>,
-    pub(crate) log: Chunked<LogEntry>,
+    pub(crate) log: Positions,
     /// Which API key made each entry of `log`.
     pub(crate) actors: crate::actors::Actors,
     /// Holds with a timeout, by expiry time then record index (a deterministic order).
@@ -390,8 +391,6 @@ pub struct State {
     /// because few transfers are holds with timeouts.
     pub(crate) hold_expiry: HashMap<u32, u64>,
     last_timestamp: u64,
-    /// Events before `log` begins: zero except in a slice (see `slice.rs`).
-    pub(crate) log_base: u64,
     /// What a slice loaded, so that its changes can be told apart; `None` for a whole ledger.
     pub(crate) slice: Option<Box<crate::slice::Loaded>>,
     /// The last seq before the request being applied, to bound the entries it creates.
@@ -438,12 +437,11 @@ impl Default for State {
             updates: Vec::new(),
             expiries: Vec::new(),
             renewals: Vec::new(),
-            log: Chunked::default(),
+            log: Positions::after(0),
             actors: crate::actors::Actors::new(),
             holds_by_expiry: BTreeSet::new(),
             hold_expiry: HashMap::default(),
             last_timestamp: 0,
-            log_base: 0,
             slice: None,
             request_start_seq: 0,
             closed_accounts: 0,
@@ -473,12 +471,12 @@ impl State {
 
     /// The seq of the last decided event; 0 for an empty ledger.
     pub fn last_seq(&self) -> u64 {
-        self.log_base + self.log.len() as u64
+        self.log.last_seq()
     }
 
     /// The journal position `seq`, which must be in this state's log.
     pub(crate) fn log_entry(&self, seq: u64) -> LogEntry {
-        self.log[(seq - self.log_base - 1) as usize]
+        self.log.get(seq)
     }
 
     pub fn last_timestamp(&self) -> u64 {
@@ -1298,9 +1296,8 @@ impl State {
             match step {
                 Undo::Clock { before } => self.last_timestamp = before,
                 Undo::Recorded => {
-                    let entry = self.log.pop().expect("undo matches the log");
+                    let index = self.log.pop_transfer();
                     self.actors.rolled_back(self.last_seq());
-                    let LogEntry::Transfer(index) = entry else { unreachable!("chains record transfers only") };
                     assert_eq!(index as usize, self.records.len() - 1);
                     let (shard, hash) = index_key(id_hash(self.text_of(index).id_bytes()));
                     self.transfer_index[shard]
@@ -1385,8 +1382,8 @@ impl State {
             }
             Ok(())
         };
-        for entry in self.log.iter() {
-            match *entry {
+        for seq in 1..=self.last_seq() {
+            match self.log.get(seq) {
                 LogEntry::Transfer(index) => {
                     let record = self.record_at(index);
                     if record.result != ResultCode::Created {
