@@ -137,7 +137,7 @@ pub fn replay<S: Storage>(
     start: Position,
     repair: bool,
     on_progress: impl FnMut(u64, u64),
-    mut after_record: impl FnMut(&State, u64) -> Result<(), String>,
+    mut after_record: impl FnMut(&mut State, u64) -> Result<(), String>,
 ) -> Result<(Journal, u64), OpenError> {
     let mut replayed = 0;
     let journal = Journal::recover(
@@ -167,10 +167,21 @@ pub fn recover<S: Storage>(storage: &mut S, history_shift: u32) -> Result<(State
     let io = |source| OpenError::Io { path: "storage".into(), source };
     let (mut state, start) = snapshot::load_latest(storage).map_err(io)?.unwrap_or_default();
     let started = Instant::now();
-    let (journal, replayed_records) = replay(storage, &mut state, start, true, |_, _| {}, |_, _| Ok(()))?;
-    if let Some(reader) = storage.history_reader() {
+    // Segments are handed off as the replay goes, so a long replay needs no more memory than
+    // the ledger running; they go through a second handle while the replay reads the journal.
+    let mut segments = storage.history_writer();
+    if let Some(reader) = storage.history_reader().filter(|_| segments.is_some()) {
         state.attach_history(reader, history_shift);
-        history::hand_off_due(storage, &mut state);
+    }
+    let hand_off = |state: &mut State, _| {
+        if let Some(segments) = &mut segments {
+            history::hand_off_due(&mut **segments, state);
+        }
+        Ok(())
+    };
+    let (journal, replayed_records) = replay(storage, &mut state, start, true, |_, _| {}, hand_off)?;
+    if let Some(segments) = &mut segments {
+        history::hand_off_due(&mut **segments, &mut state);
     }
     let recovery = Recovery { snapshot_record: start.record, replayed_records, last_seq: state.last_seq() };
     tracing::info!(?recovery, elapsed_ms = started.elapsed().as_millis() as u64, "recovered");
