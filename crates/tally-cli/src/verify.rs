@@ -93,6 +93,9 @@ impl Replayed {
 /// every snapshot against the replay, and audits the totals at the end.
 fn replay_all<S: Storage>(storage: &mut S) -> anyhow::Result<Replayed> {
     let snapshots = snapshot::checksums(storage)?;
+    // Listed before the replay: a segment exists only once its records were durable, so the
+    // replay reaches every one listed, even beside a server writing more.
+    let segments: Vec<String> = storage.list()?.into_iter().filter(|name| history::parse_segment_name(name).is_some()).collect();
     let progress = ProgressBar::new(0).with_style(
         ProgressStyle::with_template("{spinner} replaying [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})")
             .expect("valid template"),
@@ -128,7 +131,7 @@ fn replay_all<S: Storage>(storage: &mut S) -> anyhow::Result<Replayed> {
         bail!("a snapshot taken after record {at} lies beyond the journal's last record {records}: it is not this journal's");
     }
     state.audit().map_err(|reason| anyhow::anyhow!("audit failed: {reason}"))?;
-    let segments_checked = check_history(storage, &state)?;
+    let segments_checked = check_history(storage, &state, &segments)?;
     Ok(Replayed {
         state,
         records,
@@ -143,14 +146,14 @@ fn replay_all<S: Storage>(storage: &mut S) -> anyhow::Result<Replayed> {
 
 /// Every history segment against the replay: a segment is derived from the journal alone,
 /// so it must hold exactly the bytes the replay encodes for the same records.
-fn check_history<S: Storage>(storage: &S, state: &State) -> anyhow::Result<usize> {
+fn check_history<S: Storage>(storage: &S, state: &State, names: &[String]) -> anyhow::Result<usize> {
     const PIECE_BYTES: u64 = 1 << 20;
     let mut checked = 0;
-    for name in storage.list()? {
-        let Some(segment) = history::parse_segment_name(&name) else { continue };
-        let len = storage.len(&name)?;
+    for name in names {
+        let Some(segment) = history::parse_segment_name(name) else { continue };
+        let len = storage.len(name)?;
         let mut header = vec![0u8; 16.min(len as usize)];
-        storage.read_exact_at(&name, 0, &mut header)?;
+        storage.read_exact_at(name, 0, &mut header)?;
         let Some(shift) = records::segment_shift(&header) else { bail!("{name} is not a history segment") };
         let Some(expected) = state.history_segment(segment, shift) else {
             bail!("{name} holds records beyond the journal's end: it is not this journal's")
@@ -161,7 +164,7 @@ fn check_history<S: Storage>(storage: &S, state: &State) -> anyhow::Result<usize
         let mut piece = vec![0u8; PIECE_BYTES as usize];
         for (index, wanted) in expected.chunks(PIECE_BYTES as usize).enumerate() {
             let read = &mut piece[..wanted.len()];
-            storage.read_exact_at(&name, index as u64 * PIECE_BYTES, read)?;
+            storage.read_exact_at(name, index as u64 * PIECE_BYTES, read)?;
             if read != wanted {
                 bail!(
                     "{name} differs from the replay within bytes {} to {}",

@@ -58,6 +58,14 @@ const READ_ATTEMPTS: usize = 4;
 const _: () = assert!(PAGE_RECORDS.is_power_of_two() && (1 << SEGMENT_SHIFT_MIN) == PAGE_RECORDS);
 const _: () = assert!(RECORD_BYTES == std::mem::size_of::<TransferRecord>());
 
+/// Whether a part read back goes through the page cache.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Cache {
+    Use,
+    /// Parts read once, at start (a segment's header and id hashes).
+    Skip,
+}
+
 /// The parts of a segment, for checksum seeds and cache keys.
 const PART_HEADER: u32 = u32::MAX;
 const PART_HASHES: u32 = u32::MAX - 1;
@@ -218,6 +226,13 @@ pub fn segment_shift(header: &[u8]) -> Option<u32> {
     (header.get(..8)? == SEGMENT_MAGIC && (SEGMENT_SHIFT_MIN..=SEGMENT_SHIFT_MAX).contains(&shift)).then_some(shift)
 }
 
+/// A record the state stands on cannot be read back: answering without it is not an option,
+/// so the ledger stops here, naming the segment. The journal still holds the history:
+/// removing the history segments and the snapshots makes the next start rebuild them.
+fn unreadable(problem: &str) -> ! {
+    panic!("{problem}; the journal holds everything: remove the history segments and snapshots to rebuild them")
+}
+
 /// A transfer's id and metadata, from memory or read back from its segment.
 pub(crate) struct Text<'a> {
     bytes: Cow<'a, [u8]>,
@@ -290,7 +305,7 @@ impl Records {
             let segment = u32::try_from(segment).map_err(|_| "too many segments".to_owned())?;
             let text_len = self.read_header(segment)?;
             self.history.as_mut().expect("attached").text_lens.push(text_len);
-            let hashes = self.read_part(segment, PART_HASHES, layout.hashes(), layout.records() * HASH_BYTES)?;
+            let hashes = self.read_part(segment, PART_HASHES, layout.hashes(), layout.records() * HASH_BYTES, Cache::Skip)?;
             for (slot, hash) in hashes.chunks_exact(HASH_BYTES).enumerate() {
                 each_hash((segment << self.shift) + slot as u32, u64::from_le_bytes(hash.try_into().expect("8 bytes")));
             }
@@ -302,7 +317,7 @@ impl Records {
     }
 
     fn read_header(&self, segment: u32) -> Result<u64, SegmentError> {
-        let header = self.read_part(segment, PART_HEADER, 0, HEADER_BYTES - SUM_BYTES)?;
+        let header = self.read_part(segment, PART_HEADER, 0, HEADER_BYTES - SUM_BYTES, Cache::Skip)?;
         let u32_at = |at: usize| u32::from_le_bytes(header[at..at + 4].try_into().expect("4 bytes"));
         if &header[..8] != SEGMENT_MAGIC || u32_at(8) != SEGMENT_FORMAT || u32_at(12) != self.shift || u32_at(16) != segment {
             return Err(format!("history segment {segment} is not segment {segment} of this ledger's format and size"));
@@ -310,11 +325,14 @@ impl Records {
         Ok(u64::from_le_bytes(header[24..32].try_into().expect("8 bytes")))
     }
 
-    /// A part of a segment, checked against its checksum, through the cache.
-    fn read_part(&self, segment: u32, part: u32, offset: u64, len: usize) -> Result<Arc<[u8]>, SegmentError> {
+    /// A part of a segment, checked against its checksum, through the cache if `cache` says
+    /// so (only pages and text blocks, at most `TEXT_BLOCK_BYTES` each, are cached).
+    fn read_part(&self, segment: u32, part: u32, offset: u64, len: usize, cache: Cache) -> Result<Arc<[u8]>, SegmentError> {
         let history = self.history.as_ref().expect("only handed-off records are read back");
         let key = (u64::from(segment) << 32) | u64::from(part);
-        if let Some(page) = history.cache.lock().expect("page cache lock").get(key) {
+        let cache = cache == Cache::Use;
+        assert!(!cache || len <= TEXT_BLOCK_BYTES, "cached parts are at most a page");
+        if let Some(page) = cache.then(|| history.cache.lock().expect("page cache lock").get(key)).flatten() {
             return Ok(page);
         }
         let mut buffer = vec![0u8; len + SUM_BYTES];
@@ -325,7 +343,9 @@ impl Records {
                     let stored = u64::from_le_bytes(buffer[len..].try_into().expect("8 bytes"));
                     if stored == part_sum(segment, part, &buffer[..len]) {
                         let page: Arc<[u8]> = buffer[..len].into();
-                        history.cache.lock().expect("page cache lock").insert(key, page.clone());
+                        if cache {
+                            history.cache.lock().expect("page cache lock").insert(key, page.clone());
+                        }
                         return Ok(page);
                     }
                     problem = "checksum mismatch".into();
@@ -336,37 +356,49 @@ impl Records {
         Err(format!("history segment {segment} cannot be read at offset {offset}: {problem}"))
     }
 
-    /// A part of a segment the state already stands on: failing to read it leaves the state
-    /// unable to answer, so it stops here, naming the damage (the journal still holds the
-    /// history: removing the segment and the snapshots makes the next start rebuild it).
+    /// A part of a segment the state already stands on, through the cache: failing to read
+    /// it leaves the state unable to answer (`unreadable`).
     fn handed_part(&self, segment: u32, part: u32, offset: u64, len: usize) -> Arc<[u8]> {
-        self.read_part(segment, part, offset, len).unwrap_or_else(|problem| {
-            panic!("{problem}; the journal holds everything: remove the history segments and snapshots to rebuild them")
-        })
+        self.read_part(segment, part, offset, len, Cache::Use).unwrap_or_else(|problem| unreadable(&problem))
     }
 
     /// A handed-off record as its segment holds it (with its text span relative to the segment).
-    fn handed_record(&self, index: usize) -> TransferRecord {
+    fn read_handed(&self, index: usize) -> Result<TransferRecord, SegmentError> {
         let layout = Layout { shift: self.shift };
         let segment = (index >> self.shift) as u32;
         let slot = index & (layout.records() - 1);
-        let page = self.handed_part(segment, (slot / PAGE_RECORDS) as u32, layout.page(slot / PAGE_RECORDS), PAGE_BYTES);
+        let page = self.read_part(segment, (slot / PAGE_RECORDS) as u32, layout.page(slot / PAGE_RECORDS), PAGE_BYTES, Cache::Use)?;
         let at = (slot % PAGE_RECORDS) * RECORD_BYTES;
         decode_record(&page[at..at + RECORD_BYTES])
-            .unwrap_or_else(|| panic!("history segment {segment} holds a record this build cannot read (record {index})"))
+            .ok_or_else(|| format!("history segment {segment} holds a record this build cannot read (record {index})"))
+    }
+
+    fn handed_record(&self, index: usize) -> TransferRecord {
+        self.read_handed(index).unwrap_or_else(|problem| unreadable(&problem))
     }
 
     pub(crate) fn get(&self, index: usize) -> TransferRecord {
+        self.try_get(index).unwrap_or_else(|problem| unreadable(&problem))
+    }
+
+    /// Record `index`, or why its segment could not be read (for a load that can still
+    /// refuse a snapshot instead of stopping).
+    pub(crate) fn try_get(&self, index: usize) -> Result<TransferRecord, SegmentError> {
         assert!(index < self.len, "record {index} exists");
         if index >= self.handed_records() {
-            return self.chunks[index >> self.shift][index & ((1 << self.shift) - 1)];
+            return Ok(self.chunks[index >> self.shift][index & ((1 << self.shift) - 1)]);
         }
-        let mut record = self.handed_record(index);
+        let mut record = self.read_handed(index)?;
         if let Some(&(state, by)) = self.resolutions.get(&(index as u32)) {
             record.hold_state = state;
             record.related = by;
         }
-        record
+        Ok(record)
+    }
+
+    /// Whether handed-off hold `index` was resolved.
+    pub(crate) fn is_resolved(&self, index: u32) -> bool {
+        self.resolutions.contains_key(&index)
     }
 
     /// A record's id and metadata.

@@ -462,7 +462,8 @@ impl Counts {
             .and_then(|n| n.checked_add(self.expiries))
             .and_then(|n| n.checked_add(self.renewals))
             .filter(|&n| {
-                n <= total_bytes / 8
+                self.transfers < NONE as usize
+                    && n <= total_bytes / 8
                     && self.string_chunks <= total_bytes
                     && self.key_runs <= n + handed
                     && self.resolutions <= handed
@@ -603,8 +604,10 @@ impl Loader<'_> {
     }
 
     fn transfers(&mut self) -> Result<(), DecodeError> {
-        self.state.reserve_transfers(self.counts.transfers);
         let handed = self.counts.handed_records()?;
+        // Only what the snapshot itself holds is reserved: the count of records in segments
+        // is checked by reading them.
+        self.state.reserve_transfers(self.counts.transfers - handed);
         if handed > 0 {
             let Some(history) = self.history.clone() else {
                 return fail("the snapshot stands on history segments, and none were given to read them");
@@ -692,7 +695,8 @@ impl Loader<'_> {
             let renewal =
                 self.input.item(|i| Ok(RenewalRecord { hold: i.u32()?, expires_at: i.u64()?, seq: i.u64()?, timestamp: i.u64()? }))?;
             let is_hold = |hold: TransferRecord| hold.kind == RecordKind::Pending && hold.result == crate::ResultCode::Created;
-            if (renewal.hold as usize) >= self.state.records.len() || !is_hold(self.state.record_at(renewal.hold)) {
+            let hold = (renewal.hold as usize) < self.state.records.len();
+            if !hold || !is_hold(self.state.records.try_get(renewal.hold as usize).map_err(DecodeError)?) {
                 return fail(format!("renewal {index} names {}, which is not a hold", renewal.hold));
             }
             self.claim(renewal.seq, LogEntry::Renewal(index as u32));
@@ -706,6 +710,7 @@ impl Loader<'_> {
     /// How the handed-off holds stand: those resolved, and those with a timeout.
     fn handed_holds(&mut self) -> Result<(), DecodeError> {
         let (handed, transfers) = (self.counts.handed_records()? as u32, self.counts.transfers as u32);
+        let mut previous = None;
         for _ in 0..self.counts.resolutions {
             let (hold, state, by) = self.input.item(|i| {
                 let hold = i.u32()?;
@@ -713,16 +718,22 @@ impl Loader<'_> {
                     i.u8().and_then(|state| HoldState::from_u8(state).map_or_else(|| fail(format!("unknown hold state {state}")), Ok))?;
                 Ok((hold, state, i.u32()?))
             })?;
-            if hold >= handed || by >= transfers || state == HoldState::Pending {
-                return fail(format!("a resolution of record {hold} by record {by} is out of range"));
+            // An expired hold was resolved by no record; a posted or voided one by a later one.
+            let by_ok = if state == HoldState::Expired { by == NONE } else { by > hold && by < transfers };
+            if hold >= handed || previous.is_some_and(|previous| hold <= previous) || state == HoldState::Pending || !by_ok {
+                return fail(format!("a resolution of record {hold} by record {by} is out of range or order"));
             }
+            previous = Some(hold);
             self.state.records.restore_resolution(hold, state, by);
         }
+        let mut previous = None;
         for _ in 0..self.counts.timeouts {
             let (hold, expires_at, pending) = self.input.item(|i| Ok((i.u32()?, i.u64()?, i.bool()?)))?;
-            if hold >= handed {
-                return fail(format!("a timeout names record {hold}, which is not handed off"));
+            let out_of_order = previous.is_some_and(|previous| hold <= previous);
+            if hold >= handed || out_of_order || pending == self.state.records.is_resolved(hold) {
+                return fail(format!("a timeout of record {hold} is out of range or order, or pending when it was resolved"));
             }
+            previous = Some(hold);
             self.state.hold_expiry.insert(hold, expires_at);
             if pending {
                 self.state.holds_by_expiry.insert((expires_at, hold));

@@ -390,7 +390,9 @@ impl Destination {
         // The history segments the backup's snapshots stand on (a segment never changes).
         let standing = self.manifest.files.iter().filter(|f| snapshot::parse_snapshot_name(&f.name).is_some());
         let segments = standing.filter_map(|f| snapshot::history_segments(&self.storage, &f.name)).max().unwrap_or(0);
-        for segment in 0..segments as u32 {
+        let segments =
+            u32::try_from(segments).map_err(|_| LedgerError::BackupFailed("a snapshot names more history segments than exist".into()))?;
+        for segment in 0..segments {
             let name = history::segment_name(segment);
             if self.manifest.entry(&name).is_none() {
                 let len = source.len(&name).map_err(failed)?;

@@ -173,9 +173,11 @@ pub fn recover<S: Storage>(storage: &mut S, history_shift: u32) -> Result<(State
     if let Some(reader) = storage.history_reader().filter(|_| segments.is_some()) {
         state.attach_history(reader, history_shift);
     }
+    // After a segment failed to write (a full disk), the replay hands off no more: the
+    // running writer tries again, at most once a second.
     let hand_off = |state: &mut State, _| {
-        if let Some(segments) = &mut segments {
-            history::hand_off_due(&mut **segments, state);
+        if segments.as_mut().is_some_and(|writer| !history::hand_off_due(&mut **writer, state)) {
+            segments = None;
         }
         Ok(())
     };

@@ -30,16 +30,17 @@ impl<F: Fn(&str, u64, &mut [u8]) -> io::Result<()> + Send + Sync> HistoryRead fo
     }
 }
 
-/// Writes every segment due, handing each off once it is durable. A failure to write one is
-/// not a failure of the ledger (the journal holds everything): the records stay in memory,
-/// and the next call tries again.
-pub fn hand_off_due<S: Storage + ?Sized>(storage: &mut S, state: &mut State) {
+/// Writes every segment due, handing each off once it is durable; `false` if one failed to
+/// write. That is not a failure of the ledger (the journal holds everything): the records
+/// stay in memory.
+pub fn hand_off_due<S: Storage + ?Sized>(storage: &mut S, state: &mut State) -> bool {
     while let Some(segment) = state.segment_due() {
         if !write(storage, segment, &state.encode_segment(segment)) {
-            return;
+            return false;
         }
         state.handed_off(segment);
     }
+    true
 }
 
 /// Writes a segment's bytes durably; `false` (and a warning) if that failed.

@@ -188,5 +188,8 @@ pub fn history_segments<S: Storage>(storage: &S, name: &str) -> Option<usize> {
     let len = (header.get_u32(snapshot_frame::PAYLOAD_BYTES) as usize).min(FRAME_BYTES_MAX);
     let mut payload = vec![0u8; len];
     storage.read_exact_at(name, (HEADER_BYTES + FRAME_HEADER_BYTES) as u64, &mut payload).ok()?;
+    if frame_checksum(0, &payload) != header.get(snapshot_frame::CHECKSUM) {
+        return None;
+    }
     tally_core::snapshot::history_segments(format, &payload).ok()
 }

@@ -43,6 +43,8 @@ fn round(n: usize) -> Vec<Request> {
         },
         pending(&name("hold", n), "alice", "bob", "0.50", Some(60_000)),
         pending(&name("open", n), "world", "bob", "2.00", None),
+        // Expires in the next round, often after its segment was handed off.
+        pending(&name("lapse", n), "alice", "bob", "0.05", Some(500)),
     ];
     if n >= 20 {
         transfers.push(post(&name("post", n), &name("hold", n - 20), Some("0.25")));
@@ -97,7 +99,7 @@ fn a_ledger_that_hands_records_off_answers_as_one_that_keeps_them() {
     assert!(handed.history_segments() >= 12, "{} segments handed off", handed.history_segments());
     assert_eq!(handed.snapshot_bytes(), plain.snapshot_bytes());
     handed.check_invariants().unwrap();
-    for transfer in ["pay-0", "tip-3", "hold-1", "open-2", "post-20", "void-21", "hold-90", "chain-5"] {
+    for transfer in ["pay-0", "tip-3", "hold-1", "open-2", "post-20", "void-21", "hold-90", "chain-5", "lapse-7"] {
         assert_eq!(handed.transfer(transfer), plain.transfer(transfer), "{transfer}");
     }
     for account in ["alice", "bob", "world"] {
