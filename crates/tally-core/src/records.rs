@@ -116,9 +116,17 @@ fn encode_record(out: &mut Vec<u8>, record: &TransferRecord) {
     debug_assert_eq!(out.len() - start, RECORD_BYTES);
 }
 
+fn u32_at(bytes: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"))
+}
+
+fn u64_at(bytes: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"))
+}
+
 fn decode_record(bytes: &[u8]) -> Option<TransferRecord> {
-    let u64_at = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
-    let u32_at = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
+    let u64_at = |at| u64_at(bytes, at);
+    let u32_at = |at| u32_at(bytes, at);
     Some(TransferRecord {
         amount: u128::from_le_bytes(bytes[..16].try_into().expect("16 bytes")),
         text: Span(u64_at(16)),
@@ -150,10 +158,10 @@ fn creation_form(mut record: TransferRecord) -> TransferRecord {
 /// The most recently read pages, in two generations: a page found in the older one moves to
 /// the newer, and when the newer fills the older is dropped. Bounded, and close enough to
 /// least-recently-used for pages that are either hot or read once.
+#[derive(Default)]
 struct PageCache {
     newer: HashMap<u64, Arc<[u8]>>,
     older: HashMap<u64, Arc<[u8]>>,
-    bytes: usize,
 }
 
 impl PageCache {
@@ -165,7 +173,6 @@ impl PageCache {
             return Some(page.clone());
         }
         let page = self.older.remove(&key)?;
-        self.bytes -= page.len();
         self.insert(key, page.clone());
         Some(page)
     }
@@ -173,12 +180,13 @@ impl PageCache {
     fn insert(&mut self, key: u64, page: Arc<[u8]>) {
         if self.newer.len() >= Self::GENERATION_PAGES {
             self.older = std::mem::take(&mut self.newer);
-            self.bytes = self.older.values().map(|page| page.len()).sum();
         }
-        self.bytes += page.len();
-        if let Some(replaced) = self.newer.insert(key, page) {
-            self.bytes -= replaced.len();
-        }
+        self.newer.insert(key, page);
+    }
+
+    /// The bytes of the pages held (a few thousand of them at most: for a metrics scrape).
+    fn bytes(&self) -> usize {
+        self.newer.values().chain(self.older.values()).map(|page| page.len()).sum()
     }
 }
 
@@ -222,7 +230,7 @@ impl Default for Records {
 /// The size of the segment whose bytes begin with `header` (records as a power of two), if
 /// they begin with a segment's header.
 pub fn segment_shift(header: &[u8]) -> Option<u32> {
-    let shift = u32::from_le_bytes(header.get(12..16)?.try_into().ok()?);
+    let shift = u32_at(header.get(..16)?, 12);
     (header.get(..8)? == SEGMENT_MAGIC && (SEGMENT_SHIFT_MIN..=SEGMENT_SHIFT_MAX).contains(&shift)).then_some(shift)
 }
 
@@ -289,11 +297,7 @@ impl Records {
         assert!(self.len == 0 && self.history.is_none(), "a history is attached before any record");
         assert!((SEGMENT_SHIFT_MIN..=SEGMENT_SHIFT_MAX).contains(&shift), "segment shift within its limits");
         self.shift = shift;
-        self.history = Some(History {
-            reader,
-            cache: Mutex::new(PageCache { newer: HashMap::new(), older: HashMap::new(), bytes: 0 }),
-            text_lens: Vec::new(),
-        });
+        self.history = Some(History { reader, cache: Mutex::new(PageCache::default()), text_lens: Vec::new() });
     }
 
     /// Takes `segments` segments as already handed off (loading a snapshot that stands on
@@ -318,11 +322,11 @@ impl Records {
 
     fn read_header(&self, segment: u32) -> Result<u64, SegmentError> {
         let header = self.read_part(segment, PART_HEADER, 0, HEADER_BYTES - SUM_BYTES, Cache::Skip)?;
-        let u32_at = |at: usize| u32::from_le_bytes(header[at..at + 4].try_into().expect("4 bytes"));
-        if &header[..8] != SEGMENT_MAGIC || u32_at(8) != SEGMENT_FORMAT || u32_at(12) != self.shift || u32_at(16) != segment {
+        let ours = segment_shift(&header) == Some(self.shift) && u32_at(&header, 8) == SEGMENT_FORMAT && u32_at(&header, 16) == segment;
+        if !ours {
             return Err(format!("history segment {segment} is not segment {segment} of this ledger's format and size"));
         }
-        Ok(u64::from_le_bytes(header[24..32].try_into().expect("8 bytes")))
+        Ok(u64_at(&header, 24))
     }
 
     /// A part of a segment, checked against its checksum, through the cache if `cache` says
@@ -542,7 +546,7 @@ impl Records {
     pub(crate) fn allocated_bytes(&self) -> (usize, usize, usize) {
         let records = self.chunks.iter().map(|chunk| chunk.capacity() * RECORD_BYTES).sum::<usize>()
             + crate::memory::hashed(self.resolutions.capacity(), std::mem::size_of::<(u32, (HoldState, u32))>());
-        let cache = self.history.as_ref().map_or(0, |history| history.cache.lock().expect("page cache lock").bytes);
+        let cache = self.history.as_ref().map_or(0, |history| history.cache.lock().expect("page cache lock").bytes());
         (records, self.strings.allocated_bytes(), cache)
     }
 }

@@ -423,6 +423,12 @@ fn table_hash(hash: u32) -> u64 {
     u64::from(hash).wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
+/// Indexes record `record` under its id's hash `id_hash`.
+fn insert_index_entry(index: &mut [HashTable<IndexEntry>], record: u32, id_hash: u64) {
+    let (shard, hash) = index_key(id_hash);
+    index[shard].insert_unique(table_hash(hash), IndexEntry { hash, record }, |entry| table_hash(entry.hash));
+}
+
 impl Default for State {
     fn default() -> State {
         State {
@@ -804,10 +810,7 @@ impl State {
     pub(crate) fn adopt_segments(&mut self, reader: Arc<dyn HistoryRead>, shift: u32, segments: usize) -> Result<(), String> {
         self.records.attach(reader, shift);
         let index = &mut self.transfer_index;
-        self.records.adopt_segments(segments, |record, hash| {
-            let (shard, hash) = index_key(hash);
-            index[shard].insert_unique(table_hash(hash), IndexEntry { hash, record }, |entry| table_hash(entry.hash));
-        })
+        self.records.adopt_segments(segments, |record, hash| insert_index_entry(index, record, hash))
     }
 
     /// The next history segment to hand off, if one is due.
@@ -887,8 +890,7 @@ impl State {
 
     /// Indexes record `index` under its id's hash.
     pub(crate) fn index_transfer(&mut self, index: u32, id_hash: u64) {
-        let (shard, hash) = index_key(id_hash);
-        self.transfer_index[shard].insert_unique(table_hash(hash), IndexEntry { hash, record: index }, |entry| table_hash(entry.hash));
+        insert_index_entry(&mut self.transfer_index, index, id_hash);
     }
 
     /// Makes room in the transfer index for `additional` more ids without rehashing.

@@ -140,20 +140,31 @@ pub fn load_latest<S: Storage>(storage: &S) -> io::Result<Option<(State, Positio
     Ok(None)
 }
 
-/// One snapshot file, read back whole and checked: the state and the position it follows.
-pub fn read<S: Storage>(storage: &S, name: &str) -> Result<(State, Position), String> {
-    let (position, format) = read_header(storage, name)?;
-    let len = storage.len(name).map_err(|e| e.to_string())?;
-    let mut offset = HEADER_BYTES as u64;
-    let mut chain = 0u128;
-    let mut next = || -> Result<Option<Vec<u8>>, DecodeError> {
+/// A snapshot's frames, read one at a time, each checked against the checksum chain.
+struct Frames<'a, S> {
+    storage: &'a S,
+    name: &'a str,
+    len: u64,
+    offset: u64,
+    chain: u128,
+}
+
+impl<'a, S: Storage> Frames<'a, S> {
+    fn open(storage: &'a S, name: &'a str) -> Result<Frames<'a, S>, String> {
+        let len = storage.len(name).map_err(|e| e.to_string())?;
+        Ok(Frames { storage, name, len, offset: HEADER_BYTES as u64, chain: 0 })
+    }
+
+    /// The next frame's payload; `None` after the final frame.
+    fn next(&mut self) -> Result<Option<Vec<u8>>, DecodeError> {
+        let offset = self.offset;
         let corrupt = |what: String| DecodeError(format!("{what} at offset {offset}"));
         let mut header = Header::<FRAME_HEADER_BYTES>::default();
-        storage.read_exact_at(name, offset, &mut header.0).map_err(|e| corrupt(format!("frame header unreadable ({e})")))?;
+        self.storage.read_exact_at(self.name, offset, &mut header.0).map_err(|e| corrupt(format!("frame header unreadable ({e})")))?;
         let frame_len = header.get_u32(snapshot_frame::PAYLOAD_BYTES) as usize;
         let stored = header.get(snapshot_frame::CHECKSUM);
         if frame_len == 0 {
-            if stored != chain || offset + FRAME_HEADER_BYTES as u64 != len {
+            if stored != self.chain || offset + FRAME_HEADER_BYTES as u64 != self.len {
                 return Err(corrupt("bad final frame".into()));
             }
             return Ok(None);
@@ -162,17 +173,24 @@ pub fn read<S: Storage>(storage: &S, name: &str) -> Result<(State, Position), St
             return Err(corrupt(format!("frame of {frame_len} bytes exceeds the limit")));
         }
         let mut payload = vec![0u8; frame_len];
-        storage
-            .read_exact_at(name, offset + FRAME_HEADER_BYTES as u64, &mut payload)
+        self.storage
+            .read_exact_at(self.name, offset + FRAME_HEADER_BYTES as u64, &mut payload)
             .map_err(|e| corrupt(format!("frame unreadable ({e})")))?;
-        chain = frame_checksum(chain, &payload);
-        if chain != stored {
+        self.chain = frame_checksum(self.chain, &payload);
+        if self.chain != stored {
             return Err(corrupt("frame checksum mismatch".into()));
         }
-        offset += (FRAME_HEADER_BYTES + frame_len) as u64;
+        self.offset += (FRAME_HEADER_BYTES + frame_len) as u64;
         Ok(Some(payload))
-    };
-    let state = State::decode_snapshot(format, len as usize, &mut next, storage.history_reader()).map_err(|e| e.to_string())?;
+    }
+}
+
+/// One snapshot file, read back whole and checked: the state and the position it follows.
+pub fn read<S: Storage>(storage: &S, name: &str) -> Result<(State, Position), String> {
+    let (position, format) = read_header(storage, name)?;
+    let mut frames = Frames::open(storage, name)?;
+    let len = frames.len as usize;
+    let state = State::decode_snapshot(format, len, &mut || frames.next(), storage.history_reader()).map_err(|e| e.to_string())?;
     if state.last_seq() != position.last_seq {
         return Err("state does not match its header".into());
     }
@@ -183,13 +201,6 @@ pub fn read<S: Storage>(storage: &S, name: &str) -> Result<(State, Position), St
 /// does not read back.
 pub fn history_segments<S: Storage>(storage: &S, name: &str) -> Option<usize> {
     let (_, format) = read_header(storage, name).ok()?;
-    let mut header = Header::<FRAME_HEADER_BYTES>::default();
-    storage.read_exact_at(name, HEADER_BYTES as u64, &mut header.0).ok()?;
-    let len = (header.get_u32(snapshot_frame::PAYLOAD_BYTES) as usize).min(FRAME_BYTES_MAX);
-    let mut payload = vec![0u8; len];
-    storage.read_exact_at(name, (HEADER_BYTES + FRAME_HEADER_BYTES) as u64, &mut payload).ok()?;
-    if frame_checksum(0, &payload) != header.get(snapshot_frame::CHECKSUM) {
-        return None;
-    }
-    tally_core::snapshot::history_segments(format, &payload).ok()
+    let first = Frames::open(storage, name).ok()?.next().ok()??;
+    tally_core::snapshot::history_segments(format, &first).ok()
 }
