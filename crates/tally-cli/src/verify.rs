@@ -7,7 +7,7 @@ use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::Path;
 use std::time::Instant;
-use tally_core::{records, State};
+use tally_core::{id_runs, records, State};
 use tally_engine::engine::replay;
 use tally_engine::journal::Position;
 use tally_engine::{backup, history, snapshot, FileStorage, Storage};
@@ -72,6 +72,7 @@ struct Replayed {
     snapshots_checked: usize,
     snapshots: usize,
     segments_checked: usize,
+    id_runs_checked: usize,
     started: Instant,
 }
 
@@ -86,6 +87,7 @@ impl Replayed {
         println!("    checksums and chain intact; conservation and bounds hold after every record; totals match their history");
         println!("    snapshots checked against the replay: {} of {}", self.snapshots_checked, self.snapshots);
         println!("    history segments checked against the replay, byte for byte: {}", self.segments_checked);
+        println!("    id runs checked against the replay, byte for byte: {}", self.id_runs_checked);
     }
 }
 
@@ -93,9 +95,9 @@ impl Replayed {
 /// every snapshot against the replay, and audits the totals at the end.
 fn replay_all<S: Storage>(storage: &mut S) -> anyhow::Result<Replayed> {
     let snapshots = snapshot::checksums(storage)?;
-    // Listed before the replay: a segment exists only once its records were durable, so the
-    // replay reaches every one listed, even beside a server writing more.
-    let segments: Vec<String> = storage.list()?.into_iter().filter(|name| history::parse_segment_name(name).is_some()).collect();
+    // Listed before the replay: a segment or id run exists only once its records were durable,
+    // so the replay reaches every one listed, even beside a server writing more.
+    let history_files: Vec<String> = storage.list()?.into_iter().filter(|name| name.starts_with("history-")).collect();
     let progress = ProgressBar::new(0).with_style(
         ProgressStyle::with_template("{spinner} replaying [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})")
             .expect("valid template"),
@@ -131,7 +133,8 @@ fn replay_all<S: Storage>(storage: &mut S) -> anyhow::Result<Replayed> {
         bail!("a snapshot taken after record {at} lies beyond the journal's last record {records}: it is not this journal's");
     }
     state.audit().map_err(|reason| anyhow::anyhow!("audit failed: {reason}"))?;
-    let segments_checked = check_history(storage, &state, &segments)?;
+    let segments_checked = check_history(storage, &state, &history_files)?;
+    let id_runs_checked = check_id_runs(storage, &state, &history_files)?;
     Ok(Replayed {
         state,
         records,
@@ -140,6 +143,7 @@ fn replay_all<S: Storage>(storage: &mut S) -> anyhow::Result<Replayed> {
         snapshots_checked,
         snapshots: snapshots.len(),
         segments_checked,
+        id_runs_checked,
         started,
     })
 }
@@ -174,6 +178,35 @@ fn check_history<S: Storage>(storage: &S, state: &State, names: &[String]) -> an
             }
         }
         checked += 1;
+    }
+    Ok(checked)
+}
+
+/// Every id run against the replay: each must index exactly the records of its segments,
+/// under their ids' hashes, with the summary those entries make. A run a server beside this
+/// check merged away meanwhile is passed over.
+fn check_id_runs<S: Storage>(storage: &S, state: &State, names: &[String]) -> anyhow::Result<usize> {
+    let Some(reader) = storage.history_reader() else { return Ok(0) };
+    let mut checked = 0;
+    for name in names {
+        let Some(range) = history::parse_run_name(name) else { continue };
+        let mut header = [0u8; 16];
+        if let Err(error) = storage.read_exact_at(name, 0, &mut header) {
+            if storage.len(name).is_err() {
+                continue;
+            }
+            bail!("{name} cannot be read: {error}");
+        }
+        let Some(shift) = id_runs::run_shift(&header) else { bail!("{name} is not an id run") };
+        if (u64::from(range.end) << shift) > state.transfers() as u64 {
+            bail!("{name} indexes records beyond the journal's end: it is not this journal's");
+        }
+        let hash_of = |record: u32| state.transfer_id_hash(record);
+        match id_runs::check(range, shift, &*reader, &hash_of) {
+            Ok(()) => checked += 1,
+            Err(_) if storage.len(name).is_err() => {}
+            Err(problem) => bail!("{problem}"),
+        }
     }
     Ok(checked)
 }

@@ -16,6 +16,7 @@ pub mod chunked;
 pub mod codec;
 pub mod event;
 pub mod id;
+pub mod id_runs;
 pub mod limits;
 pub mod memory;
 pub mod metadata;

@@ -17,8 +17,11 @@ pub struct MemoryUse {
     pub account_history: usize,
     /// Transfer records, 64 bytes each.
     pub transfer_records: usize,
-    /// The index from a transfer id to its record.
+    /// The table from a transfer id to its record, for the records not yet in id runs.
     pub transfer_index: usize,
+    /// What memory keeps of the id runs: their summaries and the id filter (under 4 bytes an
+    /// id handed off).
+    pub id_runs: usize,
     /// Transfer ids and metadata.
     pub transfer_text: usize,
     /// Pages of handed-off history read back recently (at most `HISTORY_CACHE_BYTES`).
@@ -31,12 +34,13 @@ pub struct MemoryUse {
 
 impl MemoryUse {
     /// Each part with its name, as `/metrics` labels it.
-    pub fn parts(&self) -> [(&'static str, usize); 8] {
+    pub fn parts(&self) -> [(&'static str, usize); 9] {
         [
             ("accounts", self.accounts),
             ("account_history", self.account_history),
             ("transfer_records", self.transfer_records),
             ("transfer_index", self.transfer_index),
+            ("id_runs", self.id_runs),
             ("transfer_text", self.transfer_text),
             ("history_cache", self.history_cache),
             ("journal", self.journal),
@@ -105,6 +109,7 @@ impl State {
             account_history: history,
             transfer_records: records,
             transfer_index: self.transfer_index_bytes(),
+            id_runs: self.id_runs_bytes(),
             transfer_text: text,
             history_cache: cache,
             journal: self.log.allocated_bytes() + self.actors.allocated_bytes(),

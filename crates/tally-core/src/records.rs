@@ -29,10 +29,60 @@ use hashbrown::HashMap;
 use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
 
-/// Reads back the segments a store wrote. Implemented by the store over its files.
+/// Reads back the history files a store wrote. Implemented by the store over its files.
 pub trait HistoryRead: Send + Sync {
-    /// Fills `buffer` from byte `offset` of segment `segment`.
-    fn read_at(&self, segment: u32, offset: u64, buffer: &mut [u8]) -> std::io::Result<()>;
+    /// Fills `buffer` from byte `offset` of `file`.
+    fn read_at(&self, file: HistoryFile, offset: u64, buffer: &mut [u8]) -> std::io::Result<()>;
+}
+
+/// Where a state reads its history back: the store's reader, and how many segments the id
+/// runs the store holds cover (the end of the newest run, from the run files it lists; runs
+/// that do not read back are rebuilt from the segments).
+#[derive(Clone)]
+pub struct HistoryFiles {
+    pub reader: Arc<dyn HistoryRead>,
+    pub id_runs_end: u32,
+}
+
+/// The files of the history: segments of transfer records, and the id runs that index them
+/// (`crate::id_runs`). The store names them as it likes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum HistoryFile {
+    Segment(u32),
+    IdRun(crate::id_runs::RunRange),
+}
+
+impl std::fmt::Display for HistoryFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HistoryFile::Segment(segment) => write!(f, "history segment {segment}"),
+            HistoryFile::IdRun(range) => write!(f, "id run of history segments {} to {}", range.first, range.end),
+        }
+    }
+}
+
+/// `len` bytes of `file` from `offset` and the checksum after them, which must be `sum` of
+/// them. A read that fails is tried `READ_ATTEMPTS` times before it counts as damage.
+pub(crate) fn read_checked(
+    reader: &dyn HistoryRead,
+    file: HistoryFile,
+    offset: u64,
+    len: usize,
+    sum: impl Fn(&[u8]) -> u64,
+) -> Result<Vec<u8>, String> {
+    let mut buffer = vec![0u8; len + SUM_BYTES];
+    let mut problem = String::new();
+    for _ in 0..READ_ATTEMPTS {
+        match reader.read_at(file, offset, &mut buffer) {
+            Ok(()) if u64_at(&buffer, len) == sum(&buffer[..len]) => {
+                buffer.truncate(len);
+                return Ok(buffer);
+            }
+            Ok(()) => problem = "checksum mismatch".into(),
+            Err(error) => problem = error.to_string(),
+        }
+    }
+    Err(format!("{file} cannot be read at offset {offset}: {problem}"))
 }
 
 pub const SEGMENT_MAGIC: &[u8; 8] = b"TALLYHIS";
@@ -227,6 +277,21 @@ impl Default for Records {
     }
 }
 
+/// The id hashes segment `segment` of `2^shift` records keeps, one for each of its records in
+/// order, read around the page cache (they are read once, to index them).
+pub fn segment_id_hashes(reader: &dyn HistoryRead, shift: u32, segment: u32) -> Result<Vec<u64>, SegmentError> {
+    let layout = Layout { shift };
+    let sum = |bytes: &[u8]| part_sum(segment, PART_HASHES, bytes);
+    let hashes = read_checked(reader, HistoryFile::Segment(segment), layout.hashes(), layout.records() * HASH_BYTES, sum)?;
+    Ok(hashes.chunks_exact(HASH_BYTES).map(|hash| u64::from_le_bytes(hash.try_into().expect("8 bytes"))).collect())
+}
+
+/// Where a segment of `2^shift` records keeps its id hashes: a replay that writes a segment
+/// again compares them with the ones already written (the id index was built from those).
+pub fn id_hash_bytes(shift: u32) -> std::ops::Range<usize> {
+    HEADER_BYTES..HEADER_BYTES + (HASH_BYTES << shift)
+}
+
 /// The size of the segment whose bytes begin with `header` (records as a power of two), if
 /// they begin with a segment's header.
 pub fn segment_shift(header: &[u8]) -> Option<u32> {
@@ -237,8 +302,8 @@ pub fn segment_shift(header: &[u8]) -> Option<u32> {
 /// A record the state stands on cannot be read back: answering without it is not an option,
 /// so the ledger stops here, naming the segment. The journal still holds the history:
 /// removing the history segments and the snapshots makes the next start rebuild them.
-fn unreadable(problem: &str) -> ! {
-    panic!("{problem}; the journal holds everything: remove the history segments and snapshots to rebuild them")
+pub(crate) fn unreadable(problem: &str) -> ! {
+    panic!("{problem}; the journal holds everything: remove the history files and snapshots to rebuild them")
 }
 
 /// A transfer's id and metadata, from memory or read back from its segment.
@@ -301,23 +366,29 @@ impl Records {
     }
 
     /// Takes `segments` segments as already handed off (loading a snapshot that stands on
-    /// them): checks each one's header and returns every record's id hash, in order.
-    pub(crate) fn adopt_segments(&mut self, segments: usize, mut each_hash: impl FnMut(u32, u64)) -> Result<(), SegmentError> {
+    /// them), checking each one's header.
+    pub(crate) fn adopt_segments(&mut self, segments: usize) -> Result<(), SegmentError> {
         assert!(self.len == 0 && self.history.is_some(), "segments are adopted into empty, attached records");
-        let layout = Layout { shift: self.shift };
         for segment in 0..segments {
             let segment = u32::try_from(segment).map_err(|_| "too many segments".to_owned())?;
             let text_len = self.read_header(segment)?;
             self.history.as_mut().expect("attached").text_lens.push(text_len);
-            let hashes = self.read_part(segment, PART_HASHES, layout.hashes(), layout.records() * HASH_BYTES, Cache::Skip)?;
-            for (slot, hash) in hashes.chunks_exact(HASH_BYTES).enumerate() {
-                each_hash((segment << self.shift) + slot as u32, u64::from_le_bytes(hash.try_into().expect("8 bytes")));
-            }
             self.chunks.push(Vec::new());
-            self.len += layout.records();
+            self.len += 1 << self.shift;
             self.handed += 1;
         }
         Ok(())
+    }
+
+    /// The id hashes handed-off segment `segment` keeps (`segment_id_hashes`).
+    pub(crate) fn segment_hashes(&self, segment: u32) -> Result<Vec<u64>, SegmentError> {
+        assert!((segment as usize) < self.handed, "only handed-off segments are read back");
+        segment_id_hashes(self.reader().expect("attached"), self.shift, segment)
+    }
+
+    /// The reader of the attached history.
+    pub(crate) fn reader(&self) -> Option<&dyn HistoryRead> {
+        self.history.as_ref().map(|history| &*history.reader)
     }
 
     fn read_header(&self, segment: u32) -> Result<u64, SegmentError> {
@@ -339,25 +410,12 @@ impl Records {
         if let Some(page) = cache.then(|| history.cache.lock().expect("page cache lock").get(key)).flatten() {
             return Ok(page);
         }
-        let mut buffer = vec![0u8; len + SUM_BYTES];
-        let mut problem = String::new();
-        for _ in 0..READ_ATTEMPTS {
-            match history.reader.read_at(segment, offset, &mut buffer) {
-                Ok(()) => {
-                    let stored = u64::from_le_bytes(buffer[len..].try_into().expect("8 bytes"));
-                    if stored == part_sum(segment, part, &buffer[..len]) {
-                        let page: Arc<[u8]> = buffer[..len].into();
-                        if cache {
-                            history.cache.lock().expect("page cache lock").insert(key, page.clone());
-                        }
-                        return Ok(page);
-                    }
-                    problem = "checksum mismatch".into();
-                }
-                Err(error) => problem = error.to_string(),
-            }
+        let sum = |bytes: &[u8]| part_sum(segment, part, bytes);
+        let page: Arc<[u8]> = read_checked(&*history.reader, HistoryFile::Segment(segment), offset, len, sum)?.into();
+        if cache {
+            history.cache.lock().expect("page cache lock").insert(key, page.clone());
         }
-        Err(format!("history segment {segment} cannot be read at offset {offset}: {problem}"))
+        Ok(page)
     }
 
     /// A part of a segment the state already stands on, through the cache: failing to read

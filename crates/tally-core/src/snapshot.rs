@@ -12,12 +12,11 @@ use crate::id::Id;
 use crate::limits::ACCOUNT_DEPTH_MAX;
 use crate::metadata::Metadata;
 use crate::positions::Positions;
-use crate::records::{HistoryRead, Text, SEGMENT_SHIFT_MAX, SEGMENT_SHIFT_MIN};
+use crate::records::{HistoryFiles, Text, SEGMENT_SHIFT_MAX, SEGMENT_SHIFT_MIN};
 use crate::state::{
     Account, Asset, ExpiryRecord, HoldState, LogEntry, RecordKind, RenewalRecord, Settings, State, Totals, TransferRecord, UpdateRecord,
     CHECKPOINT_INTERVAL,
 };
-use std::sync::Arc;
 
 const NONE: u32 = u32::MAX;
 
@@ -308,7 +307,7 @@ impl State {
         format: u32,
         total_bytes: usize,
         next: &mut dyn FnMut() -> Result<Option<Vec<u8>>, DecodeError>,
-        history: Option<Arc<dyn HistoryRead>>,
+        history: Option<HistoryFiles>,
     ) -> Result<State, DecodeError> {
         if !(1..=SNAPSHOT_FORMAT).contains(&format) {
             return fail(format!("snapshot format {format}; this build reads 1 to {SNAPSHOT_FORMAT}"));
@@ -484,7 +483,7 @@ struct Loader<'a> {
     format: u32,
     /// Formats 1 to 3: the table of strings the records' spans point into.
     strings: Option<Strings>,
-    history: Option<Arc<dyn HistoryRead>>,
+    history: Option<HistoryFiles>,
     /// The seq of every record that is not a transfer.
     others: Vec<(u64, LogEntry)>,
 }

@@ -17,13 +17,13 @@ use crate::event::{
     AccountPatch, AccountUpdate, HoldRenewal, Moved, NewAccount, NewAsset, NewTransfer, Outcome, Request, ResultCode, TransferKind,
 };
 use crate::id::{AssetCode, Id};
+use crate::id_runs::{self, IdFilter, IdRun};
 use crate::limits::{ACCOUNT_DEPTH_MAX, ALLOCATION_SHARES_MAX, HOLD_TIMEOUT_MS_MAX, METADATA_BYTES_MAX, REQUEST_ENTRIES_MAX};
 use crate::metadata::Metadata;
 use crate::positions::Positions;
-use crate::records::{id_hash, HistoryRead, Records, Text};
+use crate::records::{id_hash, unreadable, HistoryFiles, Records, Text};
 use hashbrown::{HashMap, HashTable};
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
 /// Every running total stays at or below this, so that balances and available amounts
 /// (differences and sums of totals) always fit in an `i128`.
@@ -377,8 +377,14 @@ pub struct State {
     /// Transfer records with their ids and metadata: in memory, or handed off to history.
     pub(crate) records: Records,
     /// Transfer ids to record indexes, in shards so that growing one rehashes only a small
-    /// part: no pause proportional to the whole history.
+    /// part: no pause proportional to the whole history. Holds every record in memory, and
+    /// the handed-off ones the id runs do not cover yet.
     transfer_index: Vec<HashTable<IndexEntry>>,
+    /// The ids of handed-off records, as `id_runs::plan` lays them out (`id_runs` has the why).
+    id_runs: Vec<IdRun>,
+    /// Every id the runs hold, if the store built it: without it, every lookup of an id not in
+    /// the table looks into each run's summary.
+    id_filter: Option<IdFilter>,
     pub(crate) updates: Vec<UpdateRecord>,
     pub(crate) expiries: Vec<ExpiryRecord>,
     pub(crate) renewals: Vec<RenewalRecord>,
@@ -409,6 +415,16 @@ struct IndexEntry {
     record: u32,
 }
 
+/// At a start, the most handed-off segments indexed from their hashes in the table instead of
+/// taking id runs that reach beyond them (`adopt_id_runs`): 64 segments of 65,536 ids are
+/// about 56 MiB of table.
+const ADOPT_FROM_HASHES_MAX: u32 = 64;
+/// How much more a replayed record costs with runs beyond it (a random page read) than an id
+/// indexed from a segment's hashes (8 bytes read in order and a table insert).
+const PAGE_READ_WEIGHT: u32 = 16;
+/// A segment leaves the table in one pass over it while it holds at most this many segments.
+const TABLE_PASS_SEGMENTS: usize = 4;
+
 /// Shards of the transfer index.
 const INDEX_SHARDS: usize = 256;
 
@@ -429,6 +445,12 @@ fn insert_index_entry(index: &mut [HashTable<IndexEntry>], record: u32, id_hash:
     index[shard].insert_unique(table_hash(hash), IndexEntry { hash, record }, |entry| table_hash(entry.hash));
 }
 
+/// Takes record `record`, indexed under `id_hash`, out of the index.
+fn remove_index_entry(index: &mut [HashTable<IndexEntry>], record: u32, id_hash: u64) {
+    let (shard, hash) = index_key(id_hash);
+    index[shard].find_entry(table_hash(hash), |entry| entry.record == record).expect("the record is indexed").remove();
+}
+
 impl Default for State {
     fn default() -> State {
         State {
@@ -440,6 +462,8 @@ impl Default for State {
             children: BTreeSet::new(),
             records: Records::default(),
             transfer_index: (0..INDEX_SHARDS).map(|_| HashTable::new()).collect(),
+            id_runs: Vec::new(),
+            id_filter: None,
             updates: Vec::new(),
             expiries: Vec::new(),
             renewals: Vec::new(),
@@ -460,9 +484,14 @@ impl State {
         State::default()
     }
 
-    /// The bytes the transfer id index allocated.
+    /// The bytes the transfer id table allocated.
     pub(crate) fn transfer_index_bytes(&self) -> usize {
         self.transfer_index.iter().map(|shard| crate::memory::hashed(shard.capacity(), std::mem::size_of::<IndexEntry>())).sum()
+    }
+
+    /// The bytes the id runs' summaries and the id filter hold.
+    pub(crate) fn id_runs_bytes(&self) -> usize {
+        self.id_runs.iter().map(IdRun::bytes).sum::<usize>() + self.id_filter.as_ref().map_or(0, IdFilter::bytes)
     }
 
     /// The API key behind the journal entry at `seq`, if a key made it.
@@ -782,35 +811,165 @@ impl State {
     }
 
     pub(crate) fn find_transfer(&self, id: &str) -> Option<u32> {
-        let (shard, hash) = index_key(id_hash(id.as_bytes()));
-        self.transfer_index[shard]
-            .find(table_hash(hash), |entry| entry.hash == hash && self.text_of(entry.record).id_bytes() == id.as_bytes())
-            .map(|entry| entry.record)
+        let full_hash = id_hash(id.as_bytes());
+        let (shard, hash) = index_key(full_hash);
+        let in_table = self.transfer_index[shard]
+            .find(table_hash(hash), |entry| entry.hash == hash && self.text_of(entry.record).id_bytes() == id.as_bytes());
+        if let Some(entry) = in_table {
+            return Some(entry.record);
+        }
+        let reader = self.records.reader()?;
+        if self.id_filter.as_ref().is_some_and(|filter| !filter.may_contain(full_hash)) {
+            return None;
+        }
+        // Records not handed off are in the table, which was asked first. A run may cover
+        // segments a restarted ledger has not handed off again yet (`adopt_id_runs`), and even
+        // records its replay has not made yet: those are passed over.
+        let handed = self.records.handed_records();
+        let held = |record: &u32| (*record as usize) < handed && self.text_of(*record).id_bytes() == id.as_bytes();
+        let shift = self.records.shift();
+        self.id_runs
+            .iter()
+            .rev()
+            .filter(|run| ((run.range().first as usize) << shift) < handed)
+            .find_map(|run| run.find(full_hash, reader).unwrap_or_else(|problem| unreadable(&problem)).into_iter().find(held))
     }
 
     /// Hands records off to history in segments of `2^shift` records, read back through
-    /// `reader`. Records already in memory are kept, in chunks of the new size; a state that
+    /// `files`. Records already in memory are kept, in chunks of the new size; a state that
     /// loaded a snapshot standing on segments keeps the history it loaded them with.
-    pub fn attach_history(&mut self, reader: Arc<dyn HistoryRead>, shift: u32) {
+    pub fn attach_history(&mut self, files: HistoryFiles, shift: u32) {
         if self.records.is_attached() {
             return;
         }
         assert!(self.slice.is_none(), "a slice is loaded from a store, never handed off");
         let mut records = Records::default();
-        records.attach(reader, shift);
+        records.attach(files.reader, shift);
         for index in 0..self.records.len() as u32 {
             let (record, text) = (self.record_at(index), self.text_of(index));
             records.push(record, text.id(), text.metadata().unwrap_or(""));
         }
         self.records = records;
+        self.adopt_id_runs(files.id_runs_end).expect("no segment is handed off yet, so none is read");
     }
 
     /// Takes `segments` history segments as the first records (loading a snapshot that
-    /// stands on them), indexing their ids from the hashes they keep.
-    pub(crate) fn adopt_segments(&mut self, reader: Arc<dyn HistoryRead>, shift: u32, segments: usize) -> Result<(), String> {
-        self.records.attach(reader, shift);
-        let index = &mut self.transfer_index;
-        self.records.adopt_segments(segments, |record, hash| insert_index_entry(index, record, hash))
+    /// stands on them), with the id runs that index them.
+    pub(crate) fn adopt_segments(&mut self, files: HistoryFiles, shift: u32, segments: usize) -> Result<(), String> {
+        self.records.attach(files.reader, shift);
+        self.records.adopt_segments(segments)?;
+        self.adopt_id_runs(files.id_runs_end)
+    }
+
+    /// Takes the id runs that cover segments `[0, end)` as the store wrote them (reading their
+    /// summaries), and indexes the handed-off segments they do not cover in the table, from
+    /// the hashes the segments keep. If a run does not read back, none is taken: the table
+    /// indexes every handed-off segment, and the runs are written again (`id_run_due`).
+    ///
+    /// The runs may cover more segments than this state handed off: those of a ledger that
+    /// stopped after its last snapshot. The replay makes the same records again (the history
+    /// is deterministic, and the store compares the segments it writes again, `history_diverged`
+    /// if they differ), but each record it makes is then found in a run, as a record not made
+    /// yet, which costs a page read. The other way is to take only the runs that end within
+    /// the handed-off segments and index the rest of those from their hashes, in the table: a
+    /// sequential read, but table memory. So the runs beyond are left (and written again as
+    /// the replay goes) if that indexes at most `ADOPT_FROM_HASHES_MAX` segments and at most
+    /// `PAGE_READ_WEIGHT` times the segments to replay; otherwise they are taken.
+    fn adopt_id_runs(&mut self, end: u32) -> Result<(), String> {
+        let reader = self.records.reader().expect("a history is attached");
+        let shift = self.records.shift();
+        let handed = self.records.handed_segments() as u32;
+        let end = if end > handed {
+            let before = id_runs::plan(end).into_iter().take_while(|run| run.end <= handed).last().map_or(0, |run| run.end);
+            let from_hashes = handed - before;
+            let cheaper = from_hashes <= ADOPT_FROM_HASHES_MAX && from_hashes <= (end - handed).saturating_mul(PAGE_READ_WEIGHT);
+            if cheaper {
+                before
+            } else {
+                end
+            }
+        } else {
+            end
+        };
+        let runs: Result<Vec<IdRun>, String> = id_runs::plan(end).into_iter().map(|range| id_runs::load(range, shift, reader)).collect();
+        self.id_runs = runs.unwrap_or_default();
+        self.id_filter = None;
+        self.index_segments(self.id_runs_end()..self.records.handed_segments() as u32)
+    }
+
+    /// Indexes handed-off `segments` in the table.
+    fn index_segments(&mut self, segments: std::ops::Range<u32>) -> Result<(), String> {
+        let shift = self.records.shift();
+        for segment in segments {
+            for (slot, hash) in self.records.segment_hashes(segment)?.into_iter().enumerate() {
+                insert_index_entry(&mut self.transfer_index, (segment << shift) + slot as u32, hash);
+            }
+        }
+        Ok(())
+    }
+
+    /// How many segments the id runs cover.
+    pub fn id_runs_end(&self) -> u32 {
+        self.id_runs.last().map_or(0, |run| run.range().end)
+    }
+
+    /// The next handed-off segment to index in the id runs, if one is due.
+    pub fn id_run_due(&self) -> Option<u32> {
+        let end = self.id_runs_end();
+        ((end as usize) < self.records.handed_segments()).then_some(end)
+    }
+
+    /// The capacity of the id filter the store must build from the runs before it indexes the
+    /// next segment, if the filter is missing or would overflow.
+    pub fn id_filter_due(&self) -> Option<u64> {
+        let wanted = (u64::from(self.id_runs_end()) + 1) << self.records.shift();
+        self.id_filter.as_ref().is_none_or(|filter| filter.capacity() < wanted).then_some(wanted)
+    }
+
+    /// The store built `filter` from every id the runs up to `end` hold.
+    pub fn filtered(&mut self, filter: IdFilter, end: u32) {
+        assert!(self.id_filter_due().is_some() && end == self.id_runs_end(), "a filter is built when due, from the runs held");
+        self.id_filter = Some(filter);
+    }
+
+    /// The store wrote `run`, the run `id_runs::completed_by` the due segment, from the id
+    /// hashes `hashes` that segment keeps: its ids leave the table, for the filter.
+    pub fn indexed(&mut self, run: IdRun, hashes: &[u64]) {
+        let segment = self.id_run_due().expect("a segment is due to be indexed");
+        let shift = self.records.shift();
+        assert_eq!(run.range(), id_runs::completed_by(segment), "runs are written in order");
+        assert_eq!(hashes.len(), 1 << shift, "a segment's hashes index its every record");
+        if self.transfer_index.iter().map(HashTable::len).sum::<usize>() <= TABLE_PASS_SEGMENTS << shift {
+            self.unindex_segment(segment);
+        } else {
+            // A table that indexes many segments (a start without id runs) loses this one's
+            // entries one by one: a pass over the whole table for each would be quadratic.
+            for (slot, &hash) in hashes.iter().enumerate() {
+                remove_index_entry(&mut self.transfer_index, (segment << shift) + slot as u32, hash);
+            }
+            self.shrink_index();
+        }
+        if let Some(filter) = &mut self.id_filter {
+            hashes.iter().for_each(|&hash| filter.insert(hash));
+        }
+        self.id_runs.retain(|held| held.range().end <= run.range().first);
+        self.id_runs.push(run);
+    }
+
+    /// Segment `segment`, written again, differs from the one the id runs were built from (the
+    /// journal no longer matches the history files): the runs that reach it are dropped (the
+    /// ones before it end where `plan` would), the table indexes the handed-off segments they
+    /// covered, and the runs are written again from the segments.
+    pub fn history_diverged(&mut self, segment: u32) {
+        let covered = self.id_runs_end().min(self.records.handed_segments() as u32);
+        self.id_runs.retain(|run| run.range().end <= segment);
+        self.id_filter = None;
+        self.index_segments(self.id_runs_end()..covered).unwrap_or_else(|problem| unreadable(&problem));
+    }
+
+    /// History segments hold `2^history_shift` records.
+    pub fn history_shift(&self) -> u32 {
+        self.records.shift()
     }
 
     /// The next history segment to hand off, if one is due.
@@ -831,14 +990,48 @@ impl State {
         (end <= self.records.len()).then(|| self.records.encode_segment(segment, shift))
     }
 
+    /// Transfer records made so far (failed ones too).
+    pub fn transfers(&self) -> usize {
+        self.records.len()
+    }
+
+    /// The hash the id index keeps for transfer record `index`'s id.
+    pub fn transfer_id_hash(&self, index: u32) -> u64 {
+        id_hash(self.text_of(index).id_bytes())
+    }
+
     /// History segments handed off so far.
     pub fn history_segments(&self) -> usize {
         self.records.handed_segments()
     }
 
-    /// The store wrote segment `segment` where the history reads it: its records leave memory.
+    /// The store wrote segment `segment` where the history reads it: its records leave memory,
+    /// and their ids the table if the id runs already cover them.
     pub fn handed_off(&mut self, segment: u32) {
         self.records.handed_off(segment);
+        if segment < self.id_runs_end() {
+            self.unindex_segment(segment);
+        }
+    }
+
+    /// Takes segment `segment`'s records out of the table, which holds none of the segments
+    /// before it and only a few after: one pass over it, cheaper than a lookup for each.
+    fn unindex_segment(&mut self, segment: u32) {
+        let end = (segment + 1) << self.records.shift();
+        for shard in &mut self.transfer_index {
+            shard.retain(|entry| entry.record >= end);
+        }
+        self.shrink_index();
+    }
+
+    /// Gives back the memory of a table that indexed many handed-off segments once the id
+    /// runs hold them.
+    fn shrink_index(&mut self) {
+        for shard in &mut self.transfer_index {
+            if shard.capacity() > 4 * shard.len().max(1 << 10) {
+                shard.shrink_to_fit(|entry| table_hash(entry.hash));
+            }
+        }
     }
 
     /// Transfer record `index`.
@@ -1301,11 +1494,8 @@ impl State {
                     let index = self.log.pop_transfer();
                     self.actors.rolled_back(self.last_seq());
                     assert_eq!(index as usize, self.records.len() - 1);
-                    let (shard, hash) = index_key(id_hash(self.text_of(index).id_bytes()));
-                    self.transfer_index[shard]
-                        .find_entry(table_hash(hash), |entry| entry.record == index)
-                        .expect("recorded transfers are indexed")
-                        .remove();
+                    let hash = id_hash(self.text_of(index).id_bytes());
+                    remove_index_entry(&mut self.transfer_index, index, hash);
                     self.records.pop();
                 }
                 Undo::Totals { account, before } => {

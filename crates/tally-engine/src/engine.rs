@@ -12,7 +12,7 @@
 //! could take back.
 
 use crate::backup::{Destination, Unfinished};
-use crate::history::{self, SegmentWriter};
+use crate::history::{self, SegmentWriter, StateAccess};
 use crate::journal::{Journal, JournalError, Position, Tip};
 use crate::snapshot;
 use crate::storage::{FileStorage, Storage, LOCK_FILE};
@@ -159,6 +159,15 @@ pub fn replay<S: Storage>(
     Ok((journal, replayed))
 }
 
+/// The history writer's way to the state: through its lock.
+struct Locked(Arc<Shared>);
+
+impl StateAccess for Locked {
+    fn with<R>(&mut self, change: impl FnOnce(&mut State) -> R) -> R {
+        change(&mut self.0.state.write().expect("state lock"))
+    }
+}
+
 /// Rebuilds the state from storage: the newest intact snapshot (with the history segments it
 /// stands on), then the journal after it (cutting a torn tail), then hands off to history
 /// segments of `2^history_shift` records what is due. After a long replay it writes a
@@ -170,8 +179,19 @@ pub fn recover<S: Storage>(storage: &mut S, history_shift: u32) -> Result<(State
     // Segments are handed off as the replay goes, so a long replay needs no more memory than
     // the ledger running; they go through a second handle while the replay reads the journal.
     let mut segments = storage.history_writer();
-    if let Some(reader) = storage.history_reader().filter(|_| segments.is_some()) {
-        state.attach_history(reader, history_shift);
+    if segments.is_some() {
+        if let Some(files) = history::files(storage) {
+            state.attach_history(files, history_shift);
+        }
+        // A run left behind could cover segments this start writes again differently (were
+        // the journal to have lost records): a later start would take it. So a start that
+        // cannot remove one does not go on.
+        if !history::remove_unused_runs(storage, state.id_runs_end()) {
+            return Err(io(std::io::Error::other("could not remove id runs the ledger no longer uses (see the warning above)")));
+        }
+        if let Some(reader) = storage.history_reader() {
+            history::build_filter_due(&*reader, &mut &mut state);
+        }
     }
     // After a segment failed to write (a full disk), the replay hands off no more: the
     // running writer tries again, at most once a second.
@@ -234,11 +254,8 @@ impl Engine {
             queue: WriteQueue::new(config.queue_requests_max),
             tip: Mutex::new(journal.tip()),
         });
-        let handed_off = {
-            let shared = shared.clone();
-            move |segment| shared.state.write().expect("state lock").handed_off(segment)
-        };
-        let segments = storage.history_writer().map(|files| SegmentWriter::start(files, handed_off)).transpose().map_err(io)?;
+        let locked = Locked(shared.clone());
+        let segments = storage.history_writer().map(|files| SegmentWriter::start(files, locked)).transpose().map_err(io)?;
         let writer = Writer { shared: shared.clone(), storage, journal, config, segments };
         let supervised = shared.clone();
         let handle = std::thread::Builder::new()

@@ -190,7 +190,7 @@ pub fn read<S: Storage>(storage: &S, name: &str) -> Result<(State, Position), St
     let (position, format) = read_header(storage, name)?;
     let mut frames = Frames::open(storage, name)?;
     let len = frames.len as usize;
-    let state = State::decode_snapshot(format, len, &mut || frames.next(), storage.history_reader()).map_err(|e| e.to_string())?;
+    let state = State::decode_snapshot(format, len, &mut || frames.next(), crate::history::files(storage)).map_err(|e| e.to_string())?;
     if state.last_seq() != position.last_seq {
         return Err("state does not match its header".into());
     }

@@ -7,7 +7,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tally_core::records::HistoryRead;
 
@@ -43,8 +43,9 @@ pub trait Storage: Send + 'static {
     fn check_place(&self) -> io::Result<()> {
         Ok(())
     }
-    /// A reader of this storage's history segments that any thread may use (a segment never
-    /// changes once written), or `None` to keep every transfer record in memory.
+    /// A reader of this storage's history files that any thread may use (a file is written
+    /// whole, and written again only with the same bytes, or removed once no state uses it),
+    /// or `None` to keep every transfer record in memory.
     fn history_reader(&self) -> Option<Arc<dyn HistoryRead>> {
         None
     }
@@ -235,10 +236,44 @@ impl Storage for FileStorage {
     }
 
     fn history_reader(&self) -> Option<Arc<dyn HistoryRead>> {
-        let directory = self.directory.clone();
+        let files = OpenFiles { directory: self.directory.clone(), open: Mutex::new(HashMap::new()) };
         Some(Arc::new(crate::history::SegmentReader(move |name: &str, offset, buffer: &mut [u8]| {
-            patiently(|| File::open(directory.join(name)))?.read_exact_at(buffer, offset)
+            files.get(name)?.read_exact_at(buffer, offset)
         })))
+    }
+}
+
+/// History files kept open for reading: a page read is then one `pread`, not an open, a read
+/// and a close (a replay over indexed segments reads a page of an id run for every transfer).
+struct OpenFiles {
+    directory: PathBuf,
+    open: Mutex<HashMap<String, Arc<File>>>,
+}
+
+/// History files kept open at most: few next to the descriptors a process may open.
+const OPEN_HISTORY_FILES: usize = 64;
+
+/// Whether an open file is still the one its name leads to: a file replaced or removed has no
+/// link left (a segment is written again after a crash; a merged id run is removed, and its
+/// disk space is freed only once no handle holds it).
+fn still_linked(file: &File) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    file.metadata().is_ok_and(|metadata| metadata.nlink() > 0)
+}
+
+impl OpenFiles {
+    fn get(&self, name: &str) -> io::Result<Arc<File>> {
+        let mut open = self.open.lock().expect("open history files lock");
+        if let Some(file) = open.get(name).filter(|file| still_linked(file)) {
+            return Ok(file.clone());
+        }
+        open.retain(|_, file| still_linked(file));
+        if open.len() >= OPEN_HISTORY_FILES {
+            open.clear();
+        }
+        let file = Arc::new(patiently(|| File::open(self.directory.join(name)))?);
+        open.insert(name.to_owned(), file.clone());
+        Ok(file)
     }
 }
 

@@ -190,32 +190,49 @@ fn holds_expire_through_the_journal() {
     assert_eq!(block_on(engine.transfer(id("h"))).unwrap().unwrap().state, TransferState::Expired);
 }
 
+/// History segments of 64 records, so that a few hundred transfers hand some off.
+fn small_segments() -> Config {
+    Config { history_shift: records::SEGMENT_SHIFT_MIN, ..Config::default() }
+}
+
+/// Funds `{prefix}{n}` for each n of `range`, each created.
+fn pay(engine: &Engine, prefix: &str, range: std::ops::Range<usize>) {
+    for n in range {
+        assert_eq!(submit(engine, fund(&format!("{prefix}{n}"), "1.25")), [ResultCode::Created], "{prefix}{n}");
+    }
+}
+
+/// An engine on `storage`, the ledger set up.
+fn set_up(storage: &SimStorage, config: Config) -> Engine {
+    let engine = start(storage, config);
+    for request in setup_requests() {
+        submit(&engine, request);
+    }
+    engine
+}
+
 /// Records leave memory in history segments; a clean restart stands on them, a crash replays
 /// the journal and writes them again byte for byte, and either way old ids stay decided and
 /// old transfers readable.
 #[test]
 fn handed_off_records_answer_across_clean_restarts_and_crashes() {
-    let history = || Config { history_shift: records::SEGMENT_SHIFT_MIN, ..Config::default() };
     let storage = quiet();
-    let engine = start(&storage, history());
-    for request in setup_requests() {
-        submit(&engine, request);
-    }
-    for n in 0..400 {
-        assert_eq!(submit(&engine, fund(&format!("t{n}"), "1.25")), [ResultCode::Created]);
-    }
+    let engine = set_up(&storage, small_segments());
+    pay(&engine, "t", 0..400);
     let old = block_on(engine.transfer(id("t3"))).unwrap().expect("an old transfer reads back");
     assert_eq!(submit(&engine, fund("t3", "1.25")), [ResultCode::Exists]);
     assert_eq!(submit(&engine, fund("t4", "9.99")), [ResultCode::ExistsWithDifferentFields]);
     engine.shutdown();
 
     // A start hands off, before it serves, every segment due that the segment writer had not
-    // reached: 400 records make five.
+    // reached: 400 records make five, indexed by two id runs (four merged, and one).
     let storage = storage.crash_keeping(0);
-    let clean = start(&storage, history());
-    let segments: Vec<String> = names(&storage).into_iter().filter(|n| n.starts_with("history-")).collect();
-    assert_eq!(segments.len(), 5, "{:?}", names(&storage));
-    let written: Vec<Vec<u8>> = segments.iter().map(|n| storage.read_whole(n, 1 << 30).unwrap()).collect();
+    let clean = start(&storage, small_segments());
+    let history_files: Vec<String> = names(&storage).into_iter().filter(|n| n.starts_with("history-")).collect();
+    let expected = ["0000000000", "0000000001", "0000000002", "0000000003", "0000000004"].map(|n| format!("history-{n}.th"));
+    let runs = ["history-ids-0000000000-0000000004.ti", "history-ids-0000000004-0000000005.ti"];
+    assert_eq!(history_files, [&expected[..], &runs.map(String::from)[..]].concat());
+    let written: Vec<Vec<u8>> = history_files.iter().map(|n| storage.read_whole(n, 1 << 30).unwrap()).collect();
     assert_eq!(alice(&clean), 400 * 125);
     assert_eq!(block_on(clean.transfer(id("t3"))).unwrap(), Some(old.clone()));
     assert_eq!(submit(&clean, fund("t5", "1.25")), [ResultCode::Exists]);
@@ -227,14 +244,72 @@ fn handed_off_records_answer_across_clean_restarts_and_crashes() {
     for name in names(&crashed).into_iter().filter(|n| n.starts_with("snapshot-") || n.starts_with("history-")) {
         bare.remove(&name).unwrap();
     }
-    let replayed = start(&bare, Config { snapshot_on_shutdown: false, ..history() });
+    let replayed = start(&bare, Config { snapshot_on_shutdown: false, ..small_segments() });
     assert_eq!(block_on(replayed.transfer(id("t3"))).unwrap(), Some(old));
     assert_eq!(submit(&replayed, fund("t6", "1.25")), [ResultCode::Exists]);
-    let rewritten: Vec<Vec<u8>> = names(&bare)
+    let rewritten: Vec<Vec<u8>> =
+        names(&bare).into_iter().filter(|n| n.starts_with("history-")).map(|n| bare.read_whole(&n, 1 << 30).unwrap()).collect();
+    assert!(rewritten[..written.len()] == written[..], "the replay writes every segment and id run byte for byte the same");
+}
+
+/// The history files of one ledger beside the journal of another, without a snapshot (a
+/// directory put together by hand): a replay of the whole journal takes none of the id runs,
+/// and writes every segment and run again from this journal alone.
+#[test]
+fn history_files_of_another_ledger_are_written_again_by_a_whole_replay() {
+    let ledger = |prefix: &str| {
+        let storage = quiet();
+        let engine = set_up(&storage, small_segments());
+        pay(&engine, prefix, 0..400);
+        engine.shutdown();
+        storage.crash_keeping(0)
+    };
+    let (other, ours) = (ledger("a"), ledger("b"));
+    let ours_written: Vec<(String, Vec<u8>)> = names(&ours)
         .into_iter()
         .filter(|n| n.starts_with("history-"))
-        .map(|n| bare.read_whole(&n, 1 << 30).unwrap())
-        .take(written.len())
+        .map(|n| (n.clone(), ours.read_whole(&n, 1 << 30).unwrap()))
         .collect();
-    assert!(rewritten == written, "the replay writes every segment byte for byte the same");
+    let mut mixed = ours.clone();
+    for name in names(&ours).into_iter().filter(|n| n.starts_with("history-") || n.starts_with("snapshot-")) {
+        mixed.remove(&name).unwrap();
+    }
+    for name in names(&other).into_iter().filter(|n| n.starts_with("history-")) {
+        let bytes = other.read_whole(&name, 1 << 30).unwrap();
+        mixed.write_atomic(&name, &mut |emit| emit(&bytes)).unwrap();
+    }
+    let engine = start(&mixed, Config { snapshot_on_shutdown: false, ..small_segments() });
+    assert_eq!(submit(&engine, fund("b3", "1.25")), [ResultCode::Exists]);
+    assert_eq!(submit(&engine, fund("a3", "1.25")), [ResultCode::Created]);
+    drop(engine);
+    for (name, bytes) in ours_written {
+        assert!(mixed.read_whole(&name, 1 << 30).unwrap() == bytes, "{name} is written again from this journal");
+    }
+}
+
+/// A journal that lost records its history files were written from (its tail cut after a
+/// crash): the id runs beyond the snapshot are taken at the start, and the first segment
+/// written again with other ids than before makes the ledger drop them and build them again.
+#[test]
+fn id_runs_that_the_journal_no_longer_reaches_are_built_again() {
+    let storage = quiet();
+    let engine = set_up(&storage, small_segments());
+    pay(&engine, "a", 0..1_000);
+    engine.shutdown();
+    let journal = names(&storage).into_iter().find(|n| n.starts_with("journal-")).unwrap();
+    let snapshot_end = storage.len(&journal).unwrap();
+    let storage = storage.crash_keeping(0);
+    let engine = start(&storage, Config { snapshot_on_shutdown: false, ..small_segments() });
+    pay(&engine, "a", 1_000..1_150);
+    drop(engine);
+    let mut storage = storage.crash_keeping(0);
+    storage.truncate(&journal, snapshot_end).unwrap();
+
+    let engine = start(&storage, small_segments());
+    pay(&engine, "b", 0..300);
+    for n in (0..300).step_by(7) {
+        assert_eq!(submit(&engine, fund(&format!("b{n}"), "1.25")), [ResultCode::Exists], "b{n}");
+    }
+    assert_eq!(submit(&engine, fund("a3", "1.25")), [ResultCode::Exists]);
+    assert_eq!(submit(&engine, fund("a1100", "1.25")), [ResultCode::Created], "a1100 was lost with the journal's tail");
 }
