@@ -158,6 +158,9 @@ async fn serve(args: &Args, app: App, keys: Arc<dyn KeyStore>) -> anyhow::Result
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
     let listening = Listening::new(tally_server::listen::connections_max(), tls);
+    // The handlers are installed before the first connection is taken: a stop signal that
+    // comes right after must not find the default action (ending the process on the spot).
+    let stop_signals = StopSignals::install()?;
     let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
     tracing::info!("listening on {scheme}://{}", listener.local_addr()?);
     let (stopping, stopped) = tokio::sync::watch::channel(false);
@@ -174,7 +177,7 @@ async fn serve(args: &Args, app: App, keys: Arc<dyn KeyStore>) -> anyhow::Result
         None => None,
     };
     let main = tally_server::listen::serve(listener, app, listening, async move {
-        stop_signal().await;
+        stop_signals.wait().await;
         let _ = stopping.send(true);
     });
     main.await?;
@@ -198,11 +201,26 @@ fn reload_on_hangup(tls: Arc<Tls>) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn stop_signal() {
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler installs");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate.recv() => {}
+/// SIGTERM and SIGINT (Ctrl-C), handled from the moment they are installed.
+struct StopSignals {
+    terminate: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn install() -> anyhow::Result<StopSignals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(StopSignals {
+            terminate: signal(SignalKind::terminate()).context("SIGTERM handler")?,
+            interrupt: signal(SignalKind::interrupt()).context("SIGINT handler")?,
+        })
     }
-    tracing::info!("stop requested");
+
+    async fn wait(mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
+        tracing::info!("stop requested");
+    }
 }

@@ -109,7 +109,7 @@ pub fn hand_off_due<S: Storage + ?Sized>(storage: &mut S, mut state: &mut State)
     }
     if state.id_run_due().is_some() {
         if let Some(reader) = storage.history_reader() {
-            index_due(storage, &*reader, &mut state);
+            index_due(storage, &*reader, &mut state, &AtomicBool::new(false));
         }
     }
     true
@@ -161,13 +161,18 @@ fn same_ids<S: Storage + ?Sized>(storage: &S, segment: u32, bytes: &[u8]) -> io:
 }
 
 /// Writes every id run due (`State::id_run_due`), each from the segment's id hashes merged
-/// with the runs it completes, which it then removes; `false` if one failed.
-fn index_due<S: Storage + ?Sized>(storage: &mut S, reader: &dyn HistoryRead, state: &mut impl StateAccess) -> bool {
+/// with the runs it completes, which it then removes; `false` if one failed, or `stopping`
+/// was set (a merge under way is given up: the runs are derived, and the next start writes
+/// it again).
+fn index_due<S: Storage + ?Sized>(storage: &mut S, reader: &dyn HistoryRead, state: &mut impl StateAccess, stopping: &AtomicBool) -> bool {
     while let Some((segment, shift)) = state.with(|state| state.id_run_due().map(|segment| (segment, state.history_shift()))) {
+        if stopping.load(Ordering::Acquire) {
+            return false;
+        }
         if !build_filter_due(reader, state) {
             return false;
         }
-        let Some((run, hashes)) = write_run(storage, reader, shift, segment) else { return false };
+        let Some((run, hashes)) = write_run(storage, reader, shift, segment, stopping) else { return false };
         let range = run.range();
         state.with(|state| state.indexed(run, &hashes));
         for merged in id_runs::plan(segment).into_iter().filter(|merged| merged.first >= range.first) {
@@ -196,7 +201,13 @@ pub fn build_filter_due(reader: &dyn HistoryRead, state: &mut impl StateAccess) 
 }
 
 /// Writes the id run segment `segment` completes; with the segment's id hashes.
-fn write_run<S: Storage + ?Sized>(storage: &mut S, reader: &dyn HistoryRead, shift: u32, segment: u32) -> Option<(IdRun, Vec<u64>)> {
+fn write_run<S: Storage + ?Sized>(
+    storage: &mut S,
+    reader: &dyn HistoryRead,
+    shift: u32,
+    segment: u32,
+    stopping: &AtomicBool,
+) -> Option<(IdRun, Vec<u64>)> {
     let hashes = match records::segment_id_hashes(reader, shift, segment) {
         Ok(hashes) => hashes,
         Err(problem) => {
@@ -208,11 +219,18 @@ fn write_run<S: Storage + ?Sized>(storage: &mut S, reader: &dyn HistoryRead, shi
     let mut run = None;
     let written = storage.write_atomic(&run_name(id_runs::completed_by(segment)), &mut |emit| {
         let entries = entries.take().expect("a run is produced once");
-        run = Some(id_runs::merge(segment, shift, entries, reader, emit)?);
+        let mut unless_stopping = |piece: &[u8]| {
+            if stopping.load(Ordering::Acquire) {
+                return Err(io::Error::new(io::ErrorKind::Interrupted, "the ledger is stopping"));
+            }
+            emit(piece)
+        };
+        run = Some(id_runs::merge(segment, shift, entries, reader, &mut unless_stopping)?);
         Ok(())
     });
     match (written, run) {
         (Ok(()), Some(run)) => Some((run, hashes)),
+        (Err(error), _) if error.kind() == io::ErrorKind::Interrupted => None,
         (written, _) => {
             tracing::warn!(segment, error = ?written.err(), "could not write an id run; the ids stay in memory for now");
             None
@@ -238,6 +256,8 @@ const RETRY_AFTER: Duration = Duration::from_secs(1);
 pub struct SegmentWriter {
     sender: Option<SyncSender<(u32, Vec<u8>)>>,
     busy: Arc<AtomicBool>,
+    /// Set when the ledger stops: a long merge must not hold up the shutdown.
+    stopping: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -247,16 +267,19 @@ impl SegmentWriter {
         let reader = storage.history_reader().ok_or_else(|| io::Error::other("history files without a reader"))?;
         let (sender, segments) = mpsc::sync_channel::<(u32, Vec<u8>)>(1);
         let busy = Arc::new(AtomicBool::new(false));
-        let done = busy.clone();
+        let stopping = Arc::new(AtomicBool::new(false));
+        let (done, stop) = (busy.clone(), stopping.clone());
         let thread = std::thread::Builder::new().name("tally-history".into()).spawn(move || {
             for (segment, bytes) in segments {
-                if !(write_segment(&mut *storage, segment, &bytes, &mut state) && index_due(&mut *storage, &*reader, &mut state)) {
+                let written =
+                    write_segment(&mut *storage, segment, &bytes, &mut state) && index_due(&mut *storage, &*reader, &mut state, &stop);
+                if !written && !stop.load(Ordering::Acquire) {
                     std::thread::sleep(RETRY_AFTER);
                 }
                 done.store(false, Ordering::Release);
             }
         })?;
-        Ok(SegmentWriter { sender: Some(sender), busy, thread: Some(thread) })
+        Ok(SegmentWriter { sender: Some(sender), busy, stopping, thread: Some(thread) })
     }
 
     /// Whether a segment is being written.
@@ -277,8 +300,9 @@ impl SegmentWriter {
 }
 
 impl Drop for SegmentWriter {
-    /// Finishes the segment being written, then stops the thread.
+    /// Finishes the segment being written (giving up a merge under way), then stops the thread.
     fn drop(&mut self) {
+        self.stopping.store(true, Ordering::Release);
         drop(self.sender.take());
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
