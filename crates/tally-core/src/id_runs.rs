@@ -170,7 +170,7 @@ impl IdRun {
         for rank in from as u64..to as u64 {
             let number = rank / PAGE_ENTRIES as u64;
             if page.as_ref().is_none_or(|(held, _)| *held != number) {
-                page = Some((number, self.read_page(number, reader)?));
+                page = Some((number, read_page(reader, self.range, self.entries, number)?));
             }
             let bytes = &page.as_ref().expect("read above").1;
             let at = (rank % PAGE_ENTRIES as u64) as usize * ENTRY_BYTES;
@@ -181,12 +181,12 @@ impl IdRun {
         }
         Ok(found)
     }
+}
 
-    fn read_page(&self, page: u64, reader: &dyn HistoryRead) -> Result<Vec<u8>, String> {
-        let len = ((self.entries - page * PAGE_ENTRIES as u64).min(PAGE_ENTRIES as u64)) as usize * ENTRY_BYTES;
-        let range = self.range;
-        read_checked(reader, HistoryFile::IdRun(range), page_offset(page), len, |bytes| part_sum(range, page, bytes))
-    }
+/// Entry page `page` of run `range`, which holds `entries`, checked against its checksum.
+fn read_page(reader: &dyn HistoryRead, range: RunRange, entries: u64, page: u64) -> Result<Vec<u8>, String> {
+    let len = ((entries - page * PAGE_ENTRIES as u64).min(PAGE_ENTRIES as u64)) as usize * ENTRY_BYTES;
+    read_checked(reader, HistoryFile::IdRun(range), page_offset(page), len, |bytes| part_sum(range, page, bytes))
 }
 
 fn decode_entry(bytes: &[u8]) -> (u64, u32) {
@@ -289,10 +289,7 @@ impl<'a> Cursor<'a> {
         }
         let at = (self.next % PAGE_ENTRIES as u64) as usize * ENTRY_BYTES;
         if at == 0 {
-            let page = self.next / PAGE_ENTRIES as u64;
-            let len = ((self.entries - self.next).min(PAGE_ENTRIES as u64)) as usize * ENTRY_BYTES;
-            let range = self.range;
-            self.page = read_checked(self.reader, HistoryFile::IdRun(range), page_offset(page), len, |b| part_sum(range, page, b))?;
+            self.page = read_page(self.reader, self.range, self.entries, self.next / PAGE_ENTRIES as u64)?;
         }
         self.next += 1;
         Ok(Some(decode_entry(&self.page[at..at + ENTRY_BYTES])))
